@@ -1,0 +1,237 @@
+package api_test
+
+import (
+	"fmt"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/panelsync/panelsync/api"
+)
+
+// loadDocument parses the embedded document into plain maps and slices,
+// the shape that the checks below walk.
+func loadDocument(t *testing.T) map[string]any {
+	t.Helper()
+	var doc map[string]any
+	if err := yaml.Unmarshal(api.OpenAPI(), &doc); err != nil {
+		t.Fatalf("openapi.yaml is not valid YAML: %v", err)
+	}
+	return doc
+}
+
+// mapAt returns the mapping at key in m, failing the test when it is
+// missing or not a mapping.
+func mapAt(t *testing.T, m map[string]any, key string) map[string]any {
+	t.Helper()
+	v, ok := m[key].(map[string]any)
+	if !ok {
+		t.Fatalf("%q is missing or not a mapping", key)
+	}
+	return v
+}
+
+var httpMethods = []string{"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+
+// operation is one method on one path of the document.
+type operation struct {
+	method, path string
+	op           map[string]any
+}
+
+func operations(t *testing.T, doc map[string]any) []operation {
+	t.Helper()
+	var ops []operation
+	for path, item := range mapAt(t, doc, "paths") {
+		pi, ok := item.(map[string]any)
+		if !ok {
+			t.Fatalf("path %s is not a mapping", path)
+		}
+		for _, m := range httpMethods {
+			if op, ok := pi[m].(map[string]any); ok {
+				ops = append(ops, operation{method: strings.ToUpper(m), path: path, op: op})
+			}
+		}
+	}
+	sort.Slice(ops, func(i, j int) bool {
+		if ops[i].path != ops[j].path {
+			return ops[i].path < ops[j].path
+		}
+		return ops[i].method < ops[j].method
+	})
+	return ops
+}
+
+func TestOpenAPI_IsAnOpenAPI31Document(t *testing.T) {
+	doc := loadDocument(t)
+
+	version, _ := doc["openapi"].(string)
+	if !strings.HasPrefix(version, "3.1.") {
+		t.Errorf("openapi = %q, want 3.1.x", version)
+	}
+	info := mapAt(t, doc, "info")
+	for _, key := range []string{"title", "version", "description"} {
+		if s, _ := info[key].(string); strings.TrimSpace(s) == "" {
+			t.Errorf("info.%s is empty", key)
+		}
+	}
+	if len(mapAt(t, doc, "paths")) == 0 {
+		t.Fatal("paths is empty")
+	}
+	schemes := mapAt(t, mapAt(t, doc, "components"), "securitySchemes")
+	if _, ok := schemes["bearer"]; !ok {
+		t.Error("components.securitySchemes has no bearer scheme")
+	}
+
+	seenIDs := map[string]string{}
+	for _, o := range operations(t, doc) {
+		where := o.method + " " + o.path
+		id, _ := o.op["operationId"].(string)
+		if id == "" {
+			t.Errorf("%s has no operationId", where)
+		} else if prev, dup := seenIDs[id]; dup {
+			t.Errorf("%s reuses operationId %q of %s", where, id, prev)
+		}
+		seenIDs[id] = where
+		if s, _ := o.op["summary"].(string); s == "" {
+			t.Errorf("%s has no summary", where)
+		}
+		responses, _ := o.op["responses"].(map[string]any)
+		if len(responses) == 0 {
+			t.Errorf("%s documents no responses", where)
+		}
+		for status := range responses {
+			if n, err := strconv.Atoi(status); err != nil || http.StatusText(n) == "" {
+				t.Errorf("%s documents response %q, which is not an HTTP status", where, status)
+			}
+		}
+	}
+}
+
+// TestOpenAPI_DescribesEveryRoute lists the routes the server registers,
+// so that removing one from the document by mistake fails here. Routes the
+// server gains must be added both to the document and to this list.
+func TestOpenAPI_DescribesEveryRoute(t *testing.T) {
+	doc := loadDocument(t)
+	documented := map[string]map[string]any{}
+	for _, o := range operations(t, doc) {
+		documented[o.method+" "+o.path] = o.op
+	}
+
+	routes := []struct {
+		route  string
+		public bool
+		// statuses are the answers the route must document.
+		statuses []string
+	}{
+		{"GET /healthz", true, []string{"200"}},
+		{"GET /readyz", true, []string{"200", "503"}},
+		{"GET /openapi.yaml", true, []string{"200"}},
+		{"GET /docs", true, []string{"200"}},
+		{"GET /docs/assets/{name}", true, []string{"200", "404"}},
+		{"GET /metrics", true, []string{"200"}},
+		{"POST /v1/auth/login", true, []string{"200", "400", "401", "413", "415", "429", "500"}},
+		{"POST /v1/auth/refresh", true, []string{"200", "400", "401", "413", "415", "500"}},
+		{"POST /v1/auth/logout", false, []string{"204", "401", "500"}},
+		{"GET /v1/me", false, []string{"200", "401", "500"}},
+		{"GET /v1/locations", false, []string{"200", "400", "401", "500"}},
+		{"POST /v1/locations", false, []string{"201", "400", "401", "403", "409", "413", "415", "500"}},
+		{"GET /v1/locations/{id}", false, []string{"200", "401", "404", "500"}},
+		{"PATCH /v1/locations/{id}", false, []string{"200", "400", "401", "403", "404", "413", "415", "500"}},
+	}
+	for _, r := range routes {
+		t.Run(r.route, func(t *testing.T) {
+			op, ok := documented[r.route]
+			if !ok {
+				t.Fatalf("%s is not documented", r.route)
+			}
+			responses, _ := op["responses"].(map[string]any)
+			for _, s := range r.statuses {
+				if _, ok := responses[s]; !ok {
+					t.Errorf("response %s is not documented", s)
+				}
+			}
+			// An empty security list is how OpenAPI marks a route that
+			// needs no token; every other route inherits the bearer scheme.
+			security, declared := op["security"].([]any)
+			public := declared && len(security) == 0
+			if public != r.public {
+				t.Errorf("documented as public = %v, want %v", public, r.public)
+			}
+		})
+	}
+}
+
+func TestOpenAPI_EveryRefResolves(t *testing.T) {
+	doc := loadDocument(t)
+	var refs []string
+	collectRefs(doc, &refs)
+	if len(refs) == 0 {
+		t.Fatal("the document has no $ref at all; the walk is broken")
+	}
+	for _, ref := range refs {
+		if !strings.HasPrefix(ref, "#/components/") {
+			t.Errorf("$ref %q does not point into components", ref)
+			continue
+		}
+		if _, err := resolvePointer(doc, strings.TrimPrefix(ref, "#")); err != nil {
+			t.Errorf("$ref %q does not resolve: %v", ref, err)
+		}
+	}
+}
+
+// TestOpenAPI_UsesNoOpenAPI30Nullable guards against the 3.0 keyword,
+// which 3.1 dropped in favour of a type list such as [string, "null"];
+// renderers and generators for 3.1 ignore it silently.
+func TestOpenAPI_UsesNoOpenAPI30Nullable(t *testing.T) {
+	if strings.Contains(string(api.OpenAPI()), "nullable:") {
+		t.Error(`openapi.yaml uses "nullable:"; write the type as [T, "null"] instead`)
+	}
+}
+
+func TestOpenAPI_ReturnsACopy(t *testing.T) {
+	first := api.OpenAPI()
+	first[0] = 'X'
+	if second := api.OpenAPI(); second[0] == 'X' {
+		t.Error("changing the returned slice changed the embedded document")
+	}
+}
+
+// collectRefs appends the value of every $ref found anywhere under v.
+func collectRefs(v any, refs *[]string) {
+	switch n := v.(type) {
+	case map[string]any:
+		for k, child := range n {
+			if s, ok := child.(string); ok && k == "$ref" {
+				*refs = append(*refs, s)
+				continue
+			}
+			collectRefs(child, refs)
+		}
+	case []any:
+		for _, child := range n {
+			collectRefs(child, refs)
+		}
+	}
+}
+
+// resolvePointer follows a JSON pointer (RFC 6901) such as
+// /components/schemas/Problem through the parsed document.
+func resolvePointer(doc map[string]any, pointer string) (any, error) {
+	var cur any = doc
+	for _, token := range strings.Split(strings.TrimPrefix(pointer, "/"), "/") {
+		token = strings.ReplaceAll(strings.ReplaceAll(token, "~1", "/"), "~0", "~")
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return nil, fmt.Errorf("%q is reached through a value that is not a mapping", token)
+		}
+		if cur, ok = m[token]; !ok {
+			return nil, fmt.Errorf("no %q", token)
+		}
+	}
+	return cur, nil
+}

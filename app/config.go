@@ -1,0 +1,220 @@
+// Package app builds every part of panelsync once, starts them in order and
+// stops them in reverse.
+package app
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is everything an operator can set, by flag or by the PANELSYNC_*
+// variable named beside it. A flag wins over its variable.
+type Config struct {
+	Addr              string
+	DataDir           string
+	DatabaseURL       string
+	DBMaxOpenConns    int
+	DBMaxIdleConns    int
+	DBConnMaxLifetime time.Duration
+	MigrateOnStart    bool
+
+	JWTSecret               string
+	AccessTokenTTL          time.Duration
+	RefreshTokenTTL         time.Duration
+	BcryptCost              int
+	LoginPerMinutePerClient float64
+	LoginPerMinutePerEmail  float64
+
+	BodyLimit       int
+	ProxyHeader     string
+	ShutdownTimeout time.Duration
+	LogLevel        string
+	LogFormat       string
+}
+
+// Setting describes one configurable value, for flags, help and docs.
+type Setting struct {
+	Flag    string
+	Env     string
+	Default string
+	Usage   string
+	bind    func(fs *flag.FlagSet, name, def, usage string) error
+}
+
+// Settings lists every setting of c, bound to c's fields.
+func (c *Config) Settings() []Setting {
+	return []Setting{
+		str(&c.Addr, "addr", ":8080", "address the HTTP server listens on"),
+		str(&c.DataDir, "data-dir", "./data", "folder for the embedded database, generated secrets and demo files"),
+		str(&c.DatabaseURL, "database-url", "", "MySQL/MariaDB DSN (user:pass@tcp(host:3306)/db or mysql://user:pass@host/db); empty uses embedded SQLite in the data dir"),
+		integer(&c.DBMaxOpenConns, "db-max-open-conns", "20", "most open database connections"),
+		integer(&c.DBMaxIdleConns, "db-max-idle-conns", "10", "most idle database connections kept"),
+		duration(&c.DBConnMaxLifetime, "db-conn-max-lifetime", "30m", "how long a database connection is reused"),
+		boolean(&c.MigrateOnStart, "migrate-on-start", "true", "apply pending migrations when serve starts"),
+		str(&c.JWTSecret, "jwt-secret", "", "access-token signing secret, at least 32 bytes; empty generates one and keeps it in the data dir"),
+		duration(&c.AccessTokenTTL, "access-token-ttl", "15m", "lifetime of access tokens"),
+		duration(&c.RefreshTokenTTL, "refresh-token-ttl", "720h", "lifetime of a session's refresh tokens"),
+		integer(&c.BcryptCost, "bcrypt-cost", "12", "bcrypt cost for password hashes (4 to 31)"),
+		float(&c.LoginPerMinutePerClient, "login-rate-per-client", "20", "login attempts per minute allowed from one client address"),
+		float(&c.LoginPerMinutePerEmail, "login-rate-per-email", "5", "login attempts per minute allowed for one e-mail"),
+		integer(&c.BodyLimit, "body-limit", "1048576", "largest request body accepted, in bytes"),
+		str(&c.ProxyHeader, "proxy-header", "", "header a trusted reverse proxy sets to the client address (such as X-Forwarded-For); empty trusts the socket address"),
+		duration(&c.ShutdownTimeout, "shutdown-timeout", "15s", "how long shutdown waits for requests in flight"),
+		str(&c.LogLevel, "log-level", "info", "debug, info, warn or error"),
+		str(&c.LogFormat, "log-format", "json", "json or text"),
+	}
+}
+
+// EnvName is the variable that sets the flag name.
+func EnvName(flagName string) string {
+	return "PANELSYNC_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// Bind registers the settings on fs with defaults taken from the
+// environment. A variable that does not parse is an error.
+func Bind(fs *flag.FlagSet, settings []Setting, getenv func(string) string) error {
+	for _, s := range settings {
+		def := s.Default
+		if v := getenv(s.Env); v != "" {
+			def = v
+		}
+		if err := s.bind(fs, s.Flag, def, fmt.Sprintf("%s (env %s)", s.Usage, s.Env)); err != nil {
+			return fmt.Errorf("%s=%q: %w", s.Env, def, err)
+		}
+	}
+	return nil
+}
+
+func setting(name, def, usage string, bind func(fs *flag.FlagSet, name, def, usage string) error) Setting {
+	return Setting{Flag: name, Env: EnvName(name), Default: def, Usage: usage, bind: bind}
+}
+
+func str(p *string, name, def, usage string) Setting {
+	return setting(name, def, usage, func(fs *flag.FlagSet, name, def, usage string) error {
+		fs.StringVar(p, name, def, usage)
+		return nil
+	})
+}
+
+func integer(p *int, name, def, usage string) Setting {
+	return setting(name, def, usage, func(fs *flag.FlagSet, name, def, usage string) error {
+		v, err := strconv.Atoi(def)
+		if err != nil {
+			return fmt.Errorf("not an integer")
+		}
+		fs.IntVar(p, name, v, usage)
+		return nil
+	})
+}
+
+func float(p *float64, name, def, usage string) Setting {
+	return setting(name, def, usage, func(fs *flag.FlagSet, name, def, usage string) error {
+		v, err := strconv.ParseFloat(def, 64)
+		if err != nil {
+			return fmt.Errorf("not a number")
+		}
+		fs.Float64Var(p, name, v, usage)
+		return nil
+	})
+}
+
+func boolean(p *bool, name, def, usage string) Setting {
+	return setting(name, def, usage, func(fs *flag.FlagSet, name, def, usage string) error {
+		v, err := strconv.ParseBool(def)
+		if err != nil {
+			return fmt.Errorf("not true or false")
+		}
+		fs.BoolVar(p, name, v, usage)
+		return nil
+	})
+}
+
+func duration(p *time.Duration, name, def, usage string) Setting {
+	return setting(name, def, usage, func(fs *flag.FlagSet, name, def, usage string) error {
+		v, err := time.ParseDuration(def)
+		if err != nil {
+			return fmt.Errorf("not a duration such as 30s or 15m")
+		}
+		fs.DurationVar(p, name, v, usage)
+		return nil
+	})
+}
+
+// Validate checks values that parse but make no sense.
+func (c *Config) Validate() error {
+	switch {
+	case c.DataDir == "":
+		return fmt.Errorf("--data-dir must not be empty")
+	case c.JWTSecret != "" && len(c.JWTSecret) < 32:
+		return fmt.Errorf("--jwt-secret must be at least 32 bytes")
+	case c.AccessTokenTTL < time.Minute:
+		return fmt.Errorf("--access-token-ttl must be at least 1m")
+	case c.RefreshTokenTTL < c.AccessTokenTTL:
+		return fmt.Errorf("--refresh-token-ttl must be at least --access-token-ttl")
+	case c.BcryptCost < 4 || c.BcryptCost > 31:
+		return fmt.Errorf("--bcrypt-cost must be between 4 and 31")
+	case c.BodyLimit < 1024:
+		return fmt.Errorf("--body-limit must be at least 1024 bytes")
+	case c.LogFormat != "json" && c.LogFormat != "text":
+		return fmt.Errorf("--log-format must be json or text")
+	}
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		return err
+	}
+	return nil
+}
+
+// SQLitePath is the embedded database file inside the data dir.
+func (c *Config) SQLitePath() string { return filepath.Join(c.DataDir, "panelsync.db") }
+
+// DatabaseLabel names the backend for logs, without credentials.
+func (c *Config) DatabaseLabel() string {
+	if c.DatabaseURL != "" {
+		return "mysql"
+	}
+	return "sqlite " + c.SQLitePath()
+}
+
+// signingKey returns the configured JWT secret, or the one generated in the
+// data dir on first start and reused after, so tokens survive a restart.
+func (c *Config) signingKey() ([]byte, error) {
+	if c.JWTSecret != "" {
+		return []byte(c.JWTSecret), nil
+	}
+	return loadOrCreateSecret(filepath.Join(c.DataDir, "secrets", "jwt-signing.key"))
+}
+
+func loadOrCreateSecret(path string) ([]byte, error) {
+	if b, err := os.ReadFile(path); err == nil {
+		key := []byte(strings.TrimSpace(string(b)))
+		if len(key) < 32 {
+			return nil, fmt.Errorf("secret in %s is shorter than 32 bytes", path)
+		}
+		return key, nil
+	} else if !os.IsNotExist(err) {
+		return nil, fmt.Errorf("read secret: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("create secrets folder: %w", err)
+	}
+	key := []byte(randomHex(32))
+	// O_EXCL makes two processes starting at once agree on one secret: the
+	// loser reads the winner's file.
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if os.IsExist(err) {
+		return loadOrCreateSecret(path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("create secret: %w", err)
+	}
+	if _, err := f.Write(append(key, '\n')); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("write secret: %w", err)
+	}
+	return key, f.Close()
+}

@@ -1,0 +1,316 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/panelsync/panelsync/models"
+)
+
+// Config tunes sign-in.
+type Config struct {
+	// SigningKey signs access tokens (HS256). At least 32 bytes.
+	SigningKey []byte
+	Issuer     string
+	AccessTTL  time.Duration
+	RefreshTTL time.Duration
+	BcryptCost int
+	// LoginPerMinutePerClient and LoginPerMinutePerEmail bound login
+	// attempts; zero turns a limit off.
+	LoginPerMinutePerClient float64
+	LoginPerMinutePerEmail  float64
+	LoginBurstPerClient     int
+	LoginBurstPerEmail      int
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Tokens is what a successful login or refresh returns.
+type Tokens struct {
+	AccessToken  string
+	RefreshToken string
+	ExpiresIn    time.Duration
+}
+
+// Principal is who an authenticated request acts as.
+type Principal struct {
+	LoginID   string
+	AccountID string
+	Email     string
+	Name      string
+	Role      models.Role
+	SessionID string
+	ExpiresAt time.Time
+}
+
+// Actor returns the audit identity of p, seen from clientIP.
+func (p Principal) Actor(clientIP string) models.Actor {
+	return models.Actor{Kind: "login", ID: p.LoginID, Name: p.Email, AccountID: p.AccountID, Role: p.Role, ClientIP: clientIP}
+}
+
+// Service signs logins in and checks the tokens they present.
+type Service struct {
+	store     *models.Store
+	cfg       Config
+	byClient  *keyedLimiter
+	byEmail   *keyedLimiter
+	decoyHash []byte
+	parser    *jwt.Parser
+	audience  string
+}
+
+// accessClaims are the claims of an access token. The session id ties the
+// token to its refresh family, so logging out ends it at once.
+type accessClaims struct {
+	jwt.RegisteredClaims
+	SessionID string      `json:"sid"`
+	AccountID string      `json:"acc"`
+	Role      models.Role `json:"role"`
+}
+
+// NewService builds the sign-in service.
+func NewService(store *models.Store, cfg Config) (*Service, error) {
+	if len(cfg.SigningKey) < 32 {
+		return nil, errors.New("auth: signing key must be at least 32 bytes")
+	}
+	if cfg.Issuer == "" {
+		cfg.Issuer = "panelsync"
+	}
+	if cfg.AccessTTL <= 0 {
+		cfg.AccessTTL = 15 * time.Minute
+	}
+	if cfg.RefreshTTL <= 0 {
+		cfg.RefreshTTL = 30 * 24 * time.Hour
+	}
+	if cfg.BcryptCost == 0 {
+		cfg.BcryptCost = 12
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	// An unknown e-mail is checked against this hash so that it costs as
+	// long as a wrong password and the answer time reveals nothing.
+	decoy, err := bcrypt.GenerateFromPassword([]byte(randomToken("", 16)), cfg.BcryptCost)
+	if err != nil {
+		return nil, fmt.Errorf("auth: %w", err)
+	}
+	const audience = "panelsync-api"
+	return &Service{
+		store:     store,
+		cfg:       cfg,
+		byClient:  newKeyedLimiter(cfg.LoginPerMinutePerClient, max(1, cfg.LoginBurstPerClient)),
+		byEmail:   newKeyedLimiter(cfg.LoginPerMinutePerEmail, max(1, cfg.LoginBurstPerEmail)),
+		decoyHash: decoy,
+		audience:  audience,
+		parser: jwt.NewParser(
+			jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
+			jwt.WithIssuer(cfg.Issuer),
+			jwt.WithAudience(audience),
+			jwt.WithExpirationRequired(),
+			jwt.WithIssuedAt(),
+			jwt.WithTimeFunc(cfg.Now),
+		),
+	}, nil
+}
+
+func (s *Service) now() time.Time { return s.cfg.Now().UTC() }
+
+// Login checks an e-mail and password and starts a session. A wrong
+// password, an unknown e-mail and a disabled login get the same answer in
+// about the same time.
+func (s *Service) Login(ctx context.Context, email, password, clientIP string) (Tokens, error) {
+	now := s.now()
+	email = models.NormalizeEmail(email)
+	if wait := max(s.byClient.take(clientIP, now), s.byEmail.take(email, now)); wait > 0 {
+		return Tokens{}, &models.Error{Code: models.CodeRateLimited, Message: "too many login attempts; try again later", RetryAfter: wait}
+	}
+	login, err := s.store.LoginByEmail(ctx, email)
+	if err != nil && models.ErrorCode(err) != models.CodeNotFound {
+		return Tokens{}, err
+	}
+	hash := s.decoyHash
+	if err == nil {
+		hash = []byte(login.PasswordHash)
+	}
+	match := bcrypt.CompareHashAndPassword(hash, []byte(password)) == nil
+	if err != nil || !match {
+		return Tokens{}, models.Errorf(models.CodeInvalidCredentials, "e-mail or password is wrong")
+	}
+	sess := models.Session{
+		ID:         models.NewID(),
+		LoginID:    login.ID,
+		CreatedAt:  now,
+		LastUsedAt: now,
+		ExpiresAt:  now.Add(s.cfg.RefreshTTL),
+	}
+	refresh, row := s.newRefreshToken(now)
+	if err := s.store.CreateSession(ctx, sess, row); err != nil {
+		return Tokens{}, err
+	}
+	return s.issue(login, sess.ID, refresh, now)
+}
+
+// Refresh exchanges a refresh token for a new pair. The old token stops
+// working; presenting a used token again ends its whole session, since
+// only a stolen copy would be replayed.
+func (s *Service) Refresh(ctx context.Context, refreshToken string) (Tokens, error) {
+	now := s.now()
+	invalid := models.Errorf(models.CodeUnauthorized, "refresh token is invalid or expired")
+	if !strings.HasPrefix(refreshToken, refreshTokenPrefix) {
+		return Tokens{}, invalid
+	}
+	var (
+		tokens Tokens
+		replay string
+	)
+	err := s.store.Tx(ctx, func(ctx context.Context) error {
+		old, sess, err := s.store.RefreshTokenByHash(ctx, digest(refreshToken))
+		if err != nil {
+			if models.ErrorCode(err) == models.CodeNotFound {
+				return invalid
+			}
+			return err
+		}
+		if sess.RevokedAt != nil || !now.Before(sess.ExpiresAt) || !now.Before(old.ExpiresAt) {
+			return invalid
+		}
+		if old.UsedAt != nil {
+			replay = sess.ID
+			return nil
+		}
+		login, err := s.store.ActiveSessionLogin(ctx, sess.ID, sess.LoginID, now)
+		if err != nil {
+			if models.ErrorCode(err) == models.CodeNotFound {
+				return invalid
+			}
+			return err
+		}
+		next, row := s.newRefreshToken(now)
+		if err := s.store.RotateRefreshToken(ctx, old, row, now); err != nil {
+			return err
+		}
+		tokens, err = s.issue(login, sess.ID, next, now)
+		return err
+	})
+	if err != nil {
+		return Tokens{}, err
+	}
+	if replay != "" {
+		if err := s.store.RevokeSession(ctx, replay, "refresh_reuse", now); err != nil {
+			return Tokens{}, err
+		}
+		return Tokens{}, models.Errorf(models.CodeUnauthorized, "refresh token was already used; the session has been ended, sign in again")
+	}
+	return tokens, nil
+}
+
+// Logout ends the principal's session: its refresh tokens and its access
+// tokens stop working.
+func (s *Service) Logout(ctx context.Context, p Principal) error {
+	return s.store.RevokeSession(ctx, p.SessionID, "logout", s.now())
+}
+
+// Authenticate checks an access token and returns who it speaks for. The
+// session and login are looked up, so a logged-out session, a disabled
+// login or a changed role take effect at once.
+func (s *Service) Authenticate(ctx context.Context, token string) (Principal, error) {
+	var claims accessClaims
+	_, err := s.parser.ParseWithClaims(token, &claims, func(*jwt.Token) (any, error) { return s.cfg.SigningKey, nil })
+	if err != nil {
+		if errors.Is(err, jwt.ErrTokenExpired) {
+			return Principal{}, tokenExpiredError{models.Errorf(models.CodeUnauthorized, "access token has expired")}
+		}
+		return Principal{}, models.Errorf(models.CodeUnauthorized, "access token is invalid")
+	}
+	login, err := s.store.ActiveSessionLogin(ctx, claims.SessionID, claims.Subject, s.now())
+	if err != nil {
+		if models.ErrorCode(err) == models.CodeNotFound {
+			return Principal{}, models.Errorf(models.CodeUnauthorized, "session has ended; sign in again")
+		}
+		return Principal{}, err
+	}
+	if login.AccountID != claims.AccountID {
+		return Principal{}, models.Errorf(models.CodeUnauthorized, "access token is invalid")
+	}
+	return Principal{
+		LoginID:   login.ID,
+		AccountID: login.AccountID,
+		Email:     login.Email,
+		Name:      login.Name,
+		Role:      login.Role,
+		SessionID: claims.SessionID,
+		ExpiresAt: claims.ExpiresAt.Time,
+	}, nil
+}
+
+// tokenExpiredError is an unauthorized error that also says the token ran
+// out, which the realtime socket reports with its own close code.
+type tokenExpiredError struct{ err *models.Error }
+
+func (e tokenExpiredError) Error() string { return e.err.Error() }
+func (e tokenExpiredError) Unwrap() error { return e.err }
+
+// IsTokenExpired reports whether err says an access token has expired.
+func IsTokenExpired(err error) bool {
+	var t tokenExpiredError
+	return errors.As(err, &t)
+}
+
+// CreateLogin adds a login with a password to an account.
+func (s *Service) CreateLogin(ctx context.Context, accountID, email, name string, role models.Role, password string) (models.Login, error) {
+	if !role.Valid() {
+		return models.Login{}, models.FieldError("role", "role must be owner, admin, member or support")
+	}
+	hash, err := HashPassword(password, s.cfg.BcryptCost)
+	if err != nil {
+		return models.Login{}, models.FieldError("password", "%s", err.Error())
+	}
+	return s.store.CreateLogin(ctx, models.Login{AccountID: accountID, Email: email, Name: name, Role: role, PasswordHash: hash})
+}
+
+func (s *Service) newRefreshToken(now time.Time) (string, models.RefreshToken) {
+	token := randomToken(refreshTokenPrefix, 32)
+	return token, models.RefreshToken{
+		ID:        models.NewID(),
+		TokenHash: digest(token),
+		CreatedAt: now,
+		ExpiresAt: now.Add(s.cfg.RefreshTTL),
+	}
+}
+
+func (s *Service) issue(login models.Login, sessionID, refresh string, now time.Time) (Tokens, error) {
+	claims := accessClaims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer:    s.cfg.Issuer,
+			Subject:   login.ID,
+			Audience:  jwt.ClaimStrings{s.audience},
+			IssuedAt:  jwt.NewNumericDate(now),
+			NotBefore: jwt.NewNumericDate(now),
+			ExpiresAt: jwt.NewNumericDate(now.Add(s.cfg.AccessTTL)),
+			ID:        models.NewID(),
+		},
+		SessionID: sessionID,
+		AccountID: login.AccountID,
+		Role:      login.Role,
+	}
+	signed, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(s.cfg.SigningKey)
+	if err != nil {
+		return Tokens{}, fmt.Errorf("sign access token: %w", err)
+	}
+	return Tokens{AccessToken: signed, RefreshToken: refresh, ExpiresIn: s.cfg.AccessTTL}, nil
+}
+
+// SetPassword replaces a login's password.
+func (s *Service) SetPassword(ctx context.Context, loginID, password string) error {
+	hash, err := HashPassword(password, s.cfg.BcryptCost)
+	if err != nil {
+		return models.FieldError("password", "%s", err.Error())
+	}
+	return s.store.SetPasswordHash(ctx, loginID, hash)
+}

@@ -1,0 +1,62 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+)
+
+func runCmd(t *testing.T, env map[string]string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := run(context.Background(), args, &out, &errOut, func(k string) string { return env[k] })
+	return code, out.String(), errOut.String()
+}
+
+func TestRun_UnknownCommandAndHelp(t *testing.T) {
+	if code, _, errOut := runCmd(t, nil, "frobnicate"); code != 2 || !strings.Contains(errOut, `unknown command "frobnicate"`) {
+		t.Fatalf("unknown command: %d %q", code, errOut)
+	}
+	for _, cmd := range []string{"serve", "migrate", "demo", "version"} {
+		code, _, errOut := runCmd(t, nil, cmd, "--help")
+		if code != 0 || !strings.Contains(errOut, "Usage") {
+			t.Errorf("%s --help: %d %q", cmd, code, errOut)
+		}
+	}
+}
+
+func TestRun_BadEnvironment_FailsWithTheVariableNamed(t *testing.T) {
+	code, _, errOut := runCmd(t, map[string]string{"PANELSYNC_ACCESS_TOKEN_TTL": "soon"}, "serve")
+	if code != 1 || !strings.Contains(errOut, "PANELSYNC_ACCESS_TOKEN_TTL") {
+		t.Fatalf("bad duration: %d %q", code, errOut)
+	}
+	code, _, errOut = runCmd(t, map[string]string{"PANELSYNC_JWT_SECRET": "short"}, "serve")
+	if code != 1 || !strings.Contains(errOut, "jwt-secret") {
+		t.Fatalf("short secret: %d %q", code, errOut)
+	}
+}
+
+func TestMigrate_UpDownStatus_OnTheEmbeddedDatabase(t *testing.T) {
+	env := map[string]string{"PANELSYNC_DATA_DIR": t.TempDir(), "PANELSYNC_LOG_LEVEL": "error"}
+	code, out, errOut := runCmd(t, env, "migrate", "status")
+	if code != 0 || !strings.Contains(out, "pending  202611210001_initial") {
+		t.Fatalf("status before: %d %q %q", code, out, errOut)
+	}
+	if code, out, _ = runCmd(t, env, "migrate", "up"); code != 0 || !strings.Contains(out, "applied  202611210001_initial") {
+		t.Fatalf("up: %d %q", code, out)
+	}
+	if code, out, _ = runCmd(t, env, "migrate", "down"); code != 0 || !strings.Contains(out, "pending  202611210001_initial") {
+		t.Fatalf("down: %d %q", code, out)
+	}
+	if code, _, _ = runCmd(t, env, "migrate", "sideways"); code != 2 {
+		t.Fatalf("unknown direction: %d", code)
+	}
+}
+
+func TestVersion_Prints(t *testing.T) {
+	code, out, _ := runCmd(t, nil, "version")
+	if code != 0 || !strings.HasPrefix(out, "panelsync ") {
+		t.Fatalf("version: %d %q", code, out)
+	}
+}

@@ -1,0 +1,228 @@
+package handlers_test
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/panelsync/panelsync/app"
+	"github.com/panelsync/panelsync/models/dbtest"
+)
+
+func TestLogin_ReturnsTokensAndMe(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, tb *testBundle) {
+		tp := tb.signIn(t, "Owner@A.test ")
+		if tp.TokenType != "Bearer" || tp.ExpiresIn != 900 || tp.AccessToken == "" || !strings.HasPrefix(tp.RefreshToken, "psr_") {
+			t.Fatalf("token response %+v", tp)
+		}
+		r := tb.do(t, "GET", "/v1/me", tp.AccessToken, nil)
+		if r.status != http.StatusOK {
+			t.Fatalf("me: %d %s", r.status, r.body)
+		}
+		var me map[string]string
+		r.json(t, &me)
+		if me["email"] != "owner@a.test" || me["role"] != "owner" || me["account_id"] != tb.acctA.ID || me["id"] != tb.ownerA.ID {
+			t.Fatalf("me = %v", me)
+		}
+		if strings.Contains(string(r.body), "password") {
+			t.Fatalf("me leaks password material: %s", r.body)
+		}
+	})
+}
+
+func TestLogin_WrongPasswordAndUnknownEmail_GetTheSameAnswer(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, tb *testBundle) {
+		wrong := tb.do(t, "POST", "/v1/auth/login", "", map[string]string{"email": "owner@a.test", "password": "not the password"})
+		unknown := tb.do(t, "POST", "/v1/auth/login", "", map[string]string{"email": "nobody@a.test", "password": "not the password"})
+		pw, pu := wrong.problem(t), unknown.problem(t)
+		if wrong.status != http.StatusUnauthorized || unknown.status != http.StatusUnauthorized {
+			t.Fatalf("statuses %d and %d, want 401", wrong.status, unknown.status)
+		}
+		if pw.Code != "invalid_credentials" || pw.Code != pu.Code || pw.Detail != pu.Detail {
+			t.Fatalf("answers differ: %+v vs %+v", pw, pu)
+		}
+	})
+}
+
+// TestLogin_UnknownEmail_TakesAsLongAsAWrongPassword checks that the answer
+// time does not reveal whether an e-mail has a login: both paths run one
+// bcrypt comparison at the configured cost.
+func TestLogin_UnknownEmail_TakesAsLongAsAWrongPassword(t *testing.T) {
+	b := dbtest.Backends(t)[0]
+	tb := setup(t, b, func(c *app.Config) { c.BcryptCost = 10 })
+	tb.login(t, tb.acctA, "slow@a.test", "member")
+	measure := func(email string) time.Duration {
+		var d []time.Duration
+		for range 7 {
+			start := time.Now()
+			r := tb.do(t, "POST", "/v1/auth/login", "", map[string]string{"email": email, "password": "wrong password!"})
+			d = append(d, time.Since(start))
+			if r.status != http.StatusUnauthorized {
+				t.Fatalf("login %s: %d", email, r.status)
+			}
+		}
+		sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+		return d[len(d)/2]
+	}
+	known, unknown := measure("slow@a.test"), measure("ghost@a.test")
+	ratio := float64(unknown) / float64(known)
+	if ratio < 0.5 || ratio > 2 {
+		t.Fatalf("median unknown-email login %v vs wrong-password %v (ratio %.2f): timing reveals which e-mails exist", unknown, known, ratio)
+	}
+}
+
+func TestLogin_TooManyAttempts_Answers429WithRetryAfter(t *testing.T) {
+	b := dbtest.Backends(t)[0]
+	tb := setup(t, b, func(c *app.Config) { c.LoginPerMinutePerEmail = 3 })
+	for i := range 3 {
+		r := tb.do(t, "POST", "/v1/auth/login", "", map[string]string{"email": "owner@a.test", "password": "wrong password"})
+		if r.status != http.StatusUnauthorized {
+			t.Fatalf("attempt %d: %d", i+1, r.status)
+		}
+	}
+	r := tb.do(t, "POST", "/v1/auth/login", "", map[string]string{"email": "owner@a.test", "password": testPassword})
+	if r.status != http.StatusTooManyRequests || r.problem(t).Code != "rate_limited" {
+		t.Fatalf("4th attempt: %d %s", r.status, r.body)
+	}
+	if ra := r.header.Get("Retry-After"); ra == "" || ra == "0" {
+		t.Fatalf("Retry-After = %q", ra)
+	}
+	// Another e-mail from the same client is not held back by this one.
+	if r := tb.do(t, "POST", "/v1/auth/login", "", map[string]string{"email": "member@a.test", "password": testPassword}); r.status != http.StatusOK {
+		t.Fatalf("other e-mail: %d %s", r.status, r.body)
+	}
+}
+
+// forge signs claims with key using method, for attacks on the verifier.
+func forge(t *testing.T, method jwt.SigningMethod, key any, claims jwt.MapClaims) string {
+	t.Helper()
+	s, err := jwt.NewWithClaims(method, claims).SignedString(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func claimsOf(t *testing.T, token string) jwt.MapClaims {
+	t.Helper()
+	parts := strings.Split(token, ".")
+	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c jwt.MapClaims
+	if err := json.Unmarshal(raw, &c); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestAuthenticate_RefusesForgedAndExpiredTokens(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, tb *testBundle) {
+		good := tb.signIn(t, "member@a.test").AccessToken
+		claims := claimsOf(t, good)
+
+		expired := jwt.MapClaims{}
+		for k, v := range claims {
+			expired[k] = v
+		}
+		expired["iat"] = time.Now().Add(-2 * time.Hour).Unix()
+		expired["nbf"] = time.Now().Add(-2 * time.Hour).Unix()
+		expired["exp"] = time.Now().Add(-time.Hour).Unix()
+
+		elevated := jwt.MapClaims{}
+		for k, v := range claims {
+			elevated[k] = v
+		}
+		elevated["role"] = "owner"
+		elevated["acc"] = tb.acctB.ID
+		payload, _ := json.Marshal(elevated)
+		parts := strings.Split(good, ".")
+		tampered := parts[0] + "." + base64.RawURLEncoding.EncodeToString(payload) + "." + parts[2]
+
+		noneHeader := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","typ":"JWT"}`))
+		algNone := noneHeader + "." + parts[1] + "."
+
+		cases := map[string]string{
+			"expired":         forge(t, jwt.SigningMethodHS256, []byte(testSigningKey), expired),
+			"wrong signature": forge(t, jwt.SigningMethodHS256, []byte("another-key-0123456789abcdef0123456789"), claims),
+			"alg none":        algNone,
+			"tampered claims": tampered,
+			"HS512":           forge(t, jwt.SigningMethodHS512, []byte(testSigningKey), claims),
+			"garbage":         "not.a.token",
+		}
+		for name, token := range cases {
+			r := tb.do(t, "GET", "/v1/me", token, nil)
+			if r.status != http.StatusUnauthorized || r.problem(t).Code != "unauthorized" {
+				t.Errorf("%s token: %d %s", name, r.status, r.body)
+			}
+		}
+		if r := tb.do(t, "GET", "/v1/me", cases["expired"], nil); !strings.Contains(r.problem(t).Detail, "expired") {
+			t.Errorf("expired token detail %q does not say it expired", r.problem(t).Detail)
+		}
+		if r := tb.do(t, "GET", "/v1/me", "", nil); r.status != http.StatusUnauthorized || r.header.Get("WWW-Authenticate") == "" {
+			t.Errorf("no token: %d, WWW-Authenticate %q", r.status, r.header.Get("WWW-Authenticate"))
+		}
+	})
+}
+
+func TestRefresh_RotatesAndReplayRevokesTheFamily(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, tb *testBundle) {
+		first := tb.signIn(t, "owner@a.test")
+		refresh := func(token string) response {
+			return tb.do(t, "POST", "/v1/auth/refresh", "", map[string]string{"refresh_token": token})
+		}
+		r := refresh(first.RefreshToken)
+		if r.status != http.StatusOK {
+			t.Fatalf("refresh: %d %s", r.status, r.body)
+		}
+		var second tokenPair
+		r.json(t, &second)
+		if second.RefreshToken == first.RefreshToken || second.AccessToken == "" {
+			t.Fatal("refresh did not rotate the token")
+		}
+		if r := tb.do(t, "GET", "/v1/me", second.AccessToken, nil); r.status != http.StatusOK {
+			t.Fatalf("new access token: %d", r.status)
+		}
+
+		// Replaying the used token is treated as theft: the whole family ends.
+		if r := refresh(first.RefreshToken); r.status != http.StatusUnauthorized {
+			t.Fatalf("replayed refresh token: %d %s", r.status, r.body)
+		}
+		if r := refresh(second.RefreshToken); r.status != http.StatusUnauthorized {
+			t.Fatalf("the family's newest refresh token still works after a replay: %d", r.status)
+		}
+		if r := tb.do(t, "GET", "/v1/me", second.AccessToken, nil); r.status != http.StatusUnauthorized {
+			t.Fatalf("the family's access token still works after a replay: %d", r.status)
+		}
+		// Other sessions of the same login are not affected.
+		other := tb.signIn(t, "owner@a.test")
+		if r := tb.do(t, "GET", "/v1/me", other.AccessToken, nil); r.status != http.StatusOK {
+			t.Fatalf("a separate session was ended too: %d", r.status)
+		}
+		if r := refresh("psr_unknown"); r.status != http.StatusUnauthorized {
+			t.Fatalf("unknown refresh token: %d", r.status)
+		}
+	})
+}
+
+func TestLogout_EndsAccessAndRefreshTokens(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, tb *testBundle) {
+		tp := tb.signIn(t, "owner@a.test")
+		if r := tb.do(t, "POST", "/v1/auth/logout", tp.AccessToken, nil); r.status != http.StatusNoContent {
+			t.Fatalf("logout: %d %s", r.status, r.body)
+		}
+		if r := tb.do(t, "GET", "/v1/me", tp.AccessToken, nil); r.status != http.StatusUnauthorized {
+			t.Fatalf("access token after logout: %d", r.status)
+		}
+		if r := tb.do(t, "POST", "/v1/auth/refresh", "", map[string]string{"refresh_token": tp.RefreshToken}); r.status != http.StatusUnauthorized {
+			t.Fatalf("refresh token after logout: %d", r.status)
+		}
+	})
+}

@@ -1,0 +1,144 @@
+package handlers
+
+import (
+	"context"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/panelsync/panelsync/auth"
+	"github.com/panelsync/panelsync/models"
+)
+
+type localKey int
+
+const (
+	requestIDKey localKey = iota
+	principalKey
+)
+
+// requestIDHeader carries the request id both ways: a caller (a proxy) may
+// set it, and every answer echoes it.
+const requestIDHeader = "X-Request-Id"
+
+func requestID(c *fiber.Ctx) string {
+	id, _ := c.Locals(requestIDKey).(string)
+	return id
+}
+
+// httpMetrics are the request counters served at /metrics.
+type httpMetrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
+	m := &httpMetrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "panelsync_http_requests_total",
+			Help: "HTTP requests answered, by method, route and status.",
+		}, []string{"method", "route", "status"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "panelsync_http_request_duration_seconds",
+			Help:    "Time to answer HTTP requests, by method and route.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}, []string{"method", "route"}),
+	}
+	reg.MustRegister(m.requests, m.duration)
+	return m
+}
+
+// observe assigns the request id, answers errors through the error handler
+// so the final status is known, and then logs and counts the request. The
+// path is logged without its query, which may carry a ticket.
+func observe(log *slog.Logger, metrics *httpMetrics) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		start := time.Now()
+		id := c.Get(requestIDHeader)
+		if id == "" || len(id) > 64 {
+			id = uuid.NewString()
+		}
+		c.Locals(requestIDKey, id)
+		c.Set(requestIDHeader, id)
+		c.SetUserContext(context.WithValue(c.UserContext(), requestIDKey, id))
+
+		if err := c.Next(); err != nil {
+			if herr := c.App().ErrorHandler(c, err); herr != nil {
+				_ = c.SendStatus(fiber.StatusInternalServerError)
+			}
+		}
+		status := c.Response().StatusCode()
+		route := c.Route().Path
+		if status == fiber.StatusNotFound && route == "/" {
+			route = "unmatched"
+		}
+		elapsed := time.Since(start)
+		metrics.requests.WithLabelValues(c.Method(), route, strconv.Itoa(status)).Inc()
+		metrics.duration.WithLabelValues(c.Method(), route).Observe(elapsed.Seconds())
+		level := slog.LevelInfo
+		if status >= 500 {
+			level = slog.LevelError
+		}
+		log.LogAttrs(c.UserContext(), level, "http request",
+			slog.String("request_id", id),
+			slog.String("method", c.Method()),
+			slog.String("path", c.Path()),
+			slog.String("route", route),
+			slog.Int("status", status),
+			slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
+			slog.String("client_ip", c.IP()),
+		)
+		return nil
+	}
+}
+
+// authenticate resolves the bearer token into a principal for the routes
+// after it. A missing or bad token answers 401.
+func authenticate(svc *auth.Service) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		token, ok := bearerToken(c.Get(fiber.HeaderAuthorization))
+		if !ok {
+			return models.Errorf(models.CodeUnauthorized, "an Authorization: Bearer token is required")
+		}
+		p, err := svc.Authenticate(c.UserContext(), token)
+		if err != nil {
+			return err
+		}
+		c.Locals(principalKey, p)
+		return c.Next()
+	}
+}
+
+func bearerToken(header string) (string, bool) {
+	scheme, token, ok := strings.Cut(header, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimSpace(token)
+	return token, token != ""
+}
+
+// principal returns who the request acts as; authenticate has set it on
+// every route that reaches a handler calling this.
+func principal(c *fiber.Ctx) auth.Principal {
+	p, _ := c.Locals(principalKey).(auth.Principal)
+	return p
+}
+
+// actor returns the audit identity of the request.
+func actor(c *fiber.Ctx) models.Actor {
+	return principal(c).Actor(c.IP())
+}
+
+// requireAdmin refuses the request unless the caller may change settings.
+func requireAdmin(c *fiber.Ctx) error {
+	if !principal(c).Role.CanAdminister() {
+		return models.Errorf(models.CodeForbidden, "this action needs the owner or admin role")
+	}
+	return c.Next()
+}

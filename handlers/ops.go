@@ -1,0 +1,68 @@
+package handlers
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/panelsync/panelsync/models"
+)
+
+type opsHandlers struct {
+	log       *slog.Logger
+	readiness []ReadinessCheck
+	openapi   []byte
+	docs      []byte
+	asset     func(name string) ([]byte, string, bool)
+}
+
+// healthz says the process is alive; it checks nothing else so that a
+// slow database never gets a live process restarted.
+func (h opsHandlers) healthz(c *fiber.Ctx) error {
+	return c.JSON(HealthResponse{Status: "ok"})
+}
+
+// readyz says whether this node should receive traffic: every dependency
+// answers and the schema is current.
+func (h opsHandlers) readyz(c *fiber.Ctx) error {
+	ctx, cancel := context.WithTimeout(c.UserContext(), 2*time.Second)
+	defer cancel()
+	resp := HealthResponse{Status: "ready", Checks: map[string]string{}}
+	for _, chk := range h.readiness {
+		if err := chk.Check(ctx); err != nil {
+			// The route is public, so the answer names the failing check
+			// and the log keeps its detail (addresses, driver errors).
+			resp.Status = "not_ready"
+			resp.Checks[chk.Name] = "failing"
+			h.log.WarnContext(ctx, "readiness check failing", "check", chk.Name, "error", err.Error())
+			continue
+		}
+		resp.Checks[chk.Name] = "ok"
+	}
+	if resp.Status != "ready" {
+		c.Status(fiber.StatusServiceUnavailable)
+	}
+	return c.JSON(resp)
+}
+
+func (h opsHandlers) openAPI(c *fiber.Ctx) error {
+	c.Set(fiber.HeaderContentType, "application/yaml; charset=utf-8")
+	return c.Send(h.openapi)
+}
+
+func (h opsHandlers) docsPage(c *fiber.Ctx) error {
+	c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
+	return c.Send(h.docs)
+}
+
+func (h opsHandlers) docsAsset(c *fiber.Ctx) error {
+	body, contentType, ok := h.asset(c.Params("name"))
+	if !ok {
+		return models.NotFound("asset")
+	}
+	c.Set(fiber.HeaderContentType, contentType)
+	c.Set(fiber.HeaderCacheControl, "public, max-age=86400")
+	return c.Send(body)
+}

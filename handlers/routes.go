@@ -1,0 +1,102 @@
+package handlers
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"github.com/gofiber/fiber/v2/middleware/recover"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/panelsync/panelsync/auth"
+	"github.com/panelsync/panelsync/models"
+)
+
+// ReadinessCheck names one dependency and how to check it.
+type ReadinessCheck struct {
+	Name  string
+	Check func(ctx context.Context) error
+}
+
+// Deps is everything the routes need, built once by app.
+type Deps struct {
+	Logger   *slog.Logger
+	Auth     *auth.Service
+	Store    *models.Store
+	Registry *prometheus.Registry
+	// Readiness lists what /readyz checks.
+	Readiness []ReadinessCheck
+	// OpenAPI is the contract served at /openapi.yaml; DocsHTML renders it.
+	OpenAPI  []byte
+	DocsHTML []byte
+	// DocsAsset serves the docs page's scripts by name.
+	DocsAsset func(name string) (body []byte, contentType string, ok bool)
+	// BodyLimit caps request bodies in bytes.
+	BodyLimit int
+	// ProxyHeader, when set, is the header a trusted proxy puts the client
+	// address in (such as X-Forwarded-For).
+	ProxyHeader string
+}
+
+// New builds the Fiber application with every route.
+func New(d Deps) *fiber.App {
+	log := d.Logger
+	app := fiber.New(fiber.Config{
+		AppName:               "panelsync",
+		BodyLimit:             d.BodyLimit,
+		ErrorHandler:          NewErrorHandler(log),
+		DisableStartupMessage: true,
+		// Strings taken from a request stay valid after the handler
+		// returns, so nothing can read a buffer Fiber has reused.
+		Immutable:    true,
+		ProxyHeader:  d.ProxyHeader,
+		ReadTimeout:  30 * time.Second,
+		WriteTimeout: 30 * time.Second,
+		IdleTimeout:  120 * time.Second,
+	})
+	app.Use(observe(log, newHTTPMetrics(d.Registry)))
+	app.Use(recover.New())
+
+	ops := opsHandlers{log: log, readiness: d.Readiness, openapi: d.OpenAPI, docs: d.DocsHTML, asset: d.DocsAsset}
+	app.Get("/healthz", ops.healthz)
+	app.Get("/readyz", ops.readyz)
+	app.Get("/openapi.yaml", ops.openAPI)
+	app.Get("/docs", ops.docsPage)
+	app.Get("/docs/assets/:name", ops.docsAsset)
+	app.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{})))
+
+	v1 := app.Group("/v1")
+	ah := authHandlers{svc: d.Auth}
+	v1.Post("/auth/login", ah.login)
+	v1.Post("/auth/refresh", ah.refresh)
+
+	// Authentication is part of each route's chain rather than a prefix
+	// middleware, so an unknown path answers 404 whoever asks.
+	authed := authedRoutes{router: v1, auth: authenticate(d.Auth)}
+	authed.add(fiber.MethodPost, "/auth/logout", ah.logout)
+	authed.add(fiber.MethodGet, "/me", ah.me)
+
+	lh := locationHandlers{store: d.Store}
+	authed.add(fiber.MethodGet, "/locations", lh.list)
+	authed.add(fiber.MethodPost, "/locations", requireAdmin, lh.create)
+	authed.add(fiber.MethodGet, "/locations/:id", lh.get)
+	authed.add(fiber.MethodPatch, "/locations/:id", requireAdmin, lh.update)
+
+	app.Use(func(c *fiber.Ctx) error {
+		return models.Errorf(models.CodeNotFound, "no route for %s %s", c.Method(), c.Path())
+	})
+	return app
+}
+
+// authedRoutes registers routes that need a signed-in caller.
+type authedRoutes struct {
+	router fiber.Router
+	auth   fiber.Handler
+}
+
+func (r authedRoutes) add(method, path string, chain ...fiber.Handler) {
+	r.router.Add(method, path, append([]fiber.Handler{r.auth}, chain...)...)
+}

@@ -1,0 +1,77 @@
+package models
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Error codes are stable and machine-readable; clients switch on them. The
+// HTTP status each one maps to lives in exactly one table, in handlers.
+const (
+	CodeInvalidRequest            = "invalid_request"
+	CodeInvalidCredentials        = "invalid_credentials"
+	CodeUnauthorized              = "unauthorized"
+	CodeForbidden                 = "forbidden"
+	CodeNotFound                  = "not_found"
+	CodeConflict                  = "conflict"
+	CodePanelDisconnected         = "panel_disconnected"
+	CodePanelAuthorizationExpired = "panel_authorization_expired"
+	CodePanelArmed                = "panel_armed"
+	CodeRateLimited               = "rate_limited"
+	CodePayloadTooLarge           = "payload_too_large"
+	CodeUnsupportedMediaType      = "unsupported_media_type"
+	CodeMethodNotAllowed          = "method_not_allowed"
+	CodeServiceUnavailable        = "service_unavailable"
+	CodeInternal                  = "internal"
+)
+
+// Error is the one error type that crosses package boundaries with a
+// meaning a client can act on. Anything else that reaches the edge is an
+// internal error and its text stays in the logs.
+type Error struct {
+	// Code is one of the Code constants.
+	Code string
+	// Message is safe to show to the caller.
+	Message string
+	// Field names the request field at fault, when there is one.
+	Field string
+	// RetryAfter tells a rate-limited caller when to come back.
+	RetryAfter time.Duration
+}
+
+func (e *Error) Error() string {
+	if e.Field != "" {
+		return fmt.Sprintf("%s: %s (field %q)", e.Code, e.Message, e.Field)
+	}
+	return e.Code + ": " + e.Message
+}
+
+// Errorf returns an Error with the given code and a formatted message.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// FieldError returns an invalid_request Error that names the field at fault.
+func FieldError(field, format string, args ...any) *Error {
+	return &Error{Code: CodeInvalidRequest, Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+// ErrorCode returns the code of err, or CodeInternal when err is not an
+// Error. A nil error has no code.
+func ErrorCode(err error) string {
+	if err == nil {
+		return ""
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return CodeInternal
+}
+
+// NotFound is the answer for anything the caller may not see, including
+// another account's records: their existence is not revealed.
+func NotFound(what string) *Error {
+	return Errorf(CodeNotFound, "%s not found", what)
+}

@@ -1,0 +1,188 @@
+package models
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+)
+
+// NewEvent describes an Event Log entry to write. Data is encoded as JSON
+// and must never carry a user code, password or token.
+type NewEvent struct {
+	AccountID  string
+	LocationID string
+	RunID      string
+	Type       string
+	Severity   Severity
+	Message    string
+	Data       any
+	OccurredAt time.Time
+}
+
+// EventPublisher delivers committed events to live subscribers.
+type EventPublisher interface {
+	PublishEvents(ctx context.Context, events []Event)
+}
+
+// EventLog is the one place that writes Event Log entries: it assigns each
+// account's offsets inside the caller's transaction and hands the events to
+// the publisher once that transaction commits.
+type EventLog struct {
+	store     *Store
+	publisher EventPublisher
+}
+
+// NewEventLog returns an EventLog that publishes through p; p may be nil
+// when nothing listens.
+func NewEventLog(store *Store, p EventPublisher) *EventLog {
+	return &EventLog{store: store, publisher: p}
+}
+
+// Append writes the events in the transaction carried by ctx, or in a new
+// one. Offsets are taken from the account's counter row, whose update lock
+// is held until commit: a second writer waits, so offsets become visible in
+// the order they were assigned and a reader resuming "after N" never skips
+// one.
+func (l *EventLog) Append(ctx context.Context, events ...NewEvent) ([]Event, error) {
+	if len(events) == 0 {
+		return nil, nil
+	}
+	var written []Event
+	err := l.store.Tx(ctx, func(ctx context.Context) error {
+		byAccount := map[string][]int{}
+		var order []string
+		for i, e := range events {
+			if _, seen := byAccount[e.AccountID]; !seen {
+				order = append(order, e.AccountID)
+			}
+			byAccount[e.AccountID] = append(byAccount[e.AccountID], i)
+		}
+		rows := make([]Event, len(events))
+		for _, accountID := range order {
+			idx := byAccount[accountID]
+			last, err := l.store.bumpEventOffset(ctx, accountID, len(idx))
+			if err != nil {
+				return err
+			}
+			first := last - int64(len(idx)) + 1
+			for n, i := range idx {
+				row, err := eventRow(events[i], first+int64(n))
+				if err != nil {
+					return err
+				}
+				rows[i] = row
+			}
+		}
+		if err := l.store.conn(ctx).Create(&rows).Error; err != nil {
+			return fmt.Errorf("write events: %w", err)
+		}
+		written = rows
+		if l.publisher != nil {
+			AfterCommit(ctx, func() { l.publisher.PublishEvents(context.WithoutCancel(ctx), rows) })
+		}
+		return nil
+	})
+	return written, err
+}
+
+func eventRow(e NewEvent, offset int64) (Event, error) {
+	row := Event{
+		ID:         NewID(),
+		AccountID:  e.AccountID,
+		Offset:     offset,
+		Type:       e.Type,
+		Severity:   e.Severity,
+		Message:    e.Message,
+		OccurredAt: e.OccurredAt,
+	}
+	if row.Severity == "" {
+		row.Severity = SeverityInfo
+	}
+	if row.OccurredAt.IsZero() {
+		row.OccurredAt = time.Now().UTC()
+	}
+	if e.LocationID != "" {
+		row.LocationID = &e.LocationID
+	}
+	if e.RunID != "" {
+		row.RunID = &e.RunID
+	}
+	if e.Data != nil {
+		b, err := json.Marshal(e.Data)
+		if err != nil {
+			return Event{}, fmt.Errorf("encode %s event data: %w", e.Type, err)
+		}
+		row.Data = string(b)
+	}
+	return row, nil
+}
+
+// bumpEventOffset advances the account's counter by n and returns the new
+// last offset. The UPDATE takes the row lock first, so concurrent writers
+// of one account queue here rather than deadlocking on a read-then-write.
+func (s *Store) bumpEventOffset(ctx context.Context, accountID string, n int) (int64, error) {
+	db := s.conn(ctx)
+	res := db.Model(&Account{}).Where("id = ?", accountID).
+		UpdateColumn("last_event_offset", gorm.Expr("last_event_offset + ?", n))
+	if res.Error != nil {
+		return 0, fmt.Errorf("advance event offset: %w", res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return 0, NotFound("account")
+	}
+	var acct Account
+	if err := db.Select("last_event_offset").Where("id = ?", accountID).Take(&acct).Error; err != nil {
+		return 0, fmt.Errorf("read event offset: %w", err)
+	}
+	return acct.LastEventOffset, nil
+}
+
+// EventQuery selects a page of one account's Event Log.
+type EventQuery struct {
+	AccountID  string
+	LocationID string
+	Type       string
+	// After pages oldest first from the offset after it; Before pages
+	// newest first from the offset before it. At most one is set.
+	After  *int64
+	Before *int64
+	Limit  int
+}
+
+// ListEvents returns a page of events in the order the query asks for.
+func (s *Store) ListEvents(ctx context.Context, q EventQuery) ([]Event, error) {
+	db := s.conn(ctx).Where("account_id = ?", q.AccountID)
+	if q.LocationID != "" {
+		db = db.Where("location_id = ?", q.LocationID)
+	}
+	if q.Type != "" {
+		db = db.Where("type = ?", q.Type)
+	}
+	desc := q.Before != nil
+	switch {
+	case q.Before != nil:
+		db = db.Where("log_offset < ?", *q.Before)
+	case q.After != nil:
+		db = db.Where("log_offset > ?", *q.After)
+	}
+	var events []Event
+	err := db.Order(clause.OrderByColumn{Column: clause.Column{Name: "log_offset"}, Desc: desc}).
+		Limit(q.Limit).Find(&events).Error
+	if err != nil {
+		return nil, fmt.Errorf("list events: %w", err)
+	}
+	return events, nil
+}
+
+// LastEventOffset returns the newest offset of the account's Event Log.
+func (s *Store) LastEventOffset(ctx context.Context, accountID string) (int64, error) {
+	var acct Account
+	if err := s.conn(ctx).Select("last_event_offset").Where("id = ?", accountID).Take(&acct).Error; err != nil {
+		return 0, notFound(err, "account")
+	}
+	return acct.LastEventOffset, nil
+}

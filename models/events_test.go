@@ -1,0 +1,156 @@
+package models_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/panelsync/panelsync/models"
+	"github.com/panelsync/panelsync/models/dbtest"
+)
+
+// recordingPublisher keeps what the event log published, in order.
+type recordingPublisher struct {
+	mu     sync.Mutex
+	events []models.Event
+}
+
+func (p *recordingPublisher) PublishEvents(_ context.Context, events []models.Event) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.events = append(p.events, events...)
+}
+
+func TestEventLog_ConcurrentWriters_GetGapFreeOffsetsPerAccount(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, store *models.Store) {
+		ctx := context.Background()
+		pub := &recordingPublisher{}
+		log := models.NewEventLog(store, pub)
+		a := mustAccount(t, store, "A")
+		b := mustAccount(t, store, "B")
+
+		const writers, perWriter = 4, 25
+		var wg sync.WaitGroup
+		errs := make(chan error, writers*2)
+		for w := range writers {
+			for _, acct := range []string{a.ID, b.ID} {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := range perWriter {
+						_, err := log.Append(ctx, models.NewEvent{AccountID: acct, Type: "test.event", Message: fmt.Sprintf("writer %d event %d", w, i)})
+						if err != nil {
+							errs <- err
+							return
+						}
+					}
+				}()
+			}
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+
+		for _, acct := range []string{a.ID, b.ID} {
+			after := int64(0)
+			events, err := store.ListEvents(ctx, models.EventQuery{AccountID: acct, After: &after, Limit: 1000})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(events) != writers*perWriter {
+				t.Fatalf("account has %d events, want %d", len(events), writers*perWriter)
+			}
+			for i, e := range events {
+				if e.Offset != int64(i+1) {
+					t.Fatalf("event %d has offset %d: offsets must run 1..N without gaps", i, e.Offset)
+				}
+			}
+			last, err := store.LastEventOffset(ctx, acct)
+			if err != nil || last != int64(writers*perWriter) {
+				t.Fatalf("last offset = %d, %v", last, err)
+			}
+		}
+		if len(pub.events) != 2*writers*perWriter {
+			t.Fatalf("published %d events after commit, want %d", len(pub.events), 2*writers*perWriter)
+		}
+	})
+}
+
+func TestEventLog_RolledBackTransaction_PublishesNothingAndKeepsOffsets(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, store *models.Store) {
+		ctx := context.Background()
+		pub := &recordingPublisher{}
+		log := models.NewEventLog(store, pub)
+		a := mustAccount(t, store, "A")
+
+		errBoom := fmt.Errorf("boom")
+		err := store.Tx(ctx, func(ctx context.Context) error {
+			if _, err := log.Append(ctx, models.NewEvent{AccountID: a.ID, Type: "test.event", Message: "never"}); err != nil {
+				return err
+			}
+			return errBoom
+		})
+		if err != errBoom {
+			t.Fatalf("Tx returned %v", err)
+		}
+		if len(pub.events) != 0 {
+			t.Fatalf("a rolled-back event was published: %+v", pub.events)
+		}
+		written, err := log.Append(ctx, models.NewEvent{AccountID: a.ID, Type: "test.event", Message: "kept"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if written[0].Offset != 1 {
+			t.Fatalf("offset after a rollback = %d, want 1", written[0].Offset)
+		}
+	})
+}
+
+func TestListEvents_AfterAndBefore_PageInOppositeOrders(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, store *models.Store) {
+		ctx := context.Background()
+		log := models.NewEventLog(store, nil)
+		a := mustAccount(t, store, "A")
+		for i := range 10 {
+			if _, err := log.Append(ctx, models.NewEvent{AccountID: a.ID, Type: "test.event", Message: fmt.Sprint(i)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		after := int64(3)
+		asc, err := store.ListEvents(ctx, models.EventQuery{AccountID: a.ID, After: &after, Limit: 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := offsets(asc); fmt.Sprint(got) != "[4 5 6]" {
+			t.Fatalf("after=3 gave %v", got)
+		}
+		before := int64(8)
+		desc, err := store.ListEvents(ctx, models.EventQuery{AccountID: a.ID, Before: &before, Limit: 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := offsets(desc); fmt.Sprint(got) != "[7 6 5]" {
+			t.Fatalf("before=8 gave %v", got)
+		}
+	})
+}
+
+func offsets(events []models.Event) []int64 {
+	out := make([]int64, len(events))
+	for i, e := range events {
+		out[i] = e.Offset
+	}
+	return out
+}
+
+func mustAccount(t *testing.T, store *models.Store, name string) models.Account {
+	t.Helper()
+	acct, err := store.CreateAccount(context.Background(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return acct
+}

@@ -1,0 +1,110 @@
+package models
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/google/uuid"
+	"gorm.io/gorm"
+)
+
+// Store reads and writes the domain records. A transaction opened with Tx
+// travels in the context, so every Store method called inside it joins it.
+type Store struct {
+	db *gorm.DB
+}
+
+// NewStore wraps an open database.
+func NewStore(db *gorm.DB) *Store { return &Store{db: db} }
+
+// DB returns the underlying handle, for migrations and health checks.
+func (s *Store) DB() *gorm.DB { return s.db }
+
+// NewID returns a new time-ordered identifier (UUIDv7), so rows inserted
+// together sit together in the primary key index.
+func NewID() string { return uuid.Must(uuid.NewV7()).String() }
+
+type txKey struct{}
+
+type txState struct {
+	tx          *gorm.DB
+	afterCommit []func()
+}
+
+// Tx runs fn in a transaction. If ctx already carries one, fn joins it and
+// the outer caller commits. Functions registered with AfterCommit run once
+// the outermost transaction has committed, and never if it rolls back.
+func (s *Store) Tx(ctx context.Context, fn func(ctx context.Context) error) error {
+	if _, ok := ctx.Value(txKey{}).(*txState); ok {
+		return fn(ctx)
+	}
+	state := &txState{}
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		state.tx = tx
+		return fn(context.WithValue(ctx, txKey{}, state))
+	})
+	if err != nil {
+		return err
+	}
+	for _, f := range state.afterCommit {
+		f()
+	}
+	return nil
+}
+
+// AfterCommit runs f after the transaction in ctx commits, or at once when
+// ctx carries none.
+func AfterCommit(ctx context.Context, f func()) {
+	if state, ok := ctx.Value(txKey{}).(*txState); ok {
+		state.afterCommit = append(state.afterCommit, f)
+		return
+	}
+	f()
+}
+
+// conn returns the transaction in ctx, or the pool.
+func (s *Store) conn(ctx context.Context) *gorm.DB {
+	if state, ok := ctx.Value(txKey{}).(*txState); ok {
+		return state.tx
+	}
+	return s.db.WithContext(ctx)
+}
+
+// InTx reports whether ctx carries an open transaction.
+func InTx(ctx context.Context) bool {
+	_, ok := ctx.Value(txKey{}).(*txState)
+	return ok
+}
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return err
+	}
+	return sqlDB.PingContext(ctx)
+}
+
+// Close releases the connection pool.
+func (s *Store) Close() error {
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return err
+	}
+	return sqlDB.Close()
+}
+
+// notFound turns gorm's "record not found" into the domain's not_found
+// error and wraps anything else with what was being done.
+func notFound(err error, what string) error {
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return NotFound(what)
+	}
+	return fmt.Errorf("load %s: %w", what, err)
+}
+
+// isDuplicate reports whether err is a unique-index violation.
+func isDuplicate(err error) bool {
+	return errors.Is(err, gorm.ErrDuplicatedKey)
+}

@@ -1,0 +1,193 @@
+package models
+
+import "time"
+
+// The structs below are the storage rows. They carry no json tags on
+// purpose: handlers convert them into response types, so a column added
+// here never leaks to a client by accident.
+
+// Account owns logins and locations; LastEventOffset is the Event Log
+// counter, bumped inside each transaction that writes events so offsets
+// follow commit order.
+type Account struct {
+	ID              string `gorm:"primaryKey;size:36"`
+	Name            string `gorm:"size:200;not null"`
+	LastEventOffset int64  `gorm:"not null;default:0"`
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
+}
+
+// Login is a person who signs in to the apps.
+type Login struct {
+	ID           string `gorm:"primaryKey;size:36"`
+	AccountID    string `gorm:"size:36;not null;index"`
+	Email        string `gorm:"size:254;not null;uniqueIndex"`
+	Name         string `gorm:"size:200;not null"`
+	Role         Role   `gorm:"size:16;not null"`
+	PasswordHash string `gorm:"size:100;not null"`
+	DisabledAt   *time.Time
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+}
+
+// Session is one signed-in device: the family of refresh tokens that
+// descend from one login. Revoking it ends every token of the family,
+// access tokens included (they carry the session id).
+type Session struct {
+	ID           string `gorm:"primaryKey;size:36"`
+	LoginID      string `gorm:"size:36;not null;index"`
+	CreatedAt    time.Time
+	LastUsedAt   time.Time
+	ExpiresAt    time.Time
+	RevokedAt    *time.Time
+	RevokeReason string `gorm:"size:32;not null;default:''"`
+}
+
+// RefreshToken is one link of a session's rotation chain. Only the SHA-256
+// of the token is kept; the token itself is shown once.
+type RefreshToken struct {
+	ID        string `gorm:"primaryKey;size:36"`
+	SessionID string `gorm:"size:36;not null;index"`
+	TokenHash string `gorm:"size:64;not null;uniqueIndex"`
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	UsedAt    *time.Time
+}
+
+// Location is one site of an account, with its sync settings and the
+// remote copy's sync summary.
+type Location struct {
+	ID                     string     `gorm:"primaryKey;size:36"`
+	AccountID              string     `gorm:"size:36;not null;index:idx_locations_account_name,priority:1;index:idx_locations_account_group,priority:1"`
+	Name                   string     `gorm:"size:200;not null;index:idx_locations_account_name,priority:2"`
+	GroupName              string     `gorm:"size:100;not null;default:'';index:idx_locations_account_group,priority:2"`
+	SyncIntervalMinutes    int        `gorm:"not null"`
+	AutoApply              bool       `gorm:"not null"`
+	ForceUpdateAll         bool       `gorm:"not null"`
+	SafetyThresholdPercent int        `gorm:"not null"`
+	ReportEmails           string     `gorm:"type:text;not null"`
+	ForcePending           bool       `gorm:"not null;default:false"`
+	SyncStatus             SyncStatus `gorm:"size:16;not null"`
+	UsersSyncedAt          *time.Time
+	PanelSyncedAt          *time.Time
+	RefreshedAt            *time.Time
+	NextScheduledAt        *time.Time `gorm:"index"`
+	CreatedAt              time.Time
+	UpdatedAt              time.Time
+}
+
+// Panel is the alarm system at a location and the state of its live link.
+// SecretHash is the SHA-256 of the device secret, which is shown once.
+type Panel struct {
+	ID                  string `gorm:"primaryKey;size:36"`
+	AccountID           string `gorm:"size:36;not null;index"`
+	LocationID          string `gorm:"size:36;not null;uniqueIndex"`
+	Serial              string `gorm:"size:64;not null;uniqueIndex"`
+	SecretHash          string `gorm:"size:64;not null"`
+	CredentialExpiresAt *time.Time
+	CredentialRevokedAt *time.Time
+	Connection          PanelConnection `gorm:"size:24;not null"`
+	LastSeenAt          *time.Time
+	ArmedState          string `gorm:"size:24;not null;default:'unknown'"`
+	CreatedAt           time.Time
+	UpdatedAt           time.Time
+}
+
+// PanelUser is the remote copy of one user code slot on a panel. The code
+// itself is never stored; CodeDigest is a keyed digest that tells whether it
+// changed.
+type PanelUser struct {
+	ID             string  `gorm:"primaryKey;size:36"`
+	LocationID     string  `gorm:"size:36;not null;uniqueIndex:idx_panel_users_location_number,priority:1"`
+	UserNumber     int     `gorm:"not null;uniqueIndex:idx_panel_users_location_number,priority:2"`
+	Name           string  `gorm:"size:200;not null"`
+	Email          string  `gorm:"size:254;not null;default:'';index"`
+	Authority      string  `gorm:"size:24;not null"`
+	Partitions     string  `gorm:"size:200;not null;default:''"`
+	AccessSchedule string  `gorm:"size:200;not null;default:''"`
+	HasCode        bool    `gorm:"not null"`
+	CodeDigest     string  `gorm:"size:64;not null;default:''"`
+	LoginID        *string `gorm:"size:36;index"`
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+}
+
+// Run is one sync of one kind for one location. The run table is also the
+// work queue: ActiveKey is "location:kind" while the run is queued or
+// running and NULL afterwards, so a unique index allows one active run per
+// location and kind.
+type Run struct {
+	ID             string     `gorm:"primaryKey;size:36"`
+	AccountID      string     `gorm:"size:36;not null;index:idx_runs_account_created,priority:1"`
+	LocationID     string     `gorm:"size:36;not null;index:idx_runs_location_created,priority:1"`
+	BatchID        *string    `gorm:"size:36;index"`
+	Kind           RunKind    `gorm:"size:16;not null"`
+	Mode           RunMode    `gorm:"size:16;not null"`
+	TriggerSource  RunTrigger `gorm:"size:16;not null"`
+	State          RunState   `gorm:"size:16;not null;index:idx_runs_state_available,priority:1"`
+	ActiveKey      *string    `gorm:"size:64;uniqueIndex"`
+	RequestedBy    string     `gorm:"size:200;not null;default:''"`
+	Attempt        int        `gorm:"not null;default:0"`
+	AvailableAt    time.Time  `gorm:"index:idx_runs_state_available,priority:2"`
+	LeaseOwner     string     `gorm:"size:64;not null;default:''"`
+	LeaseExpiresAt *time.Time
+	Added          int       `gorm:"not null;default:0"`
+	Updated        int       `gorm:"not null;default:0"`
+	Removed        int       `gorm:"not null;default:0"`
+	Unchanged      int       `gorm:"not null;default:0"`
+	ErrorCode      string    `gorm:"size:64;not null;default:''"`
+	ErrorMessage   string    `gorm:"size:500;not null;default:''"`
+	Data           []byte    `gorm:"type:longblob"`
+	Changes        []byte    `gorm:"type:longblob"`
+	CreatedAt      time.Time `gorm:"index:idx_runs_account_created,priority:2;index:idx_runs_location_created,priority:2"`
+	StartedAt      *time.Time
+	FinishedAt     *time.Time
+	UpdatedAt      time.Time
+}
+
+// Event is one Event Log entry. Offset grows by one per event within an
+// account, in commit order.
+type Event struct {
+	ID         string   `gorm:"primaryKey;size:36"`
+	AccountID  string   `gorm:"size:36;not null;uniqueIndex:idx_events_account_offset,priority:1;index:idx_events_account_location,priority:1"`
+	Offset     int64    `gorm:"column:log_offset;not null;uniqueIndex:idx_events_account_offset,priority:2;index:idx_events_account_location,priority:3"`
+	LocationID *string  `gorm:"size:36;index:idx_events_account_location,priority:2"`
+	RunID      *string  `gorm:"size:36;index"`
+	Type       string   `gorm:"size:64;not null"`
+	Severity   Severity `gorm:"size:16;not null"`
+	Message    string   `gorm:"size:500;not null"`
+	Data       string   `gorm:"type:text"`
+	OccurredAt time.Time
+}
+
+// AuditEntry records one change an admin made: who, what and when.
+type AuditEntry struct {
+	ID         string    `gorm:"primaryKey;size:36"`
+	AccountID  string    `gorm:"size:36;not null;index:idx_audit_account_created,priority:1"`
+	ActorKind  string    `gorm:"size:16;not null"`
+	ActorID    string    `gorm:"size:36;not null;default:''"`
+	ActorName  string    `gorm:"size:254;not null;default:''"`
+	Action     string    `gorm:"size:64;not null"`
+	TargetType string    `gorm:"size:32;not null;default:''"`
+	TargetID   string    `gorm:"size:36;not null;default:''"`
+	Detail     string    `gorm:"type:text"`
+	ClientIP   string    `gorm:"size:64;not null;default:''"`
+	CreatedAt  time.Time `gorm:"index:idx_audit_account_created,priority:2"`
+}
+
+// APIKey lets an integrator's scripts act on an account within its scopes.
+// Prefix identifies the key in lists and logs; only the SHA-256 of the
+// secret part is kept.
+type APIKey struct {
+	ID         string `gorm:"primaryKey;size:36"`
+	AccountID  string `gorm:"size:36;not null;index"`
+	Name       string `gorm:"size:200;not null"`
+	Prefix     string `gorm:"size:16;not null;uniqueIndex"`
+	SecretHash string `gorm:"size:64;not null"`
+	Scopes     string `gorm:"size:500;not null"`
+	CreatedBy  string `gorm:"size:36;not null"`
+	CreatedAt  time.Time
+	LastUsedAt *time.Time
+	ExpiresAt  *time.Time
+	RevokedAt  *time.Time
+}
