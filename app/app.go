@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -14,19 +15,35 @@ import (
 
 	"github.com/panelsync/panelsync/api"
 	"github.com/panelsync/panelsync/auth"
+	"github.com/panelsync/panelsync/bus"
 	"github.com/panelsync/panelsync/handlers"
 	"github.com/panelsync/panelsync/migrations"
 	"github.com/panelsync/panelsync/models"
+	"github.com/panelsync/panelsync/panel"
+	"github.com/panelsync/panelsync/realtime"
+	"github.com/panelsync/panelsync/syncer"
 	"github.com/panelsync/panelsync/web"
 )
 
 // App is one running panelsync node.
 type App struct {
-	cfg   Config
-	log   *slog.Logger
-	store *models.Store
-	auth  *auth.Service
-	http  *fiber.App
+	cfg    Config
+	log    *slog.Logger
+	nodeID string
+	store  *models.Store
+	auth   *auth.Service
+	bus    *bus.Bus
+	events *models.EventLog
+	link   *panel.Link
+	engine *syncer.Engine
+	http   *fiber.App
+
+	// base outlives requests: long-lived connections (panel links) run
+	// under it, and it ends when the node stops.
+	base       context.Context
+	cancelBase context.CancelFunc
+	closeOnce  sync.Once
+	closeErr   error
 }
 
 // OpenStore connects to the configured database.
@@ -58,15 +75,25 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &App{cfg: cfg, log: log, store: store}
-	if err := a.build(ctx, key); err != nil {
+	codeKey, err := cfg.codeDigestKey()
+	if err != nil {
+		_ = store.Close()
+		return nil, err
+	}
+	a := &App{cfg: cfg, log: log, store: store, nodeID: cfg.nodeID()}
+	a.base, a.cancelBase = context.WithCancel(context.WithoutCancel(ctx))
+	if err := a.build(ctx, key, codeKey); err != nil {
+		a.cancelBase()
+		if a.bus != nil {
+			a.bus.Close()
+		}
 		_ = store.Close()
 		return nil, err
 	}
 	return a, nil
 }
 
-func (a *App) build(ctx context.Context, signingKey []byte) error {
+func (a *App) build(ctx context.Context, signingKey, codeKey []byte) error {
 	if a.cfg.MigrateOnStart {
 		if err := migrations.Up(ctx, a.store.DB()); err != nil {
 			return err
@@ -87,6 +114,29 @@ func (a *App) build(ctx context.Context, signingKey []byte) error {
 	}
 	a.auth = authSvc
 
+	b, err := bus.Open(ctx, bus.Config{URL: a.cfg.NATSURL, Name: "panelsync " + a.nodeID, Logger: a.log})
+	if err != nil {
+		return err
+	}
+	a.bus = b
+	a.events = models.NewEventLog(a.store, realtime.NewPublisher(b.Conn(), a.log))
+	a.link = panel.NewLink(panel.LinkConfig{
+		NodeID:          a.nodeID,
+		CommandTimeout:  a.cfg.CommandTimeout,
+		CheckinInterval: a.cfg.CheckinInterval,
+		Logger:          a.log,
+	}, a.store, a.events, b.Conn())
+	a.engine = syncer.New(syncer.Config{
+		Owner:          a.nodeID,
+		Workers:        a.cfg.Workers,
+		Lease:          a.cfg.RunLease,
+		MaxAttempts:    a.cfg.MaxAttempts,
+		RetryBase:      a.cfg.RetryBase,
+		CommandTimeout: a.cfg.CommandTimeout,
+		CodeKey:        codeKey,
+		Logger:         a.log,
+	}, a.store, a.events, a.link, b.NewWaker())
+
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
@@ -98,7 +148,11 @@ func (a *App) build(ctx context.Context, signingKey []byte) error {
 		Readiness: []handlers.ReadinessCheck{
 			{Name: "database", Check: a.store.Ping},
 			{Name: "migrations", Check: a.checkMigrations},
+			{Name: "bus", Check: b.Ping},
 		},
+		Link:        a.link,
+		Engine:      a.engine,
+		Background:  a.base,
 		OpenAPI:     api.OpenAPI(),
 		DocsHTML:    web.DocsHTML(),
 		DocsAsset:   web.Asset,
@@ -138,10 +192,20 @@ func (a *App) Listen() (net.Listener, error) {
 	return ln, nil
 }
 
-// Serve answers requests on ln until ctx ends, then stops in reverse order
-// of start: HTTP first (requests in flight finish), then the database.
+// Start sets the node's background work going: the sync workers.
+func (a *App) Start() error {
+	return a.engine.Start(a.base)
+}
+
+// Serve starts the node's workers and answers requests on ln until ctx
+// ends, then stops everything in reverse order of start.
 func (a *App) Serve(ctx context.Context, ln net.Listener) error {
-	a.log.Info("panelsync serving", "addr", ln.Addr().String(), "database", a.cfg.DatabaseLabel())
+	if err := a.Start(); err != nil {
+		_ = ln.Close()
+		return errors.Join(err, a.Close())
+	}
+	a.log.Info("panelsync serving", "addr", ln.Addr().String(), "node", a.nodeID,
+		"database", a.cfg.DatabaseLabel(), "bus", a.busLabel())
 	served := make(chan error, 1)
 	go func() { served <- a.http.Listener(ln) }()
 	select {
@@ -150,15 +214,50 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	case <-ctx.Done():
 	}
 	a.log.Info("panelsync shutting down")
+	// Panel links are hijacked from the HTTP server, which does not wait
+	// for them: they are closed first, while the database can still record
+	// their disconnection.
+	linkCtx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
+	a.link.Close(linkCtx)
+	cancel()
 	shutdownErr := a.http.ShutdownWithTimeout(a.cfg.ShutdownTimeout)
 	<-served
 	return errors.Join(shutdownErr, a.Close())
 }
 
-// Close releases what New opened.
-func (a *App) Close() error {
-	return a.store.Close()
+func (a *App) busLabel() string {
+	if a.bus.Embedded() {
+		return "embedded nats"
+	}
+	return "external nats"
 }
+
+// Close stops the workers and releases what New opened, in reverse order.
+// It is safe to call on a node that never served.
+func (a *App) Close() error {
+	a.closeOnce.Do(func() {
+		a.engine.Stop()
+		linkCtx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
+		a.link.Close(linkCtx)
+		cancel()
+		a.cancelBase()
+		a.bus.Close()
+		a.closeErr = a.store.Close()
+	})
+	return a.closeErr
+}
+
+// Engine returns the node's sync engine.
+func (a *App) Engine() *syncer.Engine { return a.engine }
+
+// Link returns the node's device link.
+func (a *App) Link() *panel.Link { return a.link }
+
+// Bus returns the node's bus.
+func (a *App) Bus() *bus.Bus { return a.bus }
+
+// NodeID names this node.
+func (a *App) NodeID() string { return a.nodeID }
 
 // ShutdownGrace is how long tests and tools wait for a node to stop.
 const ShutdownGrace = 5 * time.Second

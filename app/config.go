@@ -30,6 +30,16 @@ type Config struct {
 	LoginPerMinutePerClient float64
 	LoginPerMinutePerEmail  float64
 
+	NATSURL         string
+	NodeID          string
+	Workers         int
+	CommandTimeout  time.Duration
+	CheckinInterval time.Duration
+	RunLease        time.Duration
+	MaxAttempts     int
+	RetryBase       time.Duration
+	CodeDigestKey   string
+
 	BodyLimit       int
 	ProxyHeader     string
 	ShutdownTimeout time.Duration
@@ -62,6 +72,15 @@ func (c *Config) Settings() []Setting {
 		integer(&c.BcryptCost, "bcrypt-cost", "12", "bcrypt cost for password hashes (4 to 31)"),
 		float(&c.LoginPerMinutePerClient, "login-rate-per-client", "20", "login attempts per minute allowed from one client address"),
 		float(&c.LoginPerMinutePerEmail, "login-rate-per-email", "5", "login attempts per minute allowed for one e-mail"),
+		str(&c.NATSURL, "nats-url", "", "URL of an external NATS server or cluster; empty runs one embedded in the process"),
+		str(&c.NodeID, "node-id", "", "name of this node in logs and the panels table; empty derives one from the host name"),
+		integer(&c.Workers, "workers", "8", "sync runs this node executes at once"),
+		duration(&c.CommandTimeout, "command-timeout", "30s", "how long a panel has to answer one command"),
+		duration(&c.CheckinInterval, "checkin-interval", "30m", "how often panels are told to check in"),
+		duration(&c.RunLease, "run-lease", "30s", "how long a claimed run stays a worker's without renewal; a crashed worker's runs are taken over after it"),
+		integer(&c.MaxAttempts, "max-attempts", "3", "attempts of a run whose panel times out or is away before it is a Sync Failure"),
+		duration(&c.RetryBase, "retry-base", "2s", "wait before the first retry; it doubles each attempt, with jitter"),
+		str(&c.CodeDigestKey, "code-digest-key", "", "key of the digests that stand in for user codes, at least 32 bytes; empty generates one and keeps it in the data dir"),
 		integer(&c.BodyLimit, "body-limit", "1048576", "largest request body accepted, in bytes"),
 		str(&c.ProxyHeader, "proxy-header", "", "header a trusted reverse proxy sets to the client address (such as X-Forwarded-For); empty trusts the socket address"),
 		duration(&c.ShutdownTimeout, "shutdown-timeout", "15s", "how long shutdown waits for requests in flight"),
@@ -162,6 +181,20 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("--body-limit must be at least 1024 bytes")
 	case c.LogFormat != "json" && c.LogFormat != "text":
 		return fmt.Errorf("--log-format must be json or text")
+	case c.Workers < 1 || c.Workers > 1024:
+		return fmt.Errorf("--workers must be between 1 and 1024")
+	case c.CommandTimeout < 100*time.Millisecond:
+		return fmt.Errorf("--command-timeout must be at least 100ms")
+	case c.CheckinInterval < time.Second:
+		return fmt.Errorf("--checkin-interval must be at least 1s")
+	case c.RunLease < time.Second:
+		return fmt.Errorf("--run-lease must be at least 1s")
+	case c.MaxAttempts < 1 || c.MaxAttempts > 20:
+		return fmt.Errorf("--max-attempts must be between 1 and 20")
+	case c.RetryBase < 10*time.Millisecond:
+		return fmt.Errorf("--retry-base must be at least 10ms")
+	case c.CodeDigestKey != "" && len(c.CodeDigestKey) < 32:
+		return fmt.Errorf("--code-digest-key must be at least 32 bytes")
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		return err
@@ -187,6 +220,28 @@ func (c *Config) signingKey() ([]byte, error) {
 		return []byte(c.JWTSecret), nil
 	}
 	return loadOrCreateSecret(filepath.Join(c.DataDir, "secrets", "jwt-signing.key"))
+}
+
+// codeDigestKey returns the configured key for user-code digests, or the
+// one generated in the data dir.
+func (c *Config) codeDigestKey() ([]byte, error) {
+	if c.CodeDigestKey != "" {
+		return []byte(c.CodeDigestKey), nil
+	}
+	return loadOrCreateSecret(filepath.Join(c.DataDir, "secrets", "code-digest.key"))
+}
+
+// nodeID returns the configured node name, or the host name with a random
+// suffix so two processes on one host differ.
+func (c *Config) nodeID() string {
+	if c.NodeID != "" {
+		return c.NodeID
+	}
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "node"
+	}
+	return host + "-" + randomHex(3)
 }
 
 func loadOrCreateSecret(path string) ([]byte, error) {
@@ -217,4 +272,14 @@ func loadOrCreateSecret(path string) ([]byte, error) {
 		return nil, fmt.Errorf("write secret: %w", err)
 	}
 	return key, f.Close()
+}
+
+// DefaultConfig returns every setting at its default, ignoring the
+// environment: the base that tests and tools adjust.
+func DefaultConfig() Config {
+	var c Config
+	fs := flag.NewFlagSet("defaults", flag.ContinueOnError)
+	// The defaults are literals in Settings and always parse.
+	_ = Bind(fs, c.Settings(), func(string) string { return "" })
+	return c
 }

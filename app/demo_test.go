@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"testing"
-	"time"
 
 	"github.com/panelsync/panelsync/app"
 	"github.com/panelsync/panelsync/models"
@@ -15,11 +14,8 @@ func TestSeedDemo_RunTwice_AddsNothingTwiceAndResetsThePassword(t *testing.T) {
 	for _, b := range dbtest.Backends(t) {
 		t.Run(b.Name, func(t *testing.T) {
 			ctx := context.Background()
-			cfg := app.Config{
-				Addr: "127.0.0.1:0", DataDir: t.TempDir(), DatabaseURL: b.Config.MySQLDSN,
-				MigrateOnStart: true, AccessTokenTTL: 15 * time.Minute, RefreshTokenTTL: time.Hour,
-				BcryptCost: 4, BodyLimit: 1 << 20, LogLevel: "error", LogFormat: "json",
-			}
+			cfg := app.DefaultConfig()
+			cfg.Addr, cfg.DataDir, cfg.DatabaseURL, cfg.BcryptCost = "127.0.0.1:0", t.TempDir(), b.Config.MySQLDSN, 4
 			a, err := app.New(ctx, cfg, slog.New(slog.DiscardHandler))
 			if err != nil {
 				t.Fatal(err)
@@ -53,11 +49,8 @@ func TestSeedDemo_RunTwice_AddsNothingTwiceAndResetsThePassword(t *testing.T) {
 func TestConfig_GeneratedSigningKey_SurvivesARestart(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	cfg := app.Config{
-		Addr: "127.0.0.1:0", DataDir: dir, MigrateOnStart: true,
-		AccessTokenTTL: 15 * time.Minute, RefreshTokenTTL: time.Hour,
-		BcryptCost: 4, BodyLimit: 1 << 20, LogLevel: "error", LogFormat: "json",
-	}
+	cfg := app.DefaultConfig()
+	cfg.Addr, cfg.DataDir, cfg.BcryptCost = "127.0.0.1:0", dir, 4
 	start := func() *app.App {
 		a, err := app.New(ctx, cfg, slog.New(slog.DiscardHandler))
 		if err != nil {

@@ -142,3 +142,12 @@ func requireAdmin(c *fiber.Ctx) error {
 	}
 	return c.Next()
 }
+
+// requireOperator refuses the request unless the caller may start syncs;
+// support staff only watch.
+func requireOperator(c *fiber.Ctx) error {
+	if !principal(c).Role.CanOperate() {
+		return models.Errorf(models.CodeForbidden, "this action needs the owner, admin or member role")
+	}
+	return c.Next()
+}

@@ -1,10 +1,13 @@
 package handlers
 
 import (
+	"encoding/json"
 	"time"
 
 	"github.com/panelsync/panelsync/auth"
 	"github.com/panelsync/panelsync/models"
+	"github.com/panelsync/panelsync/panel"
+	"github.com/panelsync/panelsync/realtime"
 )
 
 // The types below are what clients receive. They are built from the
@@ -142,4 +145,121 @@ func apiTimePtr(t *time.Time) *time.Time {
 	}
 	v := apiTime(*t)
 	return &v
+}
+
+// RunResponse is the Run of the API contract.
+type RunResponse struct {
+	ID          string       `json:"id"`
+	LocationID  string       `json:"location_id"`
+	BatchID     *string      `json:"batch_id"`
+	Kind        string       `json:"kind"`
+	Mode        string       `json:"mode"`
+	Trigger     string       `json:"trigger"`
+	State       string       `json:"state"`
+	RequestedBy string       `json:"requested_by"`
+	Attempt     int          `json:"attempt"`
+	CreatedAt   time.Time    `json:"created_at"`
+	StartedAt   *time.Time   `json:"started_at"`
+	FinishedAt  *time.Time   `json:"finished_at"`
+	Changes     ChangeCounts `json:"changes"`
+	Error       *RunError    `json:"error"`
+}
+
+// ChangeCounts counts what a run changed.
+type ChangeCounts struct {
+	Added     int `json:"added"`
+	Updated   int `json:"updated"`
+	Removed   int `json:"removed"`
+	Unchanged int `json:"unchanged"`
+}
+
+// RunError is why a run failed, or why its last attempt did.
+type RunError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// SyncResponse answers a sync request.
+type SyncResponse struct {
+	Run          RunResponse `json:"run"`
+	Message      string      `json:"message"`
+	Deduplicated bool        `json:"deduplicated,omitempty"`
+}
+
+// RunPage is one page of runs, newest first.
+type RunPage struct {
+	Items      []RunResponse `json:"items"`
+	NextCursor *string       `json:"next_cursor"`
+}
+
+// ChangesResponse is what a run changed, record by record.
+type ChangesResponse struct {
+	Counts  ChangeCounts      `json:"counts"`
+	Changes []json.RawMessage `json:"changes"`
+}
+
+// EventPage is one page of the Event Log.
+type EventPage struct {
+	Items      []realtime.Event `json:"items"`
+	NextAfter  *int64           `json:"next_after,omitempty"`
+	NextBefore *int64           `json:"next_before,omitempty"`
+}
+
+// PanelUserResponse is one user of the remote copy. The code itself is
+// never stored; has_code says whether the slot has one.
+type PanelUserResponse struct {
+	Number         int       `json:"number"`
+	Name           string    `json:"name"`
+	Email          string    `json:"email"`
+	Authority      string    `json:"authority"`
+	Partitions     []int     `json:"partitions"`
+	AccessSchedule string    `json:"access_schedule"`
+	HasCode        bool      `json:"has_code"`
+	LoginID        *string   `json:"login_id"`
+	UpdatedAt      time.Time `json:"updated_at"`
+}
+
+// PanelUsersResponse lists a location's panel users.
+type PanelUsersResponse struct {
+	Items    []PanelUserResponse `json:"items"`
+	SyncedAt *time.Time          `json:"synced_at"`
+}
+
+// PanelConfigResponse is the remote copy of a panel's configuration.
+type PanelConfigResponse struct {
+	Partitions []panel.Partition `json:"partitions"`
+	Zones      []panel.Zone      `json:"zones"`
+	Devices    []panel.Device    `json:"devices"`
+	SyncedAt   *time.Time        `json:"synced_at"`
+}
+
+// PanelStatusResponse is a panel's link and last known status.
+type PanelStatusResponse struct {
+	Connection  string        `json:"connection"`
+	LastSeenAt  *time.Time    `json:"last_seen_at"`
+	ArmedState  string        `json:"armed_state"`
+	Status      *panel.Status `json:"status"`
+	RefreshedAt *time.Time    `json:"refreshed_at"`
+}
+
+func toRunResponse(r models.Run) RunResponse {
+	out := RunResponse{
+		ID:          r.ID,
+		LocationID:  r.LocationID,
+		BatchID:     r.BatchID,
+		Kind:        string(r.Kind),
+		Mode:        string(r.Mode),
+		Trigger:     string(r.TriggerSource),
+		State:       string(r.State),
+		RequestedBy: r.RequestedBy,
+		Attempt:     r.Attempt,
+		CreatedAt:   apiTime(r.CreatedAt),
+		StartedAt:   apiTimePtr(r.StartedAt),
+		FinishedAt:  apiTimePtr(r.FinishedAt),
+		Changes:     ChangeCounts{Added: r.Added, Updated: r.Updated, Removed: r.Removed, Unchanged: r.Unchanged},
+	}
+	if r.ErrorCode != "" {
+		out.Error = &RunError{Code: r.ErrorCode, Message: r.ErrorMessage}
+	}
+	return out
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/panelsync/panelsync/auth"
 	"github.com/panelsync/panelsync/models"
+	"github.com/panelsync/panelsync/syncer"
 )
 
 // ReadinessCheck names one dependency and how to check it.
@@ -36,6 +37,11 @@ type Deps struct {
 	DocsAsset func(name string) (body []byte, contentType string, ok bool)
 	// BodyLimit caps request bodies in bytes.
 	BodyLimit int
+	// Link is the panel device link; Engine the sync engine.
+	Link   DeviceLink
+	Engine *syncer.Engine
+	// Background outlives requests: panel links run under it.
+	Background context.Context
 	// ProxyHeader, when set, is the header a trusted proxy puts the client
 	// address in (such as X-Forwarded-For).
 	ProxyHeader string
@@ -84,6 +90,26 @@ func New(d Deps) *fiber.App {
 	authed.add(fiber.MethodPost, "/locations", requireAdmin, lh.create)
 	authed.add(fiber.MethodGet, "/locations/:id", lh.get)
 	authed.add(fiber.MethodPatch, "/locations/:id", requireAdmin, lh.update)
+
+	sh := syncHandlers{store: d.Store, engine: d.Engine, link: d.Link}
+	authed.add(fiber.MethodPost, "/locations/:id/sync", requireOperator, sh.requestSync)
+	authed.add(fiber.MethodPost, "/locations/:id/panel/credential", requireAdmin, sh.rotateCredential)
+	authed.add(fiber.MethodPost, "/locations/:id/panel/credential/revoke", requireAdmin, sh.revokeCredential)
+	authed.add(fiber.MethodGet, "/runs", sh.listRuns)
+	authed.add(fiber.MethodGet, "/runs/:id", sh.getRun)
+	authed.add(fiber.MethodGet, "/runs/:id/data", sh.runData)
+	authed.add(fiber.MethodGet, "/runs/:id/changes", sh.runChanges)
+	authed.add(fiber.MethodPost, "/runs/:id/cancel", requireOperator, sh.cancelRun)
+
+	ph := panelHandlers{store: d.Store}
+	authed.add(fiber.MethodGet, "/locations/:id/users", ph.users)
+	authed.add(fiber.MethodGet, "/locations/:id/panel", ph.config)
+	authed.add(fiber.MethodGet, "/locations/:id/status", ph.status)
+
+	eh := eventHandlers{store: d.Store}
+	authed.add(fiber.MethodGet, "/events", eh.list)
+
+	deviceRoute(app, deviceHandlers{link: d.Link, background: d.Background})
 
 	app.Use(func(c *fiber.Ctx) error {
 		return models.Errorf(models.CodeNotFound, "no route for %s %s", c.Method(), c.Path())

@@ -65,23 +65,20 @@ func forEachBackend(t *testing.T, fn func(t *testing.T, tb *testBundle)) {
 }
 
 func testConfig(t *testing.T, b dbtest.Backend) app.Config {
-	return app.Config{
-		Addr:                    "127.0.0.1:0",
-		DataDir:                 t.TempDir(),
-		DatabaseURL:             b.Config.MySQLDSN,
-		DBMaxOpenConns:          10,
-		MigrateOnStart:          true,
-		JWTSecret:               testSigningKey,
-		AccessTokenTTL:          15 * time.Minute,
-		RefreshTokenTTL:         24 * time.Hour,
-		BcryptCost:              4,
-		LoginPerMinutePerClient: 1000,
-		LoginPerMinutePerEmail:  1000,
-		BodyLimit:               64 * 1024,
-		ShutdownTimeout:         time.Second,
-		LogLevel:                "error",
-		LogFormat:               "json",
-	}
+	cfg := app.DefaultConfig()
+	cfg.Addr = "127.0.0.1:0"
+	cfg.DataDir = t.TempDir()
+	cfg.DatabaseURL = b.Config.MySQLDSN
+	cfg.DBMaxOpenConns = 10
+	cfg.JWTSecret = testSigningKey
+	cfg.RefreshTokenTTL = 24 * time.Hour
+	cfg.BcryptCost = 4
+	cfg.LoginPerMinutePerClient = 1000
+	cfg.LoginPerMinutePerEmail = 1000
+	cfg.BodyLimit = 64 * 1024
+	cfg.ShutdownTimeout = time.Second
+	cfg.LogLevel = "error"
+	return cfg
 }
 
 func setup(t *testing.T, b dbtest.Backend, tweak func(*app.Config)) *testBundle {

@@ -32,6 +32,7 @@ func all() []*gormigrate.Migration {
 				return nil
 			},
 		},
+		v2PanelLink(),
 	}
 }
 

@@ -2,6 +2,7 @@ package models
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 
@@ -40,10 +41,18 @@ func (s *Store) Tx(ctx context.Context, fn func(ctx context.Context) error) erro
 		return fn(ctx)
 	}
 	state := &txState{}
+	var opts []*sql.TxOptions
+	if IsMySQL(s.db) {
+		// Read committed: each statement sees what others committed before
+		// it, so a transaction that waited on a lock (a duplicate active
+		// run, a claimed row) then reads the row that won, not an older
+		// snapshot. It also spares the queue's claims InnoDB's gap locks.
+		opts = append(opts, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
+	}
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		state.tx = tx
 		return fn(context.WithValue(ctx, txKey{}, state))
-	})
+	}, opts...)
 	if err != nil {
 		return err
 	}

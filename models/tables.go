@@ -89,8 +89,30 @@ type Panel struct {
 	Connection          PanelConnection `gorm:"size:24;not null"`
 	LastSeenAt          *time.Time
 	ArmedState          string `gorm:"size:24;not null;default:'unknown'"`
-	CreatedAt           time.Time
-	UpdatedAt           time.Time
+	// LinkID names the live connection that last connected; a connection
+	// that closes only marks the panel disconnected if it is still the
+	// current one, so a replaced connection cannot undo its successor.
+	LinkID         string `gorm:"size:36;not null;default:''"`
+	NodeID         string `gorm:"size:64;not null;default:''"`
+	ConnectedAt    *time.Time
+	StatusJSON     string `gorm:"type:text"`
+	UsersWatermark string `gorm:"size:64;not null;default:''"`
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+}
+
+// PanelConfigItem is the remote copy of one partition, zone or device of a
+// panel's configuration.
+type PanelConfigItem struct {
+	ID         string `gorm:"primaryKey;size:36"`
+	LocationID string `gorm:"size:36;not null;uniqueIndex:idx_panel_config_items_key,priority:1"`
+	Kind       string `gorm:"size:16;not null;uniqueIndex:idx_panel_config_items_key,priority:2"`
+	Number     int    `gorm:"not null;uniqueIndex:idx_panel_config_items_key,priority:3"`
+	Name       string `gorm:"size:200;not null"`
+	Type       string `gorm:"size:32;not null;default:''"`
+	Partition  int    `gorm:"not null;default:0"`
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
 }
 
 // PanelUser is the remote copy of one user code slot on a panel. The code

@@ -43,11 +43,15 @@ func TestMigrate_UpDownStatus_OnTheEmbeddedDatabase(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "pending  202611210001_initial") {
 		t.Fatalf("status before: %d %q %q", code, out, errOut)
 	}
-	if code, out, _ = runCmd(t, env, "migrate", "up"); code != 0 || !strings.Contains(out, "applied  202611210001_initial") {
+	if code, out, _ = runCmd(t, env, "migrate", "up"); code != 0 || strings.Contains(out, "pending") {
 		t.Fatalf("up: %d %q", code, out)
 	}
-	if code, out, _ = runCmd(t, env, "migrate", "down"); code != 0 || !strings.Contains(out, "pending  202611210001_initial") {
-		t.Fatalf("down: %d %q", code, out)
+	code, out, _ = runCmd(t, env, "migrate", "down")
+	if code != 0 || !strings.Contains(out, "applied  202611210001_initial") || strings.Count(out, "pending") != 1 {
+		t.Fatalf("down rolls back exactly the newest migration: %d %q", code, out)
+	}
+	if code, out, _ = runCmd(t, env, "migrate", "--all", "down"); code != 0 || strings.Contains(out, "applied") {
+		t.Fatalf("down --all: %d %q", code, out)
 	}
 	if code, _, _ = runCmd(t, env, "migrate", "sideways"); code != 2 {
 		t.Fatalf("unknown direction: %d", code)

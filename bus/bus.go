@@ -1,0 +1,143 @@
+// Package bus is the message bus between nodes: NATS, either an embedded
+// server running inside this process (the default, so one node needs
+// nothing else) or an external cluster by URL. Both are used through the
+// same client connection, so a single node and a cluster share one code
+// path.
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+)
+
+// Config selects the bus.
+type Config struct {
+	// URL of an external NATS server or cluster; empty runs one embedded.
+	URL string
+	// Name identifies this node's connection in the server's monitoring.
+	Name   string
+	Logger *slog.Logger
+}
+
+// Bus is an open connection to NATS, and the embedded server when there is
+// one.
+type Bus struct {
+	conn     *nats.Conn
+	embedded *server.Server
+	log      *slog.Logger
+}
+
+// Open starts the embedded server when no URL is set, and connects.
+func Open(ctx context.Context, cfg Config) (*Bus, error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	b := &Bus{log: log}
+	opts := []nats.Option{
+		nats.Name(cfg.Name),
+		// A node keeps trying for as long as it lives: losing the bus
+		// degrades it (no cross-node commands or fan-out) but must not
+		// kill it.
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.ReconnectBufSize(8 << 20),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				log.Warn("bus disconnected", "error", err.Error())
+			}
+		}),
+		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("bus reconnected", "server", c.ConnectedUrlRedacted()) }),
+	}
+	url := cfg.URL
+	if url == "" {
+		ns, err := server.NewServer(&server.Options{
+			ServerName: "panelsync-embedded",
+			DontListen: true,
+			NoSigs:     true,
+			NoLog:      true,
+			MaxPayload: 8 << 20,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("start embedded NATS: %w", err)
+		}
+		ns.Start()
+		if !ns.ReadyForConnections(10 * time.Second) {
+			ns.Shutdown()
+			return nil, errors.New("start embedded NATS: not ready after 10s")
+		}
+		b.embedded = ns
+		url = ns.ClientURL()
+		opts = append(opts, nats.InProcessServer(ns))
+	}
+	conn, err := connect(ctx, url, opts)
+	if err != nil {
+		if b.embedded != nil {
+			b.embedded.Shutdown()
+		}
+		return nil, err
+	}
+	b.conn = conn
+	return b, nil
+}
+
+// connect dials with retries until ctx ends, so a node started just before
+// its NATS server still comes up.
+func connect(ctx context.Context, url string, opts []nats.Option) (*nats.Conn, error) {
+	delay := 100 * time.Millisecond
+	for {
+		conn, err := nats.Connect(url, opts...)
+		if err == nil {
+			return conn, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("connect to NATS at %s: %w", url, err)
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 2*time.Second)
+	}
+}
+
+// Conn returns the client connection.
+func (b *Bus) Conn() *nats.Conn { return b.conn }
+
+// Embedded reports whether the bus runs inside this process.
+func (b *Bus) Embedded() bool { return b.embedded != nil }
+
+// Ping checks that the bus answers, for readiness.
+func (b *Bus) Ping(ctx context.Context) error {
+	if !b.conn.IsConnected() {
+		return errors.New("not connected to NATS")
+	}
+	deadline, ok := ctx.Deadline()
+	timeout := 2 * time.Second
+	if ok {
+		timeout = time.Until(deadline)
+	}
+	return b.conn.FlushTimeout(timeout)
+}
+
+// Close drains the connection, so messages already published reach the
+// server, then stops the embedded server.
+func (b *Bus) Close() {
+	if err := b.conn.Drain(); err != nil {
+		b.conn.Close()
+	}
+	// Drain closes the connection when done; wait for that, but not
+	// forever.
+	for i := 0; i < 500 && !b.conn.IsClosed(); i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	b.conn.Close()
+	if b.embedded != nil {
+		b.embedded.Shutdown()
+		b.embedded.WaitForShutdown()
+	}
+}

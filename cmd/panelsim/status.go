@@ -1,0 +1,41 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/panelsync/panelsync/panel/sim"
+)
+
+// reporter prints one status line per call, with the command rate since
+// the previous line.
+type reporter struct {
+	fleet        *sim.Fleet
+	out          io.Writer
+	lastAnswered int64
+	lastAt       time.Time
+}
+
+func newReporter(fleet *sim.Fleet, out io.Writer) *reporter {
+	return &reporter{fleet: fleet, out: out, lastAt: time.Now()}
+}
+
+func (r *reporter) report(prefix string) {
+	now := time.Now()
+	st := r.fleet.Stats()
+	answered := st.Answered()
+	rate := 0.0
+	if elapsed := now.Sub(r.lastAt).Seconds(); elapsed > 0 {
+		rate = float64(answered-r.lastAnswered) / elapsed
+	}
+	r.lastAnswered, r.lastAt = answered, now
+
+	line := fmt.Sprintf("%s%s connected %d/%d", prefix, now.Format("15:04:05"), r.fleet.ConnectedCount(), r.fleet.Len())
+	if n := r.fleet.AuthRejectedCount(); n > 0 {
+		line += fmt.Sprintf(" (credentials rejected: %d)", n)
+	}
+	line += fmt.Sprintf(" | commands %d (%.1f/s), errors %d, unanswered %d | connects %d, disconnects %d | check-ins %d, events %d",
+		answered, rate, st.CommandErrors, st.Ignored, st.Connects, st.Disconnects, st.Checkins, st.Events)
+	fmt.Fprintln(r.out, line)
+}

@@ -1,0 +1,286 @@
+package models
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+)
+
+// ActiveKey is the value of Run.ActiveKey while a run is queued or running:
+// one per location and kind.
+func ActiveKey(locationID string, kind RunKind) string { return locationID + ":" + string(kind) }
+
+// IsActive reports whether a run is still queued or running.
+func (r Run) IsActive() bool { return r.State == RunQueued || r.State == RunRunning }
+
+// EnqueueRun inserts a queued run in the caller's transaction. When a run of
+// the same kind is already queued or running at the location, nothing is
+// inserted and that run is returned with deduplicated true.
+func (s *Store) EnqueueRun(ctx context.Context, r Run) (Run, bool, error) {
+	key := ActiveKey(r.LocationID, r.Kind)
+	r.ActiveKey = &key
+	r.State = RunQueued
+	if r.ID == "" {
+		r.ID = NewID()
+	}
+	var out Run
+	dedup := false
+	// A savepoint keeps a duplicate-key failure from poisoning the caller's
+	// transaction on databases that abort it on error.
+	err := s.Tx(ctx, func(ctx context.Context) error {
+		db := s.conn(ctx)
+		err := db.Transaction(func(tx *gorm.DB) error { return tx.Create(&r).Error })
+		if err == nil {
+			out = r
+			return nil
+		}
+		if !isDuplicate(err) {
+			return fmt.Errorf("enqueue run: %w", err)
+		}
+		existing, err := s.activeRun(ctx, key)
+		if err != nil {
+			return err
+		}
+		out, dedup = existing, true
+		return nil
+	})
+	return out, dedup, err
+}
+
+func (s *Store) activeRun(ctx context.Context, key string) (Run, error) {
+	var r Run
+	// Under read committed this read sees the row whose insert made ours a
+	// duplicate. It takes no lock: concurrent duplicates all hold a shared
+	// lock on that index entry, and upgrading it would deadlock them.
+	if err := s.conn(ctx).Omit("data", "changes").Where("active_key = ?", key).Take(&r).Error; err != nil {
+		return Run{}, notFound(err, "active run")
+	}
+	return r, nil
+}
+
+// ClaimRuns takes up to n runs that are due: queued runs whose time has
+// come, and running runs whose lease expired because their worker died.
+// Each claimed run is marked running under owner until leaseUntil, and its
+// attempt counted. On MySQL, SKIP LOCKED lets workers on many nodes claim
+// side by side without waiting on each other's rows.
+func (s *Store) ClaimRuns(ctx context.Context, owner string, n int, now, leaseUntil time.Time) ([]Run, error) {
+	if n <= 0 {
+		return nil, nil
+	}
+	var claimed []Run
+	err := s.Tx(ctx, func(ctx context.Context) error {
+		db := s.conn(ctx)
+		q := db.Model(&Run{}).Select("id").
+			Where("state IN ? AND available_at <= ?", []RunState{RunQueued, RunRunning}, now).
+			Order("available_at").Limit(n)
+		if IsMySQL(db) {
+			q = q.Clauses(clause.Locking{Strength: "UPDATE", Options: "SKIP LOCKED"})
+		}
+		var ids []string
+		if err := q.Pluck("id", &ids).Error; err != nil {
+			return fmt.Errorf("find due runs: %w", err)
+		}
+		if len(ids) == 0 {
+			return nil
+		}
+		err := db.Model(&Run{}).Where("id IN ?", ids).Updates(map[string]any{
+			"state":            RunRunning,
+			"lease_owner":      owner,
+			"lease_expires_at": leaseUntil,
+			"available_at":     leaseUntil,
+			"attempt":          gorm.Expr("attempt + 1"),
+			"started_at":       gorm.Expr("COALESCE(started_at, ?)", now),
+		}).Error
+		if err != nil {
+			return fmt.Errorf("claim runs: %w", err)
+		}
+		return db.Omit("data", "changes").Where("id IN ?", ids).Order("available_at").Find(&claimed).Error
+	})
+	return claimed, err
+}
+
+// ExtendLease renews a running run's lease. It reports false when the run
+// is no longer this owner's: cancelled, finished, or taken over.
+func (s *Store) ExtendLease(ctx context.Context, runID, owner string, until time.Time) (bool, error) {
+	res := s.conn(ctx).Model(&Run{}).
+		Where("id = ? AND state = ? AND lease_owner = ?", runID, RunRunning, owner).
+		Updates(map[string]any{"lease_expires_at": until, "available_at": until})
+	if res.Error != nil {
+		return false, fmt.Errorf("extend lease: %w", res.Error)
+	}
+	return res.RowsAffected == 1, nil
+}
+
+// RunOutcome is what a finished attempt writes onto its run.
+type RunOutcome struct {
+	State        RunState
+	Mode         RunMode
+	Added        int
+	Updated      int
+	Removed      int
+	Unchanged    int
+	ErrorCode    string
+	ErrorMessage string
+	Data         []byte
+	Changes      []byte
+}
+
+// errLeaseLost tells the caller's transaction to roll back: the run is no
+// longer this worker's to finish.
+var errLeaseLost = errors.New("run lease lost")
+
+// IsLeaseLost reports whether err says a run had been taken from its
+// worker before it finished.
+func IsLeaseLost(err error) bool { return errors.Is(err, errLeaseLost) }
+
+// FinishRun writes a run's outcome, guarded by its state and owner: when
+// the run is no longer running under owner it returns an error for which
+// IsLeaseLost is true, so the transaction that applied the run's changes
+// rolls back and nothing is applied twice.
+func (s *Store) FinishRun(ctx context.Context, runID, owner string, out RunOutcome, now time.Time) error {
+	updates := map[string]any{
+		"state":         out.State,
+		"active_key":    nil,
+		"finished_at":   now,
+		"lease_owner":   "",
+		"added":         out.Added,
+		"updated":       out.Updated,
+		"removed":       out.Removed,
+		"unchanged":     out.Unchanged,
+		"error_code":    out.ErrorCode,
+		"error_message": out.ErrorMessage,
+	}
+	if out.Mode != "" {
+		updates["mode"] = out.Mode
+	}
+	if out.Data != nil {
+		updates["data"] = out.Data
+	}
+	if out.Changes != nil {
+		updates["changes"] = out.Changes
+	}
+	if out.State == RunAwaitingApply {
+		// A run held for a person keeps its place: no second run of its
+		// kind starts at the location until it is applied or cancelled.
+		delete(updates, "active_key")
+		delete(updates, "finished_at")
+	}
+	res := s.conn(ctx).Model(&Run{}).Where("id = ? AND state = ? AND lease_owner = ?", runID, RunRunning, owner).Updates(updates)
+	if res.Error != nil {
+		return fmt.Errorf("finish run: %w", res.Error)
+	}
+	if res.RowsAffected != 1 {
+		return errLeaseLost
+	}
+	return nil
+}
+
+// RetryRun puts a failed attempt back in the queue until availableAt,
+// keeping the error for whoever looks meanwhile.
+func (s *Store) RetryRun(ctx context.Context, runID, owner string, availableAt time.Time, code, message string) error {
+	res := s.conn(ctx).Model(&Run{}).Where("id = ? AND state = ? AND lease_owner = ?", runID, RunRunning, owner).Updates(map[string]any{
+		"state":            RunQueued,
+		"available_at":     availableAt,
+		"lease_owner":      "",
+		"lease_expires_at": nil,
+		"error_code":       code,
+		"error_message":    message,
+	})
+	if res.Error != nil {
+		return fmt.Errorf("retry run: %w", res.Error)
+	}
+	if res.RowsAffected != 1 {
+		return errLeaseLost
+	}
+	return nil
+}
+
+// Run loads one run of the account, without its data and changes.
+func (s *Store) Run(ctx context.Context, accountID, id string) (Run, error) {
+	var r Run
+	err := s.conn(ctx).Omit("data", "changes").Where("id = ? AND account_id = ?", id, accountID).Take(&r).Error
+	if err != nil {
+		return Run{}, notFound(err, "run")
+	}
+	return r, nil
+}
+
+// RunForUpdate loads one run of the account and locks it for the change
+// that follows in the caller's transaction.
+func (s *Store) RunForUpdate(ctx context.Context, accountID, id string) (Run, error) {
+	var r Run
+	err := lockForUpdate(s.conn(ctx)).Omit("data", "changes").Where("id = ? AND account_id = ?", id, accountID).Take(&r).Error
+	if err != nil {
+		return Run{}, notFound(err, "run")
+	}
+	return r, nil
+}
+
+// RunForWorker loads a run by id alone, for the worker that claimed it.
+func (s *Store) RunForWorker(ctx context.Context, id string) (Run, error) {
+	var r Run
+	if err := s.conn(ctx).Omit("data", "changes").Where("id = ?", id).Take(&r).Error; err != nil {
+		return Run{}, notFound(err, "run")
+	}
+	return r, nil
+}
+
+// RunPayload loads what a run received and the changes it computed.
+func (s *Store) RunPayload(ctx context.Context, accountID, id string) (Run, error) {
+	var r Run
+	if err := s.conn(ctx).Where("id = ? AND account_id = ?", id, accountID).Take(&r).Error; err != nil {
+		return Run{}, notFound(err, "run")
+	}
+	return r, nil
+}
+
+// RunQuery selects a page of an account's runs, newest first.
+type RunQuery struct {
+	AccountID  string
+	LocationID string
+	State      RunState
+	Kind       RunKind
+	// Before is the id of the last run of the previous page.
+	Before string
+	Limit  int
+}
+
+// ListRuns returns a page of runs, newest first, and the cursor of the
+// next page (empty on the last). Ids are time-ordered, so paging by id is
+// paging by creation.
+func (s *Store) ListRuns(ctx context.Context, q RunQuery) ([]Run, string, error) {
+	db := s.conn(ctx).Omit("data", "changes").Where("account_id = ?", q.AccountID)
+	if q.LocationID != "" {
+		db = db.Where("location_id = ?", q.LocationID)
+	}
+	if q.State != "" {
+		db = db.Where("state = ?", q.State)
+	}
+	if q.Kind != "" {
+		db = db.Where("kind = ?", q.Kind)
+	}
+	if q.Before != "" {
+		db = db.Where("id < ?", q.Before)
+	}
+	var runs []Run
+	if err := db.Order("id DESC").Limit(q.Limit + 1).Find(&runs).Error; err != nil {
+		return nil, "", fmt.Errorf("list runs: %w", err)
+	}
+	next := ""
+	if len(runs) > q.Limit {
+		runs = runs[:q.Limit]
+		next = runs[len(runs)-1].ID
+	}
+	return runs, next, nil
+}
+
+// CountActiveRuns counts the runs queued or running at a location.
+func (s *Store) CountActiveRuns(ctx context.Context, locationID string) (int64, error) {
+	var n int64
+	err := s.conn(ctx).Model(&Run{}).Where("location_id = ? AND state IN ?", locationID, []RunState{RunQueued, RunRunning}).Count(&n).Error
+	return n, err
+}

@@ -1,0 +1,567 @@
+package panel
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fasthttp/websocket"
+	"github.com/nats-io/nats.go"
+
+	"github.com/panelsync/panelsync/auth"
+	"github.com/panelsync/panelsync/models"
+)
+
+// LinkConfig tunes the device link.
+type LinkConfig struct {
+	// NodeID names this node in the panels table and in logs.
+	NodeID string
+	// CommandTimeout bounds how long a command waits for the panel when
+	// the caller's context sets no earlier deadline.
+	CommandTimeout time.Duration
+	// CheckinInterval is what panels are told to use.
+	CheckinInterval time.Duration
+	PingInterval    time.Duration
+	PongWait        time.Duration
+	WriteTimeout    time.Duration
+	// MaxQueuedCommands bounds the commands waiting behind the one in
+	// flight for a single panel.
+	MaxQueuedCommands int
+	// MaxBadFrames is how many malformed frames a panel may send before
+	// its connection is closed.
+	MaxBadFrames int
+	Logger       *slog.Logger
+}
+
+func (c *LinkConfig) setDefaults() {
+	if c.CommandTimeout <= 0 {
+		c.CommandTimeout = 30 * time.Second
+	}
+	if c.CheckinInterval <= 0 {
+		c.CheckinInterval = 30 * time.Minute
+	}
+	if c.PingInterval <= 0 {
+		c.PingInterval = 25 * time.Second
+	}
+	if c.PongWait <= 0 {
+		c.PongWait = 60 * time.Second
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = 10 * time.Second
+	}
+	if c.MaxQueuedCommands <= 0 {
+		c.MaxQueuedCommands = 16
+	}
+	if c.MaxBadFrames <= 0 {
+		c.MaxBadFrames = 10
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// CheckinHandler is told of every check-in after it is recorded, so that
+// work waiting for the panel's next check-in can start.
+type CheckinHandler interface {
+	PanelCheckedIn(ctx context.Context, p models.Panel)
+}
+
+// Link holds this node's panel connections and routes commands to
+// whichever node holds a panel's.
+type Link struct {
+	cfg    LinkConfig
+	store  *models.Store
+	events *models.EventLog
+	nc     *nats.Conn
+	log    *slog.Logger
+
+	// busMsgs receives the commands and control messages of every panel
+	// connected here, from one subscription per panel; a fixed set of
+	// dispatchers reads it, so there is no goroutine per subscription or
+	// per message.
+	busMsgs chan *nats.Msg
+
+	mu        sync.Mutex
+	conns     map[string]*deviceConn
+	subs      map[string][]*nats.Subscription
+	checkins  CheckinHandler
+	closed    bool
+	serving   sync.WaitGroup
+	dispatch  sync.WaitGroup
+	stopBus   chan struct{}
+	closeOnce sync.Once
+}
+
+// panelIdentity is what the link knows of an authenticated panel.
+type panelIdentity struct {
+	PanelID    string
+	AccountID  string
+	LocationID string
+	Serial     string
+}
+
+// NewLink builds the link and starts its dispatchers.
+func NewLink(cfg LinkConfig, store *models.Store, events *models.EventLog, nc *nats.Conn) *Link {
+	cfg.setDefaults()
+	l := &Link{
+		cfg:     cfg,
+		store:   store,
+		events:  events,
+		nc:      nc,
+		log:     cfg.Logger,
+		busMsgs: make(chan *nats.Msg, 8192),
+		conns:   map[string]*deviceConn{},
+		subs:    map[string][]*nats.Subscription{},
+		stopBus: make(chan struct{}),
+	}
+	for range 4 {
+		l.dispatch.Add(1)
+		go l.dispatchLoop()
+	}
+	return l
+}
+
+// SetCheckinHandler registers who hears of check-ins. It is set once while
+// the node is wired, before panels connect.
+func (l *Link) SetCheckinHandler(h CheckinHandler) {
+	l.mu.Lock()
+	l.checkins = h
+	l.mu.Unlock()
+}
+
+// Authenticate checks a panel's serial and device secret. A wrong secret
+// changes nothing; a right secret that was revoked or has expired puts the
+// panel in authorization_expired and is refused with that code.
+func (l *Link) Authenticate(ctx context.Context, serial, secret string) (models.Panel, error) {
+	refused := models.Errorf(models.CodeUnauthorized, "serial or device secret is wrong")
+	p, err := l.store.PanelBySerial(ctx, serial)
+	if err != nil {
+		if models.ErrorCode(err) == models.CodeNotFound {
+			// Compare anyway so an unknown serial costs what a known one
+			// does.
+			auth.DeviceSecretMatches(secret, strings.Repeat("0", 64))
+			return models.Panel{}, refused
+		}
+		return models.Panel{}, err
+	}
+	if !auth.DeviceSecretMatches(secret, p.SecretHash) {
+		return models.Panel{}, refused
+	}
+	now := time.Now().UTC()
+	if p.CredentialRevokedAt != nil || (p.CredentialExpiresAt != nil && !now.Before(*p.CredentialExpiresAt)) {
+		err := l.store.Tx(ctx, func(ctx context.Context) error {
+			changed, err := l.store.MarkPanelAuthorizationExpired(ctx, p.ID)
+			if err != nil || !changed {
+				return err
+			}
+			_, err = l.events.Append(ctx, models.NewEvent{
+				AccountID: p.AccountID, LocationID: p.LocationID, Type: "panel.authorization_expired",
+				Severity: models.SeverityError, Message: "Panel credential has expired or was revoked; issue a new one",
+			})
+			return err
+		})
+		if err != nil {
+			return models.Panel{}, err
+		}
+		return models.Panel{}, models.Errorf(models.CodePanelAuthorizationExpired, "the device credential has expired or was revoked")
+	}
+	return p, nil
+}
+
+// Serve runs one authenticated panel connection until it closes. It is
+// called on the connection's own goroutine and returns when the panel is
+// gone.
+func (l *Link) Serve(ctx context.Context, p models.Panel, sock Socket) {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		_ = sock.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down"), time.Now().Add(time.Second))
+		_ = sock.Close()
+		return
+	}
+	l.serving.Add(1)
+	l.mu.Unlock()
+	defer l.serving.Done()
+
+	id := panelIdentity{PanelID: p.ID, AccountID: p.AccountID, LocationID: p.LocationID, Serial: p.Serial}
+	c := newDeviceConn(models.NewID(), id, sock, l.cfg.MaxQueuedCommands)
+	log := l.log.With("panel_serial", p.Serial, "link_id", c.linkID)
+
+	if err := l.register(c); err != nil {
+		log.Error("register panel connection", "error", err.Error())
+		_ = sock.Close()
+		return
+	}
+	connected := time.Now().UTC()
+	if err := l.recordConnected(ctx, c, connected); err != nil {
+		log.Error("record panel connected", "error", err.Error())
+	}
+	// Tell other nodes a newer connection now holds this panel.
+	ctl, _ := json.Marshal(busControl{Op: ctlTakeover, LinkID: c.linkID})
+	_ = l.nc.Publish(controlSubject(p.ID), ctl)
+
+	now := time.Now().UTC()
+	hello, _ := json.Marshal(Frame{Type: FrameHello, ServerTime: &now, CheckinIntervalS: int(l.cfg.CheckinInterval / time.Second)})
+	c.enqueueFrame(hello)
+
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		l.writeLoop(c)
+	}()
+	reason := l.readLoop(ctx, c, log)
+	c.shutdown(websocket.CloseNormalClosure, "")
+	<-writerDone
+	_ = sock.Close()
+	c.failAll()
+	l.unregister(c)
+	if err := l.recordDisconnected(context.WithoutCancel(ctx), c); err != nil {
+		log.Error("record panel disconnected", "error", err.Error())
+	}
+	log.Info("panel disconnected", "reason", reason, "connected_for", time.Since(connected).Round(time.Millisecond).String())
+}
+
+// readLoop reads frames until the connection fails or closes, and returns
+// why it ended.
+func (l *Link) readLoop(ctx context.Context, c *deviceConn, log *slog.Logger) string {
+	c.sock.SetReadLimit(MaxFrameBytes)
+	_ = c.sock.SetReadDeadline(time.Now().Add(l.cfg.PongWait))
+	c.sock.SetPongHandler(func(string) error {
+		return c.sock.SetReadDeadline(time.Now().Add(l.cfg.PongWait))
+	})
+	bad := 0
+	for {
+		mt, data, err := c.sock.ReadMessage()
+		if err != nil {
+			select {
+			case <-c.closing:
+				return c.closeText
+			default:
+			}
+			return err.Error()
+		}
+		// Any frame shows the panel is alive.
+		_ = c.sock.SetReadDeadline(time.Now().Add(l.cfg.PongWait))
+		if mt != websocket.TextMessage {
+			bad++
+			l.sendError(c, "bad_frame", "frames must be JSON text")
+		} else if err := l.handleFrame(ctx, c, data); err != nil {
+			var fe *frameError
+			if !errors.As(err, &fe) {
+				log.Error("handle panel frame", "error", err.Error())
+				continue
+			}
+			bad++
+			l.sendError(c, fe.code, fe.message)
+		}
+		if bad >= l.cfg.MaxBadFrames {
+			c.shutdown(closeBadFrames, "too many malformed frames")
+			return "too many malformed frames"
+		}
+	}
+}
+
+// writeLoop is the only writer of the socket: frames, pings and the close.
+func (l *Link) writeLoop(c *deviceConn) {
+	ping := time.NewTicker(l.cfg.PingInterval)
+	defer ping.Stop()
+	for {
+		select {
+		case m := <-c.out:
+			_ = c.sock.SetWriteDeadline(time.Now().Add(l.cfg.WriteTimeout))
+			if err := c.sock.WriteMessage(websocket.TextMessage, m.data); err != nil {
+				c.shutdown(websocket.CloseAbnormalClosure, "write failed")
+				_ = c.sock.Close()
+				return
+			}
+		case <-ping.C:
+			if err := c.sock.WriteControl(websocket.PingMessage, nil, time.Now().Add(l.cfg.WriteTimeout)); err != nil {
+				c.shutdown(websocket.CloseAbnormalClosure, "ping failed")
+				_ = c.sock.Close()
+				return
+			}
+		case <-c.closing:
+			msg := websocket.FormatCloseMessage(c.closeCode, c.closeText)
+			_ = c.sock.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
+			// Closing the socket ends the reader's blocked read.
+			_ = c.sock.Close()
+			return
+		}
+	}
+}
+
+// frameError is a frame the panel got wrong; it is answered with an error
+// frame, not a crash.
+type frameError struct{ code, message string }
+
+func (e *frameError) Error() string { return e.code + ": " + e.message }
+
+func badFrame(format string, args ...any) error {
+	return &frameError{code: "bad_frame", message: fmt.Sprintf(format, args...)}
+}
+
+func (l *Link) sendError(c *deviceConn, code, message string) {
+	b, _ := json.Marshal(Frame{Type: FrameErrorType, Code: code, Message: message})
+	c.enqueueFrame(b)
+}
+
+func (l *Link) handleFrame(ctx context.Context, c *deviceConn, data []byte) error {
+	var f Frame
+	if err := json.Unmarshal(data, &f); err != nil {
+		return badFrame("frame is not valid JSON: %s", err.Error())
+	}
+	switch f.Type {
+	case FrameResult:
+		if f.ID == "" || f.OK == nil {
+			return badFrame("result needs id and ok")
+		}
+		r := busReply{OK: *f.OK, Data: f.Data, Error: f.Error}
+		if !r.OK {
+			if r.Error == nil {
+				r.Error = &CommandError{Code: "unknown", Message: "the panel refused the command without a reason"}
+			}
+			// The panel's own code travels in the message; the failure is
+			// a panel error either way.
+			r.Error = &CommandError{Code: FailPanelError, Message: fmt.Sprintf("panel answered %s: %s", truncate(r.Error.Code, 64), truncate(r.Error.Message, 200))}
+		}
+		c.finish(f.ID, r)
+		return nil
+	case FrameCheckin:
+		if f.Status == nil {
+			return badFrame("checkin needs status")
+		}
+		if err := validateStatus(*f.Status); err != nil {
+			return badFrame("checkin status: %s", err.Error())
+		}
+		return l.recordCheckin(ctx, c, *f.Status)
+	case FrameEvent:
+		if f.Event == nil {
+			return badFrame("event needs event")
+		}
+		if err := f.Event.Validate(); err != nil {
+			return badFrame("event: %s", err.Error())
+		}
+		return l.recordPanelEvent(ctx, c, *f.Event)
+	case "":
+		return badFrame("frame needs a type")
+	}
+	return badFrame("unknown frame type %q", truncate(f.Type, 32))
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+func validateStatus(s Status) error {
+	if len(s.Partitions) > 64 || len(s.ZoneFaults) > 1024 || len(s.Troubles) > 64 {
+		return fmt.Errorf("too many entries")
+	}
+	for _, p := range s.Partitions {
+		switch p.ArmedState {
+		case ArmDisarmed, ArmStay, ArmAway, ArmNight:
+		default:
+			return fmt.Errorf("partition %d has unknown armed_state %q", p.Number, truncate(p.ArmedState, 32))
+		}
+	}
+	return nil
+}
+
+// register makes c the panel's connection on this node, replacing and
+// closing an older one, and subscribes to the panel's bus subjects.
+func (l *Link) register(c *deviceConn) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if old, ok := l.conns[c.panelID]; ok {
+		old.shutdown(closeReplaced, "replaced by a newer connection")
+	}
+	l.conns[c.panelID] = c
+	if _, ok := l.subs[c.panelID]; ok {
+		return nil
+	}
+	var subs []*nats.Subscription
+	for _, subject := range []string{commandSubject(c.panelID), controlSubject(c.panelID)} {
+		sub, err := l.nc.ChanSubscribe(subject, l.busMsgs)
+		if err != nil {
+			for _, s := range subs {
+				_ = s.Unsubscribe()
+			}
+			delete(l.conns, c.panelID)
+			return fmt.Errorf("subscribe %s: %w", subject, err)
+		}
+		subs = append(subs, sub)
+	}
+	l.subs[c.panelID] = subs
+	// Flush so that a command sent right after the panel connects finds
+	// its responder.
+	return l.nc.Flush()
+}
+
+// unregister drops c if it is still the panel's connection here, and the
+// panel's subscriptions with it.
+func (l *Link) unregister(c *deviceConn) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.conns[c.panelID] != c {
+		return
+	}
+	delete(l.conns, c.panelID)
+	for _, s := range l.subs[c.panelID] {
+		_ = s.Unsubscribe()
+	}
+	delete(l.subs, c.panelID)
+}
+
+func (l *Link) conn(panelID string) *deviceConn {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.conns[panelID]
+}
+
+// ConnectedHere reports whether the panel's connection is on this node.
+func (l *Link) ConnectedHere(panelID string) bool { return l.conn(panelID) != nil }
+
+func (l *Link) dispatchLoop() {
+	defer l.dispatch.Done()
+	for {
+		select {
+		case <-l.stopBus:
+			return
+		case m := <-l.busMsgs:
+			l.handleBusMessage(m)
+		}
+	}
+}
+
+func (l *Link) handleBusMessage(m *nats.Msg) {
+	parts := strings.Split(m.Subject, ".")
+	if len(parts) != 4 {
+		return
+	}
+	panelID, kind := parts[2], parts[3]
+	c := l.conn(panelID)
+	switch kind {
+	case "cmd":
+		respond := func(r busReply) {
+			b, _ := json.Marshal(r)
+			_ = m.Respond(b)
+		}
+		if c == nil {
+			respond(failReply(FailDisconnected, "the panel is not connected"))
+			return
+		}
+		var req busRequest
+		if err := json.Unmarshal(m.Data, &req); err != nil || req.Name == "" {
+			respond(failReply(FailPanelError, "malformed command request"))
+			return
+		}
+		timeout := time.Duration(req.TimeoutMS) * time.Millisecond
+		if timeout <= 0 || timeout > 10*time.Minute {
+			timeout = l.cfg.CommandTimeout
+		}
+		c.submit(req.Name, req.Args, timeout, respond)
+	case "ctl":
+		var ctl busControl
+		if c == nil || json.Unmarshal(m.Data, &ctl) != nil {
+			return
+		}
+		switch {
+		case ctl.Op == ctlTakeover && ctl.LinkID != c.linkID:
+			c.shutdown(closeReplaced, "replaced by a newer connection")
+		case ctl.Op == ctlKick:
+			c.shutdown(closeRevoked, "device credential revoked")
+		}
+	}
+}
+
+// Send runs a command on a panel, wherever it is connected, and returns
+// its answer. It fails with a CommandFailure: panel_disconnected when no
+// node holds the panel, panel_timeout when it does not answer in time,
+// panel_error when it refuses.
+func (l *Link) Send(ctx context.Context, panelID, name string, args any) (json.RawMessage, error) {
+	timeout := l.cfg.CommandTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = min(timeout, time.Until(dl))
+	}
+	if timeout <= 0 {
+		return nil, failure(FailTimeout, "no time left to ask the panel")
+	}
+	rawArgs, err := json.Marshal(args)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s arguments: %w", name, err)
+	}
+	req, _ := json.Marshal(busRequest{Name: name, Args: rawArgs, TimeoutMS: timeout.Milliseconds()})
+	// The holding node answers at the deadline itself; the grace covers
+	// the trip back, and the bus timeout only fires when that node died.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout+2*time.Second)
+	defer cancel()
+	msg, err := l.nc.RequestWithContext(rctx, commandSubject(panelID), req)
+	switch {
+	case errors.Is(err, nats.ErrNoResponders):
+		return nil, failure(FailDisconnected, "the panel is not connected")
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout):
+		return nil, failure(FailTimeout, "the panel did not answer in time")
+	case err != nil:
+		return nil, fmt.Errorf("send %s over the bus: %w", name, err)
+	}
+	var r busReply
+	if err := json.Unmarshal(msg.Data, &r); err != nil {
+		return nil, fmt.Errorf("decode %s reply: %w", name, err)
+	}
+	if !r.OK {
+		if r.Error == nil {
+			return nil, failure(FailPanelError, "the panel refused without a reason")
+		}
+		return nil, failure(r.Error.Code, "%s", r.Error.Message)
+	}
+	return r.Data, nil
+}
+
+// Kick tells whichever node holds the panel to drop its connection, as
+// when its credential is revoked.
+func (l *Link) Kick(panelID string) error {
+	b, _ := json.Marshal(busControl{Op: ctlKick})
+	return l.nc.Publish(controlSubject(panelID), b)
+}
+
+// Close drops every panel connection with "going away" and waits for
+// their goroutines, so the database is still open while they record the
+// disconnections.
+func (l *Link) Close(ctx context.Context) {
+	l.closeOnce.Do(func() { l.close(ctx) })
+}
+
+func (l *Link) close(ctx context.Context) {
+	l.mu.Lock()
+	l.closed = true
+	for _, c := range l.conns {
+		c.shutdown(websocket.CloseGoingAway, "server shutting down")
+	}
+	l.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		l.serving.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		l.log.Warn("panel connections still closing at shutdown deadline")
+	}
+	close(l.stopBus)
+	l.dispatch.Wait()
+}
+
+// ConnectedCount is how many panels are connected to this node.
+func (l *Link) ConnectedCount() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.conns)
+}

@@ -1,0 +1,268 @@
+package panel_test
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fasthttp/websocket"
+
+	"github.com/panelsync/panelsync/app/apptest"
+	"github.com/panelsync/panelsync/models"
+	"github.com/panelsync/panelsync/models/dbtest"
+	"github.com/panelsync/panelsync/panel"
+	"github.com/panelsync/panelsync/panel/sim"
+)
+
+type testBundle struct {
+	node  *apptest.Node
+	token string
+	acct  models.Account
+	loc   models.LocationView
+	cred  sim.Credentials
+}
+
+func forEachBackend(t *testing.T, fn func(t *testing.T, tb *testBundle)) {
+	t.Helper()
+	for _, b := range dbtest.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			node := apptest.Start(t, apptest.Config(t, b))
+			acct, token := node.Account(t, "Acme")
+			loc, cred := node.Location(t, acct.ID, "Depot")
+			fn(t, &testBundle{node: node, token: token, acct: acct, loc: loc, cred: cred})
+		})
+	}
+}
+
+// dial opens a raw device link, the way a panel's communicator does.
+func dial(t *testing.T, base, serial, secret string) (*websocket.Conn, *http.Response, error) {
+	t.Helper()
+	h := http.Header{}
+	h.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(serial+":"+secret)))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn, resp, err := websocket.DefaultDialer.DialContext(ctx, "ws"+strings.TrimPrefix(base, "http")+"/device/v1/link", h)
+	if conn != nil {
+		t.Cleanup(func() { _ = conn.Close() })
+	}
+	return conn, resp, err
+}
+
+// readFrame reads the next frame, failing the test on a timeout.
+func readFrame(t *testing.T, c *websocket.Conn) (panel.Frame, error) {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, data, err := c.ReadMessage()
+	if err != nil {
+		return panel.Frame{}, err
+	}
+	var f panel.Frame
+	if err := json.Unmarshal(data, &f); err != nil {
+		t.Fatalf("server sent non-JSON %q", data)
+	}
+	return f, nil
+}
+
+// closeCode reads until the server closes and returns its close code.
+func closeCode(t *testing.T, c *websocket.Conn) int {
+	t.Helper()
+	for {
+		_, err := readFrame(t, c)
+		if err == nil {
+			continue
+		}
+		var ce *websocket.CloseError
+		if errors.As(err, &ce) {
+			return ce.Code
+		}
+		t.Fatalf("connection ended without a close frame: %v", err)
+	}
+}
+
+func TestDeviceLink_WrongCredentials_RefusedAndNothingChanges(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, tb *testBundle) {
+		for name, creds := range map[string][2]string{
+			"wrong secret":   {tb.cred.Serial, "psd_wrong"},
+			"unknown serial": {"NOPE-0000", tb.cred.Secret},
+		} {
+			_, resp, err := dial(t, tb.node.BaseURL, creds[0], creds[1])
+			if err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
+				t.Fatalf("%s: dial succeeded or answered %v", name, resp)
+			}
+		}
+		v, _ := tb.node.Store.LocationByID(t.Context(), tb.loc.Location.ID)
+		if v.Panel.Connection != models.PanelDisconnected || v.Panel.LastSeenAt != nil {
+			t.Fatalf("a refused dial changed the panel: %+v", v.Panel)
+		}
+		if events := tb.node.Events(t, tb.token, tb.loc.Location.ID); len(events) != 0 {
+			t.Fatalf("a refused dial wrote events: %+v", events)
+		}
+		r := tb.node.Do(t, "GET", "/device/v1/link", "", nil)
+		if r.Status != http.StatusBadRequest {
+			t.Fatalf("a plain GET: %d", r.Status)
+		}
+	})
+}
+
+func TestDeviceLink_RevokedCredential_ShowsAuthorizationExpired(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, tb *testBundle) {
+		n, locID := tb.node, tb.loc.Location.ID
+		conn, _, err := dial(t, n.BaseURL, tb.cred.Serial, tb.cred.Secret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f, err := readFrame(t, conn); err != nil || f.Type != panel.FrameHello || f.CheckinIntervalS != 1800 {
+			t.Fatalf("hello: %+v %v", f, err)
+		}
+		n.WaitPanel(t, locID, models.PanelConnected)
+
+		r := n.Do(t, "POST", "/v1/locations/"+locID+"/panel/credential/revoke", tb.token, nil)
+		if r.Status != http.StatusOK || !strings.Contains(string(r.Body), `"connection":"authorization_expired"`) {
+			t.Fatalf("revoke: %d %s", r.Status, r.Body)
+		}
+		if code := closeCode(t, conn); code != 4003 {
+			t.Fatalf("revoked panel closed with %d, want 4003", code)
+		}
+		if _, resp, err := dial(t, n.BaseURL, tb.cred.Serial, tb.cred.Secret); err == nil || resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("revoked credential dial: %v %v", resp, err)
+		}
+		n.WaitPanel(t, locID, models.PanelAuthorizationExpired)
+		sync := n.Do(t, "POST", "/v1/locations/"+locID+"/sync", tb.token, map[string]string{"kind": "users"})
+		if sync.Status != http.StatusConflict || !strings.Contains(string(sync.Body), `"code":"panel_authorization_expired"`) {
+			t.Fatalf("sync with an expired credential: %d %s", sync.Status, sync.Body)
+		}
+
+		// A new credential brings the panel back.
+		rot := n.Do(t, "POST", "/v1/locations/"+locID+"/panel/credential", tb.token, nil)
+		var out struct {
+			DeviceSecret string `json:"device_secret"`
+		}
+		rot.JSON(t, &out)
+		if rot.Status != http.StatusOK || !strings.HasPrefix(out.DeviceSecret, "psd_") {
+			t.Fatalf("rotate: %d %s", rot.Status, rot.Body)
+		}
+		if _, _, err := dial(t, n.BaseURL, tb.cred.Serial, out.DeviceSecret); err != nil {
+			t.Fatalf("dial with the new secret: %v", err)
+		}
+		n.WaitPanel(t, locID, models.PanelConnected)
+	})
+}
+
+func TestDeviceLink_MalformedFrames_GetErrorFramesThenClose(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, tb *testBundle) {
+		n := tb.node
+		conn, _, err := dial(t, n.BaseURL, tb.cred.Serial, tb.cred.Secret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := readFrame(t, conn); err != nil {
+			t.Fatal(err)
+		}
+		bad := []string{
+			`not json`,
+			`{"type":"teleport"}`,
+			`{"type":"event","event":{"kind":"armed","armed_state":"sideways"}}`,
+			`{"type":"checkin"}`,
+			`{"type":"result"}`,
+			`{}`,
+		}
+		for _, frame := range bad {
+			if err := conn.WriteMessage(websocket.TextMessage, []byte(frame)); err != nil {
+				t.Fatal(err)
+			}
+			f, err := readFrame(t, conn)
+			if err != nil || f.Type != panel.FrameErrorType || f.Code != "bad_frame" || f.Message == "" {
+				t.Fatalf("after %s: %+v %v", frame, f, err)
+			}
+		}
+		// A valid frame still works on the same connection.
+		ok := `{"type":"event","event":{"kind":"trouble","trouble":"ac_failure"}}`
+		if err := conn.WriteMessage(websocket.TextMessage, []byte(ok)); err != nil {
+			t.Fatal(err)
+		}
+		apptest.Eventually(t, 5*time.Second, func() (bool, string) {
+			for _, e := range n.Events(t, tb.token, tb.loc.Location.ID) {
+				if e.Type == "panel.trouble" && e.Message == "Trouble: ac_failure" && e.Severity == "warning" {
+					return true, ""
+				}
+			}
+			return false, "no panel.trouble event"
+		})
+		// Past the limit the server closes with a policy violation.
+		for range 4 {
+			_ = conn.WriteMessage(websocket.TextMessage, []byte(`{`))
+		}
+		if code := closeCode(t, conn); code != websocket.ClosePolicyViolation {
+			t.Fatalf("close code %d, want %d", code, websocket.ClosePolicyViolation)
+		}
+		n.WaitPanel(t, tb.loc.Location.ID, models.PanelDisconnected)
+
+		// An oversized frame is refused by size.
+		conn2, _, err := dial(t, n.BaseURL, tb.cred.Serial, tb.cred.Secret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = conn2.WriteMessage(websocket.TextMessage, []byte(`{"type":"checkin","pad":"`+strings.Repeat("x", panel.MaxFrameBytes)+`"}`))
+		if code := closeCode(t, conn2); code != websocket.CloseMessageTooBig {
+			t.Fatalf("oversized frame closed with %d", code)
+		}
+		// The node still serves.
+		if r := n.Do(t, "GET", "/v1/locations/"+tb.loc.Location.ID, tb.token, nil); r.Status != http.StatusOK {
+			t.Fatalf("node after bad frames: %d", r.Status)
+		}
+	})
+}
+
+func TestDeviceLink_SecondConnection_ReplacesTheFirst(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, tb *testBundle) {
+		n, locID := tb.node, tb.loc.Location.ID
+		first, _, err := dial(t, n.BaseURL, tb.cred.Serial, tb.cred.Secret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.WaitPanel(t, locID, models.PanelConnected)
+		second, _, err := dial(t, n.BaseURL, tb.cred.Serial, tb.cred.Secret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code := closeCode(t, first); code != 4000 {
+			t.Fatalf("replaced connection closed with %d, want 4000", code)
+		}
+		// The replaced connection's end must not mark the panel offline.
+		time.Sleep(200 * time.Millisecond)
+		n.WaitPanel(t, locID, models.PanelConnected)
+		if f, err := readFrame(t, second); err != nil || f.Type != panel.FrameHello {
+			t.Fatalf("second connection: %+v %v", f, err)
+		}
+		_ = second.Close()
+		n.WaitPanel(t, locID, models.PanelDisconnected)
+	})
+}
+
+func TestDeviceLink_ArmedEvent_UpdatesTheLocation(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, tb *testBundle) {
+		n, locID := tb.node, tb.loc.Location.ID
+		p, _ := n.Panel(t, tb.cred, sim.Options{})
+		if err := p.SetArmed(0, panel.ArmAway); err != nil {
+			t.Fatal(err)
+		}
+		apptest.Eventually(t, 5*time.Second, func() (bool, string) {
+			r := n.Do(t, "GET", "/v1/locations/"+locID, tb.token, nil)
+			return strings.Contains(string(r.Body), `"armed_state":"armed_away"`), string(r.Body)
+		})
+		found := false
+		for _, e := range n.Events(t, tb.token, locID) {
+			if e.Type == "panel.armed" && strings.Contains(e.Message, "armed (away)") {
+				found = true
+			}
+		}
+		if !found {
+			t.Fatal("no panel.armed event")
+		}
+	})
+}

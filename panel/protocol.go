@@ -1,0 +1,257 @@
+// Package panel is the device link: the protocol panels speak over their
+// WebSocket, the registry of panels connected to this node, and commands
+// routed over the bus to whichever node holds a panel's connection.
+package panel
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// The device protocol is JSON text frames over a WebSocket at
+// /device/v1/link. A panel authenticates the upgrade with HTTP Basic
+// credentials: its serial and its device secret.
+//
+// Server to panel:
+//
+//	{"type":"hello","server_time":…,"checkin_interval_s":1800}
+//	{"type":"command","id":"c1","name":"users.get","args":{"full":true}}
+//	{"type":"error","code":"bad_frame","message":"…"}
+//
+// Panel to server:
+//
+//	{"type":"result","id":"c1","ok":true,"data":{…}}
+//	{"type":"result","id":"c1","ok":false,"error":{"code":"busy","message":"…"}}
+//	{"type":"checkin","status":{…}}
+//	{"type":"event","event":{"kind":"armed","partition":1,"user_number":3,"at":…}}
+
+// Frame types.
+const (
+	FrameHello     = "hello"
+	FrameCommand   = "command"
+	FrameResult    = "result"
+	FrameCheckin   = "checkin"
+	FrameEvent     = "event"
+	FrameErrorType = "error"
+)
+
+// Command names.
+const (
+	CmdUsersGet  = "users.get"
+	CmdUsersPut  = "users.put"
+	CmdConfigGet = "config.get"
+	CmdStatusGet = "status.get"
+)
+
+// MaxFrameBytes bounds one frame in either direction. A panel holds at
+// most a few thousand users, well under this.
+const MaxFrameBytes = 1 << 20
+
+// Frame is the envelope of every message. Only the fields of its type are
+// set.
+type Frame struct {
+	Type string `json:"type"`
+	// ID correlates a command with its result.
+	ID   string          `json:"id,omitempty"`
+	Name string          `json:"name,omitempty"`
+	Args json.RawMessage `json:"args,omitempty"`
+	// Result fields.
+	OK    *bool           `json:"ok,omitempty"`
+	Data  json.RawMessage `json:"data,omitempty"`
+	Error *CommandError   `json:"error,omitempty"`
+	// Check-in and event fields.
+	Status *Status     `json:"status,omitempty"`
+	Event  *PanelEvent `json:"event,omitempty"`
+	// Hello fields.
+	ServerTime       *time.Time `json:"server_time,omitempty"`
+	CheckinIntervalS int        `json:"checkin_interval_s,omitempty"`
+	// Error frame fields.
+	Code    string `json:"code,omitempty"`
+	Message string `json:"message,omitempty"`
+}
+
+// CommandError is a command's failure as the panel reports it.
+type CommandError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// UsersGetArgs asks for every user (Full) or the changes since Since.
+type UsersGetArgs struct {
+	Full  bool   `json:"full,omitempty"`
+	Since string `json:"since,omitempty"`
+}
+
+// UsersGetResult is a panel's users. When Full is true Users is every
+// user; otherwise Users holds those changed since the watermark asked for
+// and Removed the user numbers deleted since. A panel that no longer knows
+// the asked watermark answers in full.
+type UsersGetResult struct {
+	Full      bool   `json:"full"`
+	Watermark string `json:"watermark"`
+	Users     []User `json:"users"`
+	Removed   []int  `json:"removed,omitempty"`
+}
+
+// UsersPutArgs replaces the given users on the panel and deletes Removed.
+type UsersPutArgs struct {
+	Users   []User `json:"users"`
+	Removed []int  `json:"removed,omitempty"`
+}
+
+// UsersPutResult acknowledges a users.put with the panel's new watermark.
+type UsersPutResult struct {
+	Watermark string `json:"watermark"`
+}
+
+// Authority levels of panel users.
+const (
+	AuthorityMaster   = "master"
+	AuthorityStandard = "standard"
+	AuthorityArmOnly  = "arm_only"
+	AuthorityGuest    = "guest"
+	AuthorityDuress   = "duress"
+)
+
+// User is one user code slot on a panel. Code is the PIN itself: a panel
+// may send it, the server turns it into a keyed digest at once and never
+// stores, logs or returns it.
+type User struct {
+	Number         int    `json:"number"`
+	Name           string `json:"name"`
+	Email          string `json:"email,omitempty"`
+	Authority      string `json:"authority"`
+	Partitions     []int  `json:"partitions"`
+	AccessSchedule string `json:"access_schedule,omitempty"`
+	HasCode        bool   `json:"has_code"`
+	Code           string `json:"code,omitempty"`
+}
+
+// Config is a panel's configuration.
+type Config struct {
+	Partitions []Partition `json:"partitions"`
+	Zones      []Zone      `json:"zones"`
+	Devices    []Device    `json:"devices"`
+}
+
+// Partition is an independently armed area.
+type Partition struct {
+	Number int    `json:"number"`
+	Name   string `json:"name"`
+}
+
+// Zone is one sensor input.
+type Zone struct {
+	Number    int    `json:"number"`
+	Name      string `json:"name"`
+	Type      string `json:"type"`
+	Partition int    `json:"partition"`
+}
+
+// Device is a keypad, siren, communicator or expander.
+type Device struct {
+	Number int    `json:"number"`
+	Name   string `json:"name"`
+	Type   string `json:"type"`
+}
+
+// Arm states of a partition, and of a location as a whole.
+const (
+	ArmDisarmed  = "disarmed"
+	ArmStay      = "armed_stay"
+	ArmAway      = "armed_away"
+	ArmNight     = "armed_night"
+	ArmPartially = "partially_armed"
+	ArmUnknown   = "unknown"
+)
+
+// Status is a panel's live state.
+type Status struct {
+	Partitions []PartitionStatus `json:"partitions"`
+	ZoneFaults []int             `json:"zone_faults"`
+	Troubles   []string          `json:"troubles"`
+	ACPower    bool              `json:"ac_power"`
+	Battery    string            `json:"battery"`
+}
+
+// PartitionStatus is one partition's arm state.
+type PartitionStatus struct {
+	Number     int    `json:"number"`
+	ArmedState string `json:"armed_state"`
+	Ready      bool   `json:"ready"`
+}
+
+// ArmedState summarises the partitions: disarmed when all are, the common
+// armed state when all armed ones agree and none is disarmed, partially
+// armed otherwise.
+func (s Status) ArmedState() string {
+	if len(s.Partitions) == 0 {
+		return ArmUnknown
+	}
+	armed := ""
+	disarmed := 0
+	for _, p := range s.Partitions {
+		switch {
+		case p.ArmedState == ArmDisarmed:
+			disarmed++
+		case armed == "":
+			armed = p.ArmedState
+		case armed != p.ArmedState:
+			return ArmPartially
+		}
+	}
+	switch {
+	case disarmed == len(s.Partitions):
+		return ArmDisarmed
+	case disarmed > 0:
+		return ArmPartially
+	}
+	return armed
+}
+
+// IsArmed reports whether any partition is armed.
+func IsArmed(armedState string) bool {
+	return armedState != ArmDisarmed && armedState != ArmUnknown && armedState != ""
+}
+
+// Panel event kinds sent unsolicited.
+const (
+	EventArmed       = "armed"
+	EventDisarmed    = "disarmed"
+	EventAlarm       = "alarm"
+	EventTrouble     = "trouble"
+	EventUserChanged = "user_changed"
+)
+
+// PanelEvent is something that happened at the panel.
+type PanelEvent struct {
+	Kind       string    `json:"kind"`
+	Partition  int       `json:"partition,omitempty"`
+	Zone       int       `json:"zone,omitempty"`
+	UserNumber int       `json:"user_number,omitempty"`
+	ArmedState string    `json:"armed_state,omitempty"`
+	Trouble    string    `json:"trouble,omitempty"`
+	At         time.Time `json:"at"`
+}
+
+// Validate checks a panel event's fields.
+func (e PanelEvent) Validate() error {
+	switch e.Kind {
+	case EventArmed:
+		if e.ArmedState != ArmStay && e.ArmedState != ArmAway && e.ArmedState != ArmNight {
+			return fmt.Errorf("armed event needs armed_state armed_stay, armed_away or armed_night")
+		}
+	case EventDisarmed, EventAlarm, EventUserChanged:
+	case EventTrouble:
+		if e.Trouble == "" {
+			return fmt.Errorf("trouble event needs trouble")
+		}
+	default:
+		return fmt.Errorf("unknown event kind %q", e.Kind)
+	}
+	if e.Partition < 0 || e.Zone < 0 || e.UserNumber < 0 {
+		return fmt.Errorf("partition, zone and user_number must not be negative")
+	}
+	return nil
+}

@@ -1,0 +1,103 @@
+// Package realtime delivers Event Log entries to the clients watching, on
+// every node: events are published to the bus after their transaction
+// commits, and each node fans them out to its own subscribers.
+package realtime
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/panelsync/panelsync/models"
+)
+
+// EventSubject is where an account's committed events are published.
+func EventSubject(accountID string) string { return "psync.events." + accountID }
+
+// eventSubjectAll matches every account's events.
+const eventSubjectAll = "psync.events.*"
+
+// Event is the wire form of an Event Log entry, on the bus and to
+// clients. It is built from the stored row by NewEvent, which picks the
+// fields a client may see.
+type Event struct {
+	Offset     int64           `json:"offset"`
+	ID         string          `json:"id"`
+	AccountID  string          `json:"account_id"`
+	LocationID *string         `json:"location_id"`
+	Type       string          `json:"type"`
+	Severity   string          `json:"severity"`
+	Message    string          `json:"message"`
+	RunID      *string         `json:"run_id"`
+	Data       json.RawMessage `json:"data"`
+	OccurredAt time.Time       `json:"occurred_at"`
+}
+
+// NewEvent converts a stored event.
+func NewEvent(e models.Event) Event {
+	data := json.RawMessage(e.Data)
+	if len(data) == 0 {
+		data = json.RawMessage("{}")
+	}
+	return Event{
+		Offset:     e.Offset,
+		ID:         e.ID,
+		AccountID:  e.AccountID,
+		LocationID: e.LocationID,
+		Type:       e.Type,
+		Severity:   string(e.Severity),
+		Message:    e.Message,
+		RunID:      e.RunID,
+		Data:       data,
+		OccurredAt: e.OccurredAt.UTC().Truncate(time.Millisecond),
+	}
+}
+
+// Publisher sends committed events to the bus.
+type Publisher struct {
+	conn *nats.Conn
+	log  *slog.Logger
+}
+
+// NewPublisher returns a publisher on conn.
+func NewPublisher(conn *nats.Conn, log *slog.Logger) *Publisher {
+	return &Publisher{conn: conn, log: log}
+}
+
+// PublishEvents publishes each event on its account's subject, in offset
+// order. A publish that fails is logged: subscribers that miss it find it
+// when they resume from their last offset.
+func (p *Publisher) PublishEvents(_ context.Context, events []models.Event) {
+	for _, e := range events {
+		b, err := json.Marshal(NewEvent(e))
+		if err != nil {
+			p.log.Error("encode event", "error", err.Error())
+			continue
+		}
+		if err := p.conn.Publish(EventSubject(e.AccountID), b); err != nil {
+			p.log.Warn("publish event", "offset", e.Offset, "error", err.Error())
+		}
+	}
+}
+
+// SubscribeAll calls f with every account's events as they are published,
+// until the returned function unsubscribes.
+func SubscribeAll(conn *nats.Conn, f func(Event)) (unsubscribe func(), err error) {
+	sub, err := conn.Subscribe(eventSubjectAll, func(m *nats.Msg) {
+		var e Event
+		if json.Unmarshal(m.Data, &e) == nil {
+			f(e)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := conn.Flush(); err != nil {
+		_ = sub.Unsubscribe()
+		return nil, err
+	}
+	return func() { _ = sub.Unsubscribe() }, nil
+}

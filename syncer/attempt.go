@@ -1,0 +1,164 @@
+package syncer
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/panelsync/panelsync/models"
+)
+
+// attemptOutcome is what one attempt produced: either an error, or the
+// counts, the payloads to keep and the changes to apply.
+type attemptOutcome struct {
+	err  *runError
+	mode models.RunMode
+	// data is what the panel sent, as kept for the run's data download.
+	data []byte
+	// apply reconciles the remote copy with what the panel sent, inside
+	// the transaction that finishes the run, so the diff is taken against
+	// the copy as it stands at commit.
+	apply func(ctx context.Context) (applied, error)
+}
+
+// applied is what reconciling changed.
+type applied struct {
+	counts  counts
+	changes []byte
+	// summary completes the success message, such as "2 added, 1 removed".
+	summary string
+}
+
+type counts struct {
+	Added     int `json:"added"`
+	Updated   int `json:"updated"`
+	Removed   int `json:"removed"`
+	Unchanged int `json:"unchanged"`
+}
+
+func (c counts) String() string {
+	var parts []string
+	for _, p := range []struct {
+		n    int
+		verb string
+	}{{c.Added, "added"}, {c.Updated, "updated"}, {c.Removed, "removed"}} {
+		if p.n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", p.n, p.verb))
+		}
+	}
+	if len(parts) == 0 {
+		return "no changes"
+	}
+	return strings.Join(parts, ", ")
+}
+
+func failedOutcome(err *runError) attemptOutcome { return attemptOutcome{err: err} }
+
+// runAttempt loads what the run acts on and hands it to its kind's
+// executor.
+func (e *Engine) runAttempt(ctx context.Context, r models.Run) attemptOutcome {
+	loc, err := e.store.LocationByID(ctx, r.LocationID)
+	if err != nil {
+		return failedOutcome(classify(err))
+	}
+	var out attemptOutcome
+	switch r.Kind {
+	case models.RunUsers:
+		out, err = e.syncUsers(ctx, r, loc)
+	case models.RunPanel:
+		out, err = e.syncPanel(ctx, r, loc)
+	case models.RunRefresh:
+		out, err = e.refresh(ctx, r, loc)
+	default:
+		err = &runError{code: "internal", message: fmt.Sprintf("runs of kind %s are not executed by workers", r.Kind), permanent: true}
+	}
+	if err != nil {
+		return failedOutcome(classify(err))
+	}
+	return out
+}
+
+// record writes an attempt's outcome: success applies the changes and
+// finishes the run in one transaction guarded by the lease; a transient
+// failure with attempts left goes back in the queue; anything else is a
+// Sync Failure.
+func (e *Engine) record(ctx context.Context, r models.Run, out attemptOutcome) error {
+	now := e.now()
+	if out.err == nil {
+		return e.store.Tx(ctx, func(ctx context.Context) error {
+			res, err := out.apply(ctx)
+			if err != nil {
+				return err
+			}
+			err = e.store.FinishRun(ctx, r.ID, e.cfg.Owner, models.RunOutcome{
+				State: models.RunSucceeded, Mode: out.mode,
+				Added: res.counts.Added, Updated: res.counts.Updated, Removed: res.counts.Removed, Unchanged: res.counts.Unchanged,
+				Data: out.data, Changes: res.changes,
+			}, now)
+			if err != nil {
+				return err
+			}
+			if err := e.store.RecordRunFinished(ctx, r.LocationID, r.Kind, true, now); err != nil {
+				return err
+			}
+			_, err = e.events.Append(ctx, models.NewEvent{
+				AccountID: r.AccountID, LocationID: r.LocationID, RunID: r.ID,
+				Type: "sync.succeeded", Severity: models.SeverityInfo, OccurredAt: now,
+				Message: fmt.Sprintf("%s succeeded: %s", kindLabel(r.Kind), res.summary),
+				Data:    map[string]any{"kind": r.Kind, "mode": out.mode, "changes": res.counts, "attempt": r.Attempt},
+			})
+			return err
+		})
+	}
+	if !out.err.permanent && r.Attempt < e.cfg.MaxAttempts {
+		wait := e.backoff(r.Attempt)
+		e.log.Info("run attempt failed; retrying", "run_id", r.ID, "attempt", r.Attempt, "code", out.err.code, "retry_in", wait.Round(time.Millisecond).String())
+		return e.store.RetryRun(ctx, r.ID, e.cfg.Owner, now.Add(wait), out.err.code, out.err.message)
+	}
+	return e.store.Tx(ctx, func(ctx context.Context) error {
+		err := e.store.FinishRun(ctx, r.ID, e.cfg.Owner, models.RunOutcome{
+			State: models.RunFailed, ErrorCode: out.err.code, ErrorMessage: out.err.message, Data: out.data,
+		}, now)
+		if err != nil {
+			return err
+		}
+		if err := e.store.RecordRunFinished(ctx, r.LocationID, r.Kind, false, now); err != nil {
+			return err
+		}
+		_, err = e.events.Append(ctx, models.NewEvent{
+			AccountID: r.AccountID, LocationID: r.LocationID, RunID: r.ID,
+			Type: "sync.failed", Severity: models.SeverityError, OccurredAt: now,
+			Message: fmt.Sprintf("%s failed: %s", kindLabel(r.Kind), out.err.message),
+			Data:    map[string]any{"kind": r.Kind, "code": out.err.code, "attempt": r.Attempt},
+		})
+		return err
+	})
+}
+
+func kindLabel(k models.RunKind) string {
+	switch k {
+	case models.RunUsers:
+		return "User sync"
+	case models.RunPanel:
+		return "Panel sync"
+	case models.RunRefresh:
+		return "Refresh"
+	case models.RunImport:
+		return "User import"
+	}
+	return string(k)
+}
+
+// InitiatedMessage is the answer to a sync request, as the apps show it.
+func InitiatedMessage(k models.RunKind) string {
+	switch k {
+	case models.RunUsers:
+		return "User sync process has been initiated"
+	case models.RunPanel:
+		return "Panel sync process has been initiated"
+	case models.RunRefresh:
+		return "Refresh process has been initiated"
+	}
+	return kindLabel(k) + " process has been initiated"
+}

@@ -1,0 +1,70 @@
+package syncer_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/panelsync/panelsync/app"
+	"github.com/panelsync/panelsync/models"
+	"github.com/panelsync/panelsync/panel/sim"
+)
+
+// TestWorkerKilledHoldingLease_RunIsTakenOverAndAppliedOnce plays a worker
+// that claims a run and dies: its lease expires, a live worker takes the run
+// over and finishes it, and when the dead worker's late result arrives it
+// is refused and applies nothing.
+func TestWorkerKilledHoldingLease_RunIsTakenOverAndAppliedOnce(t *testing.T) {
+	tweak := func(c *app.Config) { c.RunLease = time.Second }
+	forEachBackend(t, tweak, sim.Options{Users: 5}, func(t *testing.T, tb *testBundle) {
+		ctx := context.Background()
+		n, store := tb.node, tb.node.Store
+		now := time.Now().UTC()
+
+		// Enqueued for later, so no live worker claims it first; the dead
+		// worker claims it by pretending it is later already.
+		run, _, err := store.EnqueueRun(ctx, models.Run{
+			AccountID: tb.acct.ID, LocationID: tb.loc.Location.ID, Kind: models.RunUsers,
+			Mode: models.ModeFull, TriggerSource: models.TriggerApp, AvailableAt: now.Add(time.Hour),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		claimed, err := store.ClaimRuns(ctx, "dead-worker", 1, now.Add(time.Hour), now.Add(time.Second))
+		if err != nil || len(claimed) != 1 || claimed[0].ID != run.ID {
+			t.Fatalf("dead worker claim: %v %v", claimed, err)
+		}
+
+		// The live engine takes the run once the lease has run out.
+		n.App.Engine().Wake()
+		finished := n.WaitRun(t, tb.token, run.ID)
+		if finished.State != "succeeded" || finished.Attempt != 2 || finished.Changes.Added != 5 {
+			t.Fatalf("taken-over run %+v", finished)
+		}
+
+		// The dead worker wakes up and tries to apply its own result.
+		late := store.Tx(ctx, func(ctx context.Context) error {
+			extra := models.PanelUser{ID: models.NewID(), LocationID: tb.loc.Location.ID, UserNumber: 999, Name: "Ghost", Authority: "standard"}
+			if err := store.ApplyPanelUsers(ctx, tb.loc.Location.ID, []models.PanelUser{extra}, nil, nil); err != nil {
+				return err
+			}
+			return store.FinishRun(ctx, run.ID, "dead-worker", models.RunOutcome{State: models.RunSucceeded, Added: 1}, time.Now())
+		})
+		if !models.IsLeaseLost(late) {
+			t.Fatalf("late finish by the dead worker: %v", late)
+		}
+		users, err := store.PanelUsers(ctx, tb.loc.Location.ID)
+		if err != nil || len(users) != 5 {
+			t.Fatalf("remote copy has %d users (%v): the run's changes must apply exactly once", len(users), err)
+		}
+		succeeded := 0
+		for _, e := range n.Events(t, tb.token, tb.loc.Location.ID) {
+			if e.Type == "sync.succeeded" {
+				succeeded++
+			}
+		}
+		if succeeded != 1 {
+			t.Fatalf("%d sync.succeeded events, want 1", succeeded)
+		}
+	})
+}

@@ -1,0 +1,153 @@
+package syncer
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/panelsync/panelsync/models"
+	"github.com/panelsync/panelsync/panel"
+)
+
+// SyncRequest asks for one run at one location.
+type SyncRequest struct {
+	LocationID string
+	Kind       models.RunKind
+	Trigger    models.RunTrigger
+	// BatchID groups the runs of one All-Locations request.
+	BatchID string
+}
+
+// ParseKind checks a kind a client asked for.
+func ParseKind(s string) (models.RunKind, error) {
+	switch k := models.RunKind(s); k {
+	case models.RunUsers, models.RunPanel, models.RunRefresh:
+		return k, nil
+	}
+	return "", models.FieldError("kind", "kind must be users, panel or refresh")
+}
+
+// RequestSync enqueues a run, or returns the run of that kind already
+// queued or running at the location with deduplicated true. A panel that
+// is not connected, whose credential expired, or (for a panel sync) that
+// is armed, is refused with that code and nothing is written.
+func (e *Engine) RequestSync(ctx context.Context, actor models.Actor, req SyncRequest) (models.Run, bool, error) {
+	var (
+		run   models.Run
+		dedup bool
+	)
+	err := e.store.Tx(ctx, func(ctx context.Context) error {
+		loc, err := e.store.Location(ctx, actor.AccountID, req.LocationID)
+		if err != nil {
+			return err
+		}
+		if err := checkRunnable(loc, req.Kind); err != nil {
+			return err
+		}
+		mode := models.ModeFull
+		if req.Kind == models.RunUsers && !loc.Location.ForcePending && !loc.Location.ForceUpdateAll && loc.Panel.UsersWatermark != "" {
+			mode = models.ModeIncremental
+		}
+		r := models.Run{
+			AccountID:     actor.AccountID,
+			LocationID:    req.LocationID,
+			Kind:          req.Kind,
+			Mode:          mode,
+			TriggerSource: req.Trigger,
+			RequestedBy:   actor.Name,
+			AvailableAt:   e.now(),
+		}
+		if req.BatchID != "" {
+			r.BatchID = &req.BatchID
+		}
+		run, dedup, err = e.store.EnqueueRun(ctx, r)
+		if err != nil || dedup {
+			return err
+		}
+		if err := e.store.MarkLocationSyncing(ctx, req.LocationID); err != nil {
+			return err
+		}
+		by := actor.Name
+		if by == "" {
+			by = string(req.Trigger)
+		}
+		_, err = e.events.Append(ctx, models.NewEvent{
+			AccountID: actor.AccountID, LocationID: req.LocationID, RunID: run.ID,
+			Type: "sync.requested", Severity: models.SeverityInfo,
+			Message: fmt.Sprintf("%s requested by %s", kindLabel(req.Kind), by),
+			Data:    map[string]any{"kind": req.Kind, "mode": mode, "trigger": req.Trigger},
+		})
+		if err != nil {
+			return err
+		}
+		models.AfterCommit(ctx, e.announce)
+		return nil
+	})
+	return run, dedup, err
+}
+
+// announce wakes this node's producer and, through the bus, the others'.
+func (e *Engine) announce() {
+	e.Wake()
+	if e.notifier != nil {
+		e.notifier.PublishWake()
+	}
+}
+
+// checkRunnable refuses a run its panel cannot take now.
+func checkRunnable(loc models.LocationView, kind models.RunKind) error {
+	switch loc.Panel.Connection {
+	case models.PanelAuthorizationExpired:
+		return models.Errorf(models.CodePanelAuthorizationExpired, "the panel's device credential has expired or was revoked; issue a new one")
+	case models.PanelConnected:
+	default:
+		return models.Errorf(models.CodePanelDisconnected, "the panel is not connected")
+	}
+	if kind == models.RunPanel && panel.IsArmed(loc.Panel.ArmedState) {
+		return models.Errorf(models.CodePanelArmed, "the panel is armed (%s); disarm it before a panel sync", loc.Panel.ArmedState)
+	}
+	return nil
+}
+
+// CancelRun cancels a queued or running run of the account. A run that
+// has already finished answers conflict.
+func (e *Engine) CancelRun(ctx context.Context, actor models.Actor, runID string) (models.Run, error) {
+	var out models.Run
+	err := e.store.Tx(ctx, func(ctx context.Context) error {
+		r, err := e.store.RunForUpdate(ctx, actor.AccountID, runID)
+		if err != nil {
+			return err
+		}
+		now := e.now()
+		var ok bool
+		switch r.State {
+		case models.RunQueued:
+			ok, err = e.store.CancelQueuedRun(ctx, r.ID, now)
+		case models.RunRunning:
+			ok, err = e.store.CancelRunningRun(ctx, r.ID, now)
+		}
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return models.Errorf(models.CodeConflict, "the run is %s and can no longer be cancelled", r.State)
+		}
+		if err := e.store.RefreshSyncStatus(ctx, r.LocationID); err != nil {
+			return err
+		}
+		if err := e.store.Audit(ctx, actor, "run.cancel", "run", r.ID, map[string]any{"kind": r.Kind, "state": r.State}); err != nil {
+			return err
+		}
+		_, err = e.events.Append(ctx, models.NewEvent{
+			AccountID: r.AccountID, LocationID: r.LocationID, RunID: r.ID,
+			Type: "sync.cancelled", Severity: models.SeverityWarning,
+			Message: fmt.Sprintf("%s cancelled by %s", kindLabel(r.Kind), actor.Name),
+			Data:    map[string]any{"kind": r.Kind},
+		})
+		if err != nil {
+			return err
+		}
+		out, err = e.store.Run(ctx, actor.AccountID, runID)
+		return err
+	})
+	return out, err
+}

@@ -1,0 +1,457 @@
+package syncer_test
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/panelsync/panelsync/app"
+	"github.com/panelsync/panelsync/app/apptest"
+	"github.com/panelsync/panelsync/models"
+	"github.com/panelsync/panelsync/models/dbtest"
+	"github.com/panelsync/panelsync/panel"
+	"github.com/panelsync/panelsync/panel/sim"
+)
+
+// testBundle is a node on one backend with an account, a location and its
+// simulated panel.
+type testBundle struct {
+	node  *apptest.Node
+	token string
+	acct  models.Account
+	loc   models.LocationView
+	cred  sim.Credentials
+	panel *sim.Panel
+	stop  func()
+}
+
+func forEachBackend(t *testing.T, tweak func(*app.Config), opts sim.Options, fn func(t *testing.T, tb *testBundle)) {
+	t.Helper()
+	for _, b := range dbtest.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			cfg := apptest.Config(t, b)
+			if tweak != nil {
+				tweak(&cfg)
+			}
+			node := apptest.Start(t, cfg)
+			acct, token := node.Account(t, "Acme Alarms")
+			loc, cred := node.Location(t, acct.ID, "Main Street")
+			p, stop := node.Panel(t, cred, opts)
+			fn(t, &testBundle{node: node, token: token, acct: acct, loc: loc, cred: cred, panel: p, stop: stop})
+		})
+	}
+}
+
+func TestSyncUsers_FullThenIncremental_ReconcilesAndReportsChanges(t *testing.T) {
+	forEachBackend(t, nil, sim.Options{Users: 12}, func(t *testing.T, tb *testBundle) {
+		n, token, locID := tb.node, tb.token, tb.loc.Location.ID
+
+		first := n.Sync(t, token, locID, "users")
+		if first.Message != "User sync process has been initiated" || first.Run.Mode != "full" || first.Run.Trigger != "app" {
+			t.Fatalf("first sync answer %+v", first)
+		}
+		run := n.WaitRun(t, token, first.Run.ID)
+		if run.State != "succeeded" || run.Changes.Added != 12 || run.Changes.Removed != 0 {
+			t.Fatalf("first sync %+v", run)
+		}
+		events := n.Events(t, token, locID)
+		if got := apptest.EventsOfRun(events, run.ID); fmt.Sprint(got) != "[sync.requested sync.succeeded]" {
+			t.Fatalf("events of the run: %v", got)
+		}
+		if last := events[len(events)-1]; last.Message != "User sync succeeded: 12 added" {
+			t.Fatalf("success message %q", last.Message)
+		}
+
+		users := n.Do(t, "GET", "/v1/locations/"+locID+"/users", token, nil)
+		var list struct {
+			Items []struct {
+				Number  int    `json:"number"`
+				Name    string `json:"name"`
+				HasCode bool   `json:"has_code"`
+			} `json:"items"`
+		}
+		users.JSON(t, &list)
+		if len(list.Items) != 12 {
+			t.Fatalf("remote copy has %d users", len(list.Items))
+		}
+		assertNoCodes(t, tb, users.Body)
+
+		// Keypad changes: one renamed, one deleted, one added.
+		simUsers := tb.panel.Users()
+		renamed := simUsers[2]
+		renamed.Name = "Renamed At Keypad"
+		if err := tb.panel.PutUser(renamed); err != nil {
+			t.Fatal(err)
+		}
+		if err := tb.panel.RemoveUser(simUsers[4].Number); err != nil {
+			t.Fatal(err)
+		}
+		added := panel.User{Number: 77, Name: "New Cleaner", Authority: panel.AuthorityGuest, Partitions: []int{1}, HasCode: true, Code: "4321"}
+		if err := tb.panel.PutUser(added); err != nil {
+			t.Fatal(err)
+		}
+
+		second := n.Sync(t, token, locID, "users")
+		if second.Run.Mode != "incremental" {
+			t.Fatalf("second sync mode %s, want incremental after a watermark", second.Run.Mode)
+		}
+		run = n.WaitRun(t, token, second.Run.ID)
+		if run.State != "succeeded" || run.Changes.Added != 1 || run.Changes.Updated != 1 || run.Changes.Removed != 1 {
+			t.Fatalf("incremental sync %+v", run)
+		}
+		changes := n.Do(t, "GET", "/v1/runs/"+run.ID+"/changes", token, nil)
+		for _, want := range []string{`"action":"added","number":77`, `"action":"removed","number":` + fmt.Sprint(simUsers[4].Number), `"to":"Renamed At Keypad"`} {
+			if !strings.Contains(string(changes.Body), want) {
+				t.Errorf("changes lack %s: %s", want, changes.Body)
+			}
+		}
+		events = n.Events(t, token, locID)
+		if last := events[len(events)-1]; last.Message != "User sync succeeded: 1 added, 1 updated, 1 removed" {
+			t.Fatalf("success message %q", last.Message)
+		}
+
+		data := n.Do(t, "GET", "/v1/runs/"+first.Run.ID+"/data", token, nil)
+		if data.Status != http.StatusOK || !strings.Contains(string(data.Body), `"users":[`) {
+			t.Fatalf("run data: %d %s", data.Status, data.Body)
+		}
+		assertNoCodes(t, tb, data.Body)
+		csv := n.Do(t, "GET", "/v1/runs/"+first.Run.ID+"/data?format=csv", token, nil)
+		if lines := strings.Count(string(csv.Body), "\n"); csv.Status != http.StatusOK || lines != 13 || !strings.HasPrefix(string(csv.Body), "number,name,email,authority") {
+			t.Fatalf("csv: %d, %d lines: %s", csv.Status, lines, csv.Body)
+		}
+
+		loc := n.Do(t, "GET", "/v1/locations/"+locID, token, nil)
+		if !strings.Contains(string(loc.Body), `"status":"ok"`) || strings.Contains(string(loc.Body), `"users_synced_at":null`) {
+			t.Fatalf("location after sync: %s", loc.Body)
+		}
+	})
+}
+
+// assertNoCodes checks that no user code the panel holds appears in body.
+func assertNoCodes(t *testing.T, tb *testBundle, body []byte) {
+	t.Helper()
+	if strings.Contains(string(body), `"code"`) {
+		t.Fatalf("a code field leaked: %s", body)
+	}
+}
+
+func TestSyncUsers_CodeChange_IsDetectedWithoutStoringTheCode(t *testing.T) {
+	forEachBackend(t, nil, sim.Options{Users: 3}, func(t *testing.T, tb *testBundle) {
+		n, token, locID := tb.node, tb.token, tb.loc.Location.ID
+		n.WaitRun(t, token, n.Sync(t, token, locID, "users").Run.ID)
+		u := tb.panel.Users()[0]
+		u.Code = "982431"
+		if err := tb.panel.PutUser(u); err != nil {
+			t.Fatal(err)
+		}
+		run := n.WaitRun(t, token, n.Sync(t, token, locID, "users").Run.ID)
+		if run.Changes.Updated != 1 {
+			t.Fatalf("code change not seen: %+v", run)
+		}
+		changes := n.Do(t, "GET", "/v1/runs/"+run.ID+"/changes", token, nil)
+		if !strings.Contains(string(changes.Body), `{"field":"code"}`) || strings.Contains(string(changes.Body), "982431") {
+			t.Fatalf("changes: %s", changes.Body)
+		}
+		var rows []models.PanelUser
+		if err := n.Store.DB().Where("location_id = ?", locID).Find(&rows).Error; err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rows {
+			if strings.Contains(r.CodeDigest, "982431") || (r.HasCode && len(r.CodeDigest) != 64) {
+				t.Fatalf("stored code digest %q for user %d", r.CodeDigest, r.UserNumber)
+			}
+		}
+	})
+}
+
+func TestSyncPanel_ReadsConfiguration_RefusedWhileArmed(t *testing.T) {
+	forEachBackend(t, nil, sim.Options{}, func(t *testing.T, tb *testBundle) {
+		n, token, locID := tb.node, tb.token, tb.loc.Location.ID
+		res := n.Sync(t, token, locID, "panel")
+		if res.Message != "Panel sync process has been initiated" {
+			t.Fatalf("message %q", res.Message)
+		}
+		run := n.WaitRun(t, token, res.Run.ID)
+		cfg := tb.panel.Config()
+		want := len(cfg.Partitions) + len(cfg.Zones) + len(cfg.Devices)
+		if run.State != "succeeded" || run.Changes.Added != want {
+			t.Fatalf("panel sync %+v, want %d added", run, want)
+		}
+		got := n.Do(t, "GET", "/v1/locations/"+locID+"/panel", token, nil)
+		var pc panel.Config
+		got.JSON(t, &pc)
+		if len(pc.Zones) != len(cfg.Zones) || pc.Zones[0].Name != cfg.Zones[0].Name {
+			t.Fatalf("remote configuration %+v", pc)
+		}
+
+		if err := tb.panel.SetArmed(0, panel.ArmAway); err != nil {
+			t.Fatal(err)
+		}
+		apptest.Eventually(t, 5*time.Second, func() (bool, string) {
+			v, _ := n.Store.LocationByID(t.Context(), locID)
+			return v.Panel.ArmedState == panel.ArmAway, v.Panel.ArmedState
+		})
+		r := n.Do(t, "POST", "/v1/locations/"+locID+"/sync", token, map[string]string{"kind": "panel"})
+		if r.Status != http.StatusConflict || !strings.Contains(string(r.Body), `"code":"panel_armed"`) {
+			t.Fatalf("panel sync while armed: %d %s", r.Status, r.Body)
+		}
+		// Users and refresh still run on an armed panel.
+		if run := n.WaitRun(t, token, n.Sync(t, token, locID, "refresh").Run.ID); run.State != "succeeded" {
+			t.Fatalf("refresh while armed: %+v", run)
+		}
+	})
+}
+
+func TestSyncPanel_ArmedWhileQueued_FailsWhenRun(t *testing.T) {
+	forEachBackend(t, nil, sim.Options{Latency: 300 * time.Millisecond}, func(t *testing.T, tb *testBundle) {
+		n, token, locID := tb.node, tb.token, tb.loc.Location.ID
+		res := n.Sync(t, token, locID, "panel")
+		// The panel arms while the run's status check is in flight; the
+		// check answers after the delay, armed.
+		if err := tb.panel.SetArmed(1, panel.ArmStay); err != nil {
+			t.Fatal(err)
+		}
+		run := n.WaitRun(t, token, res.Run.ID)
+		if run.State != "failed" || run.Error == nil || run.Error.Code != "panel_armed" {
+			t.Fatalf("run %+v", run)
+		}
+	})
+}
+
+func TestRefresh_StoresStatus(t *testing.T) {
+	forEachBackend(t, nil, sim.Options{}, func(t *testing.T, tb *testBundle) {
+		n, token, locID := tb.node, tb.token, tb.loc.Location.ID
+		res := n.Sync(t, token, locID, "refresh")
+		if res.Message != "Refresh process has been initiated" {
+			t.Fatalf("message %q", res.Message)
+		}
+		if run := n.WaitRun(t, token, res.Run.ID); run.State != "succeeded" {
+			t.Fatalf("refresh %+v", run)
+		}
+		st := n.Do(t, "GET", "/v1/locations/"+locID+"/status", token, nil)
+		var body struct {
+			Connection  string        `json:"connection"`
+			ArmedState  string        `json:"armed_state"`
+			Status      *panel.Status `json:"status"`
+			RefreshedAt *time.Time    `json:"refreshed_at"`
+		}
+		st.JSON(t, &body)
+		if body.Connection != "connected" || body.ArmedState != panel.ArmDisarmed || body.Status == nil || body.RefreshedAt == nil || len(body.Status.Partitions) != len(tb.panel.Status().Partitions) {
+			t.Fatalf("status %s", st.Body)
+		}
+		events := n.Events(t, token, locID)
+		if last := events[len(events)-1]; !strings.HasPrefix(last.Message, "Refresh succeeded: disarmed") {
+			t.Fatalf("refresh message %q", last.Message)
+		}
+	})
+}
+
+func TestSync_PanelTimeout_RetriesThenReportsSyncFailure(t *testing.T) {
+	tweak := func(c *app.Config) {
+		c.CommandTimeout = 200 * time.Millisecond
+		c.MaxAttempts = 3
+	}
+	forEachBackend(t, tweak, sim.Options{}, func(t *testing.T, tb *testBundle) {
+		n, token, locID := tb.node, tb.token, tb.loc.Location.ID
+		tb.panel.SetUnresponsive(true)
+		run := n.WaitRun(t, token, n.Sync(t, token, locID, "users").Run.ID)
+		if run.State != "failed" || run.Attempt != 3 || run.Error == nil || run.Error.Code != "panel_timeout" {
+			t.Fatalf("run %+v", run)
+		}
+		events := n.Events(t, token, locID)
+		last := events[len(events)-1]
+		if last.Type != "sync.failed" || last.Severity != "error" || last.Message != "User sync failed: the panel did not answer in time" || !strings.Contains(string(last.Data), `"code":"panel_timeout"`) {
+			t.Fatalf("failure event %+v", last)
+		}
+		loc := n.Do(t, "GET", "/v1/locations/"+locID, token, nil)
+		if !strings.Contains(string(loc.Body), `"status":"sync_failure"`) {
+			t.Fatalf("location after failure: %s", loc.Body)
+		}
+
+		// A later success clears the Sync Failure.
+		tb.panel.SetUnresponsive(false)
+		if run := n.WaitRun(t, token, n.Sync(t, token, locID, "refresh").Run.ID); run.State != "succeeded" {
+			t.Fatalf("recovery %+v", run)
+		}
+		loc = n.Do(t, "GET", "/v1/locations/"+locID, token, nil)
+		if !strings.Contains(string(loc.Body), `"status":"ok"`) {
+			t.Fatalf("location after recovery: %s", loc.Body)
+		}
+	})
+}
+
+func TestSync_PanelError_FailsAtOnce(t *testing.T) {
+	forEachBackend(t, nil, sim.Options{}, func(t *testing.T, tb *testBundle) {
+		tb.panel.SetErrorRate(1)
+		run := tb.node.WaitRun(t, tb.token, tb.node.Sync(t, tb.token, tb.loc.Location.ID, "users").Run.ID)
+		if run.State != "failed" || run.Attempt != 1 || run.Error == nil || run.Error.Code != "panel_error" {
+			t.Fatalf("a refusal is not retried: %+v", run)
+		}
+	})
+}
+
+func TestSync_PanelOffline_Answers409(t *testing.T) {
+	forEachBackend(t, nil, sim.Options{}, func(t *testing.T, tb *testBundle) {
+		n, token, locID := tb.node, tb.token, tb.loc.Location.ID
+		tb.stop()
+		n.WaitPanel(t, locID, models.PanelDisconnected)
+		r := n.Do(t, "POST", "/v1/locations/"+locID+"/sync", token, map[string]string{"kind": "users"})
+		if r.Status != http.StatusConflict || !strings.Contains(string(r.Body), `"code":"panel_disconnected"`) {
+			t.Fatalf("sync with the panel offline: %d %s", r.Status, r.Body)
+		}
+		runs := n.Do(t, "GET", "/v1/runs?location_id="+locID, token, nil)
+		if !strings.Contains(string(runs.Body), `"items":[]`) {
+			t.Fatalf("a refused sync left a run: %s", runs.Body)
+		}
+		types := []string{}
+		for _, e := range n.Events(t, token, locID) {
+			if e.Type != "panel.checkin" {
+				types = append(types, e.Type)
+			}
+		}
+		if fmt.Sprint(types) != "[panel.connected panel.disconnected]" {
+			t.Fatalf("events %v", types)
+		}
+	})
+}
+
+func TestSync_ConcurrentTaps_StartOneRun(t *testing.T) {
+	forEachBackend(t, nil, sim.Options{Latency: 400 * time.Millisecond}, func(t *testing.T, tb *testBundle) {
+		n, token, locID := tb.node, tb.token, tb.loc.Location.ID
+		type answer struct {
+			status int
+			res    apptest.SyncResult
+		}
+		answers := make([]answer, 10)
+		var wg sync.WaitGroup
+		for i := range answers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r := n.Do(t, "POST", "/v1/locations/"+locID+"/sync", token, map[string]string{"kind": "users"})
+				answers[i].status = r.Status
+				r.JSON(t, &answers[i].res)
+			}()
+		}
+		wg.Wait()
+		accepted, deduped := 0, 0
+		ids := map[string]bool{}
+		for _, a := range answers {
+			ids[a.res.Run.ID] = true
+			switch {
+			case a.status == http.StatusAccepted && !a.res.Deduplicated:
+				accepted++
+			case a.status == http.StatusOK && a.res.Deduplicated:
+				deduped++
+			default:
+				t.Fatalf("unexpected answer %d %+v", a.status, a.res)
+			}
+		}
+		if accepted != 1 || deduped != 9 || len(ids) != 1 {
+			t.Fatalf("%d accepted, %d deduplicated, %d distinct runs", accepted, deduped, len(ids))
+		}
+		var runID string
+		for id := range ids {
+			runID = id
+		}
+		n.WaitRun(t, token, runID)
+		if got := apptest.EventsOfRun(n.Events(t, token, locID), runID); fmt.Sprint(got) != "[sync.requested sync.succeeded]" {
+			t.Fatalf("events %v", got)
+		}
+	})
+}
+
+func TestSync_OtherAccount_Answers404AndStartsNothing(t *testing.T) {
+	forEachBackend(t, nil, sim.Options{}, func(t *testing.T, tb *testBundle) {
+		n := tb.node
+		_, otherToken := n.Account(t, "Other Co")
+		locID := tb.loc.Location.ID
+		for _, req := range []struct{ method, path string }{
+			{"POST", "/v1/locations/" + locID + "/sync"},
+			{"GET", "/v1/locations/" + locID + "/users"},
+			{"GET", "/v1/runs?location_id=" + locID},
+		} {
+			r := n.Do(t, req.method, req.path, otherToken, map[string]string{"kind": "users"})
+			if req.method == "GET" {
+				r = n.Do(t, req.method, req.path, otherToken, nil)
+			}
+			if r.Status != http.StatusNotFound {
+				t.Errorf("%s %s as another account: %d %s", req.method, req.path, r.Status, r.Body)
+			}
+		}
+		run := n.WaitRun(t, tb.token, n.Sync(t, tb.token, locID, "refresh").Run.ID)
+		for _, path := range []string{"/v1/runs/" + run.ID, "/v1/runs/" + run.ID + "/data", "/v1/runs/" + run.ID + "/changes"} {
+			if r := n.Do(t, "GET", path, otherToken, nil); r.Status != http.StatusNotFound {
+				t.Errorf("GET %s as another account: %d", path, r.Status)
+			}
+		}
+		if r := n.Do(t, "GET", "/v1/events", otherToken, nil); strings.Contains(string(r.Body), locID) {
+			t.Fatalf("another account sees this account's events: %s", r.Body)
+		}
+	})
+}
+
+func TestSync_BadRequests_AreRefused(t *testing.T) {
+	forEachBackend(t, nil, sim.Options{}, func(t *testing.T, tb *testBundle) {
+		n, locID := tb.node, tb.loc.Location.ID
+		support := n.Login(t, tb.acct.ID, models.RoleSupport)
+		cases := []struct {
+			token  string
+			body   any
+			status int
+			code   string
+		}{
+			{tb.token, map[string]string{"kind": "everything"}, 400, "invalid_request"},
+			{tb.token, map[string]string{}, 400, "invalid_request"},
+			{tb.token, map[string]any{"kind": "users", "extra": 1}, 400, "invalid_request"},
+			{support, map[string]string{"kind": "users"}, 403, "forbidden"},
+		}
+		for _, tc := range cases {
+			r := n.Do(t, "POST", "/v1/locations/"+locID+"/sync", tc.token, tc.body)
+			if r.Status != tc.status || !strings.Contains(string(r.Body), `"code":"`+tc.code+`"`) {
+				t.Errorf("%v: %d %s", tc.body, r.Status, r.Body)
+			}
+		}
+		for _, q := range []string{"?state=sideways", "?kind=x", "?limit=0"} {
+			if r := n.Do(t, "GET", "/v1/runs"+q, tb.token, nil); r.Status != 400 {
+				t.Errorf("runs%s: %d", q, r.Status)
+			}
+		}
+		for _, q := range []string{"?after=-1", "?after=x", "?after=1&before=5"} {
+			if r := n.Do(t, "GET", "/v1/events"+q, tb.token, nil); r.Status != 400 {
+				t.Errorf("events%s: %d", q, r.Status)
+			}
+		}
+		if r := n.Do(t, "GET", "/v1/runs?location_id="+locID, tb.token, nil); !strings.Contains(string(r.Body), `"items":[]`) {
+			t.Fatalf("refused requests left runs: %s", r.Body)
+		}
+	})
+}
+
+func TestCancelRun_QueuedRunNeverRuns(t *testing.T) {
+	forEachBackend(t, nil, sim.Options{Latency: 500 * time.Millisecond}, func(t *testing.T, tb *testBundle) {
+		n, token, locID := tb.node, tb.token, tb.loc.Location.ID
+		res := n.Sync(t, token, locID, "users")
+		r := n.Do(t, "POST", "/v1/runs/"+res.Run.ID+"/cancel", token, nil)
+		if r.Status != http.StatusOK {
+			t.Fatalf("cancel: %d %s", r.Status, r.Body)
+		}
+		run := n.WaitRun(t, token, res.Run.ID)
+		if run.State != "cancelled" {
+			t.Fatalf("run %+v", run)
+		}
+		time.Sleep(700 * time.Millisecond)
+		if users, _ := n.Store.PanelUsers(t.Context(), locID); len(users) != 0 {
+			t.Fatalf("a cancelled run applied %d users", len(users))
+		}
+		if r := n.Do(t, "POST", "/v1/runs/"+res.Run.ID+"/cancel", token, nil); r.Status != http.StatusConflict {
+			t.Fatalf("cancel twice: %d", r.Status)
+		}
+		if got := apptest.EventsOfRun(n.Events(t, token, locID), res.Run.ID); fmt.Sprint(got) != "[sync.requested sync.cancelled]" {
+			t.Fatalf("events %v", got)
+		}
+	})
+}

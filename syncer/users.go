@@ -1,0 +1,285 @@
+package syncer
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/panelsync/panelsync/models"
+	"github.com/panelsync/panelsync/panel"
+)
+
+// Bounds on what a panel may send for its users.
+const (
+	maxPanelUsers  = 10000
+	maxUserNumber  = 9999
+	maxPartitionNo = 64
+)
+
+// UsersData is what a users run keeps of the panel's answer: the users
+// without their codes.
+type UsersData struct {
+	Full      bool         `json:"full"`
+	Watermark string       `json:"watermark"`
+	Users     []panel.User `json:"users"`
+	Removed   []int        `json:"removed,omitempty"`
+}
+
+// Change is one record a run added, updated or removed.
+type Change struct {
+	Action string        `json:"action"`
+	Kind   string        `json:"kind,omitempty"`
+	Number int           `json:"number"`
+	Name   string        `json:"name"`
+	Fields []FieldChange `json:"fields,omitempty"`
+}
+
+// FieldChange is one field of an updated record. A user code's change is
+// listed by name only: neither value is ever shown.
+type FieldChange struct {
+	Field string `json:"field"`
+	From  any    `json:"from,omitempty"`
+	To    any    `json:"to,omitempty"`
+}
+
+// Changes is what a run's changes download holds.
+type Changes struct {
+	Counts  counts   `json:"counts"`
+	Changes []Change `json:"changes"`
+}
+
+func (e *Engine) syncUsers(ctx context.Context, r models.Run, loc models.LocationView) (attemptOutcome, error) {
+	args := panel.UsersGetArgs{Full: r.Mode == models.ModeFull}
+	if !args.Full {
+		args.Since = loc.Panel.UsersWatermark
+	}
+	raw, err := e.send(ctx, loc.Panel.ID, panel.CmdUsersGet, args)
+	if err != nil {
+		return attemptOutcome{}, err
+	}
+	var res panel.UsersGetResult
+	if err := json.Unmarshal(raw, &res); err != nil {
+		return attemptOutcome{}, invalidAnswer("users", err)
+	}
+	if err := validateUsers(res); err != nil {
+		return attemptOutcome{}, invalidAnswer("users", err)
+	}
+	mode := r.Mode
+	if res.Full {
+		// A panel that no longer knows the watermark answers in full.
+		mode = models.ModeFull
+	}
+	digests := make(map[int]string, len(res.Users))
+	kept := UsersData{Full: res.Full, Watermark: res.Watermark, Removed: res.Removed, Users: make([]panel.User, len(res.Users))}
+	for i, u := range res.Users {
+		if u.Code != "" {
+			digests[u.Number] = e.codeDigest(loc.Location.ID, u.Number, u.Code)
+			u.HasCode = true
+		}
+		// The code is dropped here, before anything is stored or logged.
+		u.Code = ""
+		u.Email = models.NormalizeEmail(u.Email)
+		u.Name = strings.TrimSpace(u.Name)
+		kept.Users[i] = u
+	}
+	data, _ := json.Marshal(kept)
+	return attemptOutcome{
+		mode: mode,
+		data: data,
+		apply: func(ctx context.Context) (applied, error) {
+			existing, err := e.store.PanelUsers(ctx, loc.Location.ID)
+			if err != nil {
+				return applied{}, err
+			}
+			d := diffUsers(loc.Location.ID, existing, kept, digests)
+			if err := e.store.ApplyPanelUsers(ctx, loc.Location.ID, d.insert, d.update, d.remove); err != nil {
+				return applied{}, err
+			}
+			if err := e.store.SetUsersWatermark(ctx, loc.Panel.ID, res.Watermark); err != nil {
+				return applied{}, err
+			}
+			changes, _ := json.Marshal(Changes{Counts: d.counts, Changes: d.changes})
+			return applied{counts: d.counts, changes: changes, summary: d.counts.String()}, nil
+		},
+	}, nil
+}
+
+// send runs one command with the engine's per-command timeout.
+func (e *Engine) send(ctx context.Context, panelID, name string, args any) (json.RawMessage, error) {
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.CommandTimeout)
+	defer cancel()
+	return e.link.Send(ctx, panelID, name, args)
+}
+
+// codeDigest stands in for a user code: equal codes give equal digests, so
+// a changed code is noticed, but the key keeps a stolen digest from being
+// tried against the 10,000 four-digit codes.
+func (e *Engine) codeDigest(locationID string, number int, code string) string {
+	m := hmac.New(sha256.New, e.cfg.CodeKey)
+	m.Write([]byte(locationID + ":" + strconv.Itoa(number) + ":" + code))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+func invalidAnswer(what string, err error) error {
+	return &runError{code: panel.FailPanelError, message: fmt.Sprintf("the panel sent invalid %s data: %s", what, err.Error()), permanent: true}
+}
+
+func validateUsers(res panel.UsersGetResult) error {
+	if len(res.Users) > maxPanelUsers {
+		return fmt.Errorf("%d users is more than a panel holds", len(res.Users))
+	}
+	if len(res.Watermark) > 64 {
+		return fmt.Errorf("watermark is longer than 64 characters")
+	}
+	seen := make(map[int]bool, len(res.Users))
+	for _, u := range res.Users {
+		switch {
+		case u.Number < 1 || u.Number > maxUserNumber:
+			return fmt.Errorf("user number %d is outside 1..%d", u.Number, maxUserNumber)
+		case seen[u.Number]:
+			return fmt.Errorf("user number %d appears twice", u.Number)
+		case utf8.RuneCountInString(u.Name) > 200:
+			return fmt.Errorf("user %d: name is longer than 200 characters", u.Number)
+		case len(u.Email) > 254:
+			return fmt.Errorf("user %d: e-mail is longer than 254 characters", u.Number)
+		case len(u.AccessSchedule) > 200:
+			return fmt.Errorf("user %d: access schedule is longer than 200 characters", u.Number)
+		case len(u.Code) > 16:
+			return fmt.Errorf("user %d: code is longer than 16 characters", u.Number)
+		case len(u.Partitions) > maxPartitionNo:
+			return fmt.Errorf("user %d: too many partitions", u.Number)
+		}
+		switch u.Authority {
+		case panel.AuthorityMaster, panel.AuthorityStandard, panel.AuthorityArmOnly, panel.AuthorityGuest, panel.AuthorityDuress:
+		default:
+			return fmt.Errorf("user %d: unknown authority %q", u.Number, u.Authority)
+		}
+		for _, p := range u.Partitions {
+			if p < 1 || p > maxPartitionNo {
+				return fmt.Errorf("user %d: partition %d is outside 1..%d", u.Number, p, maxPartitionNo)
+			}
+		}
+		seen[u.Number] = true
+	}
+	for _, n := range res.Removed {
+		if n < 1 || n > maxUserNumber {
+			return fmt.Errorf("removed user number %d is outside 1..%d", n, maxUserNumber)
+		}
+	}
+	return nil
+}
+
+type usersDiff struct {
+	insert  []models.PanelUser
+	update  []models.PanelUser
+	remove  []int
+	counts  counts
+	changes []Change
+}
+
+// diffUsers reconciles the remote copy with a panel's answer. In full mode
+// every user the panel did not send is removed; in incremental mode only
+// those it says were removed.
+func diffUsers(locationID string, existing []models.PanelUser, got UsersData, digests map[int]string) usersDiff {
+	var d usersDiff
+	byNumber := make(map[int]models.PanelUser, len(existing))
+	for _, u := range existing {
+		byNumber[u.UserNumber] = u
+	}
+	sent := make(map[int]bool, len(got.Users))
+	for _, u := range got.Users {
+		sent[u.Number] = true
+		row := models.PanelUser{
+			LocationID:     locationID,
+			UserNumber:     u.Number,
+			Name:           u.Name,
+			Email:          u.Email,
+			Authority:      u.Authority,
+			Partitions:     joinInts(u.Partitions),
+			AccessSchedule: u.AccessSchedule,
+			HasCode:        u.HasCode,
+			CodeDigest:     digests[u.Number],
+		}
+		old, ok := byNumber[u.Number]
+		if !ok {
+			row.ID = models.NewID()
+			d.insert = append(d.insert, row)
+			d.counts.Added++
+			d.changes = append(d.changes, Change{Action: "added", Number: u.Number, Name: u.Name})
+			continue
+		}
+		if row.HasCode && row.CodeDigest == "" {
+			// The panel says there is a code without disclosing it: keep
+			// the digest we know.
+			row.CodeDigest = old.CodeDigest
+		}
+		fields := userFieldChanges(old, row)
+		if len(fields) == 0 {
+			d.counts.Unchanged++
+			continue
+		}
+		row.ID = old.ID
+		d.update = append(d.update, row)
+		d.counts.Updated++
+		d.changes = append(d.changes, Change{Action: "updated", Number: u.Number, Name: u.Name, Fields: fields})
+	}
+	var gone []int
+	if got.Full {
+		for n := range byNumber {
+			if !sent[n] {
+				gone = append(gone, n)
+			}
+		}
+	} else {
+		for _, n := range got.Removed {
+			if _, ok := byNumber[n]; ok && !sent[n] {
+				gone = append(gone, n)
+			}
+		}
+	}
+	slices.Sort(gone)
+	gone = slices.Compact(gone)
+	for _, n := range gone {
+		d.remove = append(d.remove, n)
+		d.counts.Removed++
+		d.changes = append(d.changes, Change{Action: "removed", Number: n, Name: byNumber[n].Name})
+	}
+	return d
+}
+
+func userFieldChanges(old, row models.PanelUser) []FieldChange {
+	var out []FieldChange
+	add := func(field string, from, to any) {
+		if from != to {
+			out = append(out, FieldChange{Field: field, From: from, To: to})
+		}
+	}
+	add("name", old.Name, row.Name)
+	add("email", old.Email, row.Email)
+	add("authority", old.Authority, row.Authority)
+	add("partitions", old.Partitions, row.Partitions)
+	add("access_schedule", old.AccessSchedule, row.AccessSchedule)
+	add("has_code", old.HasCode, row.HasCode)
+	if old.CodeDigest != row.CodeDigest {
+		out = append(out, FieldChange{Field: "code"})
+	}
+	return out
+}
+
+func joinInts(ns []int) string {
+	sorted := slices.Clone(ns)
+	slices.Sort(sorted)
+	sorted = slices.Compact(sorted)
+	parts := make([]string, len(sorted))
+	for i, n := range sorted {
+		parts[i] = strconv.Itoa(n)
+	}
+	return strings.Join(parts, ",")
+}
