@@ -6,6 +6,7 @@ import (
 
 	"github.com/panelsync/panelsync/auth"
 	"github.com/panelsync/panelsync/models"
+	"github.com/panelsync/panelsync/panel/sim"
 )
 
 // DemoEmail is the demo owner's login.
@@ -20,6 +21,8 @@ type DemoSeed struct {
 	// Created counts the locations added now; the rest already existed.
 	Created   int
 	Locations []models.LocationView
+	// Panels are the demo panels' credentials, freshly issued.
+	Panels []sim.Credentials
 }
 
 // SeedDemo creates the demo account, its owner and n locations, or tops up
@@ -79,10 +82,21 @@ func SeedDemo(ctx context.Context, store *models.Store, authSvc *auth.Service, n
 	if err != nil {
 		return DemoSeed{}, fmt.Errorf("seed demo: %w", err)
 	}
-	views, _, err := store.ListLocations(ctx, models.LocationQuery{AccountID: seed.AccountID, Limit: models.MaxLocationPageSize})
-	if err != nil {
-		return DemoSeed{}, err
+	for cursor := ""; ; {
+		views, next, err := store.ListLocations(ctx, models.LocationQuery{AccountID: seed.AccountID, Cursor: cursor, Limit: models.MaxLocationPageSize})
+		if err != nil {
+			return DemoSeed{}, err
+		}
+		seed.Locations = append(seed.Locations, views...)
+		if next == "" {
+			break
+		}
+		cursor = next
 	}
-	seed.Locations = views
+	panels, err := demoPanelCredentials(ctx, store, seed.AccountID, seed.Locations)
+	if err != nil {
+		return DemoSeed{}, fmt.Errorf("seed demo panels: %w", err)
+	}
+	seed.Panels = panels
 	return seed, nil
 }

@@ -55,7 +55,7 @@ func newFlagSet(s *settings, armed *string, logLevel *string) *flag.FlagSet {
 	fs.StringVar(&s.credentialsPath, "credentials", "", "JSON file with the server URL and the panels' serials and secrets (required)")
 	fs.StringVar(&s.server, "server", "", "server base URL, e.g. http://127.0.0.1:8080 (default: the file's \"server\")")
 	fs.IntVar(&s.count, "count", 0, "simulate only the first `N` panels of the file (default: all)")
-	fs.IntVar(&s.opts.Users, "users", sim.DefaultUsers, "users per panel, 1 to "+fmt.Sprint(sim.MaxUsers))
+	fs.IntVar(&s.opts.Users, "users", 0, "users per panel, 1 to "+fmt.Sprint(sim.MaxUsers)+" (default: the file's users_per_panel, else "+fmt.Sprint(sim.DefaultUsers)+")")
 	fs.Int64Var(&s.opts.Seed, "seed", 1, "seed for the generated users, configuration and status")
 	fs.DurationVar(&s.opts.Latency, "latency", 0, "delay before each answer")
 	fs.DurationVar(&s.opts.LatencyJitter, "latency-jitter", 0, "up to this much extra random delay per answer")
@@ -139,7 +139,7 @@ func (s settings) check() error {
 	if s.count < 0 {
 		errs = append(errs, fmt.Errorf("--count must not be negative, got %d", s.count))
 	}
-	if s.opts.Users < 1 {
+	if s.opts.Users < 0 {
 		errs = append(errs, fmt.Errorf("--users must be at least 1, got %d", s.opts.Users))
 	}
 	if s.statusEvery <= 0 {
@@ -151,11 +151,18 @@ func (s settings) check() error {
 	return errors.Join(errs...)
 }
 
-// panelsToRun loads the credentials file and picks the server and panels.
-func (s settings) panelsToRun() (server string, creds []sim.Credentials, err error) {
+// panelsToRun loads the credentials file and picks the server and panels,
+// and the users per panel when the command line left it to the file.
+func (s *settings) panelsToRun() (server string, creds []sim.Credentials, err error) {
 	file, err := sim.LoadCredentialsFile(s.credentialsPath)
 	if err != nil {
 		return "", nil, err
+	}
+	if s.opts.Users == 0 {
+		s.opts.Users = file.UsersPerPanel
+	}
+	if s.opts.Users == 0 {
+		s.opts.Users = sim.DefaultUsers
 	}
 	server = s.server
 	if server == "" {

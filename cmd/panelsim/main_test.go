@@ -76,7 +76,7 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"--credentials", path, "--armed", "armed"}, "armed state must be one of"},
 		{[]string{"--credentials", path, "--count", "-1"}, "--count must not be negative"},
 		{[]string{"--credentials", path, "--count", "3"}, "lists only 2 panels"},
-		{[]string{"--credentials", path, "--users", "0"}, "--users must be at least 1"},
+		{[]string{"--credentials", path, "--users", "-1"}, "--users must be at least 1"},
 		{[]string{"--credentials", path, "--server", "localhost:8080"}, "--server"},
 		{[]string{"--credentials", path, "--latency", "soon"}, "invalid value"},
 		{[]string{"--credentials", path, "--log-level", "loud"}, "--log-level"},

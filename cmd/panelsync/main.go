@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"syscall"
 )
@@ -40,7 +41,9 @@ func commands() []command {
 	return []command{
 		{"serve", "run the API server", runServe},
 		{"migrate", "apply, roll back or list schema migrations (up|down|status)", runMigrate},
-		{"demo", "seed a demo account with locations and serve it, with zero configuration", runDemo},
+		{"demo", "seed a demo account with locations and simulated panels and serve it, with zero configuration", runDemo},
+		{"seed", "create an account with N locations and write its panels' credentials for panelsim", runSeed},
+		{"bench", "run a benchmark against an in-process node (tap)", runBench},
 		{"version", "print the version", runVersion},
 	}
 }
@@ -96,6 +99,8 @@ func runVersion(ctx context.Context, env cmdEnv, args []string) error {
 	fmt.Fprintln(env.stdout, "panelsync", version())
 	return nil
 }
+
+func numCPU() int { return runtime.NumCPU() }
 
 // version reads the module version and revision stamped by the Go build.
 func version() string {

@@ -4,10 +4,13 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"path/filepath"
 	"strings"
 
 	"github.com/panelsync/panelsync/app"
 	"github.com/panelsync/panelsync/migrations"
+	"github.com/panelsync/panelsync/models"
+	"github.com/panelsync/panelsync/panel/sim"
 )
 
 // parseConfig binds every setting to a flag set for the command, parses
@@ -108,9 +111,14 @@ func runMigrate(ctx context.Context, env cmdEnv, args []string) error {
 }
 
 func runDemo(ctx context.Context, env cmdEnv, args []string) error {
-	var locations int
+	var (
+		locations, usersPerPanel int
+		simulate                 bool
+	)
 	cfg, fs, err := parseConfig("demo", env, args, func(fs *flag.FlagSet) {
 		fs.IntVar(&locations, "locations", 3, "how many demo locations to seed")
+		fs.IntVar(&usersPerPanel, "users-per-panel", 20, "users each simulated panel holds")
+		fs.BoolVar(&simulate, "simulate", true, "run a simulated panel for every demo location in this process")
 	})
 	if err != nil {
 		return err
@@ -120,6 +128,9 @@ func runDemo(ctx context.Context, env cmdEnv, args []string) error {
 	}
 	if locations < 1 || locations > 10000 {
 		return fmt.Errorf("--locations must be between 1 and 10000")
+	}
+	if usersPerPanel < 1 || usersPerPanel > sim.MaxUsers {
+		return fmt.Errorf("--users-per-panel must be between 1 and %d", sim.MaxUsers)
 	}
 	cfg.MigrateOnStart = true
 	log := app.NewLogger(env.stderr, cfg)
@@ -139,25 +150,99 @@ func runDemo(ctx context.Context, env cmdEnv, args []string) error {
 		return err
 	}
 	base := "http://" + displayAddr(ln.Addr().String())
+	credsPath := filepath.Join(cfg.DataDir, "demo-panels.json")
+	err = sim.WriteCredentialsFile(credsPath, sim.CredentialsFile{Server: base, UsersPerPanel: usersPerPanel, Panels: seed.Panels})
+	if err != nil {
+		_ = ln.Close()
+		_ = a.Close()
+		return err
+	}
+	var fleet *sim.Fleet
+	if simulate {
+		fleet, err = sim.RunFleet(ctx, base, seed.Panels, sim.Options{Users: usersPerPanel, Logger: log})
+		if err != nil {
+			_ = ln.Close()
+			_ = a.Close()
+			return err
+		}
+	}
 	// A password the operator chose is not echoed; a generated one must be,
 	// or nobody could sign in.
 	shown := seed.Password
 	if chosen != "" {
 		shown = "(the value of PANELSYNC_DEMO_PASSWORD)"
 	}
+	panels := fmt.Sprintf("simulated in this process, %d users each", usersPerPanel)
+	if !simulate {
+		panels = "not simulated; run: go run ./cmd/panelsim --credentials " + credsPath
+	}
 	fmt.Fprintf(env.stdout, `
 panelsync demo is running at %s
   login:     %s
   password:  %s
   locations: %d (%d new)
+  panels:    %s
   API docs:  %s/docs
 
 Try:
   curl -s -X POST %s/v1/auth/login -H 'Content-Type: application/json' \
     -d '{"email":"%s","password":"%s"}'
 
-`, base, seed.Email, shown, len(seed.Locations), seed.Created, base, base, seed.Email, shown)
-	return a.Serve(ctx, ln)
+`, base, seed.Email, shown, len(seed.Locations), seed.Created, panels, base, base, seed.Email, shown)
+	err = a.Serve(ctx, ln)
+	if fleet != nil {
+		fleet.Wait()
+	}
+	return err
+}
+
+func runSeed(ctx context.Context, env cmdEnv, args []string) error {
+	var (
+		locations, usersPerPanel int
+		out, server, account     string
+	)
+	cfg, fs, err := parseConfig("seed", env, args, func(fs *flag.FlagSet) {
+		fs.IntVar(&locations, "locations", 10, "how many locations (each with a panel) to create")
+		fs.IntVar(&usersPerPanel, "users-per-panel", 20, "users each simulated panel should hold, written to the file for panelsim")
+		fs.StringVar(&out, "out", "", "credentials file to write for panelsim (required; it holds device secrets and is written mode 0600)")
+		fs.StringVar(&server, "server", "http://127.0.0.1:8080", "server URL panelsim should dial, written to the file")
+		fs.StringVar(&account, "account", "Load Test Co.", "name of the account to create")
+	})
+	if err != nil {
+		return err
+	}
+	switch {
+	case fs.NArg() > 0:
+		return fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	case out == "":
+		return fmt.Errorf("--out is required")
+	case locations < 1 || locations > 100000:
+		return fmt.Errorf("--locations must be between 1 and 100000")
+	case usersPerPanel < 1 || usersPerPanel > sim.MaxUsers:
+		return fmt.Errorf("--users-per-panel must be between 1 and %d", sim.MaxUsers)
+	}
+	if _, err := sim.LinkURL(server); err != nil {
+		return fmt.Errorf("--server: %w", err)
+	}
+	log := app.NewLogger(env.stderr, cfg)
+	a, err := app.New(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	email := "owner+" + strings.ToLower(models.NewID()[24:]) + "@seed.panelsync.local"
+	res, err := app.SeedAccount(ctx, a.Store(), a.Auth(), app.SeedOptions{
+		AccountName: account, OwnerEmail: email, Locations: locations, UsersPerPanel: usersPerPanel, Server: server,
+	})
+	if err != nil {
+		return err
+	}
+	if err := sim.WriteCredentialsFile(out, res.Panels); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.stdout, "seeded account %q (%s) with %d locations\n  owner:    %s\n  password: %s\n  panels:   %s (run: go run ./cmd/panelsim --credentials %s)\n",
+		account, res.AccountID, locations, res.Email, res.Password, out, out)
+	return nil
 }
 
 // displayAddr turns a wildcard listen address into one a browser can open.

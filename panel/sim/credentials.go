@@ -60,10 +60,13 @@ func hasControlChars(s string) bool {
 // and as which panels. It holds device secrets, so it is written readable
 // by its owner only.
 //
-//	{"server":"http://127.0.0.1:8080","panels":[{"serial":"…","secret":"…"}]}
+//	{"server":"http://127.0.0.1:8080","users_per_panel":50,"panels":[{"serial":"…","secret":"…"}]}
 type CredentialsFile struct {
-	Server string        `json:"server,omitempty"`
-	Panels []Credentials `json:"panels"`
+	Server string `json:"server,omitempty"`
+	// UsersPerPanel is how many users each panel should hold, as the seed
+	// that wrote the file was asked; 0 leaves it to the simulator.
+	UsersPerPanel int           `json:"users_per_panel,omitempty"`
+	Panels        []Credentials `json:"panels"`
 }
 
 // Validate checks the server URL, when given, and every panel's
@@ -73,6 +76,9 @@ func (f CredentialsFile) Validate() error {
 		if _, err := LinkURL(f.Server); err != nil {
 			return fmt.Errorf("server: %w", err)
 		}
+	}
+	if f.UsersPerPanel < 0 || f.UsersPerPanel > MaxUsers {
+		return fmt.Errorf("users_per_panel must be between 0 and %d", MaxUsers)
 	}
 	if len(f.Panels) == 0 {
 		return errors.New("no panels listed")
