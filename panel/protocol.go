@@ -44,9 +44,9 @@ const (
 	CmdStatusGet = "status.get"
 )
 
-// MaxFrameBytes bounds one frame in either direction. A panel holds at
-// most a few thousand users, well under this.
-const MaxFrameBytes = 1 << 20
+// MaxFrameBytes bounds one frame in either direction. A full users.get of
+// 9,999 user slots at about 250 bytes each fits.
+const MaxFrameBytes = 4 << 20
 
 // Frame is the envelope of every message. Only the fields of its type are
 // set.
@@ -95,6 +95,8 @@ type UsersGetResult struct {
 }
 
 // UsersPutArgs replaces the given users on the panel and deletes Removed.
+// A user sent with has_code true and no code keeps the code it has; with
+// has_code false its code is cleared.
 type UsersPutArgs struct {
 	Users   []User `json:"users"`
 	Removed []int  `json:"removed,omitempty"`
@@ -224,7 +226,8 @@ const (
 	EventUserChanged = "user_changed"
 )
 
-// PanelEvent is something that happened at the panel.
+// PanelEvent is something that happened at the panel. Partition 0 means
+// the whole panel (every partition).
 type PanelEvent struct {
 	Kind       string    `json:"kind"`
 	Partition  int       `json:"partition,omitempty"`
