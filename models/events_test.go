@@ -32,7 +32,41 @@ func TestEventLog_ConcurrentWriters_GetGapFreeOffsetsPerAccount(t *testing.T) {
 
 		const writers, perWriter = 4, 25
 		var wg sync.WaitGroup
-		errs := make(chan error, writers*2)
+		errs := make(chan error, writers*2+1)
+
+		// A reader tails account A the way a resuming client does, asking
+		// for everything after the last offset it saw. If a later offset
+		// ever became visible before an earlier one committed, the reader
+		// would jump past the earlier one and never see it.
+		readerDone := make(chan struct{})
+		stopReader := make(chan struct{})
+		seenByReader := 0
+		go func() {
+			defer close(readerDone)
+			last := int64(0)
+			for {
+				select {
+				case <-stopReader:
+					if last == writers*perWriter {
+						return
+					}
+				default:
+				}
+				page, err := store.ListEvents(ctx, models.EventQuery{AccountID: a.ID, After: &last, Limit: 50})
+				if err != nil {
+					errs <- err
+					return
+				}
+				for _, e := range page {
+					if e.Offset != last+1 {
+						errs <- fmt.Errorf("reader at offset %d next saw %d: offsets became visible out of commit order", last, e.Offset)
+						return
+					}
+					last = e.Offset
+					seenByReader++
+				}
+			}
+		}()
 		for w := range writers {
 			for _, acct := range []string{a.ID, b.ID} {
 				wg.Add(1)
@@ -49,9 +83,14 @@ func TestEventLog_ConcurrentWriters_GetGapFreeOffsetsPerAccount(t *testing.T) {
 			}
 		}
 		wg.Wait()
+		close(stopReader)
+		<-readerDone
 		close(errs)
 		for err := range errs {
 			t.Fatal(err)
+		}
+		if seenByReader != writers*perWriter {
+			t.Fatalf("the tailing reader saw %d events, want %d", seenByReader, writers*perWriter)
 		}
 
 		for _, acct := range []string{a.ID, b.ID} {
