@@ -142,6 +142,21 @@ func TestOpenAPI_DescribesEveryRoute(t *testing.T) {
 		{"POST /v1/locations", false, []string{"201", "400", "401", "403", "409", "413", "415", "500"}},
 		{"GET /v1/locations/{id}", false, []string{"200", "401", "404", "500"}},
 		{"PATCH /v1/locations/{id}", false, []string{"200", "400", "401", "403", "404", "413", "415", "500"}},
+		{"POST /v1/locations/{id}/sync", false, []string{"200", "202", "400", "401", "403", "404", "409", "413", "415", "500"}},
+		{"POST /v1/locations/{id}/panel/credential", false, []string{"200", "401", "403", "404", "500"}},
+		{"POST /v1/locations/{id}/panel/credential/revoke", false, []string{"200", "401", "403", "404", "500"}},
+		{"GET /v1/locations/{id}/users", false, []string{"200", "401", "404", "500"}},
+		{"GET /v1/locations/{id}/panel", false, []string{"200", "401", "404", "500"}},
+		{"GET /v1/locations/{id}/status", false, []string{"200", "401", "404", "500"}},
+		{"GET /v1/runs", false, []string{"200", "400", "401", "404", "500"}},
+		{"GET /v1/runs/{id}", false, []string{"200", "401", "404", "500"}},
+		{"GET /v1/runs/{id}/data", false, []string{"200", "400", "401", "404", "500"}},
+		{"GET /v1/runs/{id}/changes", false, []string{"200", "401", "404", "500"}},
+		{"POST /v1/runs/{id}/cancel", false, []string{"200", "401", "403", "404", "409", "500"}},
+		{"GET /v1/events", false, []string{"200", "400", "401", "404", "500"}},
+		// The panel link authenticates with HTTP Basic, not a token, so it
+		// is not public either.
+		{"GET /device/v1/link", false, []string{"101", "400", "401", "500"}},
 	}
 	for _, r := range routes {
 		t.Run(r.route, func(t *testing.T) {

@@ -36,7 +36,10 @@ type App struct {
 	events *models.EventLog
 	link   *panel.Link
 	engine *syncer.Engine
+	hub    *realtime.Hub
 	http   *fiber.App
+	// background is the node's own loops (retention), waited for on close.
+	background sync.WaitGroup
 
 	// base outlives requests: long-lived connections (panel links) run
 	// under it, and it ends when the node stops.
@@ -137,6 +140,8 @@ func (a *App) build(ctx context.Context, signingKey, codeKey []byte) error {
 		Logger:         a.log,
 	}, a.store, a.events, a.link, b.NewWaker())
 
+	a.hub = realtime.NewHub(realtime.Config{Logger: a.log}, a.store, b.Conn())
+
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
@@ -152,6 +157,7 @@ func (a *App) build(ctx context.Context, signingKey, codeKey []byte) error {
 		},
 		Link:        a.link,
 		Engine:      a.engine,
+		Hub:         a.hub,
 		Background:  a.base,
 		OpenAPI:     api.OpenAPI(),
 		DocsHTML:    web.DocsHTML(),
@@ -192,9 +198,49 @@ func (a *App) Listen() (net.Listener, error) {
 	return ln, nil
 }
 
-// Start sets the node's background work going: the sync workers.
+// Start sets the node's background work going: the sync workers and the
+// Event Log's retention.
 func (a *App) Start() error {
-	return a.engine.Start(a.base)
+	if err := a.engine.Start(a.base); err != nil {
+		return err
+	}
+	a.background.Add(1)
+	go func() {
+		defer a.background.Done()
+		a.retain(a.base)
+	}()
+	return nil
+}
+
+// retain deletes Event Log entries older than the retention, and expired
+// realtime tickets, every few minutes, in small batches so no delete holds
+// locks for long.
+func (a *App) retain(ctx context.Context) {
+	tick := time.NewTicker(5 * time.Minute)
+	defer tick.Stop()
+	for {
+		now := time.Now().UTC()
+		for {
+			n, err := a.store.DeleteEventsBefore(ctx, now.Add(-a.cfg.EventRetention), 1000)
+			if err != nil {
+				if ctx.Err() == nil {
+					a.log.Warn("event retention", "error", err.Error())
+				}
+				break
+			}
+			if n < 1000 {
+				break
+			}
+		}
+		if _, err := a.store.DeleteExpiredRealtimeTickets(ctx, now); err != nil && ctx.Err() == nil {
+			a.log.Warn("ticket cleanup", "error", err.Error())
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // Serve starts the node's workers and answers requests on ln until ctx
@@ -214,10 +260,11 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	case <-ctx.Done():
 	}
 	a.log.Info("panelsync shutting down")
-	// Panel links are hijacked from the HTTP server, which does not wait
-	// for them: they are closed first, while the database can still record
-	// their disconnection.
+	// WebSockets are hijacked from the HTTP server, which does not wait for
+	// them: realtime clients and panel links are closed first (with 1001),
+	// while the database can still record the panels' disconnection.
 	linkCtx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
+	a.hub.Close(linkCtx)
 	a.link.Close(linkCtx)
 	cancel()
 	shutdownErr := a.http.ShutdownWithTimeout(a.cfg.ShutdownTimeout)
@@ -238,14 +285,22 @@ func (a *App) Close() error {
 	a.closeOnce.Do(func() {
 		a.engine.Stop()
 		linkCtx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
+		a.hub.Close(linkCtx)
 		a.link.Close(linkCtx)
 		cancel()
 		a.cancelBase()
+		a.background.Wait()
 		a.bus.Close()
 		a.closeErr = a.store.Close()
 	})
 	return a.closeErr
 }
+
+// Events returns the node's Event Log writer.
+func (a *App) Events() *models.EventLog { return a.events }
+
+// Hub returns the node's realtime hub.
+func (a *App) Hub() *realtime.Hub { return a.hub }
 
 // Engine returns the node's sync engine.
 func (a *App) Engine() *syncer.Engine { return a.engine }

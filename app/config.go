@@ -39,6 +39,7 @@ type Config struct {
 	MaxAttempts     int
 	RetryBase       time.Duration
 	CodeDigestKey   string
+	EventRetention  time.Duration
 
 	BodyLimit       int
 	ProxyHeader     string
@@ -81,6 +82,7 @@ func (c *Config) Settings() []Setting {
 		integer(&c.MaxAttempts, "max-attempts", "3", "attempts of a run whose panel times out or is away before it is a Sync Failure"),
 		duration(&c.RetryBase, "retry-base", "2s", "wait before the first retry; it doubles each attempt, with jitter"),
 		str(&c.CodeDigestKey, "code-digest-key", "", "key of the digests that stand in for user codes, at least 32 bytes; empty generates one and keeps it in the data dir"),
+		duration(&c.EventRetention, "event-retention", "720h", "how long Event Log entries are kept; a realtime client resuming from before that is told to reload"),
 		integer(&c.BodyLimit, "body-limit", "1048576", "largest request body accepted, in bytes"),
 		str(&c.ProxyHeader, "proxy-header", "", "header a trusted reverse proxy sets to the client address (such as X-Forwarded-For); empty trusts the socket address"),
 		duration(&c.ShutdownTimeout, "shutdown-timeout", "15s", "how long shutdown waits for requests in flight"),
@@ -193,6 +195,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("--max-attempts must be between 1 and 20")
 	case c.RetryBase < 10*time.Millisecond:
 		return fmt.Errorf("--retry-base must be at least 10ms")
+	case c.EventRetention < time.Hour:
+		return fmt.Errorf("--event-retention must be at least 1h")
 	case c.CodeDigestKey != "" && len(c.CodeDigestKey) < 32:
 		return fmt.Errorf("--code-digest-key must be at least 32 bytes")
 	}

@@ -314,3 +314,61 @@ func (s *Service) SetPassword(ctx context.Context, loginID, password string) err
 	}
 	return s.store.SetPasswordHash(ctx, loginID, hash)
 }
+
+// realtimeTicketTTL is how long a browser has to open the realtime socket
+// with a ticket.
+const realtimeTicketTTL = 30 * time.Second
+
+// realtimeTicketPrefix starts every realtime ticket.
+const realtimeTicketPrefix = "pst_"
+
+// IssueRealtimeTicket returns a single-use ticket that opens one realtime
+// WebSocket as p, for browsers, which cannot set headers on an upgrade.
+func (s *Service) IssueRealtimeTicket(ctx context.Context, p Principal) (string, time.Duration, error) {
+	now := s.now()
+	ticket := randomToken(realtimeTicketPrefix, 32)
+	err := s.store.CreateRealtimeTicket(ctx, models.RealtimeTicket{
+		ID:              models.NewID(),
+		TokenHash:       digest(ticket),
+		LoginID:         p.LoginID,
+		SessionID:       p.SessionID,
+		AccessExpiresAt: p.ExpiresAt,
+		ExpiresAt:       now.Add(realtimeTicketTTL),
+		CreatedAt:       now,
+	})
+	if err != nil {
+		return "", 0, err
+	}
+	return ticket, realtimeTicketTTL, nil
+}
+
+// RedeemRealtimeTicket uses a ticket up and returns who it speaks for, with
+// ExpiresAt set to when the access token that asked for it expires.
+func (s *Service) RedeemRealtimeTicket(ctx context.Context, ticket string) (Principal, error) {
+	invalid := models.Errorf(models.CodeUnauthorized, "ticket is invalid, used or expired")
+	if !strings.HasPrefix(ticket, realtimeTicketPrefix) {
+		return Principal{}, invalid
+	}
+	now := s.now()
+	t, err := s.store.ConsumeRealtimeTicket(ctx, digest(ticket), now)
+	if err != nil {
+		if models.ErrorCode(err) == models.CodeNotFound {
+			return Principal{}, invalid
+		}
+		return Principal{}, err
+	}
+	if !now.Before(t.AccessExpiresAt) {
+		return Principal{}, tokenExpiredError{models.Errorf(models.CodeUnauthorized, "the access token behind the ticket has expired")}
+	}
+	login, err := s.store.ActiveSessionLogin(ctx, t.SessionID, t.LoginID, now)
+	if err != nil {
+		if models.ErrorCode(err) == models.CodeNotFound {
+			return Principal{}, invalid
+		}
+		return Principal{}, err
+	}
+	return Principal{
+		LoginID: login.ID, AccountID: login.AccountID, Email: login.Email, Name: login.Name,
+		Role: login.Role, SessionID: t.SessionID, ExpiresAt: t.AccessExpiresAt,
+	}, nil
+}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/panelsync/panelsync/auth"
 	"github.com/panelsync/panelsync/models"
+	"github.com/panelsync/panelsync/realtime"
 	"github.com/panelsync/panelsync/syncer"
 )
 
@@ -40,6 +41,8 @@ type Deps struct {
 	// Link is the panel device link; Engine the sync engine.
 	Link   DeviceLink
 	Engine *syncer.Engine
+	// Hub serves the realtime WebSocket.
+	Hub *realtime.Hub
 	// Background outlives requests: panel links run under it.
 	Background context.Context
 	// ProxyHeader, when set, is the header a trusted proxy puts the client
@@ -110,6 +113,7 @@ func New(d Deps) *fiber.App {
 	authed.add(fiber.MethodGet, "/events", eh.list)
 
 	deviceRoute(app, deviceHandlers{link: d.Link, background: d.Background})
+	realtimeRoutes(app, authed, realtimeHandlers{auth: d.Auth, hub: d.Hub, background: d.Background})
 
 	app.Use(func(c *fiber.Ctx) error {
 		return models.Errorf(models.CodeNotFound, "no route for %s %s", c.Method(), c.Path())

@@ -33,6 +33,7 @@ func all() []*gormigrate.Migration {
 			},
 		},
 		v2PanelLink(),
+		v3Realtime(),
 	}
 }
 

@@ -213,3 +213,27 @@ type APIKey struct {
 	ExpiresAt  *time.Time
 	RevokedAt  *time.Time
 }
+
+// RealtimeTicket lets a browser open the realtime WebSocket once, shortly
+// after an authenticated request asked for it. Only its SHA-256 is kept.
+type RealtimeTicket struct {
+	ID              string `gorm:"primaryKey;size:36"`
+	TokenHash       string `gorm:"size:64;not null;uniqueIndex"`
+	LoginID         string `gorm:"size:36;not null"`
+	SessionID       string `gorm:"size:36;not null"`
+	AccessExpiresAt time.Time
+	ExpiresAt       time.Time `gorm:"index"`
+	UsedAt          *time.Time
+	CreatedAt       time.Time
+}
+
+// StaffGrant lets a support login watch an account other than its own,
+// read-only, until it is revoked or expires.
+type StaffGrant struct {
+	ID        string `gorm:"primaryKey;size:36"`
+	AccountID string `gorm:"size:36;not null;uniqueIndex:idx_staff_grants_account_login,priority:1"`
+	LoginID   string `gorm:"size:36;not null;uniqueIndex:idx_staff_grants_account_login,priority:2;index"`
+	GrantedBy string `gorm:"size:36;not null"`
+	ExpiresAt *time.Time
+	CreatedAt time.Time
+}

@@ -1,0 +1,140 @@
+package models
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// CreateRealtimeTicket stores a ticket's digest.
+func (s *Store) CreateRealtimeTicket(ctx context.Context, t RealtimeTicket) error {
+	if err := s.conn(ctx).Create(&t).Error; err != nil {
+		return fmt.Errorf("create realtime ticket: %w", err)
+	}
+	return nil
+}
+
+// ConsumeRealtimeTicket marks an unexpired ticket used and returns it. A
+// ticket works once: the guarded update lets only one caller win.
+func (s *Store) ConsumeRealtimeTicket(ctx context.Context, hash string, now time.Time) (RealtimeTicket, error) {
+	var t RealtimeTicket
+	err := s.Tx(ctx, func(ctx context.Context) error {
+		if err := s.conn(ctx).Where("token_hash = ?", hash).Take(&t).Error; err != nil {
+			return notFound(err, "ticket")
+		}
+		res := s.conn(ctx).Model(&RealtimeTicket{}).
+			Where("id = ? AND used_at IS NULL AND expires_at > ?", t.ID, now).Update("used_at", now)
+		if res.Error != nil {
+			return fmt.Errorf("use realtime ticket: %w", res.Error)
+		}
+		if res.RowsAffected != 1 {
+			return NotFound("ticket")
+		}
+		return nil
+	})
+	return t, err
+}
+
+// DeleteExpiredRealtimeTickets removes tickets past their expiry.
+func (s *Store) DeleteExpiredRealtimeTickets(ctx context.Context, now time.Time) (int64, error) {
+	res := s.conn(ctx).Where("expires_at < ?", now).Delete(&RealtimeTicket{})
+	return res.RowsAffected, res.Error
+}
+
+// LocationIDsInAccount returns which of ids are locations of the account.
+func (s *Store) LocationIDsInAccount(ctx context.Context, accountID string, ids []string) (map[string]bool, error) {
+	var found []string
+	if err := s.conn(ctx).Model(&Location{}).Where("account_id = ? AND id IN ?", accountID, ids).Pluck("id", &found).Error; err != nil {
+		return nil, fmt.Errorf("check locations: %w", err)
+	}
+	out := make(map[string]bool, len(found))
+	for _, id := range found {
+		out[id] = true
+	}
+	return out, nil
+}
+
+// OldestEventOffset returns the oldest offset the account's Event Log
+// still holds, and false when it holds none.
+func (s *Store) OldestEventOffset(ctx context.Context, accountID string) (int64, bool, error) {
+	var e Event
+	err := s.conn(ctx).Select("log_offset").Where("account_id = ?", accountID).Order("log_offset").Limit(1).Find(&e).Error
+	if err != nil {
+		return 0, false, fmt.Errorf("find oldest event: %w", err)
+	}
+	return e.Offset, e.Offset > 0, nil
+}
+
+// DeleteEventsBefore removes up to limit events that occurred before
+// cutoff, oldest first, and returns how many it removed.
+func (s *Store) DeleteEventsBefore(ctx context.Context, cutoff time.Time, limit int) (int64, error) {
+	var ids []string
+	if err := s.conn(ctx).Model(&Event{}).Where("occurred_at < ?", cutoff).Order("occurred_at").Limit(limit).Pluck("id", &ids).Error; err != nil {
+		return 0, fmt.Errorf("find expired events: %w", err)
+	}
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	res := s.conn(ctx).Where("id IN ?", ids).Delete(&Event{})
+	return res.RowsAffected, res.Error
+}
+
+// GrantStaff lets a support login watch the account.
+func (s *Store) GrantStaff(ctx context.Context, actor Actor, loginEmail string, expiresAt *time.Time) (StaffGrant, Login, error) {
+	var (
+		g     StaffGrant
+		login Login
+	)
+	err := s.Tx(ctx, func(ctx context.Context) error {
+		var err error
+		login, err = s.LoginByEmail(ctx, loginEmail)
+		if err != nil {
+			return &Error{Code: CodeNotFound, Field: "email", Message: "no support login has that e-mail"}
+		}
+		if login.Role != RoleSupport {
+			return &Error{Code: CodeInvalidRequest, Field: "email", Message: "only support logins can be granted access to another account"}
+		}
+		if login.AccountID == actor.AccountID {
+			return &Error{Code: CodeInvalidRequest, Field: "email", Message: "that login already belongs to this account"}
+		}
+		g = StaffGrant{ID: NewID(), AccountID: actor.AccountID, LoginID: login.ID, GrantedBy: actor.ID, ExpiresAt: expiresAt}
+		if err := s.conn(ctx).Create(&g).Error; err != nil {
+			if isDuplicate(err) {
+				return Errorf(CodeConflict, "%s already has access to this account", login.Email)
+			}
+			return fmt.Errorf("grant staff access: %w", err)
+		}
+		return s.Audit(ctx, actor, "staff.grant", "login", login.ID, map[string]any{"email": login.Email})
+	})
+	return g, login, err
+}
+
+// StaffGrants lists who has been granted access to the account.
+func (s *Store) StaffGrants(ctx context.Context, accountID string) ([]StaffGrant, error) {
+	var out []StaffGrant
+	err := s.conn(ctx).Where("account_id = ?", accountID).Order("created_at").Find(&out).Error
+	return out, err
+}
+
+// RevokeStaffGrant removes a grant of the account.
+func (s *Store) RevokeStaffGrant(ctx context.Context, actor Actor, grantID string) error {
+	return s.Tx(ctx, func(ctx context.Context) error {
+		res := s.conn(ctx).Where("id = ? AND account_id = ?", grantID, actor.AccountID).Delete(&StaffGrant{})
+		if res.Error != nil {
+			return fmt.Errorf("revoke staff grant: %w", res.Error)
+		}
+		if res.RowsAffected == 0 {
+			return NotFound("staff grant")
+		}
+		return s.Audit(ctx, actor, "staff.revoke", "staff_grant", grantID, nil)
+	})
+}
+
+// HasStaffGrant reports whether the login may watch the account now.
+func (s *Store) HasStaffGrant(ctx context.Context, loginID, accountID string, now time.Time) (bool, error) {
+	var n int64
+	err := s.conn(ctx).Model(&StaffGrant{}).
+		Where("login_id = ? AND account_id = ? AND (expires_at IS NULL OR expires_at > ?)", loginID, accountID, now).
+		Count(&n).Error
+	return n > 0, err
+}

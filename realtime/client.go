@@ -1,0 +1,442 @@
+package realtime
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/fasthttp/websocket"
+
+	"github.com/panelsync/panelsync/models"
+)
+
+// Socket is the part of a WebSocket connection the hub uses.
+type Socket interface {
+	ReadMessage() (messageType int, p []byte, err error)
+	WriteMessage(messageType int, data []byte) error
+	WriteControl(messageType int, data []byte, deadline time.Time) error
+	SetReadDeadline(t time.Time) error
+	SetWriteDeadline(t time.Time) error
+	SetReadLimit(limit int64)
+	SetPongHandler(h func(appData string) error)
+	Close() error
+}
+
+// Viewer is who a realtime connection speaks for.
+type Viewer struct {
+	LoginID   string
+	AccountID string
+	Role      models.Role
+	// ExpiresAt is when the credential that opened the connection runs
+	// out; the connection is closed then.
+	ExpiresAt time.Time
+}
+
+// Client is one realtime connection.
+type Client struct {
+	hub    *Hub
+	sock   Socket
+	viewer Viewer
+	log    *slog.Logger
+
+	send      chan []byte
+	closing   chan struct{}
+	closeOnce sync.Once
+	closeCode int
+	closeText string
+
+	mu         sync.Mutex
+	stream     *stream
+	subscribed bool
+	all        bool
+	locations  map[string]bool
+	// cursor is the last offset this client has been sent or has had
+	// filtered out: everything up to it is settled.
+	cursor int64
+	bad    int
+}
+
+func (c *Client) wants(e Event) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.all {
+		return true
+	}
+	return e.LocationID != nil && c.locations[*e.LocationID]
+}
+
+func (c *Client) setCursor(o int64) {
+	c.mu.Lock()
+	if o > c.cursor {
+		c.cursor = o
+	}
+	c.mu.Unlock()
+}
+
+// deliverLive queues a live event unless the client already has it. A
+// client whose queue is full is too slow and is closed; it resumes from
+// its last offset and loses nothing.
+func (c *Client) deliverLive(offset int64, frame []byte) {
+	c.mu.Lock()
+	if offset <= c.cursor {
+		c.mu.Unlock()
+		return
+	}
+	c.cursor = offset
+	c.mu.Unlock()
+	select {
+	case c.send <- frame:
+	default:
+		c.shutdown(CloseTooSlow, "too slow: resume with after")
+	}
+}
+
+// queue sends a frame that is not an event (answers, errors). It never
+// blocks: when the queue is full the client is too slow.
+func (c *Client) queue(frame []byte) {
+	select {
+	case <-c.closing:
+	case c.send <- frame:
+	default:
+		c.shutdown(CloseTooSlow, "too slow: resume with after")
+	}
+}
+
+// queueReplay sends a replayed event, waiting a while for room: a replay
+// may be long, and the reader may need a moment.
+func (c *Client) queueReplay(frame []byte) bool {
+	t := time.NewTimer(c.hub.cfg.ReplayWait)
+	defer t.Stop()
+	select {
+	case c.send <- frame:
+		return true
+	case <-c.closing:
+		return false
+	case <-t.C:
+		c.shutdown(CloseTooSlow, "too slow: resume with after")
+		return false
+	}
+}
+
+func (c *Client) shutdown(code int, text string) {
+	c.closeOnce.Do(func() {
+		c.closeCode, c.closeText = code, text
+		close(c.closing)
+	})
+}
+
+// serve runs the connection until it closes.
+func (c *Client) serve(ctx context.Context) {
+	expiry := time.AfterFunc(time.Until(c.viewer.ExpiresAt), func() {
+		c.shutdown(CloseTokenExpired, "token expired: reconnect with a fresh token")
+	})
+	defer expiry.Stop()
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		c.writeLoop()
+	}()
+	c.readLoop(ctx)
+	c.shutdown(websocket.CloseNormalClosure, "")
+	<-writerDone
+	_ = c.sock.Close()
+	c.mu.Lock()
+	st := c.stream
+	c.mu.Unlock()
+	if st != nil {
+		select {
+		case st.leave <- c:
+		case <-c.hub.stop:
+		}
+	}
+}
+
+func (c *Client) writeLoop() {
+	ping := time.NewTicker(c.hub.cfg.PingInterval)
+	defer ping.Stop()
+	for {
+		// A connection being closed (too slow, expired) says so next
+		// rather than draining what is still queued.
+		select {
+		case <-c.closing:
+			msg := websocket.FormatCloseMessage(c.closeCode, c.closeText)
+			_ = c.sock.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
+			_ = c.sock.Close()
+			return
+		default:
+		}
+		select {
+		case frame := <-c.send:
+			_ = c.sock.SetWriteDeadline(time.Now().Add(c.hub.cfg.WriteTimeout))
+			if err := c.sock.WriteMessage(websocket.TextMessage, frame); err != nil {
+				c.shutdown(websocket.CloseAbnormalClosure, "write failed")
+				_ = c.sock.Close()
+				return
+			}
+		case <-ping.C:
+			if err := c.sock.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.hub.cfg.WriteTimeout)); err != nil {
+				c.shutdown(websocket.CloseAbnormalClosure, "ping failed")
+				_ = c.sock.Close()
+				return
+			}
+		case <-c.closing:
+			msg := websocket.FormatCloseMessage(c.closeCode, c.closeText)
+			_ = c.sock.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
+			_ = c.sock.Close()
+			return
+		}
+	}
+}
+
+func (c *Client) readLoop(ctx context.Context) {
+	c.sock.SetReadLimit(MaxClientFrameBytes)
+	_ = c.sock.SetReadDeadline(time.Now().Add(c.hub.cfg.PongWait))
+	c.sock.SetPongHandler(func(string) error {
+		return c.sock.SetReadDeadline(time.Now().Add(c.hub.cfg.PongWait))
+	})
+	for {
+		// A replay runs on this goroutine; the deadline starts again once
+		// it is done.
+		_ = c.sock.SetReadDeadline(time.Now().Add(c.hub.cfg.PongWait))
+		mt, data, err := c.sock.ReadMessage()
+		if err != nil {
+			return
+		}
+		if mt != websocket.TextMessage {
+			c.refuse("invalid_frame", "frames must be JSON text")
+			continue
+		}
+		var f clientFrame
+		if err := json.Unmarshal(data, &f); err != nil {
+			c.refuse("invalid_frame", "frame is not valid JSON")
+			continue
+		}
+		switch f.Op {
+		case opPing:
+			c.queue(encodeFrame(serverFrame{Type: "pong"}))
+		case opSubscribe:
+			c.subscribe(ctx, f)
+		case opUnsubscribe:
+			c.unsubscribe(f)
+		case "":
+			c.refuse("invalid_frame", "frame needs an op: subscribe, unsubscribe or ping")
+		default:
+			c.refuse("unknown_op", fmt.Sprintf("unknown op %q: use subscribe, unsubscribe or ping", truncate(f.Op, 32)))
+		}
+		select {
+		case <-c.closing:
+			return
+		default:
+		}
+	}
+}
+
+// refuse answers a bad frame with an error frame; a client that keeps
+// sending them is closed.
+func (c *Client) refuse(code, message string) {
+	c.mu.Lock()
+	c.bad++
+	bad := c.bad
+	c.mu.Unlock()
+	c.queue(errorFrame(code, message))
+	if bad >= c.hub.cfg.MaxBadFrames {
+		c.shutdown(websocket.ClosePolicyViolation, "too many invalid frames")
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+func (c *Client) subscribe(ctx context.Context, f clientFrame) {
+	if len(f.LocationIDs) > maxSubscribeLocations {
+		c.refuse("invalid_request", fmt.Sprintf("at most %d location_ids per subscribe", maxSubscribeLocations))
+		return
+	}
+	if f.After != nil && *f.After < 0 {
+		c.refuse("invalid_request", "after must be a non-negative offset")
+		return
+	}
+	c.mu.Lock()
+	first := !c.subscribed
+	current := c.viewer.AccountID
+	if c.stream != nil {
+		current = c.stream.accountID
+	}
+	c.mu.Unlock()
+
+	account := current
+	if f.AccountID != "" {
+		account = f.AccountID
+	}
+	if !first && account != current {
+		c.refuse("invalid_request", "a connection watches one account; open another connection for another account")
+		return
+	}
+	if first && account != c.viewer.AccountID {
+		ok, err := c.hub.canWatch(ctx, c.viewer, account)
+		if err != nil {
+			c.queue(errorFrame("internal", "could not check access; try again"))
+			return
+		}
+		if !ok {
+			c.queue(errorFrame("forbidden", "you may not watch that account"))
+			return
+		}
+	}
+	if len(f.LocationIDs) > 0 {
+		found, err := c.hub.store.LocationIDsInAccount(ctx, account, f.LocationIDs)
+		if err != nil {
+			c.queue(errorFrame("internal", "could not check the locations; try again"))
+			return
+		}
+		for _, id := range f.LocationIDs {
+			if !found[id] {
+				// The same answer for another account's location and for
+				// one that does not exist: neither is revealed.
+				c.queue(errorFrame("forbidden", fmt.Sprintf("location %s is not one you may watch", truncate(id, 64))))
+				return
+			}
+		}
+	}
+	if !first && f.After != nil {
+		c.refuse("invalid_request", "after is only accepted on a connection's first subscribe; reconnect to resume")
+		return
+	}
+
+	c.mu.Lock()
+	if len(f.LocationIDs) == 0 {
+		c.all = true
+	} else {
+		if c.locations == nil {
+			c.locations = map[string]bool{}
+		}
+		for _, id := range f.LocationIDs {
+			c.locations[id] = true
+		}
+	}
+	cursor := c.cursor
+	c.mu.Unlock()
+	if !first {
+		c.queue(encodeFrame(serverFrame{Type: "subscribed", After: &cursor, LocationIDs: f.LocationIDs}))
+		return
+	}
+
+	if f.After != nil {
+		if expired, newest, err := c.hub.resumeExpired(ctx, account, *f.After); err != nil {
+			c.queue(errorFrame("internal", "could not check the resume point; try again"))
+			c.resetFilter()
+			return
+		} else if expired {
+			c.resetFilter()
+			c.queue(encodeFrame(serverFrame{Type: "error", Code: "resume_expired", Offset: &newest,
+				Message: "events after that offset are no longer kept; reload and subscribe from the offset given"}))
+			return
+		}
+	}
+	st, err := c.hub.acquire(ctx, account)
+	if err != nil {
+		c.resetFilter()
+		c.queue(errorFrame("internal", "could not subscribe; try again"))
+		return
+	}
+	c.mu.Lock()
+	c.stream = st
+	c.subscribed = true
+	c.mu.Unlock()
+
+	if f.After == nil {
+		reply := make(chan joinReply, 1)
+		select {
+		case st.join <- joinRequest{client: c, cursor: -1, reply: reply}:
+		case <-c.hub.stop:
+			return
+		}
+		r := <-reply
+		c.queue(encodeFrame(serverFrame{Type: "subscribed", After: &r.target, LocationIDs: f.LocationIDs}))
+		return
+	}
+	after := *f.After
+	c.setCursor(after)
+	c.queue(encodeFrame(serverFrame{Type: "subscribed", After: &after, LocationIDs: f.LocationIDs}))
+	c.replay(ctx, st, after)
+}
+
+func (c *Client) resetFilter() {
+	c.mu.Lock()
+	c.all = false
+	c.locations = nil
+	c.mu.Unlock()
+}
+
+// replay sends the events after the client's offset from the database,
+// then joins live delivery at exactly the offset it reached. The stream
+// only lets it join when nothing lies between, so each offset arrives
+// once, in order, even while events keep committing.
+func (c *Client) replay(ctx context.Context, st *stream, cursor int64) {
+	for {
+		reply := make(chan joinReply, 1)
+		select {
+		case st.join <- joinRequest{client: c, cursor: cursor, reply: reply}:
+		case <-c.closing:
+			return
+		case <-c.hub.stop:
+			return
+		}
+		r := <-reply
+		if r.joined {
+			return
+		}
+		for cursor < r.target {
+			after := cursor
+			rows, err := c.hub.store.ListEvents(ctx, models.EventQuery{AccountID: st.accountID, After: &after, Limit: c.hub.cfg.ReplayPage})
+			if err != nil {
+				c.log.Warn("replay events", "error", err.Error())
+				c.shutdown(websocket.CloseTryAgainLater, "replay failed: resume with after")
+				return
+			}
+			if len(rows) == 0 {
+				cursor = r.target
+				break
+			}
+			for _, row := range rows {
+				if row.Offset > r.target {
+					break
+				}
+				e := NewEvent(row)
+				if c.wants(e) && !c.queueReplay(eventFrame(e)) {
+					return
+				}
+				cursor = row.Offset
+				c.setCursor(cursor)
+			}
+		}
+	}
+}
+
+func (c *Client) unsubscribe(f clientFrame) {
+	c.mu.Lock()
+	if len(f.LocationIDs) == 0 {
+		c.all = false
+		c.locations = nil
+		c.mu.Unlock()
+		c.queue(encodeFrame(serverFrame{Type: "unsubscribed"}))
+		return
+	}
+	if c.all {
+		c.mu.Unlock()
+		c.refuse("invalid_request", "the whole account is subscribed: unsubscribe with no location_ids to stop")
+		return
+	}
+	for _, id := range f.LocationIDs {
+		delete(c.locations, id)
+	}
+	c.mu.Unlock()
+	c.queue(encodeFrame(serverFrame{Type: "unsubscribed", LocationIDs: f.LocationIDs}))
+}

@@ -1,0 +1,248 @@
+package realtime
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/fasthttp/websocket"
+	"github.com/nats-io/nats.go"
+
+	"github.com/panelsync/panelsync/models"
+)
+
+// Config tunes the hub.
+type Config struct {
+	// SendQueue bounds the frames waiting for one client; a client that
+	// falls this far behind is closed with 4008 and resumes by offset.
+	SendQueue    int
+	PingInterval time.Duration
+	PongWait     time.Duration
+	WriteTimeout time.Duration
+	// GapWait is how long an event that arrived ahead of its predecessors
+	// waits for them before they are read from the database.
+	GapWait time.Duration
+	// HealInterval is how often a stream checks the log for an event the
+	// bus lost.
+	HealInterval time.Duration
+	ReplayPage   int
+	// ReplayWait is how long a replay waits for room in a client's queue.
+	ReplayWait   time.Duration
+	MaxBadFrames int
+	Logger       *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.SendQueue <= 0 {
+		c.SendQueue = 256
+	}
+	if c.PingInterval <= 0 {
+		c.PingInterval = 25 * time.Second
+	}
+	if c.PongWait <= 0 {
+		c.PongWait = 60 * time.Second
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = 10 * time.Second
+	}
+	if c.GapWait <= 0 {
+		c.GapWait = 250 * time.Millisecond
+	}
+	if c.HealInterval <= 0 {
+		c.HealInterval = 5 * time.Second
+	}
+	if c.ReplayPage <= 0 {
+		c.ReplayPage = 500
+	}
+	if c.ReplayWait <= 0 {
+		c.ReplayWait = 5 * time.Second
+	}
+	if c.MaxBadFrames <= 0 {
+		c.MaxBadFrames = 20
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Hub holds this node's realtime connections and the per-account streams
+// that feed them.
+type Hub struct {
+	cfg   Config
+	store *models.Store
+	nc    *nats.Conn
+	log   *slog.Logger
+	now   func() time.Time
+
+	// stop ends every stream and connection at shutdown.
+	stop     chan struct{}
+	stopOnce sync.Once
+
+	mu      sync.Mutex
+	streams map[string]*stream
+	clients map[*Client]struct{}
+	closed  bool
+	wg      sync.WaitGroup
+}
+
+// NewHub builds a hub on the bus connection.
+func NewHub(cfg Config, store *models.Store, nc *nats.Conn) *Hub {
+	cfg.setDefaults()
+	return &Hub{
+		cfg:     cfg,
+		store:   store,
+		nc:      nc,
+		log:     cfg.Logger,
+		now:     func() time.Time { return time.Now().UTC() },
+		stop:    make(chan struct{}),
+		streams: map[string]*stream{},
+		clients: map[*Client]struct{}{},
+	}
+}
+
+// Serve runs one authenticated connection until it closes.
+func (h *Hub) Serve(ctx context.Context, sock Socket, v Viewer) {
+	c := &Client{
+		hub:     h,
+		sock:    sock,
+		viewer:  v,
+		log:     h.log.With("login_id", v.LoginID),
+		send:    make(chan []byte, h.cfg.SendQueue),
+		closing: make(chan struct{}),
+	}
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		Reject(sock, websocket.CloseGoingAway, "server shutting down")
+		return
+	}
+	h.clients[c] = struct{}{}
+	h.wg.Add(1)
+	h.mu.Unlock()
+	defer func() {
+		h.mu.Lock()
+		delete(h.clients, c)
+		h.mu.Unlock()
+		h.wg.Done()
+	}()
+	c.serve(ctx)
+}
+
+// Reject closes a connection at once with a close code, for an upgrade
+// whose credentials failed: a browser cannot read an HTTP status from a
+// failed WebSocket, but it can read the close code.
+func Reject(sock Socket, code int, text string) {
+	_ = sock.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(time.Second))
+	_ = sock.Close()
+}
+
+// acquire returns the account's stream, starting it for the first client.
+func (h *Hub) acquire(ctx context.Context, accountID string) (*stream, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if s, ok := h.streams[accountID]; ok {
+		s.refs++
+		return s, nil
+	}
+	s := newStream(h, accountID)
+	if err := s.start(ctx); err != nil {
+		return nil, err
+	}
+	s.refs = 1
+	h.streams[accountID] = s
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		s.run()
+	}()
+	return s, nil
+}
+
+// release drops a client's hold on a stream and reports whether it was the
+// last, in which case the stream stops.
+func (h *Hub) release(s *stream) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s.refs--
+	if s.refs > 0 {
+		return false
+	}
+	delete(h.streams, s.accountID)
+	return true
+}
+
+// canWatch reports whether v may watch an account other than its own:
+// support staff with a grant, read-only.
+func (h *Hub) canWatch(ctx context.Context, v Viewer, accountID string) (bool, error) {
+	if v.AccountID == accountID {
+		return true, nil
+	}
+	if v.Role != models.RoleSupport {
+		return false, nil
+	}
+	return h.store.HasStaffGrant(ctx, v.LoginID, accountID, h.now())
+}
+
+// resumeExpired reports whether the events after offset after are no
+// longer all kept, and the newest offset to start again from.
+func (h *Hub) resumeExpired(ctx context.Context, accountID string, after int64) (bool, int64, error) {
+	newest, err := h.store.LastEventOffset(ctx, accountID)
+	if err != nil {
+		return false, 0, err
+	}
+	if after > newest {
+		// An offset from the future: the client saw another log.
+		return true, newest, nil
+	}
+	oldest, ok, err := h.store.OldestEventOffset(ctx, accountID)
+	if err != nil {
+		return false, 0, err
+	}
+	if !ok {
+		return after < newest, newest, nil
+	}
+	return after+1 < oldest, newest, nil
+}
+
+// ConnectionCount is how many realtime connections this node holds.
+func (h *Hub) ConnectionCount() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.clients)
+}
+
+// Close ends every connection with 1001 (going away) and every stream,
+// and waits for them.
+func (h *Hub) Close(ctx context.Context) {
+	h.mu.Lock()
+	h.closed = true
+	for c := range h.clients {
+		c.shutdown(websocket.CloseGoingAway, "server shutting down")
+	}
+	h.mu.Unlock()
+	// Connections close first, so their goodbye frames go out; then the
+	// streams stop.
+	deadline := time.NewTimer(2 * time.Second)
+	defer deadline.Stop()
+	for h.ConnectionCount() > 0 {
+		select {
+		case <-ctx.Done():
+		case <-deadline.C:
+		case <-time.After(10 * time.Millisecond):
+			continue
+		}
+		break
+	}
+	h.stopOnce.Do(func() { close(h.stop) })
+	done := make(chan struct{})
+	go func() {
+		h.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		h.log.Warn("realtime connections still closing at shutdown deadline")
+	}
+}

@@ -1,0 +1,404 @@
+package realtime_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fasthttp/websocket"
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/panelsync/panelsync/app"
+	"github.com/panelsync/panelsync/app/apptest"
+	"github.com/panelsync/panelsync/models"
+	"github.com/panelsync/panelsync/models/dbtest"
+)
+
+const signingKey = "realtime-test-signing-key-0123456789abcdef"
+
+type testBundle struct {
+	node  *apptest.Node
+	acct  models.Account
+	token string
+	loc   models.LocationView
+}
+
+func forEachBackend(t *testing.T, tweak func(*app.Config), fn func(t *testing.T, tb *testBundle)) {
+	t.Helper()
+	for _, b := range dbtest.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			cfg := apptest.Config(t, b)
+			cfg.JWTSecret = signingKey
+			if tweak != nil {
+				tweak(&cfg)
+			}
+			node := apptest.Start(t, cfg)
+			acct, token := node.Account(t, "Acme")
+			loc, _ := node.Location(t, acct.ID, "HQ")
+			fn(t, &testBundle{node: node, acct: acct, token: token, loc: loc})
+		})
+	}
+}
+
+type frame struct {
+	Type    string `json:"type"`
+	After   *int64 `json:"after"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Offset  *int64 `json:"offset"`
+	Event   *struct {
+		Offset     int64   `json:"offset"`
+		Type       string  `json:"type"`
+		AccountID  string  `json:"account_id"`
+		LocationID *string `json:"location_id"`
+	} `json:"event"`
+}
+
+type wsClient struct {
+	t    *testing.T
+	conn *websocket.Conn
+}
+
+func wsURL(base string) string { return "ws" + strings.TrimPrefix(base, "http") + "/v1/realtime" }
+
+// connect opens the realtime socket with a bearer token.
+func connect(t *testing.T, base, token string) *wsClient {
+	t.Helper()
+	h := http.Header{}
+	if token != "" {
+		h.Set("Authorization", "Bearer "+token)
+	}
+	return dialWS(t, wsURL(base), h)
+}
+
+func dialWS(t *testing.T, url string, h http.Header) *wsClient {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn, _, err := websocket.DefaultDialer.DialContext(ctx, url, h)
+	if err != nil {
+		t.Fatalf("dial realtime: %v", err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	return &wsClient{t: t, conn: conn}
+}
+
+func (c *wsClient) send(v any) {
+	c.t.Helper()
+	b, _ := json.Marshal(v)
+	if err := c.conn.WriteMessage(websocket.TextMessage, b); err != nil {
+		c.t.Fatalf("send: %v", err)
+	}
+}
+
+// next reads one frame; a close is returned as an error carrying its code.
+func (c *wsClient) next(timeout time.Duration) (frame, error) {
+	_ = c.conn.SetReadDeadline(time.Now().Add(timeout))
+	_, data, err := c.conn.ReadMessage()
+	if err != nil {
+		return frame{}, err
+	}
+	var f frame
+	if err := json.Unmarshal(data, &f); err != nil {
+		c.t.Fatalf("server sent %q", data)
+	}
+	return f, nil
+}
+
+func (c *wsClient) expect(typ string) frame {
+	c.t.Helper()
+	f, err := c.next(5 * time.Second)
+	if err != nil || f.Type != typ {
+		c.t.Fatalf("expected a %s frame, got %+v %v", typ, f, err)
+	}
+	return f
+}
+
+// closeCode reads until the server closes and returns the code.
+func (c *wsClient) closeCode(within time.Duration) int {
+	c.t.Helper()
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		_, err := c.next(time.Until(deadline))
+		if err == nil {
+			continue
+		}
+		var ce *websocket.CloseError
+		if errors.As(err, &ce) {
+			return ce.Code
+		}
+		c.t.Fatalf("connection ended without a close frame: %v", err)
+	}
+	c.t.Fatalf("no close within %v", within)
+	return 0
+}
+
+func appendEvents(t *testing.T, node *apptest.Node, accountID, locationID string, n int, data any) {
+	t.Helper()
+	for i := range n {
+		_, err := node.App.Events().Append(context.Background(), models.NewEvent{
+			AccountID: accountID, LocationID: locationID, Type: "test.event", Message: fmt.Sprint(i), Data: data,
+		})
+		if err != nil {
+			t.Error(err)
+			return
+		}
+	}
+}
+
+func TestResume_FourWritersAndFiveDisconnects_DeliverEveryOffsetOnceInOrder(t *testing.T) {
+	forEachBackend(t, nil, func(t *testing.T, tb *testBundle) {
+		const writers, perWriter = 4, 250
+		total := int64(writers * perWriter)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for range writers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				appendEvents(t, tb.node, tb.acct.ID, tb.loc.Location.ID, perWriter, nil)
+			}()
+		}
+
+		var got []int64
+		last := int64(0)
+		disconnects := 0
+		close(start)
+		for last < total {
+			c := connect(t, tb.node.BaseURL, tb.token)
+			c.send(map[string]any{"op": "subscribe", "after": last})
+			if f := c.expect("subscribed"); f.After == nil || *f.After != last {
+				t.Fatalf("subscribed at %v, asked after %d", f.After, last)
+			}
+			// Drop the connection after a stretch, five times over.
+			budget := int(total)
+			if disconnects < 5 {
+				budget = 37 + disconnects*50
+			}
+			for i := 0; i < budget && last < total; i++ {
+				f, err := c.next(10 * time.Second)
+				if err != nil {
+					t.Fatalf("after offset %d: %v", last, err)
+				}
+				if f.Type != "event" {
+					t.Fatalf("unexpected frame %+v", f)
+				}
+				got = append(got, f.Event.Offset)
+				if f.Event.Offset != last+1 {
+					t.Fatalf("after offset %d came %d: each offset once, in order", last, f.Event.Offset)
+				}
+				last = f.Event.Offset
+			}
+			_ = c.conn.Close()
+			disconnects++
+		}
+		wg.Wait()
+		if int64(len(got)) != total || disconnects < 6 {
+			t.Fatalf("received %d events over %d connections", len(got), disconnects)
+		}
+	})
+}
+
+func TestSubscribe_OtherAccountsLocation_IsForbiddenAndDeliversNothing(t *testing.T) {
+	forEachBackend(t, nil, func(t *testing.T, tb *testBundle) {
+		other, _ := tb.node.Account(t, "Other")
+		otherLoc, _ := tb.node.Location(t, other.ID, "Theirs")
+
+		c := connect(t, tb.node.BaseURL, tb.token)
+		c.send(map[string]any{"op": "subscribe", "location_ids": []string{otherLoc.Location.ID}})
+		if f := c.expect("error"); f.Code != "forbidden" {
+			t.Fatalf("got %+v", f)
+		}
+		c.send(map[string]any{"op": "subscribe", "account_id": other.ID})
+		if f := c.expect("error"); f.Code != "forbidden" {
+			t.Fatalf("subscribing to another account: %+v", f)
+		}
+		// Watch our own account, while the other account is busy.
+		c.send(map[string]any{"op": "subscribe"})
+		c.expect("subscribed")
+		appendEvents(t, tb.node, other.ID, otherLoc.Location.ID, 20, nil)
+		appendEvents(t, tb.node, tb.acct.ID, tb.loc.Location.ID, 1, nil)
+		f := c.expect("event")
+		if f.Event.AccountID != tb.acct.ID {
+			t.Fatalf("received another account's event %+v", f.Event)
+		}
+		if f, err := c.next(300 * time.Millisecond); err == nil {
+			t.Fatalf("unexpected frame %+v", f)
+		}
+	})
+}
+
+func TestSubscribe_Locations_FilterAndUnsubscribe(t *testing.T) {
+	forEachBackend(t, nil, func(t *testing.T, tb *testBundle) {
+		second, _ := tb.node.Location(t, tb.acct.ID, "Second")
+		c := connect(t, tb.node.BaseURL, tb.token)
+		c.send(map[string]any{"op": "subscribe", "location_ids": []string{second.Location.ID}})
+		c.expect("subscribed")
+		appendEvents(t, tb.node, tb.acct.ID, tb.loc.Location.ID, 3, nil)
+		appendEvents(t, tb.node, tb.acct.ID, second.Location.ID, 1, nil)
+		if f := c.expect("event"); *f.Event.LocationID != second.Location.ID {
+			t.Fatalf("got an event of an unsubscribed location: %+v", f.Event)
+		}
+		c.send(map[string]any{"op": "unsubscribe", "location_ids": []string{second.Location.ID}})
+		c.expect("unsubscribed")
+		appendEvents(t, tb.node, tb.acct.ID, second.Location.ID, 1, nil)
+		c.send(map[string]any{"op": "ping"})
+		c.expect("pong")
+	})
+}
+
+func TestSlowClient_IsClosedWith4008WhileOthersReceiveEverything(t *testing.T) {
+	forEachBackend(t, nil, func(t *testing.T, tb *testBundle) {
+		slow := connect(t, tb.node.BaseURL, tb.token)
+		slow.send(map[string]any{"op": "subscribe"})
+		slow.expect("subscribed")
+		normal := connect(t, tb.node.BaseURL, tb.token)
+		normal.send(map[string]any{"op": "subscribe"})
+		normal.expect("subscribed")
+
+		// Large events fill the slow client's socket and then its queue.
+		const n = 600
+		blob := map[string]string{"pad": strings.Repeat("x", 16<<10)}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			appendEvents(t, tb.node, tb.acct.ID, tb.loc.Location.ID, n, blob)
+		}()
+		for i := int64(1); i <= n; i++ {
+			f, err := normal.next(20 * time.Second)
+			if err != nil || f.Type != "event" || f.Event.Offset != i {
+				t.Fatalf("normal client at %d: %+v %v", i, f, err)
+			}
+		}
+		<-done
+		if code := slow.closeCode(15 * time.Second); code != 4008 {
+			t.Fatalf("slow client closed with %d, want 4008", code)
+		}
+	})
+}
+
+// forgeToken re-signs a real session's access token with a new expiry.
+func forgeToken(t *testing.T, token string, exp time.Time) string {
+	t.Helper()
+	claims := jwt.MapClaims{}
+	if _, _, err := jwt.NewParser().ParseUnverified(token, claims); err != nil {
+		t.Fatal(err)
+	}
+	claims["exp"] = exp.Unix()
+	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString([]byte(signingKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestTokenExpiry_Closes4010(t *testing.T) {
+	forEachBackend(t, nil, func(t *testing.T, tb *testBundle) {
+		expired := forgeToken(t, tb.token, time.Now().Add(-time.Minute))
+		if code := connect(t, tb.node.BaseURL, expired).closeCode(5 * time.Second); code != 4010 {
+			t.Fatalf("expired token: close %d", code)
+		}
+		soon := forgeToken(t, tb.token, time.Now().Add(2*time.Second))
+		c := connect(t, tb.node.BaseURL, soon)
+		c.send(map[string]any{"op": "subscribe"})
+		c.expect("subscribed")
+		if code := c.closeCode(6 * time.Second); code != 4010 {
+			t.Fatalf("token expiring while connected: close %d", code)
+		}
+		if code := connect(t, tb.node.BaseURL, "garbage").closeCode(5 * time.Second); code != 4001 {
+			t.Fatalf("bad token: close %d", code)
+		}
+		if code := connect(t, tb.node.BaseURL, "").closeCode(5 * time.Second); code != 4001 {
+			t.Fatalf("no token: close %d", code)
+		}
+	})
+}
+
+func TestTicket_OpensOneConnectionOnce(t *testing.T) {
+	forEachBackend(t, nil, func(t *testing.T, tb *testBundle) {
+		r := tb.node.Do(t, "POST", "/v1/realtime/tickets", tb.token, nil)
+		var out struct {
+			Ticket    string `json:"ticket"`
+			ExpiresIn int    `json:"expires_in"`
+		}
+		r.JSON(t, &out)
+		if r.Status != http.StatusCreated || !strings.HasPrefix(out.Ticket, "pst_") || out.ExpiresIn != 30 {
+			t.Fatalf("ticket: %d %s", r.Status, r.Body)
+		}
+		url := wsURL(tb.node.BaseURL) + "?ticket=" + out.Ticket
+		c := dialWS(t, url, nil)
+		c.send(map[string]any{"op": "subscribe"})
+		c.expect("subscribed")
+		if code := dialWS(t, url, nil).closeCode(5 * time.Second); code != 4001 {
+			t.Fatalf("reused ticket: close %d", code)
+		}
+		if r := tb.node.Do(t, "POST", "/v1/realtime/tickets", "", nil); r.Status != http.StatusUnauthorized {
+			t.Fatalf("ticket without a token: %d", r.Status)
+		}
+	})
+}
+
+func TestBadFrames_GetErrorFrames(t *testing.T) {
+	forEachBackend(t, nil, func(t *testing.T, tb *testBundle) {
+		c := connect(t, tb.node.BaseURL, tb.token)
+		cases := []struct {
+			raw  string
+			code string
+		}{
+			{`not json`, "invalid_frame"},
+			{`{"op":"teleport"}`, "unknown_op"},
+			{`{}`, "invalid_frame"},
+			{`{"op":"subscribe","after":-3}`, "invalid_request"},
+			{`{"op":"subscribe","location_ids":["nope"]}`, "forbidden"},
+		}
+		for _, tc := range cases {
+			if err := c.conn.WriteMessage(websocket.TextMessage, []byte(tc.raw)); err != nil {
+				t.Fatal(err)
+			}
+			if f := c.expect("error"); f.Code != tc.code {
+				t.Fatalf("%s: got %+v, want %s", tc.raw, f, tc.code)
+			}
+		}
+		c.send(map[string]any{"op": "subscribe"})
+		c.expect("subscribed")
+		c.send(map[string]any{"op": "subscribe", "after": 0})
+		if f := c.expect("error"); f.Code != "invalid_request" {
+			t.Fatalf("second subscribe with after: %+v", f)
+		}
+		_ = c.conn.WriteMessage(websocket.TextMessage, []byte(`{"op":"ping","pad":"`+strings.Repeat("x", 64<<10)+`"}`))
+		if code := c.closeCode(5 * time.Second); code != websocket.CloseMessageTooBig {
+			t.Fatalf("oversized frame: close %d", code)
+		}
+		if r := tb.node.Do(t, "GET", "/v1/realtime", tb.token, nil); r.Status != http.StatusBadRequest {
+			t.Fatalf("plain GET: %d", r.Status)
+		}
+	})
+}
+
+func TestResume_FromBeforeRetention_SaysResumeExpired(t *testing.T) {
+	forEachBackend(t, nil, func(t *testing.T, tb *testBundle) {
+		appendEvents(t, tb.node, tb.acct.ID, tb.loc.Location.ID, 5, nil)
+		// Retention removes the oldest events.
+		if err := tb.node.Store.DB().Where("account_id = ? AND log_offset <= 3", tb.acct.ID).Delete(&models.Event{}).Error; err != nil {
+			t.Fatal(err)
+		}
+		c := connect(t, tb.node.BaseURL, tb.token)
+		c.send(map[string]any{"op": "subscribe", "after": 1})
+		f := c.expect("error")
+		if f.Code != "resume_expired" || f.Offset == nil || *f.Offset != 5 {
+			t.Fatalf("got %+v", f)
+		}
+		c.send(map[string]any{"op": "subscribe", "after": 3})
+		c.expect("subscribed")
+		if f := c.expect("event"); f.Event.Offset != 4 {
+			t.Fatalf("resumed at %d", f.Event.Offset)
+		}
+	})
+}
