@@ -112,6 +112,11 @@ func New(d Deps) *fiber.App {
 	eh := eventHandlers{store: d.Store}
 	authed.add(fiber.MethodGet, "/events", eh.list)
 
+	st := staffHandlers{store: d.Store}
+	authed.add(fiber.MethodPost, "/staff-grants", requireAdmin, st.grant)
+	authed.add(fiber.MethodGet, "/staff-grants", requireAdmin, st.list)
+	authed.add(fiber.MethodDelete, "/staff-grants/:id", requireAdmin, st.revoke)
+
 	deviceRoute(app, deviceHandlers{link: d.Link, background: d.Background})
 	realtimeRoutes(app, authed, realtimeHandlers{auth: d.Auth, hub: d.Hub, background: d.Background})
 

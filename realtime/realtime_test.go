@@ -402,3 +402,37 @@ func TestResume_FromBeforeRetention_SaysResumeExpired(t *testing.T) {
 		}
 	})
 }
+
+func TestSupportStaff_WatchGrantedAccountsOnly(t *testing.T) {
+	forEachBackend(t, nil, func(t *testing.T, tb *testBundle) {
+		staffAcct, _ := tb.node.Account(t, "Platform Staff")
+		staffToken := tb.node.Login(t, staffAcct.ID, models.RoleSupport)
+		var me struct {
+			Email string `json:"email"`
+		}
+		tb.node.Do(t, "GET", "/v1/me", staffToken, nil).JSON(t, &me)
+
+		c := connect(t, tb.node.BaseURL, staffToken)
+		c.send(map[string]any{"op": "subscribe", "account_id": tb.acct.ID})
+		if f := c.expect("error"); f.Code != "forbidden" {
+			t.Fatalf("without a grant: %+v", f)
+		}
+		r := tb.node.Do(t, "POST", "/v1/staff-grants", tb.token, map[string]string{"email": me.Email})
+		if r.Status != http.StatusCreated {
+			t.Fatalf("grant: %d %s", r.Status, r.Body)
+		}
+		c.send(map[string]any{"op": "subscribe", "account_id": tb.acct.ID})
+		c.expect("subscribed")
+		appendEvents(t, tb.node, tb.acct.ID, tb.loc.Location.ID, 1, nil)
+		if f := c.expect("event"); f.Event.AccountID != tb.acct.ID {
+			t.Fatalf("event %+v", f.Event)
+		}
+		// Read-only: support staff cannot start a sync.
+		if r := tb.node.Do(t, "POST", "/v1/locations/"+tb.loc.Location.ID+"/sync", staffToken, map[string]string{"kind": "users"}); r.Status != http.StatusForbidden && r.Status != http.StatusNotFound {
+			t.Fatalf("support sync: %d", r.Status)
+		}
+		if r := tb.node.Do(t, "POST", "/v1/staff-grants", tb.token, map[string]string{"email": "nobody@nowhere.test"}); r.Status != http.StatusNotFound {
+			t.Fatalf("grant to an unknown e-mail: %d", r.Status)
+		}
+	})
+}

@@ -1,0 +1,289 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/fasthttp/websocket"
+
+	"github.com/panelsync/panelsync/auth"
+	"github.com/panelsync/panelsync/models"
+	"github.com/panelsync/panelsync/models/dbtest"
+	"github.com/panelsync/panelsync/panel/sim"
+)
+
+// asServerEnv makes the test binary run as panelsync itself, so the
+// two-node test starts real server processes without a separate build.
+const asServerEnv = "PANELSYNC_TEST_AS_SERVER"
+
+func TestMain(m *testing.M) {
+	if args := os.Getenv(asServerEnv); args != "" {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		code := run(ctx, strings.Fields(args), os.Stdout, os.Stderr, os.Getenv)
+		stop()
+		os.Exit(code)
+	}
+	os.Exit(m.Run())
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// startProcess runs cmd until the test ends, then stops it with SIGTERM.
+func startProcess(t *testing.T, cmd *exec.Cmd, name string) {
+	t.Helper()
+	logFile, err := os.Create(filepath.Join(t.TempDir(), name+".log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			b, _ := os.ReadFile(logFile.Name())
+			t.Logf("%s log:\n%s", name, b)
+		}
+	})
+}
+
+func waitHTTP(t *testing.T, url string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get(url); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s did not answer 200", url)
+}
+
+func natsServerPath(t *testing.T) string {
+	t.Helper()
+	for _, p := range []string{"nats-server", "/usr/sbin/nats-server", "/usr/bin/nats-server"} {
+		if path, err := exec.LookPath(p); err == nil {
+			return path
+		}
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("nats-server is not installed; CI installs it (apt-get install nats-server)")
+	}
+	t.Skip("nats-server is not installed")
+	return ""
+}
+
+// TestTwoNodes_PanelOnOneClientOnOther_ClientSeesTheSync runs two serve
+// processes sharing one MySQL database and one external NATS server: a
+// panel linked to node A, a realtime client on node B, and syncs requested
+// on either node.
+func TestTwoNodes_PanelOnOneClientOnOther_ClientSeesTheSync(t *testing.T) {
+	var mysql *dbtest.Backend
+	for _, b := range dbtest.Backends(t) {
+		if b.Name == "mysql" {
+			mysql = &b
+		}
+	}
+	if mysql == nil {
+		t.Skip("needs MySQL: set " + dbtest.MySQLEnv)
+	}
+	natsBin := natsServerPath(t)
+	ctx := context.Background()
+
+	natsPort := freePort(t)
+	startProcess(t, exec.Command(natsBin, "-a", "127.0.0.1", "-p", fmt.Sprint(natsPort)), "nats")
+
+	secret := "two-node-signing-key-0123456789abcdef0123"
+	baseEnv := []string{
+		"PANELSYNC_DATABASE_URL=" + mysql.Config.MySQLDSN,
+		"PANELSYNC_NATS_URL=nats://127.0.0.1:" + fmt.Sprint(natsPort),
+		"PANELSYNC_JWT_SECRET=" + secret,
+		"PANELSYNC_CODE_DIGEST_KEY=" + secret,
+		"PANELSYNC_MIGRATE_ON_START=false",
+		"PANELSYNC_LOG_LEVEL=warn",
+		"PANELSYNC_BCRYPT_COST=4",
+	}
+	env := func(extra ...string) func(string) string {
+		m := map[string]string{}
+		for _, kv := range append(baseEnv, extra...) {
+			k, v, _ := strings.Cut(kv, "=")
+			m[k] = v
+		}
+		return func(k string) string { return m[k] }
+	}
+	if code := run(ctx, []string{"migrate", "up"}, io.Discard, io.Discard, env("PANELSYNC_DATA_DIR="+t.TempDir())); code != 0 {
+		t.Fatalf("migrate up exited %d", code)
+	}
+
+	nodes := map[string]string{}
+	for _, name := range []string{"a", "b"} {
+		port := freePort(t)
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), baseEnv...)
+		cmd.Env = append(cmd.Env,
+			asServerEnv+"=serve",
+			"PANELSYNC_ADDR=127.0.0.1:"+fmt.Sprint(port),
+			"PANELSYNC_DATA_DIR="+t.TempDir(),
+			"PANELSYNC_NODE_ID=node-"+name,
+		)
+		startProcess(t, cmd, "node-"+name)
+		nodes[name] = "http://127.0.0.1:" + fmt.Sprint(port)
+	}
+	for _, base := range nodes {
+		waitHTTP(t, base+"/readyz")
+	}
+
+	// Seed an account, a login and a location straight into the shared
+	// database.
+	db, err := models.Open(ctx, mysql.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := models.NewStore(db)
+	defer store.Close()
+	acct, err := store.CreateAccount(ctx, "Two Node Co")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hash, _ := auth.HashPassword("two-node-password", 4)
+	if _, err := store.CreateLogin(ctx, models.Login{AccountID: acct.ID, Email: "owner@two.test", Name: "Owner", Role: models.RoleOwner, PasswordHash: hash}); err != nil {
+		t.Fatal(err)
+	}
+	devSecret, digest := auth.NewDeviceSecret()
+	name := "Split Site"
+	loc, err := store.CreateLocation(ctx, models.SystemActor(acct.ID, "test"), models.NewLocation{
+		Settings: models.LocationSettings{Name: &name}, PanelSerial: "TWO-0001", SecretHash: digest,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The panel links to node A.
+	p := sim.NewPanel(sim.Credentials{Serial: "TWO-0001", Secret: devSecret, LocationID: loc.Location.ID, Name: name}, sim.Options{Users: 8})
+	pctx, stopPanel := context.WithCancel(ctx)
+	panelDone := make(chan struct{})
+	go func() { defer close(panelDone); _ = p.Run(pctx, nodes["a"]) }()
+	t.Cleanup(func() { stopPanel(); <-panelDone })
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := p.WaitConnected(wctx); err != nil {
+		t.Fatal(err)
+	}
+
+	linked, err := store.PanelBySerial(ctx, "TWO-0001")
+	if err != nil || linked.NodeID != "node-a" || linked.Connection != models.PanelConnected {
+		t.Fatalf("panel should be linked to node-a: %+v %v", linked, err)
+	}
+
+	// The client watches on node B.
+	token := loginOn(t, nodes["b"], "owner@two.test", "two-node-password")
+	h := http.Header{}
+	h.Set("Authorization", "Bearer "+token)
+	conn, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(nodes["b"], "http")+"/v1/realtime", h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.WriteMessage(websocket.TextMessage, []byte(`{"op":"subscribe"}`))
+	expectFrame(t, conn, func(f map[string]any) bool { return f["type"] == "subscribed" })
+
+	for _, on := range []string{"b", "a"} {
+		runID := requestSync(t, nodes[on], token, loc.Location.ID)
+		for _, want := range []string{"sync.requested", "sync.succeeded"} {
+			expectFrame(t, conn, func(f map[string]any) bool {
+				ev, _ := f["event"].(map[string]any)
+				return ev != nil && ev["type"] == want && ev["run_id"] == runID
+			})
+		}
+	}
+}
+
+func loginOn(t *testing.T, base, email, password string) string {
+	t.Helper()
+	resp, err := http.Post(base+"/v1/auth/login", "application/json", strings.NewReader(fmt.Sprintf(`{"email":%q,"password":%q}`, email, password)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || out.AccessToken == "" {
+		t.Fatalf("login on %s: %d %v", base, resp.StatusCode, err)
+	}
+	return out.AccessToken
+}
+
+func requestSync(t *testing.T, base, token, locationID string) string {
+	t.Helper()
+	req, _ := http.NewRequest("POST", base+"/v1/locations/"+locationID+"/sync", strings.NewReader(`{"kind":"users"}`))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Run struct {
+			ID string `json:"id"`
+		} `json:"run"`
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusAccepted || json.Unmarshal(body, &out) != nil {
+		t.Fatalf("sync on %s: %d %s", base, resp.StatusCode, body)
+	}
+	return out.Run.ID
+}
+
+// expectFrame reads frames until one matches, failing after 10 seconds.
+func expectFrame(t *testing.T, conn *websocket.Conn, match func(map[string]any) bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_ = conn.SetReadDeadline(deadline)
+		_, data, err := conn.ReadMessage()
+		if err != nil {
+			t.Fatalf("waiting for a frame: %v", err)
+		}
+		var f map[string]any
+		if err := json.Unmarshal(data, &f); err != nil {
+			t.Fatal(err)
+		}
+		if match(f) {
+			return
+		}
+	}
+}

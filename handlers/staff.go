@@ -1,0 +1,69 @@
+package handlers
+
+import (
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/panelsync/panelsync/models"
+)
+
+type staffHandlers struct {
+	store *models.Store
+}
+
+type grantRequest struct {
+	Email     *string    `json:"email"`
+	ExpiresAt *time.Time `json:"expires_at"`
+}
+
+// StaffGrantResponse is one support login's access to the account.
+type StaffGrantResponse struct {
+	ID        string     `json:"id"`
+	LoginID   string     `json:"login_id"`
+	Email     string     `json:"email,omitempty"`
+	ExpiresAt *time.Time `json:"expires_at"`
+	CreatedAt time.Time  `json:"created_at"`
+}
+
+func (h staffHandlers) grant(c *fiber.Ctx) error {
+	var req grantRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	if req.Email == nil || strings.TrimSpace(*req.Email) == "" {
+		return models.FieldError("email", "email of the support login is required")
+	}
+	if req.ExpiresAt != nil && !req.ExpiresAt.After(time.Now()) {
+		return models.FieldError("expires_at", "expires_at must be in the future")
+	}
+	g, login, err := h.store.GrantStaff(c.UserContext(), actor(c), *req.Email, req.ExpiresAt)
+	if err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusCreated).JSON(StaffGrantResponse{
+		ID: g.ID, LoginID: g.LoginID, Email: login.Email, ExpiresAt: apiTimePtr(g.ExpiresAt), CreatedAt: apiTime(g.CreatedAt),
+	})
+}
+
+func (h staffHandlers) list(c *fiber.Ctx) error {
+	grants, err := h.store.StaffGrants(c.UserContext(), principal(c).AccountID)
+	if err != nil {
+		return err
+	}
+	out := struct {
+		Items []StaffGrantResponse `json:"items"`
+	}{Items: make([]StaffGrantResponse, len(grants))}
+	for i, g := range grants {
+		out.Items[i] = StaffGrantResponse{ID: g.ID, LoginID: g.LoginID, ExpiresAt: apiTimePtr(g.ExpiresAt), CreatedAt: apiTime(g.CreatedAt)}
+	}
+	return c.JSON(out)
+}
+
+func (h staffHandlers) revoke(c *fiber.Ctx) error {
+	if err := h.store.RevokeStaffGrant(c.UserContext(), actor(c), c.Params("id")); err != nil {
+		return err
+	}
+	return c.SendStatus(fiber.StatusNoContent)
+}
