@@ -16,7 +16,8 @@ import (
 type DeviceLink interface {
 	Authenticate(ctx context.Context, serial, secret string) (models.Panel, error)
 	Serve(ctx context.Context, p models.Panel, sock panel.Socket)
-	Kick(panelID string) error
+	RotateCredential(ctx context.Context, actor models.Actor, locationID string) (models.LocationView, string, error)
+	RevokeCredential(ctx context.Context, actor models.Actor, locationID string) (models.LocationView, error)
 }
 
 type deviceHandlers struct {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"strconv"
+	"strings"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -63,6 +64,7 @@ var fiberErrorCode = map[int]string{
 	fiber.StatusUnsupportedMediaType:  models.CodeUnsupportedMediaType,
 	fiber.StatusTooManyRequests:       models.CodeRateLimited,
 	fiber.StatusServiceUnavailable:    models.CodeServiceUnavailable,
+	fiber.StatusUpgradeRequired:       models.CodeInvalidRequest,
 }
 
 // Problem is an RFC 9457 problem document.
@@ -127,7 +129,12 @@ func NewErrorHandler(log *slog.Logger) fiber.ErrorHandler {
 			c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int(math.Ceil(de.RetryAfter.Seconds()))))
 		}
 		if p.Status == fiber.StatusUnauthorized {
-			c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="panelsync"`)
+			// Panels sign in with Basic credentials, people with tokens.
+			if strings.HasPrefix(c.Path(), "/device/") {
+				c.Set(fiber.HeaderWWWAuthenticate, `Basic realm="panelsync-device"`)
+			} else {
+				c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="panelsync"`)
+			}
 		}
 		c.Status(p.Status)
 		c.Set(fiber.HeaderContentType, "application/problem+json")

@@ -6,11 +6,10 @@ import (
 	"encoding/json"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
 
-	"github.com/panelsync/panelsync/auth"
 	"github.com/panelsync/panelsync/models"
 	"github.com/panelsync/panelsync/panel"
 	"github.com/panelsync/panelsync/syncer"
@@ -69,6 +68,11 @@ func (h syncHandlers) listRuns(c *fiber.Ctx) error {
 		return err
 	}
 	q := models.RunQuery{AccountID: principal(c).AccountID, LocationID: c.Query("location_id"), Before: c.Query("cursor"), Limit: limit}
+	if q.Before != "" {
+		if _, err := uuid.Parse(q.Before); err != nil {
+			return models.FieldError("cursor", "cursor is not one this server issued")
+		}
+	}
 	if s := c.Query("state"); s != "" {
 		switch st := models.RunState(s); st {
 		case models.RunQueued, models.RunRunning, models.RunAwaitingApply, models.RunSucceeded, models.RunFailed, models.RunCancelled:
@@ -132,7 +136,10 @@ func (h syncHandlers) runData(c *fiber.Ctx) error {
 		return err
 	}
 	if len(r.Data) == 0 {
-		return models.Errorf(models.CodeNotFound, "the run has received no data yet")
+		if r.IsActive() {
+			return models.Errorf(models.CodeNotFound, "the run has received no data yet")
+		}
+		return models.Errorf(models.CodeNotFound, "the run ended (%s) without receiving data", r.State)
 	}
 	name := "run-" + r.ID + "-" + string(r.Kind)
 	if format == "json" {
@@ -188,7 +195,7 @@ func dataCSV(r models.Run) ([]byte, error) {
 		}
 		_ = w.Write([]string{"number", "name", "email", "authority", "partitions", "access_schedule", "has_code"})
 		for _, u := range d.Users {
-			_ = w.Write([]string{strconv.Itoa(u.Number), csvSafe(u.Name), csvSafe(u.Email), u.Authority, ints(u.Partitions), csvSafe(u.AccessSchedule), strconv.FormatBool(u.HasCode)})
+			_ = w.Write([]string{strconv.Itoa(u.Number), csvSafe(u.Name), csvSafe(u.Email), csvSafe(u.Authority), ints(u.Partitions), csvSafe(u.AccessSchedule), strconv.FormatBool(u.HasCode)})
 		}
 	case models.RunPanel:
 		var cfg panel.Config
@@ -200,10 +207,10 @@ func dataCSV(r models.Run) ([]byte, error) {
 			_ = w.Write([]string{"partition", strconv.Itoa(p.Number), csvSafe(p.Name), "", ""})
 		}
 		for _, z := range cfg.Zones {
-			_ = w.Write([]string{"zone", strconv.Itoa(z.Number), csvSafe(z.Name), z.Type, strconv.Itoa(z.Partition)})
+			_ = w.Write([]string{"zone", strconv.Itoa(z.Number), csvSafe(z.Name), csvSafe(z.Type), strconv.Itoa(z.Partition)})
 		}
 		for _, d := range cfg.Devices {
-			_ = w.Write([]string{"device", strconv.Itoa(d.Number), csvSafe(d.Name), d.Type, ""})
+			_ = w.Write([]string{"device", strconv.Itoa(d.Number), csvSafe(d.Name), csvSafe(d.Type), ""})
 		}
 	case models.RunRefresh:
 		var st panel.Status
@@ -229,23 +236,18 @@ func csvSafe(s string) string {
 }
 
 func (h syncHandlers) rotateCredential(c *fiber.Ctx) error {
-	secret, secretDigest := auth.NewDeviceSecret()
-	v, err := h.store.RotatePanelCredential(c.UserContext(), actor(c), c.Params("id"), secretDigest, nil)
+	v, secret, err := h.link.RotateCredential(c.UserContext(), actor(c), c.Params("id"))
 	if err != nil {
 		return err
 	}
-	// The old secret no longer works; a panel still connected with it is
-	// dropped and reconnects with the new one.
-	_ = h.link.Kick(v.Panel.ID)
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	return c.JSON(CreatedLocationResponse{Location: toLocationResponse(v), DeviceSecret: secret})
 }
 
 func (h syncHandlers) revokeCredential(c *fiber.Ctx) error {
-	v, err := h.store.RevokePanelCredential(c.UserContext(), actor(c), c.Params("id"), time.Now().UTC())
+	v, err := h.link.RevokeCredential(c.UserContext(), actor(c), c.Params("id"))
 	if err != nil {
 		return err
 	}
-	_ = h.link.Kick(v.Panel.ID)
 	return c.JSON(toLocationResponse(v))
 }

@@ -338,6 +338,7 @@ func (l *Link) handleFrame(ctx context.Context, c *deviceConn, data []byte) erro
 		if err := validateStatus(*f.Status); err != nil {
 			return badFrame("checkin status: %s", err.Error())
 		}
+		f.Status.Normalize()
 		return l.recordCheckin(ctx, c, *f.Status)
 	case FrameEvent:
 		if f.Event == nil {
@@ -502,8 +503,18 @@ func (l *Link) Send(ctx context.Context, panelID, name string, args any) (json.R
 	// the trip back, and the bus timeout only fires when that node died.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout+2*time.Second)
 	defer cancel()
+	// A caller that gives up (a cancelled run) stops waiting at once; a
+	// caller whose deadline passes still gets the holding node's answer.
+	stop := context.AfterFunc(ctx, func() {
+		if errors.Is(ctx.Err(), context.Canceled) {
+			cancel()
+		}
+	})
+	defer stop()
 	msg, err := l.nc.RequestWithContext(rctx, commandSubject(panelID), req)
 	switch {
+	case err != nil && errors.Is(ctx.Err(), context.Canceled):
+		return nil, ctx.Err()
 	case errors.Is(err, nats.ErrNoResponders):
 		return nil, failure(FailDisconnected, "the panel is not connected")
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout):
@@ -564,4 +575,45 @@ func (l *Link) ConnectedCount() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return len(l.conns)
+}
+
+// RotateCredential issues the location's panel a new device secret, shown
+// once: the old secret stops working and a panel still linked with it is
+// dropped.
+func (l *Link) RotateCredential(ctx context.Context, actor models.Actor, locationID string) (models.LocationView, string, error) {
+	secret, digest := auth.NewDeviceSecret()
+	v, err := l.store.RotatePanelCredential(ctx, actor, locationID, digest, nil)
+	if err != nil {
+		return models.LocationView{}, "", err
+	}
+	if err := l.Kick(v.Panel.ID); err != nil {
+		l.log.Warn("drop panel after credential rotation", "error", err.Error())
+	}
+	return v, secret, nil
+}
+
+// RevokeCredential ends the location's panel credential: the panel is
+// dropped, cannot link again, and shows authorization_expired.
+func (l *Link) RevokeCredential(ctx context.Context, actor models.Actor, locationID string) (models.LocationView, error) {
+	var v models.LocationView
+	err := l.store.Tx(ctx, func(ctx context.Context) error {
+		var err error
+		v, err = l.store.RevokePanelCredential(ctx, actor, locationID, time.Now().UTC())
+		if err != nil {
+			return err
+		}
+		_, err = l.events.Append(ctx, models.NewEvent{
+			AccountID: v.Location.AccountID, LocationID: locationID, Type: "panel.authorization_expired",
+			Severity: models.SeverityError, Message: "Panel credential revoked by " + actor.Name,
+			Data: map[string]any{"serial": v.Panel.Serial},
+		})
+		return err
+	})
+	if err != nil {
+		return models.LocationView{}, err
+	}
+	if err := l.Kick(v.Panel.ID); err != nil {
+		l.log.Warn("drop panel after credential revocation", "error", err.Error())
+	}
+	return v, nil
 }

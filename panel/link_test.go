@@ -128,6 +128,13 @@ func TestDeviceLink_RevokedCredential_ShowsAuthorizationExpired(t *testing.T) {
 		if code := closeCode(t, conn); code != 4003 {
 			t.Fatalf("revoked panel closed with %d, want 4003", code)
 		}
+		revoked := false
+		for _, e := range n.Events(t, tb.token, locID) {
+			revoked = revoked || (e.Type == "panel.authorization_expired" && e.Severity == "error")
+		}
+		if !revoked {
+			t.Fatal("revocation wrote no panel.authorization_expired event")
+		}
 		if _, resp, err := dial(t, n.BaseURL, tb.cred.Serial, tb.cred.Secret); err == nil || resp.StatusCode != http.StatusUnauthorized {
 			t.Fatalf("revoked credential dial: %v %v", resp, err)
 		}

@@ -177,6 +177,33 @@ type Status struct {
 	Battery    string            `json:"battery"`
 }
 
+// Normalize turns lists a panel left out into empty lists, so clients
+// always read arrays.
+func (s *Status) Normalize() {
+	if s.Partitions == nil {
+		s.Partitions = []PartitionStatus{}
+	}
+	if s.ZoneFaults == nil {
+		s.ZoneFaults = []int{}
+	}
+	if s.Troubles == nil {
+		s.Troubles = []string{}
+	}
+}
+
+// Normalize turns lists a panel left out into empty lists.
+func (c *Config) Normalize() {
+	if c.Partitions == nil {
+		c.Partitions = []Partition{}
+	}
+	if c.Zones == nil {
+		c.Zones = []Zone{}
+	}
+	if c.Devices == nil {
+		c.Devices = []Device{}
+	}
+}
+
 // PartitionStatus is one partition's arm state.
 type PartitionStatus struct {
 	Number     int    `json:"number"`

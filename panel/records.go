@@ -134,6 +134,7 @@ func (l *Link) applyArmChange(ctx context.Context, panelID string, e PanelEvent,
 	if e.Kind == EventArmed {
 		state = e.ArmedState
 	}
+	st.Normalize()
 	found := false
 	for i := range st.Partitions {
 		if e.Partition == 0 || st.Partitions[i].Number == e.Partition {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"time"
 
@@ -23,6 +24,9 @@ type Socket interface {
 	SetReadLimit(limit int64)
 	SetPongHandler(h func(appData string) error)
 	Close() error
+	// NetConn is the connection under the WebSocket, which the writer
+	// uses to send frames it has already built.
+	NetConn() net.Conn
 }
 
 // Viewer is who a realtime connection speaks for.
@@ -170,8 +174,7 @@ func (c *Client) writeLoop() {
 		}
 		select {
 		case frame := <-c.send:
-			_ = c.sock.SetWriteDeadline(time.Now().Add(c.hub.cfg.WriteTimeout))
-			if err := c.sock.WriteMessage(websocket.TextMessage, frame); err != nil {
+			if err := c.writeFrames(frame); err != nil {
 				c.shutdown(websocket.CloseAbnormalClosure, "write failed")
 				_ = c.sock.Close()
 				return
@@ -190,6 +193,37 @@ func (c *Client) writeLoop() {
 		}
 	}
 }
+
+// writeFrames writes first and whatever else is already queued, in one
+// write when there is more than one: a client that fell behind catches up
+// with fewer system calls.
+func (c *Client) writeFrames(first []byte) error {
+	conn := c.sock.NetConn()
+	if err := conn.SetWriteDeadline(time.Now().Add(c.hub.cfg.WriteTimeout)); err != nil {
+		return err
+	}
+	var batch []byte
+	for len(batch) < maxBatchBytes {
+		select {
+		case next := <-c.send:
+			if batch == nil {
+				batch = append(make([]byte, 0, len(first)+len(next)+512), first...)
+			}
+			batch = append(batch, next...)
+			continue
+		default:
+		}
+		break
+	}
+	if batch == nil {
+		batch = first
+	}
+	_, err := conn.Write(batch)
+	return err
+}
+
+// maxBatchBytes bounds one write of queued frames.
+const maxBatchBytes = 64 << 10
 
 func (c *Client) readLoop(ctx context.Context) {
 	c.sock.SetReadLimit(MaxClientFrameBytes)

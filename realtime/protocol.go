@@ -1,6 +1,9 @@
 package realtime
 
-import "encoding/json"
+import (
+	"encoding/binary"
+	"encoding/json"
+)
 
 // Client operations.
 const (
@@ -47,9 +50,35 @@ type serverFrame struct {
 	Offset *int64 `json:"offset,omitempty"`
 }
 
+// encodeFrame returns f as a complete WebSocket text frame, ready for the
+// socket.
 func encodeFrame(f serverFrame) []byte {
 	b, _ := json.Marshal(f)
-	return b
+	return textFrame(b)
+}
+
+// textFrame wraps payload in an unfragmented, unmasked WebSocket text
+// frame (RFC 6455 section 5.2). Frames are built once and written as bytes,
+// so one event's frame is shared by every client and several queued frames
+// go out in one write.
+func textFrame(payload []byte) []byte {
+	n := len(payload)
+	var out []byte
+	switch {
+	case n <= 125:
+		out = make([]byte, 2, 2+n)
+		out[1] = byte(n)
+	case n <= 0xFFFF:
+		out = make([]byte, 4, 4+n)
+		out[1] = 126
+		binary.BigEndian.PutUint16(out[2:], uint16(n))
+	default:
+		out = make([]byte, 10, 10+n)
+		out[1] = 127
+		binary.BigEndian.PutUint64(out[2:], uint64(n))
+	}
+	out[0] = 0x81 // FIN and the text opcode.
+	return append(out, payload...)
 }
 
 func errorFrame(code, message string) []byte {

@@ -242,9 +242,16 @@ func (e *Engine) execute(ctx context.Context, r models.Run) {
 		outcome = e.runAttempt(runCtx, r)
 	}()
 
-	// The outcome is written even when the node is stopping, so work that
-	// is done is not thrown away; the lease guard keeps a taken-over run
-	// from being finished twice.
+	// A run interrupted because this node is stopping is left as it is:
+	// its lease runs out and another worker takes it over, rather than it
+	// failing for a reason that is not the panel's.
+	if ctx.Err() != nil && outcome.err != nil && outcome.err.code == "cancelled" {
+		log.Info("run interrupted by shutdown; it will be taken over when its lease expires")
+		return
+	}
+	// Any other outcome is written even when the node is stopping, so work
+	// that is done is not thrown away; the lease guard keeps a taken-over
+	// run from being finished twice.
 	writeCtx, cancelWrite := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancelWrite()
 	if err := e.record(writeCtx, r, outcome); err != nil {

@@ -37,6 +37,7 @@ func (e *Engine) syncPanel(ctx context.Context, r models.Run, loc models.Locatio
 	if err := json.Unmarshal(raw, &cfg); err != nil {
 		return attemptOutcome{}, invalidAnswer("configuration", err)
 	}
+	cfg.Normalize()
 	items, err := configItems(loc.Location.ID, cfg)
 	if err != nil {
 		return attemptOutcome{}, invalidAnswer("configuration", err)
@@ -69,6 +70,7 @@ func (e *Engine) readStatus(ctx context.Context, panelID string) (panel.Status, 
 	if err := json.Unmarshal(raw, &st); err != nil {
 		return panel.Status{}, invalidAnswer("status", err)
 	}
+	st.Normalize()
 	for _, p := range st.Partitions {
 		switch p.ArmedState {
 		case panel.ArmDisarmed, panel.ArmStay, panel.ArmAway, panel.ArmNight:

@@ -129,7 +129,7 @@ func (e *Engine) CancelRun(ctx context.Context, actor models.Actor, runID string
 			return err
 		}
 		if !ok {
-			return models.Errorf(models.CodeConflict, "the run is %s and can no longer be cancelled", r.State)
+			return models.Errorf(models.CodeConflict, "the run has already ended (%s) and can no longer be cancelled", r.State)
 		}
 		if err := e.store.RefreshSyncStatus(ctx, r.LocationID); err != nil {
 			return err

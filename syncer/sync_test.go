@@ -415,7 +415,7 @@ func TestSync_BadRequests_AreRefused(t *testing.T) {
 				t.Errorf("%v: %d %s", tc.body, r.Status, r.Body)
 			}
 		}
-		for _, q := range []string{"?state=sideways", "?kind=x", "?limit=0"} {
+		for _, q := range []string{"?state=sideways", "?kind=x", "?limit=0", "?cursor=garbage"} {
 			if r := n.Do(t, "GET", "/v1/runs"+q, tb.token, nil); r.Status != 400 {
 				t.Errorf("runs%s: %d", q, r.Status)
 			}

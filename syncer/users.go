@@ -264,7 +264,9 @@ func userFieldChanges(old, row models.PanelUser) []FieldChange {
 	add("name", old.Name, row.Name)
 	add("email", old.Email, row.Email)
 	add("authority", old.Authority, row.Authority)
-	add("partitions", old.Partitions, row.Partitions)
+	if old.Partitions != row.Partitions {
+		out = append(out, FieldChange{Field: "partitions", From: splitInts(old.Partitions), To: splitInts(row.Partitions)})
+	}
 	add("access_schedule", old.AccessSchedule, row.AccessSchedule)
 	add("has_code", old.HasCode, row.HasCode)
 	if old.CodeDigest != row.CodeDigest {
@@ -282,4 +284,15 @@ func joinInts(ns []int) string {
 		parts[i] = strconv.Itoa(n)
 	}
 	return strings.Join(parts, ",")
+}
+
+// splitInts reads a stored partition list back into numbers.
+func splitInts(s string) []int {
+	out := []int{}
+	for _, p := range strings.Split(s, ",") {
+		if n, err := strconv.Atoi(p); err == nil {
+			out = append(out, n)
+		}
+	}
+	return out
 }

@@ -23,13 +23,15 @@ import (
 // benchmarks lists the bench subcommands.
 func benchmarks() map[string]func(ctx context.Context, env cmdEnv, args []string) error {
 	return map[string]func(ctx context.Context, env cmdEnv, args []string) error{
-		"tap": benchTap,
+		"tap":    benchTap,
+		"fanout": benchFanout,
+		"idle":   benchIdle,
 	}
 }
 
 func runBench(ctx context.Context, env cmdEnv, args []string) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprintln(env.stderr, "Usage: panelsync bench <name> [flags]\n\nBenchmarks:\n  tap    sequential SYNC USERS taps on one simulated panel: POST to committed sync.succeeded")
+		fmt.Fprintln(env.stderr, "Usage: panelsync bench <name> [flags]\n\nBenchmarks:\n  tap     sequential SYNC USERS taps on one simulated panel: POST to committed sync.succeeded\n  fanout  events to thousands of realtime subscribers: delivered and latency\n  idle    memory per idle realtime connection, on a separate server process")
 		if len(args) == 0 {
 			return errUsage
 		}

@@ -1,0 +1,398 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/fasthttp/websocket"
+
+	"github.com/panelsync/panelsync/app"
+	"github.com/panelsync/panelsync/models"
+)
+
+// benchDialer opens many client sockets cheaply: small buffers, as the
+// benchmark clients only read short frames.
+func benchDialer() *websocket.Dialer {
+	return &websocket.Dialer{HandshakeTimeout: 10 * time.Second, ReadBufferSize: 1024, WriteBufferSize: 256}
+}
+
+func wsBase(base string) string { return "ws" + strings.TrimPrefix(base, "http") + "/v1/realtime" }
+
+// openSubscribers dials n realtime clients with token, subscribes each to
+// the whole account, and waits for every "subscribed". At most 64 dial at
+// once, as a fleet of phones reconnecting would.
+func openSubscribers(ctx context.Context, base, token string, n int) ([]*websocket.Conn, error) {
+	conns := make([]*websocket.Conn, n)
+	h := http.Header{}
+	h.Set("Authorization", "Bearer "+token)
+	d := benchDialer()
+	sem := make(chan struct{}, 64)
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+	)
+	for i := range n {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			c, _, err := d.DialContext(ctx, wsBase(base), h)
+			if err == nil {
+				err = c.WriteMessage(websocket.TextMessage, []byte(`{"op":"subscribe"}`))
+			}
+			if err == nil {
+				_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+				var data []byte
+				_, data, err = c.ReadMessage()
+				if err == nil && !strings.Contains(string(data), `"subscribed"`) {
+					err = fmt.Errorf("subscribe answered %s", data)
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				if firstErr == nil {
+					firstErr = fmt.Errorf("client %d: %w", i, err)
+				}
+				if c != nil {
+					_ = c.Close()
+				}
+				return
+			}
+			conns[i] = c
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		for _, c := range conns {
+			if c != nil {
+				_ = c.Close()
+			}
+		}
+		return nil, firstErr
+	}
+	return conns, nil
+}
+
+func benchFanout(ctx context.Context, env cmdEnv, args []string) error {
+	fs := flag.NewFlagSet("bench fanout", flag.ContinueOnError)
+	fs.SetOutput(env.stderr)
+	clients := fs.Int("clients", 2000, "WebSocket subscribers on one account")
+	events := fs.Int("events", 100, "events written")
+	gap := fs.Duration("gap", 10*time.Millisecond, "pause between events")
+	databaseURL := fs.String("database-url", env.getenv("PANELSYNC_DATABASE_URL"), "MySQL DSN of a scratch database; empty uses a fresh SQLite file")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	if *clients < 1 || *clients > 50000 || *events < 1 || *events > 100000 {
+		return fmt.Errorf("--clients must be 1..50000 and --events 1..100000")
+	}
+	a, base, stop, err := benchNode(ctx, *databaseURL, 8)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	seed, err := app.SeedAccount(ctx, a.Store(), a.Auth(), app.SeedOptions{
+		AccountName: "Fanout", OwnerEmail: "fanout+" + strings.ToLower(models.NewID()[24:]) + "@bench.local", Locations: 1, Server: base,
+	})
+	if err != nil {
+		return err
+	}
+	tokens, err := a.Auth().Login(ctx, seed.Email, seed.Password, "127.0.0.1")
+	if err != nil {
+		return err
+	}
+	conns, err := openSubscribers(ctx, base, tokens.AccessToken, *clients)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		for _, c := range conns {
+			_ = c.Close()
+		}
+	}()
+	first, err := a.Store().LastEventOffset(ctx, seed.AccountID)
+	if err != nil {
+		return err
+	}
+
+	// sent[i] is when event i's write began: the latency is measured from
+	// before the database write, so it includes the commit.
+	sent := make([]atomic.Int64, *events)
+	lat := make([][]time.Duration, *clients)
+	var received atomic.Int64
+	var wg sync.WaitGroup
+	for i, c := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 1024)
+			for range *events {
+				_ = c.SetReadDeadline(time.Now().Add(15 * time.Second))
+				_, r, err := c.NextReader()
+				if err != nil {
+					return
+				}
+				n, err := io.ReadFull(r, buf)
+				if err != nil && err != io.ErrUnexpectedEOF {
+					return
+				}
+				data := buf[:n]
+				now := time.Now().UnixNano()
+				// The offset is read without decoding the whole frame: the
+				// clients share the machine with the server being measured.
+				offset, ok := frameOffset(data)
+				if !ok {
+					continue
+				}
+				k := offset - first - 1
+				if k < 0 || k >= int64(*events) {
+					continue
+				}
+				lat[i] = append(lat[i], time.Duration(now-sent[k].Load()))
+				received.Add(1)
+			}
+		}()
+	}
+	locID := seed.Panels.Panels[0].LocationID
+	for k := range *events {
+		sent[k].Store(time.Now().UnixNano())
+		if _, err := a.Events().Append(ctx, models.NewEvent{
+			AccountID: seed.AccountID, LocationID: locID, Type: "bench.tick", Message: "tick " + strconv.Itoa(k),
+		}); err != nil {
+			return err
+		}
+		time.Sleep(*gap)
+	}
+	wg.Wait()
+	var all []time.Duration
+	for _, l := range lat {
+		all = append(all, l...)
+	}
+	expected := int64(*clients) * int64(*events)
+	backend := "sqlite"
+	if *databaseURL != "" {
+		backend = "mysql"
+	}
+	fmt.Fprintf(env.stdout, "bench fanout: %d subscribers on one account, %d events %s apart, %s, %d CPUs\n", *clients, *events, *gap, backend, runtime.NumCPU())
+	fmt.Fprintf(env.stdout, "  delivered %d/%d (%.2f%%)\n", received.Load(), expected, 100*float64(received.Load())/float64(expected))
+	if len(all) > 0 {
+		fmt.Fprintf(env.stdout, "  write start to receipt: p50 %s  p99 %s  max %s\n", ms(percentile(all, 50)), ms(percentile(all, 99)), ms(slices.Max(all)))
+	}
+	return nil
+}
+
+// benchIdle measures what idle realtime connections cost a server: it
+// starts `panelsync serve` as a separate process, so that the RSS it reads
+// is the server's alone.
+func benchIdle(ctx context.Context, env cmdEnv, args []string) error {
+	fs := flag.NewFlagSet("bench idle", flag.ContinueOnError)
+	fs.SetOutput(env.stderr)
+	n := fs.Int("connections", 20000, "idle authenticated, subscribed connections")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *n < 1 || *n > 60000 {
+		return fmt.Errorf("--connections must be 1..60000")
+	}
+	// Both ends hold one descriptor per connection; the server process
+	// inherits the raised limit.
+	if err := raiseFileLimit(uint64(*n) + 4096); err != nil {
+		return fmt.Errorf("need %d open files for %d connections: %w (raise ulimit -n)", *n+4096, *n, err)
+	}
+	dir, err := os.MkdirTemp("", "panelsync-idle-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+
+	// Seed the server's database before it starts.
+	cfg := app.DefaultConfig()
+	cfg.DataDir, cfg.BcryptCost, cfg.LogLevel = dir, 4, "error"
+	seeder, err := app.New(ctx, cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return err
+	}
+	seed, err := app.SeedAccount(ctx, seeder.Store(), seeder.Auth(), app.SeedOptions{AccountName: "Idle", OwnerEmail: "idle@bench.local", Locations: 1})
+	_ = seeder.Close()
+	if err != nil {
+		return err
+	}
+
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	port := 20000 + os.Getpid()%20000
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	server := exec.CommandContext(ctx, self, "serve", "--addr", fmt.Sprintf("127.0.0.1:%d", port), "--data-dir", dir, "--log-level", "error", "--bcrypt-cost", "4")
+	server.Stderr = env.stderr
+	if err := server.Start(); err != nil {
+		return err
+	}
+	defer func() {
+		_ = server.Process.Signal(syscall.SIGTERM)
+		_ = server.Wait()
+	}()
+	if err := waitReady(ctx, base); err != nil {
+		return err
+	}
+	token, err := httpLogin(base, seed.Email, seed.Password)
+	if err != nil {
+		return err
+	}
+	// A few connections first, so the baseline includes a started stream
+	// and warmed pools.
+	warm, err := openSubscribers(ctx, base, token, 10)
+	if err != nil {
+		return err
+	}
+	settle()
+	before, err := rssKB(server.Process.Pid)
+	if err != nil {
+		return err
+	}
+	conns, err := openSubscribers(ctx, base, token, *n)
+	if err != nil {
+		return err
+	}
+	// Clients answer the server's pings, as real ones do.
+	for _, c := range append(conns, warm...) {
+		go func() {
+			for {
+				if _, _, err := c.ReadMessage(); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	settle()
+	after, err := rssKB(server.Process.Pid)
+	if err != nil {
+		return err
+	}
+	for _, c := range append(conns, warm...) {
+		_ = c.Close()
+	}
+	per := float64(after-before) * 1024 / float64(*n)
+	fmt.Fprintf(env.stdout, "bench idle: %d authenticated, subscribed, idle connections to a separate serve process, %d CPUs\n", *n, runtime.NumCPU())
+	fmt.Fprintf(env.stdout, "  server RSS %d KB before, %d KB after: %.1f KB per connection\n", before, after, per/1024)
+	return nil
+}
+
+// settle gives the server time to finish its handshakes and return freed
+// memory before RSS is read.
+func settle() { time.Sleep(3 * time.Second) }
+
+func waitReady(ctx context.Context, base string) error {
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get(base + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("server at %s not ready", base)
+}
+
+func httpLogin(base, email, password string) (string, error) {
+	body := fmt.Sprintf(`{"email":%q,"password":%q}`, email, password)
+	resp, err := http.Post(base+"/v1/auth/login", "application/json", strings.NewReader(body))
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var out struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || out.AccessToken == "" {
+		return "", fmt.Errorf("login answered %d", resp.StatusCode)
+	}
+	return out.AccessToken, nil
+}
+
+// rssKB reads a process's resident set size from /proc.
+func rssKB(pid int) (int64, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			return strconv.ParseInt(strings.Fields(rest)[0], 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS for process %d", pid)
+}
+
+// raiseFileLimit lifts this process's open-file limit to at least want.
+func raiseFileLimit(want uint64) error {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return err
+	}
+	if lim.Cur >= want {
+		return nil
+	}
+	if lim.Max < want {
+		lim.Max = want
+	}
+	lim.Cur = want
+	return syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+}
+
+// frameOffset finds an event frame's offset without a full JSON decode.
+func frameOffset(frame []byte) (int64, bool) {
+	const key = `"offset":`
+	i := strings.Index(string(frame), key)
+	if i < 0 {
+		return 0, false
+	}
+	rest := frame[i+len(key):]
+	end := 0
+	for end < len(rest) && rest[end] >= '0' && rest[end] <= '9' {
+		end++
+	}
+	n, err := strconv.ParseInt(string(rest[:end]), 10, 64)
+	return n, err == nil
+}
