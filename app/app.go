@@ -195,7 +195,27 @@ func (a *App) Listen() (net.Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", a.cfg.Addr, err)
 	}
-	return ln, nil
+	return boundedListener{ln}, nil
+}
+
+// socketSendBuffer caps each accepted connection's kernel send buffer.
+// Left to autotuning it grows to megabytes, which across tens of thousands
+// of WebSockets is memory without bound, and which a stalled client can
+// sit on for a long time before the server notices it is not reading.
+const socketSendBuffer = 256 << 10
+
+// boundedListener applies socketSendBuffer to every connection it accepts.
+type boundedListener struct{ net.Listener }
+
+func (l boundedListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	if tcp, ok := c.(*net.TCPConn); ok {
+		_ = tcp.SetWriteBuffer(socketSendBuffer)
+	}
+	return c, nil
 }
 
 // Start sets the node's background work going: the sync workers and the

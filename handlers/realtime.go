@@ -2,9 +2,12 @@ package handlers
 
 import (
 	"context"
+	"sync"
 
+	fastws "github.com/fasthttp/websocket"
 	"github.com/gofiber/contrib/websocket"
 	"github.com/gofiber/fiber/v2"
+	"github.com/valyala/fasthttp"
 
 	"github.com/panelsync/panelsync/auth"
 	"github.com/panelsync/panelsync/models"
@@ -15,6 +18,7 @@ type realtimeHandlers struct {
 	auth       *auth.Service
 	hub        *realtime.Hub
 	background context.Context
+	upgrader   *fastws.FastHTTPUpgrader
 }
 
 // TicketResponse answers a ticket request.
@@ -73,23 +77,35 @@ func (h realtimeHandlers) authenticate(c *fiber.Ctx) error {
 	return c.Next()
 }
 
-func (h realtimeHandlers) serve(c *websocket.Conn) {
-	if r, ok := c.Locals(rejectionLocal).(rejection); ok {
-		realtime.Reject(c.Conn, r.code, r.text)
-		return
-	}
-	v, ok := c.Locals(viewerLocal).(realtime.Viewer)
-	if !ok {
-		realtime.Reject(c.Conn, realtime.CloseUnauthorized, "unauthorized")
-		return
-	}
-	h.hub.Serve(h.background, c.Conn, v)
+// upgrade hands the connection to the hub. The upgrader is called
+// directly rather than through a wrapper that copies every request's
+// headers, cookies and query into maps kept for the connection's life:
+// the hub needs only the viewer, and idle connections are counted by the
+// ten thousand.
+func (h realtimeHandlers) upgrade(c *fiber.Ctx) error {
+	rej, rejected := c.Locals(rejectionLocal).(rejection)
+	v, _ := c.Locals(viewerLocal).(realtime.Viewer)
+	return h.upgrader.Upgrade(c.Context(), func(conn *fastws.Conn) {
+		if rejected {
+			realtime.Reject(conn, rej.code, rej.text)
+			return
+		}
+		h.hub.Serve(h.background, conn, v)
+	})
 }
 
 func realtimeRoutes(app *fiber.App, authed authedRoutes, h realtimeHandlers) {
 	authed.add(fiber.MethodPost, "/realtime/tickets", h.ticket)
-	app.Get("/v1/realtime", h.authenticate, websocket.New(h.serve, websocket.Config{
+	h.upgrader = &fastws.FastHTTPUpgrader{
 		ReadBufferSize:  1024,
 		WriteBufferSize: 1024,
-	}))
+		// Events are written as prepared frames; the library's own write
+		// buffer is only borrowed for control frames, so idle connections
+		// hold none.
+		WriteBufferPool: &sync.Pool{},
+		// Clients authenticate with a token or a ticket, never a cookie,
+		// so a page on another origin gains nothing by connecting.
+		CheckOrigin: func(*fasthttp.RequestCtx) bool { return true },
+	}
+	app.Get("/v1/realtime", h.authenticate, h.upgrade)
 }

@@ -23,9 +23,11 @@ type Socket interface {
 	SetWriteDeadline(t time.Time) error
 	SetReadLimit(limit int64)
 	SetPongHandler(h func(appData string) error)
+	SetPingHandler(h func(appData string) error)
+	SetCloseHandler(h func(code int, text string) error)
 	Close() error
-	// NetConn is the connection under the WebSocket, which the writer
-	// uses to send frames it has already built.
+	// NetConn is the connection under the WebSocket: the hub's writers send
+	// the frames they have built on it directly.
 	NetConn() net.Conn
 }
 
@@ -46,11 +48,14 @@ type Client struct {
 	viewer Viewer
 	log    *slog.Logger
 
-	send      chan []byte
+	// closing is closed once, when the connection starts to shut down;
+	// writeDone when its write side has finished and the socket is closed.
 	closing   chan struct{}
 	closeOnce sync.Once
-	closeCode int
-	closeText string
+	writeDone chan struct{}
+
+	wmu sync.Mutex
+	ws  writeState
 
 	mu         sync.Mutex
 	stream     *stream
@@ -91,20 +96,13 @@ func (c *Client) deliverLive(offset int64, frame []byte) {
 	}
 	c.cursor = offset
 	c.mu.Unlock()
-	select {
-	case c.send <- frame:
-	default:
-		c.shutdown(CloseTooSlow, "too slow: resume with after")
-	}
+	c.queue(frame)
 }
 
-// queue sends a frame that is not an event (answers, errors). It never
-// blocks: when the queue is full the client is too slow.
+// queue sends a frame. It never blocks: when the queue is full the client
+// is too slow.
 func (c *Client) queue(frame []byte) {
-	select {
-	case <-c.closing:
-	case c.send <- frame:
-	default:
+	if !c.enqueue(frame, c.hub.cfg.SendQueue) {
 		c.shutdown(CloseTooSlow, "too slow: resume with after")
 	}
 }
@@ -112,23 +110,27 @@ func (c *Client) queue(frame []byte) {
 // queueReplay sends a replayed event, waiting a while for room: a replay
 // may be long, and the reader may need a moment.
 func (c *Client) queueReplay(frame []byte) bool {
-	t := time.NewTimer(c.hub.cfg.ReplayWait)
-	defer t.Stop()
-	select {
-	case c.send <- frame:
-		return true
-	case <-c.closing:
-		return false
-	case <-t.C:
-		c.shutdown(CloseTooSlow, "too slow: resume with after")
-		return false
+	deadline := time.Now().Add(c.hub.cfg.ReplayWait)
+	for !c.enqueue(frame, c.hub.cfg.SendQueue) {
+		if time.Now().After(deadline) {
+			c.shutdown(CloseTooSlow, "too slow: resume with after")
+			return false
+		}
+		select {
+		case <-c.closing:
+			return false
+		case <-time.After(5 * time.Millisecond):
+		}
 	}
+	return true
 }
 
+// shutdown starts closing the connection with a close code, once: the
+// close frame goes out, then the socket closes and the reader ends.
 func (c *Client) shutdown(code int, text string) {
 	c.closeOnce.Do(func() {
-		c.closeCode, c.closeText = code, text
 		close(c.closing)
+		c.startClose(code, text)
 	})
 }
 
@@ -138,15 +140,20 @@ func (c *Client) serve(ctx context.Context) {
 		c.shutdown(CloseTokenExpired, "token expired: reconnect with a fresh token")
 	})
 	defer expiry.Stop()
-	writerDone := make(chan struct{})
-	go func() {
-		defer close(writerDone)
-		c.writeLoop()
-	}()
 	c.readLoop(ctx)
 	c.shutdown(websocket.CloseNormalClosure, "")
-	<-writerDone
-	_ = c.sock.Close()
+	// The writers send the close frame and close the socket; a socket they
+	// cannot reach in time is closed here.
+	select {
+	case <-c.writeDone:
+	case <-time.After(2 * time.Second):
+		c.wmu.Lock()
+		if !c.ws.done {
+			c.finishLocked()
+		} else {
+			c.wmu.Unlock()
+		}
+	}
 	c.mu.Lock()
 	st := c.stream
 	c.mu.Unlock()
@@ -158,78 +165,23 @@ func (c *Client) serve(ctx context.Context) {
 	}
 }
 
-func (c *Client) writeLoop() {
-	ping := time.NewTicker(c.hub.cfg.PingInterval)
-	defer ping.Stop()
-	for {
-		// A connection being closed (too slow, expired) says so next
-		// rather than draining what is still queued.
-		select {
-		case <-c.closing:
-			msg := websocket.FormatCloseMessage(c.closeCode, c.closeText)
-			_ = c.sock.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
-			_ = c.sock.Close()
-			return
-		default:
-		}
-		select {
-		case frame := <-c.send:
-			if err := c.writeFrames(frame); err != nil {
-				c.shutdown(websocket.CloseAbnormalClosure, "write failed")
-				_ = c.sock.Close()
-				return
-			}
-		case <-ping.C:
-			if err := c.sock.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.hub.cfg.WriteTimeout)); err != nil {
-				c.shutdown(websocket.CloseAbnormalClosure, "ping failed")
-				_ = c.sock.Close()
-				return
-			}
-		case <-c.closing:
-			msg := websocket.FormatCloseMessage(c.closeCode, c.closeText)
-			_ = c.sock.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
-			_ = c.sock.Close()
-			return
-		}
-	}
-}
-
-// writeFrames writes first and whatever else is already queued, in one
-// write when there is more than one: a client that fell behind catches up
-// with fewer system calls.
-func (c *Client) writeFrames(first []byte) error {
-	conn := c.sock.NetConn()
-	if err := conn.SetWriteDeadline(time.Now().Add(c.hub.cfg.WriteTimeout)); err != nil {
-		return err
-	}
-	var batch []byte
-	for len(batch) < maxBatchBytes {
-		select {
-		case next := <-c.send:
-			if batch == nil {
-				batch = append(make([]byte, 0, len(first)+len(next)+512), first...)
-			}
-			batch = append(batch, next...)
-			continue
-		default:
-		}
-		break
-	}
-	if batch == nil {
-		batch = first
-	}
-	_, err := conn.Write(batch)
-	return err
-}
-
-// maxBatchBytes bounds one write of queued frames.
-const maxBatchBytes = 64 << 10
-
 func (c *Client) readLoop(ctx context.Context) {
 	c.sock.SetReadLimit(MaxClientFrameBytes)
 	_ = c.sock.SetReadDeadline(time.Now().Add(c.hub.cfg.PongWait))
 	c.sock.SetPongHandler(func(string) error {
 		return c.sock.SetReadDeadline(time.Now().Add(c.hub.cfg.PongWait))
+	})
+	// Replies go through the hub's writers, the socket's only writers.
+	c.sock.SetPingHandler(func(data string) error {
+		c.enqueue(pongFrame(data), 0)
+		return nil
+	})
+	c.sock.SetCloseHandler(func(code int, _ string) error {
+		if code == websocket.CloseNoStatusReceived {
+			code = websocket.CloseNormalClosure
+		}
+		c.shutdown(code, "")
+		return nil
 	})
 	for {
 		// A replay runs on this goroutine; the deadline starts again once
@@ -252,7 +204,15 @@ func (c *Client) readLoop(ctx context.Context) {
 		case opPing:
 			c.queue(encodeFrame(serverFrame{Type: "pong"}))
 		case opSubscribe:
-			c.subscribe(ctx, f)
+			// Subscribing queries the database, which needs a deep stack;
+			// it runs on a goroutine of its own so the connection's
+			// long-lived reader keeps a small one.
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				c.subscribe(ctx, f)
+			}()
+			<-done
 		case opUnsubscribe:
 			c.unsubscribe(f)
 		case "":

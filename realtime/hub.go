@@ -3,6 +3,7 @@ package realtime
 import (
 	"context"
 	"log/slog"
+	"runtime"
 	"sync"
 	"time"
 
@@ -35,7 +36,10 @@ type Config struct {
 
 func (c *Config) setDefaults() {
 	if c.SendQueue <= 0 {
-		c.SendQueue = 256
+		// The queue is what waits beyond the socket's own buffers (which
+		// hold thousands of events); its slots are allocated up front for
+		// every connection, so it stays small.
+		c.SendQueue = 64
 	}
 	if c.PingInterval <= 0 {
 		c.PingInterval = 25 * time.Second
@@ -78,18 +82,22 @@ type Hub struct {
 	// stop ends every stream and connection at shutdown.
 	stop     chan struct{}
 	stopOnce sync.Once
+	// ready lists the connections with frames to write; a few workers
+	// serve it.
+	ready *readyQueue
 
 	mu      sync.Mutex
 	streams map[string]*stream
 	clients map[*Client]struct{}
 	closed  bool
 	wg      sync.WaitGroup
+	writers sync.WaitGroup
 }
 
-// NewHub builds a hub on the bus connection.
+// NewHub builds a hub on the bus connection and starts its pinger.
 func NewHub(cfg Config, store *models.Store, nc *nats.Conn) *Hub {
 	cfg.setDefaults()
-	return &Hub{
+	h := &Hub{
 		cfg:     cfg,
 		store:   store,
 		nc:      nc,
@@ -98,18 +106,51 @@ func NewHub(cfg Config, store *models.Store, nc *nats.Conn) *Hub {
 		stop:    make(chan struct{}),
 		streams: map[string]*stream{},
 		clients: map[*Client]struct{}{},
+		ready:   newReadyQueue(),
+	}
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		h.pingLoop()
+	}()
+	for range max(2, 2*runtime.GOMAXPROCS(0)) {
+		h.writers.Add(1)
+		go func() {
+			defer h.writers.Done()
+			h.writeWorker()
+		}()
+	}
+	return h
+}
+
+// pingLoop asks every connection's writer to ping its client each interval;
+// a client that stops answering misses its pong deadline and is dropped.
+func (h *Hub) pingLoop() {
+	tick := time.NewTicker(h.cfg.PingInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-h.stop:
+			return
+		case <-tick.C:
+		}
+		h.mu.Lock()
+		for c := range h.clients {
+			c.enqueue(pingFrame(), 0)
+		}
+		h.mu.Unlock()
 	}
 }
 
 // Serve runs one authenticated connection until it closes.
 func (h *Hub) Serve(ctx context.Context, sock Socket, v Viewer) {
 	c := &Client{
-		hub:     h,
-		sock:    sock,
-		viewer:  v,
-		log:     h.log.With("login_id", v.LoginID),
-		send:    make(chan []byte, h.cfg.SendQueue),
-		closing: make(chan struct{}),
+		hub:       h,
+		sock:      sock,
+		viewer:    v,
+		log:       h.log.With("login_id", v.LoginID),
+		closing:   make(chan struct{}),
+		writeDone: make(chan struct{}),
 	}
 	h.mu.Lock()
 	if h.closed {
@@ -245,4 +286,6 @@ func (h *Hub) Close(ctx context.Context) {
 	case <-ctx.Done():
 		h.log.Warn("realtime connections still closing at shutdown deadline")
 	}
+	h.ready.stop()
+	h.writers.Wait()
 }

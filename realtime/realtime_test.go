@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -256,16 +257,36 @@ func TestSubscribe_Locations_FilterAndUnsubscribe(t *testing.T) {
 
 func TestSlowClient_IsClosedWith4008WhileOthersReceiveEverything(t *testing.T) {
 	forEachBackend(t, nil, func(t *testing.T, tb *testBundle) {
-		slow := connect(t, tb.node.BaseURL, tb.token)
+		// A small receive buffer stands for a phone on a slow network: its
+		// socket fills after a few frames, not a few megabytes. (Much
+		// smaller than a frame, and TCP's delayed acknowledgements slow
+		// every frame to a crawl once it does read.)
+		h := http.Header{}
+		h.Set("Authorization", "Bearer "+tb.token)
+		d := &websocket.Dialer{NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			conn, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+			if err == nil {
+				_ = conn.(*net.TCPConn).SetReadBuffer(64 << 10)
+			}
+			return conn, err
+		}}
+		slowConn, _, err := d.Dial(wsURL(tb.node.BaseURL), h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = slowConn.Close() })
+		slow := &wsClient{t: t, conn: slowConn}
 		slow.send(map[string]any{"op": "subscribe"})
 		slow.expect("subscribed")
 		normal := connect(t, tb.node.BaseURL, tb.token)
 		normal.send(map[string]any{"op": "subscribe"})
 		normal.expect("subscribed")
 
-		// Large events fill the slow client's socket and then its queue.
-		const n = 600
-		blob := map[string]string{"pad": strings.Repeat("x", 16<<10)}
+		// Events fill the slow client's socket (the server caps its send
+		// buffer at 256 KB, which the kernel doubles) and then its queue of 64
+		// frames.
+		const n = 300
+		blob := map[string]string{"pad": strings.Repeat("x", 8<<10)}
 		done := make(chan struct{})
 		go func() {
 			defer close(done)

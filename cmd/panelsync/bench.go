@@ -26,6 +26,8 @@ func benchmarks() map[string]func(ctx context.Context, env cmdEnv, args []string
 		"tap":    benchTap,
 		"fanout": benchFanout,
 		"idle":   benchIdle,
+		// idle-clients is bench idle's helper process.
+		"idle-clients": benchIdleClients,
 	}
 }
 

@@ -219,17 +219,17 @@ func benchFanout(ctx context.Context, env cmdEnv, args []string) error {
 func benchIdle(ctx context.Context, env cmdEnv, args []string) error {
 	fs := flag.NewFlagSet("bench idle", flag.ContinueOnError)
 	fs.SetOutput(env.stderr)
-	n := fs.Int("connections", 20000, "idle authenticated, subscribed connections")
+	n := fs.Int("connections", 19000, "idle authenticated, subscribed connections")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *n < 1 || *n > 60000 {
 		return fmt.Errorf("--connections must be 1..60000")
 	}
-	// Both ends hold one descriptor per connection; the server process
-	// inherits the raised limit.
-	if err := raiseFileLimit(uint64(*n) + 4096); err != nil {
-		return fmt.Errorf("need %d open files for %d connections: %w (raise ulimit -n)", *n+4096, *n, err)
+	// The server holds one descriptor per connection, and inherits this
+	// process's limit.
+	if err := raiseFileLimit(uint64(*n) + 200); err != nil {
+		return fmt.Errorf("the server needs %d open files for %d connections: %w (raise ulimit -n)", *n+200, *n, err)
 	}
 	dir, err := os.MkdirTemp("", "panelsync-idle-")
 	if err != nil {
@@ -278,17 +278,81 @@ func benchIdle(ctx context.Context, env cmdEnv, args []string) error {
 	if err != nil {
 		return err
 	}
+	defer closeAll(warm)
 	settle()
 	before, err := rssKB(server.Process.Pid)
 	if err != nil {
 		return err
 	}
-	conns, err := openSubscribers(ctx, base, token, *n)
+	// The clients live in helper processes, as many as the per-process
+	// file limit needs, so neither end runs out of descriptors.
+	per := max(1, min(*n, clientsPerProcess))
+	for left := *n; left > 0; left -= per {
+		helper := exec.CommandContext(ctx, self, "bench", "idle-clients", "--base", base, "--connections", strconv.Itoa(min(per, left)))
+		helper.Env = append(os.Environ(), "PANELSYNC_BENCH_TOKEN="+token)
+		helper.Stderr = env.stderr
+		stdin, err := helper.StdinPipe()
+		if err != nil {
+			return err
+		}
+		stdout, err := helper.StdoutPipe()
+		if err != nil {
+			return err
+		}
+		if err := helper.Start(); err != nil {
+			return err
+		}
+		// Closing its stdin tells a helper to hang up and exit.
+		defer func() { _ = stdin.Close(); _ = helper.Wait() }()
+		line, err := bufio.NewReader(stdout).ReadString('\n')
+		if err != nil || strings.TrimSpace(line) != "ready" {
+			return fmt.Errorf("client helper failed: %q %v", line, err)
+		}
+	}
+	settle()
+	after, err := rssKB(server.Process.Pid)
 	if err != nil {
 		return err
 	}
-	// Clients answer the server's pings, as real ones do.
-	for _, c := range append(conns, warm...) {
+	perConn := float64(after-before) / float64(*n)
+	fmt.Fprintf(env.stdout, "bench idle: %d authenticated, subscribed, idle connections to a separate serve process, %d CPUs\n", *n, runtime.NumCPU())
+	fmt.Fprintf(env.stdout, "  server RSS %d KB before, %d KB after: %.1f KB per connection\n", before, after, perConn)
+	return nil
+}
+
+// clientsPerProcess keeps each client helper well inside a 20,000 file
+// limit.
+const clientsPerProcess = 9500
+
+func closeAll(conns []*websocket.Conn) {
+	for _, c := range conns {
+		_ = c.Close()
+	}
+}
+
+// benchIdleClients is the client side of bench idle: it opens the
+// connections, says "ready", answers pings, and hangs up when its stdin
+// closes.
+func benchIdleClients(ctx context.Context, env cmdEnv, args []string) error {
+	fs := flag.NewFlagSet("bench idle-clients", flag.ContinueOnError)
+	fs.SetOutput(env.stderr)
+	base := fs.String("base", "", "server base URL")
+	n := fs.Int("connections", 0, "connections to open")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *base == "" || *n < 1 || *n > clientsPerProcess {
+		return fmt.Errorf("--base and --connections 1..%d are required", clientsPerProcess)
+	}
+	if err := raiseFileLimit(uint64(*n) + 512); err != nil {
+		return err
+	}
+	conns, err := openSubscribers(ctx, *base, env.getenv("PANELSYNC_BENCH_TOKEN"), *n)
+	if err != nil {
+		return err
+	}
+	defer closeAll(conns)
+	for _, c := range conns {
 		go func() {
 			for {
 				if _, _, err := c.ReadMessage(); err != nil {
@@ -297,17 +361,8 @@ func benchIdle(ctx context.Context, env cmdEnv, args []string) error {
 			}
 		}()
 	}
-	settle()
-	after, err := rssKB(server.Process.Pid)
-	if err != nil {
-		return err
-	}
-	for _, c := range append(conns, warm...) {
-		_ = c.Close()
-	}
-	per := float64(after-before) * 1024 / float64(*n)
-	fmt.Fprintf(env.stdout, "bench idle: %d authenticated, subscribed, idle connections to a separate serve process, %d CPUs\n", *n, runtime.NumCPU())
-	fmt.Fprintf(env.stdout, "  server RSS %d KB before, %d KB after: %.1f KB per connection\n", before, after, per/1024)
+	fmt.Fprintln(env.stdout, "ready")
+	_, _ = io.Copy(io.Discard, os.Stdin)
 	return nil
 }
 
