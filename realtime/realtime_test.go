@@ -457,3 +457,18 @@ func TestSupportStaff_WatchGrantedAccountsOnly(t *testing.T) {
 		}
 	})
 }
+
+func TestShutdown_ClosesEveryConnectionWith1001(t *testing.T) {
+	forEachBackend(t, nil, func(t *testing.T, tb *testBundle) {
+		a := connect(t, tb.node.BaseURL, tb.token)
+		a.send(map[string]any{"op": "subscribe"})
+		a.expect("subscribed")
+		b := connect(t, tb.node.BaseURL, tb.token)
+		go tb.node.Stop()
+		for _, c := range []*wsClient{a, b} {
+			if code := c.closeCode(10 * time.Second); code != websocket.CloseGoingAway {
+				t.Fatalf("close on shutdown %d, want 1001", code)
+			}
+		}
+	})
+}

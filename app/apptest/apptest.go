@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -31,7 +32,12 @@ type Node struct {
 	BaseURL string
 	Store   *models.Store
 	serial  atomic.Int64
+	stop    func()
 }
+
+// Stop shuts the node down now, as a SIGTERM would; the test's cleanup
+// then has nothing left to do.
+func (n *Node) Stop() { n.stop() }
 
 // Config returns a configuration for a test node on b: quick timeouts and
 // cheap hashing, so failure paths run in test time.
@@ -66,13 +72,17 @@ func Start(t testing.TB, cfg app.Config) *Node {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("node stopped with: %v", err)
-		}
-	})
-	return &Node{App: a, BaseURL: "http://" + ln.Addr().String(), Store: a.Store()}
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("node stopped with: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return &Node{App: a, BaseURL: "http://" + ln.Addr().String(), Store: a.Store(), stop: stop}
 }
 
 // Account creates an account with an owner and returns it with the
