@@ -154,6 +154,13 @@ func TestOpenAPI_DescribesEveryRoute(t *testing.T) {
 		{"GET /v1/runs/{id}/changes", false, []string{"200", "401", "404", "500"}},
 		{"POST /v1/runs/{id}/cancel", false, []string{"200", "401", "403", "404", "409", "500"}},
 		{"GET /v1/events", false, []string{"200", "400", "401", "404", "500"}},
+		{"POST /v1/realtime/tickets", false, []string{"201", "401", "500"}},
+		// The realtime socket refuses credentials with a close code after
+		// the upgrade, not with a 401: see TestOpenAPI_RealtimeRefusesWithCloseCodes.
+		{"GET /v1/realtime", false, []string{"101", "400", "500"}},
+		{"POST /v1/staff-grants", false, []string{"201", "400", "401", "403", "404", "409", "413", "415", "500"}},
+		{"GET /v1/staff-grants", false, []string{"200", "401", "403", "500"}},
+		{"DELETE /v1/staff-grants/{id}", false, []string{"204", "401", "403", "404", "500"}},
 		// The panel link authenticates with HTTP Basic, not a token, so it
 		// is not public either.
 		{"GET /device/v1/link", false, []string{"101", "400", "401", "500"}},
@@ -178,6 +185,39 @@ func TestOpenAPI_DescribesEveryRoute(t *testing.T) {
 				t.Errorf("documented as public = %v, want %v", public, r.public)
 			}
 		})
+	}
+}
+
+// TestOpenAPI_RealtimeRefusesWithCloseCodes pins what the realtime route
+// promises clients that cannot read an HTTP status from a failed
+// WebSocket: bad credentials are told by close code, never by a 401, and
+// the frame protocol is described with its close codes and schemas.
+func TestOpenAPI_RealtimeRefusesWithCloseCodes(t *testing.T) {
+	doc := loadDocument(t)
+	var op map[string]any
+	for _, o := range operations(t, doc) {
+		if o.method == "GET" && o.path == "/v1/realtime" {
+			op = o.op
+		}
+	}
+	if op == nil {
+		t.Fatal("GET /v1/realtime is not documented")
+	}
+	responses, _ := op["responses"].(map[string]any)
+	if _, ok := responses["401"]; ok {
+		t.Error("GET /v1/realtime documents a 401; failed credentials close the socket with 4001 or 4010 instead")
+	}
+	description, _ := op["description"].(string)
+	for _, want := range []string{"4001", "4003", "4008", "4010", "1001", "1008", "1009", "resume_expired", "`after`", "account_id", "PANELSYNC_EVENT_RETENTION"} {
+		if !strings.Contains(description, want) {
+			t.Errorf("GET /v1/realtime's description does not mention %s", want)
+		}
+	}
+	schemas := mapAt(t, mapAt(t, doc, "components"), "schemas")
+	for _, name := range []string{"RealtimeClientFrame", "RealtimeServerFrame"} {
+		if _, ok := schemas[name]; !ok {
+			t.Errorf("components.schemas has no %s", name)
+		}
 	}
 }
 

@@ -136,10 +136,13 @@ func (a *App) build(ctx context.Context, signingKey, codeKey []byte) error {
 		MaxAttempts:    a.cfg.MaxAttempts,
 		RetryBase:      a.cfg.RetryBase,
 		CommandTimeout: a.cfg.CommandTimeout,
+		PerAccount:     a.cfg.AccountRuns,
+		ScheduleTick:   a.cfg.ScheduleTick,
 		CodeKey:        codeKey,
 		Logger:         a.log,
 	}, a.store, a.events, a.link, b.NewWaker())
 
+	a.link.SetCheckinHandler(a.engine)
 	a.hub = realtime.NewHub(realtime.Config{Logger: a.log}, a.store, b.Conn())
 
 	registry := prometheus.NewRegistry()
@@ -155,9 +158,12 @@ func (a *App) build(ctx context.Context, signingKey, codeKey []byte) error {
 			{Name: "migrations", Check: a.checkMigrations},
 			{Name: "bus", Check: b.Ping},
 		},
-		Link:        a.link,
-		Engine:      a.engine,
-		Hub:         a.hub,
+		Link:   a.link,
+		Engine: a.engine,
+		Hub:    a.hub,
+		GrantRevoked: func(loginID, accountID string) error {
+			return realtime.PublishGrantRevoked(b.Conn(), loginID, accountID)
+		},
 		Background:  a.base,
 		OpenAPI:     api.OpenAPI(),
 		DocsHTML:    web.DocsHTML(),

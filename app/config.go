@@ -40,6 +40,8 @@ type Config struct {
 	RetryBase       time.Duration
 	CodeDigestKey   string
 	EventRetention  time.Duration
+	AccountRuns     int
+	ScheduleTick    time.Duration
 
 	BodyLimit       int
 	ProxyHeader     string
@@ -82,6 +84,8 @@ func (c *Config) Settings() []Setting {
 		integer(&c.MaxAttempts, "max-attempts", "3", "attempts of a run whose panel times out or is away before it is a Sync Failure"),
 		duration(&c.RetryBase, "retry-base", "2s", "wait before the first retry; it doubles each attempt, with jitter"),
 		str(&c.CodeDigestKey, "code-digest-key", "", "key of the digests that stand in for user codes, at least 32 bytes; empty generates one and keeps it in the data dir"),
+		integer(&c.AccountRuns, "account-concurrency", "16", "most runs one account has in flight across all nodes, so one account's batch leaves room for the others (0: no cap)"),
+		duration(&c.ScheduleTick, "schedule-tick", "30s", "how often each node looks for due scheduled syncs"),
 		duration(&c.EventRetention, "event-retention", "720h", "how long Event Log entries are kept; a realtime client resuming from before that is told to reload"),
 		integer(&c.BodyLimit, "body-limit", "1048576", "largest request body accepted, in bytes"),
 		str(&c.ProxyHeader, "proxy-header", "", "header a trusted reverse proxy sets to the client address (such as X-Forwarded-For); empty trusts the socket address"),
@@ -195,6 +199,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("--max-attempts must be between 1 and 20")
 	case c.RetryBase < 10*time.Millisecond:
 		return fmt.Errorf("--retry-base must be at least 10ms")
+	case c.AccountRuns < 0:
+		return fmt.Errorf("--account-concurrency must not be negative")
+	case c.ScheduleTick < 100*time.Millisecond:
+		return fmt.Errorf("--schedule-tick must be at least 100ms")
 	case c.EventRetention < time.Hour:
 		return fmt.Errorf("--event-retention must be at least 1h")
 	case c.CodeDigestKey != "" && len(c.CodeDigestKey) < 32:

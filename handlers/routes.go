@@ -43,6 +43,8 @@ type Deps struct {
 	Engine *syncer.Engine
 	// Hub serves the realtime WebSocket.
 	Hub *realtime.Hub
+	// GrantRevoked closes a support login's live connections to an account.
+	GrantRevoked func(loginID, accountID string) error
 	// Background outlives requests: panel links run under it.
 	Background context.Context
 	// ProxyHeader, when set, is the header a trusted proxy puts the client
@@ -104,6 +106,13 @@ func New(d Deps) *fiber.App {
 	authed.add(fiber.MethodGet, "/runs/:id/changes", sh.runChanges)
 	authed.add(fiber.MethodPost, "/runs/:id/cancel", requireOperator, sh.cancelRun)
 
+	bh := batchHandlers{engine: d.Engine}
+	authed.add(fiber.MethodPost, "/sync", requireOperator, bh.start)
+	authed.add(fiber.MethodGet, "/batches/:id", bh.get)
+	authed.add(fiber.MethodPost, "/batches/:id/cancel", requireOperator, bh.cancel)
+	authed.add(fiber.MethodPost, "/locations/:id/force-sync", requireAdmin, bh.forceOne)
+	authed.add(fiber.MethodPost, "/force-sync", requireAdmin, bh.forceScope)
+
 	ph := panelHandlers{store: d.Store}
 	authed.add(fiber.MethodGet, "/locations/:id/users", ph.users)
 	authed.add(fiber.MethodGet, "/locations/:id/panel", ph.config)
@@ -112,7 +121,7 @@ func New(d Deps) *fiber.App {
 	eh := eventHandlers{store: d.Store}
 	authed.add(fiber.MethodGet, "/events", eh.list)
 
-	st := staffHandlers{store: d.Store}
+	st := staffHandlers{store: d.Store, revoked: d.GrantRevoked}
 	authed.add(fiber.MethodPost, "/staff-grants", requireAdmin, st.grant)
 	authed.add(fiber.MethodGet, "/staff-grants", requireAdmin, st.list)
 	authed.add(fiber.MethodDelete, "/staff-grants/:id", requireAdmin, st.revoke)

@@ -11,6 +11,9 @@ import (
 
 type staffHandlers struct {
 	store *models.Store
+	// revoked tells every node to close the login's live connections to
+	// the account.
+	revoked func(loginID, accountID string) error
 }
 
 type grantRequest struct {
@@ -62,7 +65,11 @@ func (h staffHandlers) list(c *fiber.Ctx) error {
 }
 
 func (h staffHandlers) revoke(c *fiber.Ctx) error {
-	if err := h.store.RevokeStaffGrant(c.UserContext(), actor(c), c.Params("id")); err != nil {
+	g, err := h.store.RevokeStaffGrant(c.UserContext(), actor(c), c.Params("id"))
+	if err != nil {
+		return err
+	}
+	if err := h.revoked(g.LoginID, g.AccountID); err != nil {
 		return err
 	}
 	return c.SendStatus(fiber.StatusNoContent)

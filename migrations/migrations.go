@@ -34,6 +34,7 @@ func all() []*gormigrate.Migration {
 		},
 		v2PanelLink(),
 		v3Realtime(),
+		v4Batches(),
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"net/mail"
 	"regexp"
 	"strings"
@@ -159,7 +160,11 @@ func (s *Store) CreateLocation(ctx context.Context, actor Actor, in NewLocation)
 		SyncStatus:             SyncNever,
 	}
 	in.Settings.apply(&loc)
-	next := now.Add(time.Duration(loc.SyncIntervalMinutes) * time.Minute)
+	// The first scheduled sync falls anywhere in the first interval, so
+	// locations created together (an import, a seed) do not all sync at
+	// the same moment ever after.
+	interval := time.Duration(loc.SyncIntervalMinutes) * time.Minute
+	next := now.Add(time.Duration(rand.Int64N(int64(interval))) + time.Minute)
 	loc.NextScheduledAt = &next
 	panel := Panel{
 		ID:         NewID(),

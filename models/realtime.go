@@ -88,14 +88,17 @@ func (s *Store) GrantStaff(ctx context.Context, actor Actor, loginEmail string, 
 	err := s.Tx(ctx, func(ctx context.Context) error {
 		var err error
 		login, err = s.LoginByEmail(ctx, loginEmail)
-		if err != nil {
-			return &Error{Code: CodeNotFound, Field: "email", Message: "no support login has that e-mail"}
-		}
-		if login.Role != RoleSupport {
-			return &Error{Code: CodeInvalidRequest, Field: "email", Message: "only support logins can be granted access to another account"}
-		}
-		if login.AccountID == actor.AccountID {
-			return &Error{Code: CodeInvalidRequest, Field: "email", Message: "that login already belongs to this account"}
+		// One answer for "no such login" and "not a support login of
+		// another account", so the endpoint cannot be used to learn which
+		// e-mails have logins.
+		noSuch := &Error{Code: CodeNotFound, Field: "email", Message: "no support login of another account has that e-mail"}
+		switch {
+		case ErrorCode(err) == CodeNotFound:
+			return noSuch
+		case err != nil:
+			return err
+		case login.Role != RoleSupport || login.AccountID == actor.AccountID:
+			return noSuch
 		}
 		g = StaffGrant{ID: NewID(), AccountID: actor.AccountID, LoginID: login.ID, GrantedBy: actor.ID, ExpiresAt: expiresAt}
 		if err := s.conn(ctx).Create(&g).Error; err != nil {
@@ -116,9 +119,13 @@ func (s *Store) StaffGrants(ctx context.Context, accountID string) ([]StaffGrant
 	return out, err
 }
 
-// RevokeStaffGrant removes a grant of the account.
-func (s *Store) RevokeStaffGrant(ctx context.Context, actor Actor, grantID string) error {
-	return s.Tx(ctx, func(ctx context.Context) error {
+// RevokeStaffGrant removes a grant of the account and returns it.
+func (s *Store) RevokeStaffGrant(ctx context.Context, actor Actor, grantID string) (StaffGrant, error) {
+	var g StaffGrant
+	err := s.Tx(ctx, func(ctx context.Context) error {
+		if err := s.conn(ctx).Where("id = ? AND account_id = ?", grantID, actor.AccountID).Take(&g).Error; err != nil {
+			return notFound(err, "staff grant")
+		}
 		res := s.conn(ctx).Where("id = ? AND account_id = ?", grantID, actor.AccountID).Delete(&StaffGrant{})
 		if res.Error != nil {
 			return fmt.Errorf("revoke staff grant: %w", res.Error)
@@ -128,6 +135,7 @@ func (s *Store) RevokeStaffGrant(ctx context.Context, actor Actor, grantID strin
 		}
 		return s.Audit(ctx, actor, "staff.revoke", "staff_grant", grantID, nil)
 	})
+	return g, err
 }
 
 // HasStaffGrant reports whether the login may watch the account now.

@@ -62,27 +62,38 @@ func (s *Store) activeRun(ctx context.Context, key string) (Run, error) {
 	return r, nil
 }
 
-// ClaimRuns takes up to n runs that are due: queued runs whose time has
-// come, and running runs whose lease expired because their worker died.
-// Each claimed run is marked running under owner until leaseUntil, and its
-// attempt counted. On MySQL, SKIP LOCKED lets workers on many nodes claim
-// side by side without waiting on each other's rows.
-func (s *Store) ClaimRuns(ctx context.Context, owner string, n int, now, leaseUntil time.Time) ([]Run, error) {
+// ClaimRuns takes up to n runs that are due and marks them running under
+// owner until leaseUntil, counting the attempt. Runs whose lease expired
+// (their worker died) come first. Queued runs are shared fairly: each
+// account with due work is offered a slot in turn, oldest waiting first,
+// and no account has more than perAccount runs in flight across all nodes
+// (0: no cap). On MySQL, SKIP LOCKED lets workers on many nodes claim side
+// by side without waiting on each other's rows.
+func (s *Store) ClaimRuns(ctx context.Context, owner string, n int, now, leaseUntil time.Time, perAccount int) ([]Run, error) {
 	if n <= 0 {
 		return nil, nil
 	}
 	var claimed []Run
 	err := s.Tx(ctx, func(ctx context.Context) error {
 		db := s.conn(ctx)
-		q := db.Model(&Run{}).Select("id").
-			Where("state IN ? AND available_at <= ?", []RunState{RunQueued, RunRunning}, now).
-			Order("available_at").Limit(n)
-		if IsMySQL(db) {
-			q = q.Clauses(clause.Locking{Strength: "UPDATE", Options: "SKIP LOCKED"})
+		skipLocked := func(q *gorm.DB) *gorm.DB {
+			if IsMySQL(db) {
+				return q.Clauses(clause.Locking{Strength: "UPDATE", Options: "SKIP LOCKED"})
+			}
+			return q
 		}
 		var ids []string
-		if err := q.Pluck("id", &ids).Error; err != nil {
-			return fmt.Errorf("find due runs: %w", err)
+		if err := skipLocked(db.Model(&Run{}).Select("id").
+			Where("state = ? AND available_at <= ?", RunRunning, now).
+			Order("available_at").Limit(n)).Pluck("id", &ids).Error; err != nil {
+			return fmt.Errorf("find expired leases: %w", err)
+		}
+		if free := n - len(ids); free > 0 {
+			more, err := s.claimFairly(ctx, skipLocked, free, now, perAccount)
+			if err != nil {
+				return err
+			}
+			ids = append(ids, more...)
 		}
 		if len(ids) == 0 {
 			return nil
@@ -101,6 +112,74 @@ func (s *Store) ClaimRuns(ctx context.Context, owner string, n int, now, leaseUn
 		return db.Omit("data", "changes").Where("id IN ?", ids).Order("available_at").Find(&claimed).Error
 	})
 	return claimed, err
+}
+
+// claimFairly picks up to free queued runs, a slot per account in turn.
+func (s *Store) claimFairly(ctx context.Context, skipLocked func(*gorm.DB) *gorm.DB, free int, now time.Time, perAccount int) ([]string, error) {
+	db := s.conn(ctx)
+	// Accounts with due work, the one waiting longest first.
+	var accounts []string
+	err := db.Model(&Run{}).
+		Where("state = ? AND available_at <= ?", RunQueued, now).
+		Group("account_id").Order("MIN(available_at)").Limit(100).Pluck("account_id", &accounts).Error
+	if err != nil {
+		return nil, fmt.Errorf("find accounts with due runs: %w", err)
+	}
+	if len(accounts) == 0 {
+		return nil, nil
+	}
+	room := make(map[string]int, len(accounts))
+	for _, a := range accounts {
+		room[a] = free
+	}
+	if perAccount > 0 {
+		var inFlight []struct {
+			AccountID string
+			N         int
+		}
+		err := db.Model(&Run{}).Select("account_id, COUNT(*) AS n").
+			Where("state = ? AND account_id IN ?", RunRunning, accounts).
+			Group("account_id").Scan(&inFlight).Error
+		if err != nil {
+			return nil, fmt.Errorf("count runs in flight: %w", err)
+		}
+		for _, a := range accounts {
+			room[a] = perAccount
+		}
+		for _, f := range inFlight {
+			room[f.AccountID] = max(0, perAccount-f.N)
+		}
+	}
+	// Deal the free slots one per account per round.
+	quota := map[string]int{}
+	for left := free; left > 0; {
+		dealt := false
+		for _, a := range accounts {
+			if left > 0 && quota[a] < room[a] {
+				quota[a]++
+				left--
+				dealt = true
+			}
+		}
+		if !dealt {
+			break
+		}
+	}
+	var ids []string
+	for _, a := range accounts {
+		if quota[a] == 0 {
+			continue
+		}
+		var got []string
+		err := skipLocked(db.Model(&Run{}).Select("id").
+			Where("state = ? AND account_id = ? AND available_at <= ?", RunQueued, a, now).
+			Order("available_at").Limit(quota[a])).Pluck("id", &got).Error
+		if err != nil {
+			return nil, fmt.Errorf("claim runs of an account: %w", err)
+		}
+		ids = append(ids, got...)
+	}
+	return ids, nil
 }
 
 // ExtendLease renews a running run's lease. It reports false when the run

@@ -82,15 +82,16 @@ func (l *Link) recordCheckin(ctx context.Context, c *deviceConn, st Status) erro
 // keeps the stored arm state in step with armed and disarmed events.
 func (l *Link) recordPanelEvent(ctx context.Context, c *deviceConn, e PanelEvent) error {
 	now := time.Now().UTC()
-	occurred := e.At
-	// A panel's clock may be wrong; a time far from ours is replaced.
-	if occurred.IsZero() || occurred.After(now.Add(5*time.Minute)) || occurred.Before(now.Add(-7*24*time.Hour)) {
-		occurred = now
+	// The Event Log is ordered by when the server learned of things, which
+	// retention and resume rely on; the panel's own clock, which may be
+	// wrong, is kept beside it.
+	data := map[string]any{"partition": e.Partition, "zone": e.Zone, "user_number": e.UserNumber, "armed_state": e.ArmedState, "trouble": e.Trouble}
+	if !e.At.IsZero() {
+		data["panel_time"] = e.At.UTC()
 	}
 	ev := models.NewEvent{
-		AccountID: c.accountID, LocationID: c.locationID, OccurredAt: occurred,
-		Type: "panel." + e.Kind, Severity: models.SeverityInfo,
-		Data: map[string]any{"partition": e.Partition, "zone": e.Zone, "user_number": e.UserNumber, "armed_state": e.ArmedState, "trouble": e.Trouble},
+		AccountID: c.accountID, LocationID: c.locationID, OccurredAt: now,
+		Type: "panel." + e.Kind, Severity: models.SeverityInfo, Data: data,
 	}
 	switch e.Kind {
 	case EventArmed:

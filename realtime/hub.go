@@ -2,6 +2,7 @@ package realtime
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"runtime"
 	"sync"
@@ -86,12 +87,13 @@ type Hub struct {
 	// serve it.
 	ready *readyQueue
 
-	mu      sync.Mutex
-	streams map[string]*stream
-	clients map[*Client]struct{}
-	closed  bool
-	wg      sync.WaitGroup
-	writers sync.WaitGroup
+	mu       sync.Mutex
+	streams  map[string]*stream
+	clients  map[*Client]struct{}
+	closed   bool
+	wg       sync.WaitGroup
+	writers  sync.WaitGroup
+	grantSub *nats.Subscription
 }
 
 // NewHub builds a hub on the bus connection and starts its pinger.
@@ -113,6 +115,9 @@ func NewHub(cfg Config, store *models.Store, nc *nats.Conn) *Hub {
 		defer h.wg.Done()
 		h.pingLoop()
 	}()
+	if err := h.watchGrants(); err != nil {
+		h.log.Error("watch staff grant revocations", "error", err.Error())
+	}
 	for range max(2, 2*runtime.GOMAXPROCS(0)) {
 		h.writers.Add(1)
 		go func() {
@@ -288,4 +293,48 @@ func (h *Hub) Close(ctx context.Context) {
 	}
 	h.ready.stop()
 	h.writers.Wait()
+	if h.grantSub != nil {
+		_ = h.grantSub.Unsubscribe()
+	}
+}
+
+// grantRevokedSubject tells every node that a support login lost access to
+// an account.
+const grantRevokedSubject = "psync.grants.revoked"
+
+type grantRevoked struct {
+	LoginID   string `json:"login_id"`
+	AccountID string `json:"account_id"`
+}
+
+// PublishGrantRevoked tells every node's hub to close the login's
+// connections watching the account, with 4003.
+func PublishGrantRevoked(nc *nats.Conn, loginID, accountID string) error {
+	b, _ := json.Marshal(grantRevoked{LoginID: loginID, AccountID: accountID})
+	return nc.Publish(grantRevokedSubject, b)
+}
+
+// watchGrants closes connections whose staff grant was revoked.
+func (h *Hub) watchGrants() error {
+	sub, err := h.nc.Subscribe(grantRevokedSubject, func(m *nats.Msg) {
+		var g grantRevoked
+		if json.Unmarshal(m.Data, &g) != nil {
+			return
+		}
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		for c := range h.clients {
+			c.mu.Lock()
+			watching := c.stream != nil && c.stream.accountID == g.AccountID
+			c.mu.Unlock()
+			if c.viewer.LoginID == g.LoginID && watching && c.viewer.AccountID != g.AccountID {
+				c.shutdown(CloseForbidden, "access to the account was revoked")
+			}
+		}
+	})
+	if err != nil {
+		return err
+	}
+	h.grantSub = sub
+	return nil
 }

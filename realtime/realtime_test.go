@@ -23,6 +23,9 @@ import (
 
 const signingKey = "realtime-test-signing-key-0123456789abcdef"
 
+// CloseForbiddenCode is the close a watcher gets when its access ends.
+const CloseForbiddenCode = 4003
+
 type testBundle struct {
 	node  *apptest.Node
 	acct  models.Account
@@ -454,6 +457,17 @@ func TestSupportStaff_WatchGrantedAccountsOnly(t *testing.T) {
 		}
 		if r := tb.node.Do(t, "POST", "/v1/staff-grants", tb.token, map[string]string{"email": "nobody@nowhere.test"}); r.Status != http.StatusNotFound {
 			t.Fatalf("grant to an unknown e-mail: %d", r.Status)
+		}
+		// Revoking the grant cuts the live connection off.
+		var grant struct {
+			ID string `json:"id"`
+		}
+		r.JSON(t, &grant)
+		if r := tb.node.Do(t, "DELETE", "/v1/staff-grants/"+grant.ID, tb.token, nil); r.Status != http.StatusNoContent {
+			t.Fatalf("revoke: %d %s", r.Status, r.Body)
+		}
+		if code := c.closeCode(5 * time.Second); code != CloseForbiddenCode {
+			t.Fatalf("revoked watcher closed with %d, want 4003", code)
 		}
 	})
 }

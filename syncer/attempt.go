@@ -102,6 +102,9 @@ func (e *Engine) record(ctx context.Context, r models.Run, out attemptOutcome) e
 			if err := e.store.RecordRunFinished(ctx, r.LocationID, r.Kind, true, now); err != nil {
 				return err
 			}
+			if r.BatchID != nil {
+				models.AfterCommit(ctx, func() { e.batchChanged(context.WithoutCancel(ctx), *r.BatchID) })
+			}
 			_, err = e.events.Append(ctx, models.NewEvent{
 				AccountID: r.AccountID, LocationID: r.LocationID, RunID: r.ID,
 				Type: "sync.succeeded", Severity: models.SeverityInfo, OccurredAt: now,
@@ -125,6 +128,9 @@ func (e *Engine) record(ctx context.Context, r models.Run, out attemptOutcome) e
 		}
 		if err := e.store.RecordRunFinished(ctx, r.LocationID, r.Kind, false, now); err != nil {
 			return err
+		}
+		if r.BatchID != nil {
+			models.AfterCommit(ctx, func() { e.batchChanged(context.WithoutCancel(ctx), *r.BatchID) })
 		}
 		_, err = e.events.Append(ctx, models.NewEvent{
 			AccountID: r.AccountID, LocationID: r.LocationID, RunID: r.ID,

@@ -46,6 +46,11 @@ type Config struct {
 	RetryMax    time.Duration
 	// CommandTimeout bounds each command a run sends its panel.
 	CommandTimeout time.Duration
+	// PerAccount caps one account's runs in flight across all nodes, so a
+	// dealer's 10,000-location batch leaves room for everyone else.
+	PerAccount int
+	// ScheduleTick is how often due scheduled syncs are looked for.
+	ScheduleTick time.Duration
 	// CodeKey keys the digests that stand in for user codes.
 	CodeKey []byte
 	Logger  *slog.Logger
@@ -73,6 +78,9 @@ func (c *Config) setDefaults() {
 	if c.CommandTimeout <= 0 {
 		c.CommandTimeout = 30 * time.Second
 	}
+	if c.ScheduleTick <= 0 {
+		c.ScheduleTick = 30 * time.Second
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -88,8 +96,9 @@ type Engine struct {
 	log      *slog.Logger
 	now      func() time.Time
 
-	wake  chan struct{}
-	slots chan struct{}
+	wake      chan struct{}
+	batchWake chan struct{}
+	slots     chan struct{}
 
 	mu      sync.Mutex
 	cancel  context.CancelFunc
@@ -102,15 +111,16 @@ type Engine struct {
 func New(cfg Config, store *models.Store, events *models.EventLog, link Link, notifier Notifier) *Engine {
 	cfg.setDefaults()
 	return &Engine{
-		cfg:      cfg,
-		store:    store,
-		events:   events,
-		link:     link,
-		notifier: notifier,
-		log:      cfg.Logger,
-		now:      func() time.Time { return time.Now().UTC() },
-		wake:     make(chan struct{}, 1),
-		slots:    make(chan struct{}, cfg.Workers),
+		cfg:       cfg,
+		store:     store,
+		events:    events,
+		link:      link,
+		notifier:  notifier,
+		log:       cfg.Logger,
+		now:       func() time.Time { return time.Now().UTC() },
+		wake:      make(chan struct{}, 1),
+		batchWake: make(chan struct{}, 1),
+		slots:     make(chan struct{}, cfg.Workers),
 	}
 }
 
@@ -128,10 +138,18 @@ func (e *Engine) Start(ctx context.Context) error {
 		}
 		e.unsub = unsub
 	}
-	e.running.Add(1)
+	e.running.Add(3)
 	go func() {
 		defer e.running.Done()
 		e.produce(ctx)
+	}()
+	go func() {
+		defer e.running.Done()
+		e.batchLoop(ctx)
+	}()
+	go func() {
+		defer e.running.Done()
+		e.scheduleLoop(ctx)
 	}()
 	return nil
 }
@@ -178,7 +196,7 @@ func (e *Engine) produce(ctx context.Context) {
 				break
 			}
 			now := e.now()
-			runs, err := e.store.ClaimRuns(ctx, e.cfg.Owner, free, now, now.Add(e.cfg.Lease))
+			runs, err := e.store.ClaimRuns(ctx, e.cfg.Owner, free, now, now.Add(e.cfg.Lease), e.cfg.PerAccount)
 			if err != nil {
 				if ctx.Err() == nil {
 					e.log.Error("claim runs", "error", err.Error())

@@ -43,46 +43,88 @@ func (e *Engine) RequestSync(ctx context.Context, actor models.Actor, req SyncRe
 		if err := checkRunnable(loc, req.Kind); err != nil {
 			return err
 		}
-		mode := models.ModeFull
-		if req.Kind == models.RunUsers && !loc.Location.ForcePending && !loc.Location.ForceUpdateAll && loc.Panel.UsersWatermark != "" {
-			mode = models.ModeIncremental
-		}
-		r := models.Run{
-			AccountID:     actor.AccountID,
-			LocationID:    req.LocationID,
-			Kind:          req.Kind,
-			Mode:          mode,
-			TriggerSource: req.Trigger,
-			RequestedBy:   actor.Name,
-			AvailableAt:   e.now(),
-		}
-		if req.BatchID != "" {
-			r.BatchID = &req.BatchID
-		}
-		run, dedup, err = e.store.EnqueueRun(ctx, r)
-		if err != nil || dedup {
-			return err
-		}
-		if err := e.store.MarkLocationSyncing(ctx, req.LocationID); err != nil {
-			return err
-		}
-		by := actor.Name
-		if by == "" {
-			by = string(req.Trigger)
-		}
-		_, err = e.events.Append(ctx, models.NewEvent{
-			AccountID: actor.AccountID, LocationID: req.LocationID, RunID: run.ID,
-			Type: "sync.requested", Severity: models.SeverityInfo,
-			Message: fmt.Sprintf("%s requested by %s", kindLabel(req.Kind), by),
-			Data:    map[string]any{"kind": req.Kind, "mode": mode, "trigger": req.Trigger},
-		})
-		if err != nil {
-			return err
-		}
-		models.AfterCommit(ctx, e.announce)
-		return nil
+		run, dedup, err = e.enqueue(ctx, actor, loc, req)
+		return err
 	})
 	return run, dedup, err
+}
+
+// enqueue inserts a run for a location that can take it, with its
+// sync.requested event, in the caller's transaction.
+func (e *Engine) enqueue(ctx context.Context, actor models.Actor, loc models.LocationView, req SyncRequest) (models.Run, bool, error) {
+	mode := models.ModeFull
+	if req.Kind == models.RunUsers && !loc.Location.ForcePending && !loc.Location.ForceUpdateAll && loc.Panel.UsersWatermark != "" {
+		mode = models.ModeIncremental
+	}
+	r := models.Run{
+		AccountID:     loc.Location.AccountID,
+		LocationID:    loc.Location.ID,
+		Kind:          req.Kind,
+		Mode:          mode,
+		TriggerSource: req.Trigger,
+		RequestedBy:   actor.Name,
+		AvailableAt:   e.now(),
+	}
+	if req.BatchID != "" {
+		r.BatchID = &req.BatchID
+	}
+	run, dedup, err := e.store.EnqueueRun(ctx, r)
+	if err != nil || dedup {
+		return run, dedup, err
+	}
+	if err := e.store.MarkLocationSyncing(ctx, loc.Location.ID); err != nil {
+		return run, false, err
+	}
+	by := actor.Name
+	if by == "" {
+		by = string(req.Trigger)
+	}
+	_, err = e.events.Append(ctx, models.NewEvent{
+		AccountID: loc.Location.AccountID, LocationID: loc.Location.ID, RunID: run.ID,
+		Type: "sync.requested", Severity: models.SeverityInfo,
+		Message: fmt.Sprintf("%s requested by %s", kindLabel(req.Kind), by),
+		Data:    map[string]any{"kind": req.Kind, "mode": mode, "trigger": req.Trigger, "batch_id": req.BatchID},
+	})
+	if err != nil {
+		return run, false, err
+	}
+	models.AfterCommit(ctx, e.announce)
+	return run, false, nil
+}
+
+// enqueueOrFail starts a run where the panel can take one, and otherwise
+// records the run as failed with the reason and its Sync Failure event:
+// for batches and schedules, where one location that cannot run must not
+// hold up the rest.
+func (e *Engine) enqueueOrFail(ctx context.Context, actor models.Actor, loc models.LocationView, req SyncRequest) (dedup bool, failed bool, err error) {
+	refusal := checkRunnable(loc, req.Kind)
+	if refusal == nil {
+		_, dedup, err = e.enqueue(ctx, actor, loc, req)
+		return dedup, false, err
+	}
+	de, _ := refusal.(*models.Error)
+	r := models.Run{
+		AccountID: loc.Location.AccountID, LocationID: loc.Location.ID, Kind: req.Kind, Mode: models.ModeFull,
+		TriggerSource: req.Trigger, RequestedBy: actor.Name, AvailableAt: e.now(),
+		ErrorCode: de.Code, ErrorMessage: de.Message,
+	}
+	if req.BatchID != "" {
+		r.BatchID = &req.BatchID
+	}
+	run, err := e.store.InsertFailedRun(ctx, r)
+	if err != nil {
+		return false, false, err
+	}
+	if err := e.store.RecordRunFinished(ctx, loc.Location.ID, req.Kind, false, e.now()); err != nil {
+		return false, false, err
+	}
+	_, err = e.events.Append(ctx, models.NewEvent{
+		AccountID: loc.Location.AccountID, LocationID: loc.Location.ID, RunID: run.ID,
+		Type: "sync.failed", Severity: models.SeverityError,
+		Message: fmt.Sprintf("%s failed: %s", kindLabel(req.Kind), de.Message),
+		Data:    map[string]any{"kind": req.Kind, "code": de.Code, "attempt": 0, "batch_id": req.BatchID},
+	})
+	return false, true, err
 }
 
 // announce wakes this node's producer and, through the bus, the others'.

@@ -105,6 +105,12 @@ func (e *Engine) syncUsers(ctx context.Context, r models.Run, loc models.Locatio
 			if err := e.store.SetUsersWatermark(ctx, loc.Panel.ID, res.Watermark); err != nil {
 				return applied{}, err
 			}
+			if mode == models.ModeFull {
+				// A forced sync is done once a full one has succeeded.
+				if err := e.store.ClearForcePending(ctx, loc.Location.ID); err != nil {
+					return applied{}, err
+				}
+			}
 			changes, _ := json.Marshal(Changes{Counts: d.counts, Changes: d.changes})
 			return applied{counts: d.counts, changes: changes, summary: d.counts.String()}, nil
 		},

@@ -1,0 +1,326 @@
+package syncer
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/panelsync/panelsync/models"
+)
+
+// Bounds on batches.
+const (
+	maxBatchLocationIDs = 10000
+	batchChunk          = 200
+	batchProgressEvery  = time.Second
+)
+
+// BatchRequest is an All-Locations request: every location of the
+// account, of a group, or of a list.
+type BatchRequest struct {
+	Kind        models.RunKind
+	Scope       string
+	Group       string
+	LocationIDs []string
+}
+
+// BatchStatus is a batch with its runs counted by state. Locations whose
+// runs are not created yet count as queued.
+type BatchStatus struct {
+	Batch     models.Batch
+	Queued    int
+	Running   int
+	Succeeded int
+	Failed    int
+	Cancelled int
+}
+
+// validateScope checks a scope and returns its location count.
+func (e *Engine) validateScope(ctx context.Context, accountID, scope, group string, ids []string) (int, error) {
+	switch scope {
+	case models.ScopeAll:
+	case models.ScopeGroup:
+		if strings.TrimSpace(group) == "" {
+			return 0, models.FieldError("group", "group is required with scope group")
+		}
+	case models.ScopeLocations:
+		if len(ids) == 0 || len(ids) > maxBatchLocationIDs {
+			return 0, models.FieldError("location_ids", "location_ids must list 1 to %d locations", maxBatchLocationIDs)
+		}
+		seen := map[string]bool{}
+		for _, id := range ids {
+			if seen[id] {
+				return 0, models.FieldError("location_ids", "location %s is listed twice", id)
+			}
+			seen[id] = true
+		}
+		found, err := e.store.LocationIDsInAccount(ctx, accountID, ids)
+		if err != nil {
+			return 0, err
+		}
+		for _, id := range ids {
+			if !found[id] {
+				return 0, &models.Error{Code: models.CodeNotFound, Field: "location_ids", Message: fmt.Sprintf("location %s not found", id)}
+			}
+		}
+	default:
+		return 0, models.FieldError("scope", "scope must be all, group or locations")
+	}
+	n, err := e.store.CountScope(ctx, accountID, scope, group, ids)
+	if err != nil {
+		return 0, err
+	}
+	if n == 0 {
+		return 0, models.FieldError("scope", "no locations in that scope")
+	}
+	return n, nil
+}
+
+// StartBatch records a batch and answers at once; its runs are created in
+// chunks in the background, so a request for 10,000 locations returns as
+// fast as one for ten.
+func (e *Engine) StartBatch(ctx context.Context, actor models.Actor, req BatchRequest) (BatchStatus, error) {
+	total, err := e.validateScope(ctx, actor.AccountID, req.Scope, req.Group, req.LocationIDs)
+	if err != nil {
+		return BatchStatus{}, err
+	}
+	ids, _ := json.Marshal(req.LocationIDs)
+	b := models.Batch{
+		ID: models.NewID(), AccountID: actor.AccountID, Kind: req.Kind, Scope: req.Scope,
+		GroupName: strings.TrimSpace(req.Group), LocationIDs: string(ids), RequestedBy: actor.Name,
+		Total: total, State: models.BatchRunning,
+	}
+	if err := e.store.CreateBatch(ctx, b); err != nil {
+		return BatchStatus{}, err
+	}
+	e.wakeBatches()
+	return BatchStatus{Batch: b, Queued: total}, nil
+}
+
+// Batch returns a batch of the account with its counts.
+func (e *Engine) Batch(ctx context.Context, accountID, id string) (BatchStatus, error) {
+	b, err := e.store.Batch(ctx, accountID, id)
+	if err != nil {
+		return BatchStatus{}, err
+	}
+	return e.status(ctx, b)
+}
+
+func (e *Engine) status(ctx context.Context, b models.Batch) (BatchStatus, error) {
+	counts, err := e.store.BatchCounts(ctx, b.ID)
+	if err != nil {
+		return BatchStatus{}, err
+	}
+	st := BatchStatus{
+		Batch:     b,
+		Queued:    counts[models.RunQueued],
+		Running:   counts[models.RunRunning],
+		Succeeded: counts[models.RunSucceeded],
+		Failed:    counts[models.RunFailed],
+		Cancelled: counts[models.RunCancelled] + counts[models.RunAwaitingApply],
+	}
+	created := 0
+	for _, n := range counts {
+		created += n
+	}
+	if pending := b.Total - b.Skipped - created; pending > 0 {
+		if b.CancelledAt != nil {
+			st.Cancelled += pending
+		} else {
+			st.Queued += pending
+		}
+	}
+	return st, nil
+}
+
+// CancelBatch cancels a batch's runs not yet started and stops creating
+// more.
+func (e *Engine) CancelBatch(ctx context.Context, actor models.Actor, id string) (BatchStatus, error) {
+	b, _, err := e.store.CancelBatch(ctx, actor.AccountID, id, e.now())
+	if err != nil {
+		return BatchStatus{}, err
+	}
+	if err := e.store.Audit(ctx, actor, "batch.cancel", "batch", id, map[string]any{"kind": b.Kind, "scope": b.Scope}); err != nil {
+		return BatchStatus{}, err
+	}
+	e.batchChanged(context.WithoutCancel(ctx), id)
+	return e.status(ctx, b)
+}
+
+func (e *Engine) wakeBatches() {
+	select {
+	case e.batchWake <- struct{}{}:
+	default:
+	}
+}
+
+// batchLoop creates the runs of new batches and finishes batches whose
+// runs are all done, until ctx ends.
+func (e *Engine) batchLoop(ctx context.Context) {
+	tick := time.NewTicker(e.cfg.Poll)
+	defer tick.Stop()
+	sweep := time.NewTicker(5 * time.Second)
+	defer sweep.Stop()
+	for {
+		for e.expandOne(ctx) {
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-e.batchWake:
+		case <-tick.C:
+		case <-sweep.C:
+			e.sweepBatches(ctx)
+		}
+	}
+}
+
+// expandOne creates the runs of one batch, chunk by chunk, and reports
+// whether it found a batch to work on.
+func (e *Engine) expandOne(ctx context.Context) bool {
+	now := e.now()
+	b, ok, err := e.store.ClaimBatchExpansion(ctx, e.cfg.Owner, now, now.Add(e.cfg.Lease))
+	if err != nil {
+		if ctx.Err() == nil {
+			e.log.Error("claim batch", "error", err.Error())
+		}
+		return false
+	}
+	if !ok {
+		return false
+	}
+	var ids []string
+	_ = json.Unmarshal([]byte(b.LocationIDs), &ids)
+	actor := models.Actor{Kind: "batch", Name: b.RequestedBy, AccountID: b.AccountID, Role: models.RoleAdmin}
+	cursor := b.ExpandCursor
+	for {
+		if ctx.Err() != nil {
+			return false
+		}
+		done := false
+		skipped := 0
+		err := e.store.Tx(ctx, func(ctx context.Context) error {
+			chunk, err := e.store.ScopeChunk(ctx, b.AccountID, b.Scope, b.GroupName, ids, cursor, batchChunk)
+			if err != nil {
+				return err
+			}
+			for _, v := range chunk {
+				dedup, _, err := e.enqueueOrFail(ctx, actor, v, SyncRequest{LocationID: v.Location.ID, Kind: b.Kind, Trigger: models.TriggerApp, BatchID: b.ID})
+				if err != nil {
+					return err
+				}
+				if dedup {
+					skipped++
+				}
+				cursor = v.Location.ID
+			}
+			done = len(chunk) < batchChunk
+			ok, err := e.store.AdvanceBatchExpansion(ctx, b.ID, e.cfg.Owner, cursor, skipped, done, e.now().Add(e.cfg.Lease))
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return models.Errorf(models.CodeConflict, "batch expansion taken over")
+			}
+			return nil
+		})
+		if err != nil {
+			if ctx.Err() == nil && models.ErrorCode(err) != models.CodeConflict {
+				e.log.Error("expand batch", "batch_id", b.ID, "error", err.Error())
+			}
+			return true
+		}
+		e.batchChanged(ctx, b.ID)
+		if done {
+			return true
+		}
+	}
+}
+
+// batchChanged reports a batch's progress, at most about once a second
+// across nodes, and finishes it once every run has ended.
+func (e *Engine) batchChanged(ctx context.Context, batchID string) {
+	b, err := e.store.BatchByID(ctx, batchID)
+	if err != nil || b.FinishedAt != nil {
+		return
+	}
+	st, err := e.status(ctx, b)
+	if err != nil {
+		e.log.Warn("batch status", "batch_id", batchID, "error", err.Error())
+		return
+	}
+	now := e.now()
+	data := map[string]any{"batch_id": b.ID, "kind": b.Kind, "total": b.Total - b.Skipped, "queued": st.Queued, "running": st.Running,
+		"succeeded": st.Succeeded, "failed": st.Failed, "cancelled": st.Cancelled}
+	if (b.Expanded || b.CancelledAt != nil) && st.Queued == 0 && st.Running == 0 {
+		err := e.store.Tx(ctx, func(ctx context.Context) error {
+			won, err := e.store.FinishBatch(ctx, b.ID, now)
+			if err != nil || !won {
+				return err
+			}
+			_, err = e.events.Append(ctx, models.NewEvent{
+				AccountID: b.AccountID, Type: "batch.finished", Severity: models.SeverityInfo,
+				Message: batchSummary(b, st), Data: data,
+			})
+			return err
+		})
+		if err != nil {
+			e.log.Warn("finish batch", "batch_id", batchID, "error", err.Error())
+		}
+		return
+	}
+	err = e.store.Tx(ctx, func(ctx context.Context) error {
+		won, err := e.store.MarkBatchProgress(ctx, b.ID, now, batchProgressEvery)
+		if err != nil || !won {
+			return err
+		}
+		_, err = e.events.Append(ctx, models.NewEvent{
+			AccountID: b.AccountID, Type: "batch.progress", Severity: models.SeverityInfo,
+			Message: fmt.Sprintf("%s: %d of %d done", scopeLabel(b), st.Succeeded+st.Failed+st.Cancelled, b.Total-b.Skipped), Data: data,
+		})
+		return err
+	})
+	if err != nil {
+		e.log.Warn("batch progress", "batch_id", batchID, "error", err.Error())
+	}
+}
+
+// sweepBatches finishes batches whose last run ended somewhere that did
+// not report it (a node that stopped).
+func (e *Engine) sweepBatches(ctx context.Context) {
+	batches, err := e.store.UnfinishedBatches(ctx, 50)
+	if err != nil {
+		return
+	}
+	for _, b := range batches {
+		e.batchChanged(ctx, b.ID)
+	}
+}
+
+func scopeLabel(b models.Batch) string {
+	switch b.Scope {
+	case models.ScopeGroup:
+		return "Group " + b.GroupName
+	case models.ScopeLocations:
+		return "Selected locations"
+	}
+	return "All locations"
+}
+
+// batchSummary is the finished batch's message, such as "All locations:
+// 47 succeeded, 3 failed".
+func batchSummary(b models.Batch, st BatchStatus) string {
+	parts := []string{fmt.Sprintf("%d succeeded", st.Succeeded)}
+	if st.Failed > 0 {
+		parts = append(parts, fmt.Sprintf("%d failed", st.Failed))
+	}
+	if st.Cancelled > 0 {
+		parts = append(parts, fmt.Sprintf("%d cancelled", st.Cancelled))
+	}
+	if b.Skipped > 0 {
+		parts = append(parts, fmt.Sprintf("%d already syncing", b.Skipped))
+	}
+	return scopeLabel(b) + ": " + strings.Join(parts, ", ")
+}
