@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"time"
 
 	"gorm.io/gorm"
@@ -128,26 +129,29 @@ func (s *Store) claimFairly(ctx context.Context, skipLocked func(*gorm.DB) *gorm
 	if len(accounts) == 0 {
 		return nil, nil
 	}
+	var inFlight []struct {
+		AccountID string
+		N         int
+	}
+	err = db.Model(&Run{}).Select("account_id, COUNT(*) AS n").
+		Where("state = ? AND account_id IN ?", RunRunning, accounts).
+		Group("account_id").Scan(&inFlight).Error
+	if err != nil {
+		return nil, fmt.Errorf("count runs in flight: %w", err)
+	}
+	running := make(map[string]int, len(inFlight))
+	for _, f := range inFlight {
+		running[f.AccountID] = f.N
+	}
+	// The account with the fewest runs in flight is served first (then
+	// the one waiting longest): a single tap is not queued behind another
+	// account's batch that already holds the workers.
+	sort.SliceStable(accounts, func(i, j int) bool { return running[accounts[i]] < running[accounts[j]] })
 	room := make(map[string]int, len(accounts))
 	for _, a := range accounts {
 		room[a] = free
-	}
-	if perAccount > 0 {
-		var inFlight []struct {
-			AccountID string
-			N         int
-		}
-		err := db.Model(&Run{}).Select("account_id, COUNT(*) AS n").
-			Where("state = ? AND account_id IN ?", RunRunning, accounts).
-			Group("account_id").Scan(&inFlight).Error
-		if err != nil {
-			return nil, fmt.Errorf("count runs in flight: %w", err)
-		}
-		for _, a := range accounts {
-			room[a] = perAccount
-		}
-		for _, f := range inFlight {
-			room[f.AccountID] = max(0, perAccount-f.N)
+		if perAccount > 0 {
+			room[a] = max(0, perAccount-running[a])
 		}
 	}
 	// Deal the free slots one per account per round.
