@@ -82,7 +82,7 @@ func (l *EventLog) Append(ctx context.Context, events ...NewEvent) ([]Event, err
 		}
 		written = rows
 		if l.publisher != nil {
-			AfterCommit(ctx, func() { l.publisher.PublishEvents(context.WithoutCancel(ctx), rows) })
+			AfterCommit(ctx, func() { l.publisher.PublishEvents(Detach(ctx), rows) })
 		}
 		return nil
 	})

@@ -72,6 +72,16 @@ func AfterCommit(ctx context.Context, f func()) {
 	f()
 }
 
+// noTx marks a context that deliberately carries no transaction.
+type noTx struct{}
+
+// Detach returns ctx without its transaction and without its
+// cancellation, for work done after commit (AfterCommit callbacks) that
+// reads or writes on its own.
+func Detach(ctx context.Context) context.Context {
+	return context.WithValue(context.WithoutCancel(ctx), txKey{}, noTx{})
+}
+
 // conn returns the transaction in ctx, or the pool.
 func (s *Store) conn(ctx context.Context) *gorm.DB {
 	if state, ok := ctx.Value(txKey{}).(*txState); ok {

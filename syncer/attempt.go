@@ -103,7 +103,7 @@ func (e *Engine) record(ctx context.Context, r models.Run, out attemptOutcome) e
 				return err
 			}
 			if r.BatchID != nil {
-				models.AfterCommit(ctx, func() { e.batchChanged(context.WithoutCancel(ctx), *r.BatchID) })
+				models.AfterCommit(ctx, func() { e.noteBatch(*r.BatchID) })
 			}
 			_, err = e.events.Append(ctx, models.NewEvent{
 				AccountID: r.AccountID, LocationID: r.LocationID, RunID: r.ID,
@@ -130,7 +130,7 @@ func (e *Engine) record(ctx context.Context, r models.Run, out attemptOutcome) e
 			return err
 		}
 		if r.BatchID != nil {
-			models.AfterCommit(ctx, func() { e.batchChanged(context.WithoutCancel(ctx), *r.BatchID) })
+			models.AfterCommit(ctx, func() { e.noteBatch(*r.BatchID) })
 		}
 		_, err = e.events.Append(ctx, models.NewEvent{
 			AccountID: r.AccountID, LocationID: r.LocationID, RunID: r.ID,

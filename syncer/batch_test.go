@@ -117,6 +117,15 @@ func TestBatch_AllLocations_SyncsEachAndCountsThoseThatCannotRun(t *testing.T) {
 			if progress := f.accountEvents(t, "batch.progress"); len(progress) > 5 {
 				t.Fatalf("%d progress events for a batch of 5: not throttled", len(progress))
 			}
+			// The batch is finished by its last run, not by the periodic
+			// sweep that covers a node lost mid-batch.
+			var batch models.Batch
+			var lastRun models.Run
+			node.Store.DB().Where("id = ?", start.ID).Take(&batch)
+			node.Store.DB().Where("batch_id = ?", start.ID).Order("finished_at DESC").Limit(1).Take(&lastRun)
+			if gap := batch.FinishedAt.Sub(*lastRun.FinishedAt); gap > 2*time.Second {
+				t.Fatalf("batch finished %v after its last run", gap)
+			}
 		})
 	}
 }

@@ -100,6 +100,9 @@ type Engine struct {
 	batchWake chan struct{}
 	slots     chan struct{}
 
+	batchMu     sync.Mutex
+	batchChecks map[string]bool
+
 	mu      sync.Mutex
 	cancel  context.CancelFunc
 	running sync.WaitGroup
@@ -111,16 +114,17 @@ type Engine struct {
 func New(cfg Config, store *models.Store, events *models.EventLog, link Link, notifier Notifier) *Engine {
 	cfg.setDefaults()
 	return &Engine{
-		cfg:       cfg,
-		store:     store,
-		events:    events,
-		link:      link,
-		notifier:  notifier,
-		log:       cfg.Logger,
-		now:       func() time.Time { return time.Now().UTC() },
-		wake:      make(chan struct{}, 1),
-		batchWake: make(chan struct{}, 1),
-		slots:     make(chan struct{}, cfg.Workers),
+		cfg:         cfg,
+		store:       store,
+		events:      events,
+		link:        link,
+		notifier:    notifier,
+		log:         cfg.Logger,
+		now:         func() time.Time { return time.Now().UTC() },
+		wake:        make(chan struct{}, 1),
+		batchWake:   make(chan struct{}, 1),
+		batchChecks: map[string]bool{},
+		slots:       make(chan struct{}, cfg.Workers),
 	}
 }
 

@@ -23,17 +23,19 @@ import (
 // benchmarks lists the bench subcommands.
 func benchmarks() map[string]func(ctx context.Context, env cmdEnv, args []string) error {
 	return map[string]func(ctx context.Context, env cmdEnv, args []string) error{
-		"tap":    benchTap,
-		"fanout": benchFanout,
-		"idle":   benchIdle,
-		// idle-clients is bench idle's helper process.
+		"tap":           benchTap,
+		"fanout":        benchFanout,
+		"idle":          benchIdle,
+		"all-locations": benchAllLocations,
+		// idle-clients and panels are helper processes of the above.
 		"idle-clients": benchIdleClients,
+		"panels":       benchPanels,
 	}
 }
 
 func runBench(ctx context.Context, env cmdEnv, args []string) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprintln(env.stderr, "Usage: panelsync bench <name> [flags]\n\nBenchmarks:\n  tap     sequential SYNC USERS taps on one simulated panel: POST to committed sync.succeeded\n  fanout  events to thousands of realtime subscribers: delivered and latency\n  idle    memory per idle realtime connection, on a separate server process")
+		fmt.Fprintln(env.stderr, "Usage: panelsync bench <name> [flags]\n\nBenchmarks:\n  tap     sequential SYNC USERS taps on one simulated panel: POST to committed sync.succeeded\n  fanout  events to thousands of realtime subscribers: delivered and latency\n  idle    memory per idle realtime connection, on a separate server process\n  all-locations  an All-Locations users sync of N simulated panels, beside the ideal time")
 		if len(args) == 0 {
 			return errUsage
 		}
@@ -58,6 +60,7 @@ func benchNode(ctx context.Context, databaseURL string, workers int) (*app.App, 
 	cfg.DataDir = dir
 	cfg.DatabaseURL = databaseURL
 	cfg.Workers = workers
+	cfg.AccountRuns = workers
 	cfg.BcryptCost = 4
 	cfg.LogLevel = "error"
 	a, err := app.New(ctx, cfg, slog.New(slog.DiscardHandler))

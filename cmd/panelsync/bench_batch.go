@@ -1,0 +1,174 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/panelsync/panelsync/app"
+	"github.com/panelsync/panelsync/models"
+	"github.com/panelsync/panelsync/panel/sim"
+	"github.com/panelsync/panelsync/realtime"
+)
+
+// benchAllLocations times an All-Locations users sync: N locations whose
+// simulated panels (in a helper process) answer in a set latency, from the
+// POST to the batch.finished event, beside the ideal ceil(N/C) × latency.
+func benchAllLocations(ctx context.Context, env cmdEnv, args []string) error {
+	fs := flag.NewFlagSet("bench all-locations", flag.ContinueOnError)
+	fs.SetOutput(env.stderr)
+	n := fs.Int("locations", 1000, "locations, each with a simulated panel")
+	users := fs.Int("users", 50, "users per panel")
+	latency := fs.Duration("latency", 200*time.Millisecond, "how long each panel takes to answer")
+	workers := fs.Int("workers", 32, "sync runs in flight (C)")
+	databaseURL := fs.String("database-url", env.getenv("PANELSYNC_DATABASE_URL"), "MySQL DSN of a scratch database; empty uses a fresh SQLite file")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *n < 1 || *n > 19000 || *workers < 1 || *workers > 1024 {
+		return fmt.Errorf("--locations must be 1..19000 and --workers 1..1024")
+	}
+	if err := raiseFileLimit(uint64(*n) + 512); err != nil {
+		return fmt.Errorf("need %d open files: %w", *n+512, err)
+	}
+	a, base, stop, err := benchNode(ctx, *databaseURL, *workers)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	seedStart := time.Now()
+	seed, err := app.SeedAccount(ctx, a.Store(), a.Auth(), app.SeedOptions{
+		AccountName: "Dealer", OwnerEmail: "dealer+" + strings.ToLower(models.NewID()[24:]) + "@bench.local",
+		Locations: *n, UsersPerPanel: *users, Server: base,
+	})
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "panelsync-batch-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	credsPath := filepath.Join(dir, "panels.json")
+	if err := sim.WriteCredentialsFile(credsPath, seed.Panels); err != nil {
+		return err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	helper := exec.CommandContext(ctx, self, "bench", "panels", "--credentials", credsPath, "--latency", latency.String())
+	helper.Stderr = env.stderr
+	stdin, _ := helper.StdinPipe()
+	stdout, _ := helper.StdoutPipe()
+	if err := helper.Start(); err != nil {
+		return err
+	}
+	defer func() { _ = stdin.Close(); _ = helper.Wait() }()
+	line := make([]byte, 6)
+	if _, err := io.ReadFull(stdout, line); err != nil || string(line) != "ready\n" {
+		return fmt.Errorf("panel helper did not start: %q %v", line, err)
+	}
+	// Wait until the node has recorded every panel connected.
+	for deadline := time.Now().Add(2 * time.Minute); ; {
+		var connected int64
+		a.Store().DB().Model(&models.Panel{}).Where("account_id = ? AND connection = ?", seed.AccountID, models.PanelConnected).Count(&connected)
+		if int(connected) == *n {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("only %d of %d panels connected", connected, *n)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	fmt.Fprintf(env.stderr, "seeded and linked %d panels in %s\n", *n, time.Since(seedStart).Round(time.Second))
+
+	tokens, err := a.Auth().Login(ctx, seed.Email, seed.Password, "127.0.0.1")
+	if err != nil {
+		return err
+	}
+	finished := make(chan string, 4)
+	unsubscribe, err := realtime.SubscribeAll(a.Bus().Conn(), func(e realtime.Event) {
+		if e.Type == "batch.finished" {
+			finished <- e.Message
+		}
+	})
+	if err != nil {
+		return err
+	}
+	defer unsubscribe()
+
+	start := time.Now()
+	req, _ := http.NewRequestWithContext(ctx, "POST", base+"/v1/sync", strings.NewReader(`{"kind":"users","scope":"all"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+tokens.AccessToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	postTook := time.Since(start)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		return fmt.Errorf("POST /v1/sync answered %d: %s", resp.StatusCode, body)
+	}
+	var summary string
+	select {
+	case summary = <-finished:
+	case <-time.After(30 * time.Minute):
+		return fmt.Errorf("no batch.finished within 30 minutes")
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	took := time.Since(start)
+	ideal := time.Duration((*n+*workers-1) / *workers) * *latency
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	backend := "sqlite"
+	if *databaseURL != "" {
+		backend = "mysql"
+	}
+	fmt.Fprintf(env.stdout, "bench all-locations: N=%d, %d users per panel, panels answer in %s, C=%d, %s\n", *n, *users, *latency, *workers, backend)
+	fmt.Fprintf(env.stdout, "  POST answered in %s; batch.finished after %s (ideal %s, %.2fx): %s\n",
+		ms(postTook), took.Round(time.Millisecond), ideal, float64(took)/float64(ideal), summary)
+	fmt.Fprintf(env.stdout, "  node peak RSS %d MB\n", ru.Maxrss/1024)
+	return nil
+}
+
+// benchPanels is all-locations' helper: it links the panels of a
+// credentials file, says "ready", and stops when its stdin closes.
+func benchPanels(ctx context.Context, env cmdEnv, args []string) error {
+	fs := flag.NewFlagSet("bench panels", flag.ContinueOnError)
+	fs.SetOutput(env.stderr)
+	path := fs.String("credentials", "", "credentials file")
+	latency := fs.Duration("latency", 0, "answer latency")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	file, err := sim.LoadCredentialsFile(*path)
+	if err != nil {
+		return err
+	}
+	if err := raiseFileLimit(uint64(len(file.Panels)) + 512); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	fleet, err := sim.RunFleet(ctx, file.Server, file.Panels, sim.Options{Users: file.UsersPerPanel, Latency: *latency})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(env.stdout, "ready")
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	cancel()
+	fleet.Wait()
+	return nil
+}
