@@ -47,7 +47,7 @@ type BatchStartResponse struct {
 // ForceSyncResponse answers a forced sync request.
 type ForceSyncResponse struct {
 	Message string `json:"message"`
-	Flagged int    `json:"flagged,omitempty"`
+	Flagged *int   `json:"flagged,omitempty"`
 }
 
 func toBatchResponse(st syncer.BatchStatus) BatchResponse {
@@ -140,5 +140,5 @@ func (h batchHandlers) forceScope(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.Status(fiber.StatusAccepted).JSON(ForceSyncResponse{Message: "Users will sync on next check-in", Flagged: n})
+	return c.Status(fiber.StatusAccepted).JSON(ForceSyncResponse{Message: "Users will sync on next check-in", Flagged: &n})
 }

@@ -55,9 +55,9 @@ func (s *Store) ScopeChunk(ctx context.Context, accountID, scope, group string, 
 	return s.withPanels(ctx, locs)
 }
 
-// CreateBatch inserts a batch.
-func (s *Store) CreateBatch(ctx context.Context, b Batch) error {
-	if err := s.conn(ctx).Create(&b).Error; err != nil {
+// CreateBatch inserts a batch, setting its timestamps.
+func (s *Store) CreateBatch(ctx context.Context, b *Batch) error {
+	if err := s.conn(ctx).Create(b).Error; err != nil {
 		return fmt.Errorf("create batch: %w", err)
 	}
 	return nil
@@ -109,7 +109,9 @@ func (s *Store) ClaimBatchExpansion(ctx context.Context, owner string, now, leas
 // owner's lease. It reports false when the batch is no longer this
 // owner's to expand.
 func (s *Store) AdvanceBatchExpansion(ctx context.Context, id, owner, cursor string, skipped int, done bool, leaseUntil time.Time) (bool, error) {
-	res := s.conn(ctx).Model(&Batch{}).Where("id = ? AND expand_owner = ? AND expanded = ?", id, owner, false).Updates(map[string]any{
+	// A cancelled batch creates no more runs: the guard fails and the
+	// chunk that was being added rolls back.
+	res := s.conn(ctx).Model(&Batch{}).Where("id = ? AND expand_owner = ? AND expanded = ? AND cancelled_at IS NULL", id, owner, false).Updates(map[string]any{
 		"expand_cursor": cursor,
 		"skipped":       gorm.Expr("skipped + ?", skipped),
 		"expanded":      done,

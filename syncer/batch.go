@@ -82,6 +82,10 @@ func (e *Engine) validateScope(ctx context.Context, accountID, scope, group stri
 // chunks in the background, so a request for 10,000 locations returns as
 // fast as one for ten.
 func (e *Engine) StartBatch(ctx context.Context, actor models.Actor, req BatchRequest) (BatchStatus, error) {
+	req.Group = strings.TrimSpace(req.Group)
+	if req.Scope != models.ScopeGroup {
+		req.Group = ""
+	}
 	total, err := e.validateScope(ctx, actor.AccountID, req.Scope, req.Group, req.LocationIDs)
 	if err != nil {
 		return BatchStatus{}, err
@@ -89,10 +93,10 @@ func (e *Engine) StartBatch(ctx context.Context, actor models.Actor, req BatchRe
 	ids, _ := json.Marshal(req.LocationIDs)
 	b := models.Batch{
 		ID: models.NewID(), AccountID: actor.AccountID, Kind: req.Kind, Scope: req.Scope,
-		GroupName: strings.TrimSpace(req.Group), LocationIDs: string(ids), RequestedBy: actor.Name,
+		GroupName: req.Group, LocationIDs: string(ids), RequestedBy: actor.Name,
 		Total: total, State: models.BatchRunning,
 	}
-	if err := e.store.CreateBatch(ctx, b); err != nil {
+	if err := e.store.CreateBatch(ctx, &b); err != nil {
 		return BatchStatus{}, err
 	}
 	e.wakeBatches()
@@ -114,12 +118,13 @@ func (e *Engine) status(ctx context.Context, b models.Batch) (BatchStatus, error
 		return BatchStatus{}, err
 	}
 	st := BatchStatus{
-		Batch:     b,
-		Queued:    counts[models.RunQueued],
-		Running:   counts[models.RunRunning],
+		Batch:  b,
+		Queued: counts[models.RunQueued],
+		// A run held for a person is not done yet.
+		Running:   counts[models.RunRunning] + counts[models.RunAwaitingApply],
 		Succeeded: counts[models.RunSucceeded],
 		Failed:    counts[models.RunFailed],
-		Cancelled: counts[models.RunCancelled] + counts[models.RunAwaitingApply],
+		Cancelled: counts[models.RunCancelled],
 	}
 	created := 0
 	for _, n := range counts {

@@ -83,7 +83,7 @@ func (e *Engine) enqueue(ctx context.Context, actor models.Actor, loc models.Loc
 		AccountID: loc.Location.AccountID, LocationID: loc.Location.ID, RunID: run.ID,
 		Type: "sync.requested", Severity: models.SeverityInfo,
 		Message: fmt.Sprintf("%s requested by %s", kindLabel(req.Kind), by),
-		Data:    map[string]any{"kind": req.Kind, "mode": mode, "trigger": req.Trigger, "batch_id": req.BatchID},
+		Data:    eventData(map[string]any{"kind": req.Kind, "mode": mode, "trigger": req.Trigger}, req.BatchID),
 	})
 	if err != nil {
 		return run, false, err
@@ -122,7 +122,7 @@ func (e *Engine) enqueueOrFail(ctx context.Context, actor models.Actor, loc mode
 		AccountID: loc.Location.AccountID, LocationID: loc.Location.ID, RunID: run.ID,
 		Type: "sync.failed", Severity: models.SeverityError,
 		Message: fmt.Sprintf("%s failed: %s", kindLabel(req.Kind), de.Message),
-		Data:    map[string]any{"kind": req.Kind, "code": de.Code, "attempt": 0, "batch_id": req.BatchID},
+		Data:    eventData(map[string]any{"kind": req.Kind, "code": de.Code, "attempt": 0}, req.BatchID),
 	})
 	return false, true, err
 }
@@ -176,6 +176,10 @@ func (e *Engine) CancelRun(ctx context.Context, actor models.Actor, runID string
 		if err := e.store.RefreshSyncStatus(ctx, r.LocationID); err != nil {
 			return err
 		}
+		if r.BatchID != nil {
+			batchID := *r.BatchID
+			models.AfterCommit(ctx, func() { e.noteBatch(batchID) })
+		}
 		if err := e.store.Audit(ctx, actor, "run.cancel", "run", r.ID, map[string]any{"kind": r.Kind, "state": r.State}); err != nil {
 			return err
 		}
@@ -192,4 +196,12 @@ func (e *Engine) CancelRun(ctx context.Context, actor models.Actor, runID string
 		return err
 	})
 	return out, err
+}
+
+// eventData adds the batch id to an event's data when the run has one.
+func eventData(data map[string]any, batchID string) map[string]any {
+	if batchID != "" {
+		data["batch_id"] = batchID
+	}
+	return data
 }
