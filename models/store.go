@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/google/uuid"
 	"gorm.io/gorm"
@@ -14,10 +15,21 @@ import (
 // travels in the context, so every Store method called inside it joins it.
 type Store struct {
 	db *gorm.DB
+	// writeMu queues write transactions on SQLite, which allows one writer
+	// at a time: waiting on a mutex hands the lock over at once, where
+	// SQLite's busy handler would poll with sleeps that grow to tens of
+	// milliseconds under contention.
+	writeMu *sync.Mutex
 }
 
 // NewStore wraps an open database.
-func NewStore(db *gorm.DB) *Store { return &Store{db: db} }
+func NewStore(db *gorm.DB) *Store {
+	s := &Store{db: db}
+	if !IsMySQL(db) {
+		s.writeMu = &sync.Mutex{}
+	}
+	return s
+}
 
 // DB returns the underlying handle, for migrations and health checks.
 func (s *Store) DB() *gorm.DB { return s.db }
@@ -49,10 +61,16 @@ func (s *Store) Tx(ctx context.Context, fn func(ctx context.Context) error) erro
 		// snapshot. It also spares the queue's claims InnoDB's gap locks.
 		opts = append(opts, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
 	}
+	if s.writeMu != nil {
+		s.writeMu.Lock()
+	}
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		state.tx = tx
 		return fn(context.WithValue(ctx, txKey{}, state))
 	}, opts...)
+	if s.writeMu != nil {
+		s.writeMu.Unlock()
+	}
 	if err != nil {
 		return err
 	}

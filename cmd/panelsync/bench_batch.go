@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -30,6 +31,7 @@ func benchAllLocations(ctx context.Context, env cmdEnv, args []string) error {
 	latency := fs.Duration("latency", 200*time.Millisecond, "how long each panel takes to answer")
 	workers := fs.Int("workers", 32, "sync runs in flight (C)")
 	databaseURL := fs.String("database-url", env.getenv("PANELSYNC_DATABASE_URL"), "MySQL DSN of a scratch database; empty uses a fresh SQLite file")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the batch to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -106,6 +108,17 @@ func benchAllLocations(ctx context.Context, env cmdEnv, args []string) error {
 	}
 	defer unsubscribe()
 
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	start := time.Now()
 	req, _ := http.NewRequestWithContext(ctx, "POST", base+"/v1/sync", strings.NewReader(`{"kind":"users","scope":"all"}`))
 	req.Header.Set("Content-Type", "application/json")
