@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -108,17 +107,11 @@ func benchAllLocations(ctx context.Context, env cmdEnv, args []string) error {
 	}
 	defer unsubscribe()
 
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := startCPUProfile(*cpuProfile)
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 	start := time.Now()
 	req, _ := http.NewRequestWithContext(ctx, "POST", base+"/v1/sync", strings.NewReader(`{"kind":"users","scope":"all"}`))
 	req.Header.Set("Content-Type", "application/json")
