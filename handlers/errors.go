@@ -17,54 +17,101 @@ import (
 
 // problemStatus maps every error code to its HTTP status. It is the only
 // place a status is chosen for an error.
-var problemStatus = map[string]int{
-	models.CodeInvalidRequest:            fiber.StatusBadRequest,
-	models.CodeInvalidCredentials:        fiber.StatusUnauthorized,
-	models.CodeUnauthorized:              fiber.StatusUnauthorized,
-	models.CodeForbidden:                 fiber.StatusForbidden,
-	models.CodeNotFound:                  fiber.StatusNotFound,
-	models.CodeMethodNotAllowed:          fiber.StatusMethodNotAllowed,
-	models.CodeConflict:                  fiber.StatusConflict,
-	models.CodePanelDisconnected:         fiber.StatusConflict,
-	models.CodePanelAuthorizationExpired: fiber.StatusConflict,
-	models.CodePanelArmed:                fiber.StatusConflict,
-	models.CodePayloadTooLarge:           fiber.StatusRequestEntityTooLarge,
-	models.CodeUnsupportedMediaType:      fiber.StatusUnsupportedMediaType,
-	models.CodeRateLimited:               fiber.StatusTooManyRequests,
-	models.CodeServiceUnavailable:        fiber.StatusServiceUnavailable,
-	models.CodeInternal:                  fiber.StatusInternalServerError,
+func problemStatus(key string) (int, bool) {
+	switch key {
+	case models.CodeInvalidRequest:
+		return fiber.StatusBadRequest, true
+	case models.CodeInvalidCredentials:
+		return fiber.StatusUnauthorized, true
+	case models.CodeUnauthorized:
+		return fiber.StatusUnauthorized, true
+	case models.CodeForbidden:
+		return fiber.StatusForbidden, true
+	case models.CodeNotFound:
+		return fiber.StatusNotFound, true
+	case models.CodeMethodNotAllowed:
+		return fiber.StatusMethodNotAllowed, true
+	case models.CodeConflict:
+		return fiber.StatusConflict, true
+	case models.CodePanelDisconnected:
+		return fiber.StatusConflict, true
+	case models.CodePanelAuthorizationExpired:
+		return fiber.StatusConflict, true
+	case models.CodePanelArmed:
+		return fiber.StatusConflict, true
+	case models.CodePayloadTooLarge:
+		return fiber.StatusRequestEntityTooLarge, true
+	case models.CodeUnsupportedMediaType:
+		return fiber.StatusUnsupportedMediaType, true
+	case models.CodeRateLimited:
+		return fiber.StatusTooManyRequests, true
+	case models.CodeServiceUnavailable:
+		return fiber.StatusServiceUnavailable, true
+	case models.CodeInternal:
+		return fiber.StatusInternalServerError, true
+	}
+	return 0, false
 }
 
 // problemTitle is the short human summary of each code.
-var problemTitle = map[string]string{
-	models.CodeInvalidRequest:            "Invalid request",
-	models.CodeInvalidCredentials:        "Invalid credentials",
-	models.CodeUnauthorized:              "Unauthorized",
-	models.CodeForbidden:                 "Forbidden",
-	models.CodeNotFound:                  "Not found",
-	models.CodeMethodNotAllowed:          "Method not allowed",
-	models.CodeConflict:                  "Conflict",
-	models.CodePanelDisconnected:         "Panel disconnected",
-	models.CodePanelAuthorizationExpired: "Panel authorization expired",
-	models.CodePanelArmed:                "Panel armed",
-	models.CodePayloadTooLarge:           "Payload too large",
-	models.CodeUnsupportedMediaType:      "Unsupported media type",
-	models.CodeRateLimited:               "Too many requests",
-	models.CodeServiceUnavailable:        "Service unavailable",
-	models.CodeInternal:                  "Internal error",
+func problemTitle(key string) (string, bool) {
+	switch key {
+	case models.CodeInvalidRequest:
+		return "Invalid request", true
+	case models.CodeInvalidCredentials:
+		return "Invalid credentials", true
+	case models.CodeUnauthorized:
+		return "Unauthorized", true
+	case models.CodeForbidden:
+		return "Forbidden", true
+	case models.CodeNotFound:
+		return "Not found", true
+	case models.CodeMethodNotAllowed:
+		return "Method not allowed", true
+	case models.CodeConflict:
+		return "Conflict", true
+	case models.CodePanelDisconnected:
+		return "Panel disconnected", true
+	case models.CodePanelAuthorizationExpired:
+		return "Panel authorization expired", true
+	case models.CodePanelArmed:
+		return "Panel armed", true
+	case models.CodePayloadTooLarge:
+		return "Payload too large", true
+	case models.CodeUnsupportedMediaType:
+		return "Unsupported media type", true
+	case models.CodeRateLimited:
+		return "Too many requests", true
+	case models.CodeServiceUnavailable:
+		return "Service unavailable", true
+	case models.CodeInternal:
+		return "Internal error", true
+	}
+	return "", false
 }
 
 // fiberErrorCode maps the errors Fiber raises itself (routing, body limit)
 // onto the domain codes.
-var fiberErrorCode = map[int]string{
-	fiber.StatusBadRequest:            models.CodeInvalidRequest,
-	fiber.StatusNotFound:              models.CodeNotFound,
-	fiber.StatusMethodNotAllowed:      models.CodeMethodNotAllowed,
-	fiber.StatusRequestEntityTooLarge: models.CodePayloadTooLarge,
-	fiber.StatusUnsupportedMediaType:  models.CodeUnsupportedMediaType,
-	fiber.StatusTooManyRequests:       models.CodeRateLimited,
-	fiber.StatusServiceUnavailable:    models.CodeServiceUnavailable,
-	fiber.StatusUpgradeRequired:       models.CodeInvalidRequest,
+func fiberErrorCode(key int) (string, bool) {
+	switch key {
+	case fiber.StatusBadRequest:
+		return models.CodeInvalidRequest, true
+	case fiber.StatusNotFound:
+		return models.CodeNotFound, true
+	case fiber.StatusMethodNotAllowed:
+		return models.CodeMethodNotAllowed, true
+	case fiber.StatusRequestEntityTooLarge:
+		return models.CodePayloadTooLarge, true
+	case fiber.StatusUnsupportedMediaType:
+		return models.CodeUnsupportedMediaType, true
+	case fiber.StatusTooManyRequests:
+		return models.CodeRateLimited, true
+	case fiber.StatusServiceUnavailable:
+		return models.CodeServiceUnavailable, true
+	case fiber.StatusUpgradeRequired:
+		return models.CodeInvalidRequest, true
+	}
+	return "", false
 }
 
 // Problem is an RFC 9457 problem document.
@@ -86,7 +133,7 @@ func problemFor(err error) (Problem, *models.Error) {
 	switch {
 	case errors.As(err, &de):
 	case errors.As(err, &fe):
-		code, ok := fiberErrorCode[fe.Code]
+		code, ok := fiberErrorCode(fe.Code)
 		if !ok {
 			code = models.CodeInternal
 		}
@@ -101,13 +148,13 @@ func problemFor(err error) (Problem, *models.Error) {
 	default:
 		de = &models.Error{Code: models.CodeInternal, Message: "an internal error occurred; it has been logged"}
 	}
-	status, ok := problemStatus[de.Code]
+	status, ok := problemStatus(de.Code)
 	if !ok {
 		status = fiber.StatusInternalServerError
 	}
 	return Problem{
 		Type:   "urn:panelsync:problem:" + de.Code,
-		Title:  problemTitle[de.Code],
+		Title:  title(de.Code),
 		Status: status,
 		Detail: de.Message,
 		Code:   de.Code,
@@ -140,4 +187,9 @@ func NewErrorHandler(log *slog.Logger) fiber.ErrorHandler {
 		c.Set(fiber.HeaderContentType, "application/problem+json")
 		return c.JSON(p, "application/problem+json")
 	}
+}
+
+func title(code string) string {
+	t, _ := problemTitle(code)
+	return t
 }
