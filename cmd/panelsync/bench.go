@@ -104,9 +104,7 @@ func benchTap(ctx context.Context, env cmdEnv, args []string) error {
 	}
 	defer stop()
 
-	seed, err := app.SeedAccount(ctx, a.Store(), a.Auth(), app.SeedOptions{
-		AccountName: "Bench", OwnerEmail: "bench+" + strings.ToLower(models.NewID()[24:]) + "@bench.local", Locations: 1, Server: base,
-	})
+	seed, err := seedBench(ctx, a, base, "Bench", 1, 0)
 	if err != nil {
 		return err
 	}
@@ -241,4 +239,16 @@ func startCPUProfile(path string) (func(), error) {
 		pprof.StopCPUProfile()
 		f.Close()
 	}, nil
+}
+
+// seedBench creates a benchmark's account with its owner and n locations,
+// under an e-mail of its own so benchmarks can share a scratch database.
+func seedBench(ctx context.Context, a *app.App, base, name string, n, usersPerPanel int) (app.SeedResult, error) {
+	return app.SeedAccount(ctx, a.Store(), a.Auth(), app.SeedOptions{
+		AccountName:   name,
+		OwnerEmail:    strings.ToLower(name) + "+" + strings.ToLower(models.NewID()[24:]) + "@bench.local",
+		Locations:     n,
+		UsersPerPanel: usersPerPanel,
+		Server:        base,
+	})
 }

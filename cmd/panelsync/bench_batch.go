@@ -13,7 +13,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/panelsync/panelsync/app"
 	"github.com/panelsync/panelsync/models"
 	"github.com/panelsync/panelsync/panel/sim"
 	"github.com/panelsync/panelsync/realtime"
@@ -46,10 +45,7 @@ func benchAllLocations(ctx context.Context, env cmdEnv, args []string) error {
 	}
 	defer stop()
 	seedStart := time.Now()
-	seed, err := app.SeedAccount(ctx, a.Store(), a.Auth(), app.SeedOptions{
-		AccountName: "Dealer", OwnerEmail: "dealer+" + strings.ToLower(models.NewID()[24:]) + "@bench.local",
-		Locations: *n, UsersPerPanel: *users, Server: base,
-	})
+	seed, err := seedBench(ctx, a, base, "Dealer", *n, *users)
 	if err != nil {
 		return err
 	}

@@ -116,9 +116,7 @@ func benchFanout(ctx context.Context, env cmdEnv, args []string) error {
 		return err
 	}
 	defer stop()
-	seed, err := app.SeedAccount(ctx, a.Store(), a.Auth(), app.SeedOptions{
-		AccountName: "Fanout", OwnerEmail: "fanout+" + strings.ToLower(models.NewID()[24:]) + "@bench.local", Locations: 1, Server: base,
-	})
+	seed, err := seedBench(ctx, a, base, "Fanout", 1, 0)
 	if err != nil {
 		return err
 	}
