@@ -2,7 +2,11 @@ package handlers
 
 import (
 	"context"
+	"errors"
+	"net"
+	"os"
 	"sync"
+	"time"
 
 	fastws "github.com/fasthttp/websocket"
 	"github.com/gofiber/contrib/websocket"
@@ -77,31 +81,70 @@ func (h realtimeHandlers) authenticate(c *fiber.Ctx) error {
 	return c.Next()
 }
 
-// upgrade hands the connection to the hub. The upgrader is called
-// directly rather than through a wrapper that copies every request's
-// headers, cookies and query into maps kept for the connection's life:
-// the hub needs only the viewer, and idle connections are counted by the
-// ten thousand.
+// upgrade answers the handshake and hands the socket to the hub. The
+// upgrader is called directly rather than through a wrapper that copies
+// every request's headers, cookies and query into maps kept for the
+// connection's life: the hub needs only the viewer, and idle connections
+// are counted by the ten thousand.
 func (h realtimeHandlers) upgrade(c *fiber.Ctx) error {
 	rej, rejected := c.Locals(rejectionLocal).(rejection)
 	v, _ := c.Locals(viewerLocal).(realtime.Viewer)
-	return h.upgrader.Upgrade(c.Context(), func(conn *fastws.Conn) {
+	return h.upgrader.Upgrade(c.Context(), func(ws *fastws.Conn) {
+		conn, err := takeOver(ws.NetConn())
+		if err != nil {
+			_ = ws.NetConn().Close()
+			return
+		}
 		if rejected {
 			realtime.Reject(conn, rej.code, rej.text)
 			return
 		}
-		h.hub.Serve(h.background, conn, v)
+		// The connection runs on a goroutine of its own so that this one
+		// returns, and the HTTP server releases the request's state and
+		// read buffer (the server keeps hijacked connections open).
+		go h.hub.Serve(h.background, conn, v)
 	})
+}
+
+// takeOver returns the socket under a hijacked connection, with whatever
+// the HTTP server had read past the handshake request, so that nothing of
+// the HTTP server is needed to read it.
+func takeOver(hijacked net.Conn) (*realtime.Conn, error) {
+	u, ok := hijacked.(interface{ UnsafeConn() net.Conn })
+	if !ok {
+		return nil, errors.New("realtime: the HTTP server did not expose the hijacked socket")
+	}
+	raw := u.UnsafeConn()
+	// A read with a deadline already past returns what the server's buffer
+	// holds and never waits for, or takes from, the network.
+	if err := raw.SetReadDeadline(time.Unix(1, 0)); err != nil {
+		return nil, err
+	}
+	var ahead []byte
+	buf := make([]byte, 512)
+	for {
+		n, err := hijacked.Read(buf)
+		ahead = append(ahead, buf[:n]...)
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if err := raw.SetReadDeadline(time.Time{}); err != nil {
+		return nil, err
+	}
+	return realtime.NewConn(raw, ahead), nil
 }
 
 func realtimeRoutes(app *fiber.App, authed authedRoutes, h realtimeHandlers) {
 	authed.add(fiber.MethodPost, "/realtime/tickets", h.ticket)
 	h.upgrader = &fastws.FastHTTPUpgrader{
-		ReadBufferSize:  1024,
-		WriteBufferSize: 1024,
-		// Events are written as prepared frames; the library's own write
-		// buffer is only borrowed for control frames, so idle connections
-		// hold none.
+		// The library answers the handshake only; the socket is read and
+		// written by the hub, so its buffers are kept minimal.
+		ReadBufferSize:  128,
+		WriteBufferSize: 128,
 		WriteBufferPool: &sync.Pool{},
 		// Clients authenticate with a token or a ticket, never a cookie,
 		// so a page on another origin gains nothing by connecting.

@@ -68,6 +68,10 @@ func New(d Deps) *fiber.App {
 		WriteTimeout: 30 * time.Second,
 		IdleTimeout:  120 * time.Second,
 	})
+	// WebSocket handlers close the sockets they take over themselves: the
+	// realtime socket outlives the handler that upgraded it, so that the
+	// HTTP server frees the request's state for the connection's life.
+	app.Server().KeepHijackedConns = true
 	app.Use(observe(log, newHTTPMetrics(d.Registry)))
 	app.Use(recover.New())
 

@@ -3,33 +3,14 @@ package realtime
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"sync"
 	"time"
 
-	"github.com/fasthttp/websocket"
-
 	"github.com/panelsync/panelsync/models"
 )
-
-// Socket is the part of a WebSocket connection the hub uses.
-type Socket interface {
-	ReadMessage() (messageType int, p []byte, err error)
-	WriteMessage(messageType int, data []byte) error
-	WriteControl(messageType int, data []byte, deadline time.Time) error
-	SetReadDeadline(t time.Time) error
-	SetWriteDeadline(t time.Time) error
-	SetReadLimit(limit int64)
-	SetPongHandler(h func(appData string) error)
-	SetPingHandler(h func(appData string) error)
-	SetCloseHandler(h func(code int, text string) error)
-	Close() error
-	// NetConn is the connection under the WebSocket: the hub's writers send
-	// the frames they have built on it directly.
-	NetConn() net.Conn
-}
 
 // Viewer is who a realtime connection speaks for.
 type Viewer struct {
@@ -44,7 +25,7 @@ type Viewer struct {
 // Client is one realtime connection.
 type Client struct {
 	hub    *Hub
-	sock   Socket
+	conn   *Conn
 	viewer Viewer
 	log    *slog.Logger
 
@@ -141,7 +122,7 @@ func (c *Client) serve(ctx context.Context) {
 	})
 	defer expiry.Stop()
 	c.readLoop(ctx)
-	c.shutdown(websocket.CloseNormalClosure, "")
+	c.shutdown(CloseNormal, "")
 	// The writers send the close frame and close the socket; a socket they
 	// cannot reach in time is closed here.
 	select {
@@ -166,32 +147,32 @@ func (c *Client) serve(ctx context.Context) {
 }
 
 func (c *Client) readLoop(ctx context.Context) {
-	c.sock.SetReadLimit(MaxClientFrameBytes)
-	_ = c.sock.SetReadDeadline(time.Now().Add(c.hub.cfg.PongWait))
-	c.sock.SetPongHandler(func(string) error {
-		return c.sock.SetReadDeadline(time.Now().Add(c.hub.cfg.PongWait))
-	})
+	c.conn.onPong = func() {
+		_ = c.conn.SetReadDeadline(time.Now().Add(c.hub.cfg.PongWait))
+	}
 	// Replies go through the hub's writers, the socket's only writers.
-	c.sock.SetPingHandler(func(data string) error {
+	c.conn.onPing = func(data []byte) {
 		c.enqueue(pongFrame(data), 0)
-		return nil
-	})
-	c.sock.SetCloseHandler(func(code int, _ string) error {
-		if code == websocket.CloseNoStatusReceived {
-			code = websocket.CloseNormalClosure
+	}
+	c.conn.onClose = func(code int) {
+		if code == CloseNoStatus {
+			code = CloseNormal
 		}
 		c.shutdown(code, "")
-		return nil
-	})
+	}
 	for {
 		// A replay runs on this goroutine; the deadline starts again once
 		// it is done.
-		_ = c.sock.SetReadDeadline(time.Now().Add(c.hub.cfg.PongWait))
-		mt, data, err := c.sock.ReadMessage()
+		_ = c.conn.SetReadDeadline(time.Now().Add(c.hub.cfg.PongWait))
+		text, data, err := c.conn.ReadMessage()
 		if err != nil {
+			var pe *ProtocolError
+			if errors.As(err, &pe) {
+				c.shutdown(pe.Code, pe.Text)
+			}
 			return
 		}
-		if mt != websocket.TextMessage {
+		if !text {
 			c.refuse("invalid_frame", "frames must be JSON text")
 			continue
 		}
@@ -237,7 +218,7 @@ func (c *Client) refuse(code, message string) {
 	c.mu.Unlock()
 	c.queue(errorFrame(code, message))
 	if bad >= c.hub.cfg.MaxBadFrames {
-		c.shutdown(websocket.ClosePolicyViolation, "too many invalid frames")
+		c.shutdown(ClosePolicyViolation, "too many invalid frames")
 	}
 }
 
@@ -392,7 +373,7 @@ func (c *Client) replay(ctx context.Context, st *stream, cursor int64) {
 			rows, err := c.hub.store.ListEvents(ctx, models.EventQuery{AccountID: st.accountID, After: &after, Limit: c.hub.cfg.ReplayPage})
 			if err != nil {
 				c.log.Warn("replay events", "error", err.Error())
-				c.shutdown(websocket.CloseTryAgainLater, "replay failed: resume with after")
+				c.shutdown(CloseTryAgainLater, "replay failed: resume with after")
 				return
 			}
 			if len(rows) == 0 {

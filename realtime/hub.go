@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/fasthttp/websocket"
 	"github.com/nats-io/nats.go"
 
 	"github.com/panelsync/panelsync/models"
@@ -148,10 +147,10 @@ func (h *Hub) pingLoop() {
 }
 
 // Serve runs one authenticated connection until it closes.
-func (h *Hub) Serve(ctx context.Context, sock Socket, v Viewer) {
+func (h *Hub) Serve(ctx context.Context, conn *Conn, v Viewer) {
 	c := &Client{
 		hub:       h,
-		sock:      sock,
+		conn:      conn,
 		viewer:    v,
 		log:       h.log.With("login_id", v.LoginID),
 		closing:   make(chan struct{}),
@@ -160,7 +159,7 @@ func (h *Hub) Serve(ctx context.Context, sock Socket, v Viewer) {
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
-		Reject(sock, websocket.CloseGoingAway, "server shutting down")
+		Reject(conn, CloseGoingAway, "server shutting down")
 		return
 	}
 	h.clients[c] = struct{}{}
@@ -178,9 +177,10 @@ func (h *Hub) Serve(ctx context.Context, sock Socket, v Viewer) {
 // Reject closes a connection at once with a close code, for an upgrade
 // whose credentials failed: a browser cannot read an HTTP status from a
 // failed WebSocket, but it can read the close code.
-func Reject(sock Socket, code int, text string) {
-	_ = sock.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(time.Second))
-	_ = sock.Close()
+func Reject(conn *Conn, code int, text string) {
+	_ = conn.raw.SetWriteDeadline(time.Now().Add(time.Second))
+	_, _ = conn.raw.Write(closeFrame(code, text))
+	_ = conn.Close()
 }
 
 // acquire returns the account's stream, starting it for the first client.
@@ -264,7 +264,7 @@ func (h *Hub) Close(ctx context.Context) {
 	h.mu.Lock()
 	h.closed = true
 	for c := range h.clients {
-		c.shutdown(websocket.CloseGoingAway, "server shutting down")
+		c.shutdown(CloseGoingAway, "server shutting down")
 	}
 	h.mu.Unlock()
 	// Connections close first, so their goodbye frames go out; then the

@@ -486,3 +486,62 @@ func TestShutdown_ClosesEveryConnectionWith1001(t *testing.T) {
 		}
 	})
 }
+
+// A client may send its first frame right behind the handshake request,
+// in the same packet; the frame must not be lost to the HTTP server's
+// read buffer when the socket is handed to the hub.
+func TestHandshake_FrameSentWithTheRequestIsRead(t *testing.T) {
+	forEachBackend(t, nil, func(t *testing.T, tb *testBundle) {
+		addr := strings.TrimPrefix(tb.node.BaseURL, "http://")
+		conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		request := "GET /v1/realtime HTTP/1.1\r\nHost: " + addr + "\r\n" +
+			"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n" +
+			"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nAuthorization: Bearer " + tb.token + "\r\n\r\n"
+		subscribe := maskedTextFrame([]byte(`{"op":"subscribe","after":0}`))
+		if _, err := conn.Write(append([]byte(request), subscribe...)); err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		var got []byte
+		buf := make([]byte, 4096)
+		for !strings.Contains(string(got), `"type":"subscribed"`) {
+			n, err := conn.Read(buf)
+			if err != nil {
+				t.Fatalf("no subscribed frame; read %q: %v", got, err)
+			}
+			got = append(got, buf[:n]...)
+		}
+		if !strings.HasPrefix(string(got), "HTTP/1.1 101") {
+			t.Fatalf("handshake answer: %q", got)
+		}
+	})
+}
+
+func TestProtocolFault_ClosesWithItsCode(t *testing.T) {
+	forEachBackend(t, nil, func(t *testing.T, tb *testBundle) {
+		c := connect(t, tb.node.BaseURL, tb.token)
+		if err := c.conn.WriteMessage(websocket.TextMessage, []byte{0xff, 0xfe}); err != nil {
+			t.Fatal(err)
+		}
+		if code := c.closeCode(5 * time.Second); code != websocket.CloseInvalidFramePayloadData {
+			t.Fatalf("text that is not UTF-8: close %d, want 1007", code)
+		}
+		// The server goes on serving others.
+		other := connect(t, tb.node.BaseURL, tb.token)
+		other.send(map[string]any{"op": "ping"})
+		other.expect("pong")
+	})
+}
+
+func maskedTextFrame(payload []byte) []byte {
+	mask := []byte{1, 2, 3, 4}
+	out := append([]byte{0x81, 0x80 | byte(len(payload))}, mask...)
+	for i, b := range payload {
+		out = append(out, b^mask[i%4])
+	}
+	return out
+}

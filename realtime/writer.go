@@ -188,9 +188,8 @@ func (c *Client) flush() {
 	c.ws.tail = nil
 	c.wmu.Unlock()
 
-	conn := c.sock.NetConn()
-	_ = conn.SetWriteDeadline(time.Now().Add(writeSlice))
-	n, err := conn.Write(batch)
+	_ = c.conn.raw.SetWriteDeadline(time.Now().Add(writeSlice))
+	n, err := c.conn.raw.Write(batch)
 
 	c.wmu.Lock()
 	switch {
@@ -235,7 +234,7 @@ func (c *Client) finishLocked() {
 	c.ws.done = true
 	c.ws.queue, c.ws.tail = nil, nil
 	c.wmu.Unlock()
-	_ = c.sock.Close()
+	_ = c.conn.Close()
 	close(c.writeDone)
 }
 
@@ -251,9 +250,9 @@ func controlFrame(opcode byte, payload []byte) []byte {
 func closeFrame(code int, text string) []byte {
 	payload := make([]byte, 2, 2+len(text))
 	binary.BigEndian.PutUint16(payload, uint16(code))
-	return controlFrame(0x8, append(payload, text...))
+	return controlFrame(wsClose, append(payload, text...))
 }
 
-func pingFrame() []byte { return controlFrame(0x9, nil) }
+func pingFrame() []byte { return controlFrame(wsPing, nil) }
 
-func pongFrame(appData string) []byte { return controlFrame(0xA, []byte(appData)) }
+func pongFrame(appData []byte) []byte { return controlFrame(wsPong, appData) }

@@ -1,0 +1,149 @@
+package realtime
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"testing"
+)
+
+// clientFrame builds a masked frame as a client sends it.
+func maskedFrame(first byte, payload []byte) []byte {
+	out := []byte{first}
+	switch n := len(payload); {
+	case n <= 125:
+		out = append(out, 0x80|byte(n))
+	case n <= 0xFFFF:
+		out = append(out, 0x80|126, byte(n>>8), byte(n))
+	default:
+		out = append(out, 0x80|127)
+		out = binary.BigEndian.AppendUint64(out, uint64(n))
+	}
+	mask := [4]byte{0x12, 0x34, 0x56, 0x78}
+	out = append(out, mask[:]...)
+	for i, b := range payload {
+		out = append(out, b^mask[i&3])
+	}
+	return out
+}
+
+func readerConn(stream []byte) *Conn {
+	return &Conn{r: bytes.NewReader(stream), limit: MaxClientFrameBytes}
+}
+
+func TestConn_AssemblesFragmentsAndAnswersControlFramesBetween(t *testing.T) {
+	var stream []byte
+	stream = append(stream, maskedFrame(0x01, []byte(`{"op":`))...) // text, not final
+	stream = append(stream, maskedFrame(0x89, []byte("are you there"))...)
+	stream = append(stream, maskedFrame(0x8A, nil)...)
+	stream = append(stream, maskedFrame(0x80, []byte(`"ping"}`))...) // final continuation
+	c := readerConn(stream)
+	var pinged []string
+	pongs := 0
+	c.onPing = func(p []byte) { pinged = append(pinged, string(p)) }
+	c.onPong = func() { pongs++ }
+
+	text, msg, err := c.ReadMessage()
+	if err != nil || !text || string(msg) != `{"op":"ping"}` {
+		t.Fatalf("got %v %q %v, want the text message assembled", text, msg, err)
+	}
+	if len(pinged) != 1 || pinged[0] != "are you there" || pongs != 1 {
+		t.Fatalf("control frames: pings %q, pongs %d", pinged, pongs)
+	}
+	if _, _, err := c.ReadMessage(); !errors.Is(err, io.EOF) {
+		t.Fatalf("after the stream ends: %v, want EOF", err)
+	}
+}
+
+func TestConn_ReadsWhatTheHTTPServerReadAheadFirst(t *testing.T) {
+	frame := maskedFrame(0x81, []byte(`{"op":"subscribe"}`))
+	server, client := net.Pipe()
+	defer server.Close()
+	defer client.Close()
+	c := NewConn(server, frame[:5])
+	go func() { _, _ = client.Write(frame[5:]) }()
+	text, msg, err := c.ReadMessage()
+	if err != nil || !text || string(msg) != `{"op":"subscribe"}` {
+		t.Fatalf("got %v %q %v", text, msg, err)
+	}
+}
+
+func TestConn_CloseFrames(t *testing.T) {
+	withCode := binary.BigEndian.AppendUint16(nil, 4000)
+	cases := []struct {
+		name     string
+		payload  []byte
+		wantCode int
+		wantErr  int
+	}{
+		{"with a code", append(withCode, "bye"...), 4000, 0},
+		{"without a code", nil, CloseNoStatus, 0},
+		{"one byte", []byte{3}, 0, CloseProtocolError},
+		{"a code no peer may send", binary.BigEndian.AppendUint16(nil, CloseNoStatus), 0, CloseProtocolError},
+		{"a reason that is not UTF-8", append(binary.BigEndian.AppendUint16(nil, 1000), 0xff, 0xfe), 0, CloseInvalidPayload},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := readerConn(maskedFrame(0x88, tc.payload))
+			got := 0
+			c.onClose = func(code int) { got = code }
+			_, _, err := c.ReadMessage()
+			if tc.wantErr != 0 {
+				assertProtocolError(t, err, tc.wantErr)
+				return
+			}
+			if !errors.Is(err, errPeerClosed) || got != tc.wantCode {
+				t.Fatalf("err %v, close code %d; want errPeerClosed and %d", err, got, tc.wantCode)
+			}
+		})
+	}
+}
+
+func TestConn_RefusesFramesThatBreakTheProtocol(t *testing.T) {
+	unmasked := []byte{0x81, 0x02, 'h', 'i'}
+	big := strings.Repeat("x", MaxClientFrameBytes/2+1)
+	cases := []struct {
+		name   string
+		stream []byte
+		code   int
+	}{
+		{"unmasked", unmasked, CloseProtocolError},
+		{"reserved bit", maskedFrame(0xC1, []byte("hi")), CloseProtocolError},
+		{"unknown opcode", maskedFrame(0x83, []byte("hi")), CloseProtocolError},
+		{"fragmented ping", maskedFrame(0x09, nil), CloseProtocolError},
+		{"long ping", maskedFrame(0x89, bytes.Repeat([]byte("p"), 126)), CloseProtocolError},
+		{"continuation first", maskedFrame(0x80, []byte("hi")), CloseProtocolError},
+		{"new message inside another", append(maskedFrame(0x01, []byte("a")), maskedFrame(0x81, []byte("b"))...), CloseProtocolError},
+		{"text that is not UTF-8", maskedFrame(0x81, []byte{0xff, 0xfe}), CloseInvalidPayload},
+		{"one frame over the limit", maskedFrame(0x81, bytes.Repeat([]byte("x"), MaxClientFrameBytes+1)), CloseMessageTooBig},
+		{"fragments over the limit", append(maskedFrame(0x01, []byte(big)), maskedFrame(0x80, []byte(big))...), CloseMessageTooBig},
+		{"a length past any limit", append([]byte{0x81, 0x80 | 127}, 0x80, 0, 0, 0, 0, 0, 0, 0), CloseMessageTooBig},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := readerConn(tc.stream).ReadMessage()
+			assertProtocolError(t, err, tc.code)
+		})
+	}
+}
+
+func TestConn_BinaryMessagesAreReturnedAsNotText(t *testing.T) {
+	text, msg, err := readerConn(maskedFrame(0x82, []byte{0xff, 0x00})).ReadMessage()
+	if err != nil || text || !bytes.Equal(msg, []byte{0xff, 0x00}) {
+		t.Fatalf("got %v %v %v", text, msg, err)
+	}
+}
+
+func assertProtocolError(t *testing.T, err error, code int) {
+	t.Helper()
+	var pe *ProtocolError
+	if !errors.As(err, &pe) || pe.Code != code {
+		t.Fatalf("got %v, want a protocol error with close code %d", err, code)
+	}
+	if pe.Text == "" {
+		t.Fatalf("protocol error %d says nothing about what was wrong", code)
+	}
+}
