@@ -66,18 +66,20 @@ func (c *Client) setCursor(o int64) {
 	c.mu.Unlock()
 }
 
-// deliverLive queues a live event unless the client already has it. A
-// client whose queue is full is too slow and is closed; it resumes from
-// its last offset and loses nothing.
-func (c *Client) deliverLive(offset int64, frame []byte) {
+// deliverLive sends a live event unless the client already has it or has
+// not asked for it; either way the client's cursor moves past it.
+func (c *Client) deliverLive(e *Event, frame []byte) {
 	c.mu.Lock()
-	if offset <= c.cursor {
+	if e.Offset <= c.cursor {
 		c.mu.Unlock()
 		return
 	}
-	c.cursor = offset
+	c.cursor = e.Offset
+	wanted := c.all || (e.LocationID != nil && c.locations[*e.LocationID])
 	c.mu.Unlock()
-	c.queue(frame)
+	if wanted {
+		c.sendLive(frame)
+	}
 }
 
 // queue sends a frame. It never blocks: when the queue is full the client

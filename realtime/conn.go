@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"syscall"
 	"time"
 	"unicode/utf8"
 )
@@ -22,6 +24,9 @@ import (
 // per-request state is released as soon as the upgrade is answered.
 type Conn struct {
 	raw net.Conn
+	// sys writes without blocking where the socket allows it (TCP does);
+	// nil falls back to a short write deadline.
+	sys syscall.RawConn
 	// r is raw, preceded by any bytes the HTTP server had read ahead of
 	// the handshake.
 	r io.Reader
@@ -62,6 +67,11 @@ const (
 // handshake request; it is read first.
 func NewConn(raw net.Conn, readAhead []byte) *Conn {
 	c := &Conn{raw: raw, r: raw, limit: MaxClientFrameBytes}
+	if sc, ok := raw.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil {
+			c.sys = rc
+		}
+	}
 	if len(readAhead) > 0 {
 		c.r = io.MultiReader(bytes.NewReader(readAhead), raw)
 	}
@@ -86,6 +96,58 @@ func protocolError(code int, format string, args ...any) error {
 
 // SetReadDeadline bounds the wait for the client's next frame.
 func (c *Conn) SetReadDeadline(t time.Time) error { return c.raw.SetReadDeadline(t) }
+
+// errWouldBlock reports that the socket took only part of a write, or
+// nothing: its buffer is full.
+var errWouldBlock = errors.New("websocket: socket buffer full")
+
+// writeSlice bounds a write on a socket that cannot be written without
+// blocking.
+const writeSlice = 20 * time.Millisecond
+
+// tryWrite writes as much of b as the socket takes at once, without
+// waiting: a writer serving thousands of connections must never sit on
+// one. It returns errWouldBlock, with the count written, when the socket's
+// buffer is full.
+func (c *Conn) tryWrite(b []byte) (int, error) {
+	if c.sys == nil {
+		_ = c.raw.SetWriteDeadline(time.Now().Add(writeSlice))
+		n, err := c.raw.Write(b)
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			err = errWouldBlock
+		}
+		return n, err
+	}
+	written := 0
+	var writeErr error
+	err := c.sys.Write(func(fd uintptr) bool {
+		for written < len(b) {
+			n, err := syscall.Write(int(fd), b[written:])
+			if n > 0 {
+				written += n
+			}
+			switch {
+			case err == syscall.EINTR:
+				continue
+			case err == syscall.EAGAIN:
+				writeErr = errWouldBlock
+			case err != nil:
+				writeErr = err
+			case n == 0:
+				writeErr = io.ErrUnexpectedEOF
+			default:
+				continue
+			}
+			break
+		}
+		// Done either way: never wait for the socket to drain.
+		return true
+	})
+	if err != nil {
+		return written, err
+	}
+	return written, writeErr
+}
 
 // Close closes the socket.
 func (c *Conn) Close() error { return c.raw.Close() }

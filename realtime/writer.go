@@ -3,7 +3,6 @@ package realtime
 import (
 	"encoding/binary"
 	"errors"
-	"os"
 	"sync"
 	"time"
 )
@@ -11,14 +10,10 @@ import (
 // The write side of every connection is served by a few hub workers
 // instead of a goroutine per connection: an idle connection holds no
 // goroutine, no channel and no buffer, and a fan-out wakes a handful of
-// workers rather than thousands of writers. Each write has a short
-// deadline; a client whose socket is full keeps the unsent remainder (so
-// framing stays intact) and is tried again shortly, and one that stays
-// blocked past the write timeout is closed.
-
-// writeSlice bounds one write attempt, so a blocked client never holds a
-// worker for long.
-const writeSlice = 20 * time.Millisecond
+// workers rather than thousands of writers. Writes never wait: a client
+// whose socket is full keeps the unsent remainder (so framing stays
+// intact) and is tried again shortly, and one that stays blocked past the
+// write timeout is closed.
 
 // maxBatchBytes bounds one write of queued frames.
 const maxBatchBytes = 64 << 10
@@ -27,13 +22,18 @@ const maxBatchBytes = 64 << 10
 // next attempt.
 const retryDelay = 10 * time.Millisecond
 
-// readyQueue is the list of clients with something to write. A client is
-// on it at most once (its scheduled flag), so it is bounded by the number
-// of connections.
+// task is a worker's next piece of work: a client's pending frames.
+type task struct {
+	client *Client
+}
+
+// readyQueue is the list of work for the hub's writers. A client is on it
+// at most once (its scheduled flag), so it is bounded by the number of
+// connections.
 type readyQueue struct {
 	mu      sync.Mutex
 	cond    *sync.Cond
-	clients []*Client
+	tasks   []task
 	stopped bool
 }
 
@@ -43,30 +43,30 @@ func newReadyQueue() *readyQueue {
 	return q
 }
 
-func (q *readyQueue) push(c *Client) {
+func (q *readyQueue) push(t task) {
 	q.mu.Lock()
-	q.clients = append(q.clients, c)
+	q.tasks = append(q.tasks, t)
 	q.mu.Unlock()
 	q.cond.Signal()
 }
 
-// pop waits for a client, or returns nil once stopped.
-func (q *readyQueue) pop() *Client {
+// pop waits for a task; ok is false once the queue has stopped.
+func (q *readyQueue) pop() (t task, ok bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	for len(q.clients) == 0 && !q.stopped {
+	for len(q.tasks) == 0 && !q.stopped {
 		q.cond.Wait()
 	}
 	if q.stopped {
-		return nil
+		return task{}, false
 	}
-	c := q.clients[0]
-	q.clients[0] = nil
-	q.clients = q.clients[1:]
-	if len(q.clients) == 0 {
-		q.clients = nil
+	t = q.tasks[0]
+	q.tasks[0] = task{}
+	q.tasks = q.tasks[1:]
+	if len(q.tasks) == 0 {
+		q.tasks = nil
 	}
-	return c
+	return t, true
 }
 
 func (q *readyQueue) stop() {
@@ -76,14 +76,14 @@ func (q *readyQueue) stop() {
 	q.cond.Broadcast()
 }
 
-// writeWorker writes for whichever client is ready next.
+// writeWorker runs whichever task is ready next.
 func (h *Hub) writeWorker() {
 	for {
-		c := h.ready.pop()
-		if c == nil {
+		t, ok := h.ready.pop()
+		if !ok {
 			return
 		}
-		c.flush()
+		t.client.flush()
 	}
 }
 
@@ -131,7 +131,7 @@ func (c *Client) queueLen() int {
 func (c *Client) scheduleLocked() {
 	if !c.ws.scheduled && !c.ws.done {
 		c.ws.scheduled = true
-		c.hub.ready.push(c)
+		c.hub.ready.push(task{client: c})
 	}
 }
 
@@ -187,9 +187,39 @@ func (c *Client) flush() {
 	}
 	c.ws.tail = nil
 	c.wmu.Unlock()
+	c.write(batch, closing)
+}
 
-	_ = c.conn.raw.SetWriteDeadline(time.Now().Add(writeSlice))
-	n, err := c.conn.raw.Write(batch)
+// sendLive sends a live event's frame. When nothing waits before it, the
+// fan-out worker writes it at once; otherwise it joins the queue.
+func (c *Client) sendLive(frame []byte) {
+	c.wmu.Lock()
+	if c.ws.done || c.ws.closeWith != nil {
+		c.wmu.Unlock()
+		return
+	}
+	if c.ws.scheduled {
+		if len(c.ws.queue) >= c.hub.cfg.SendQueue {
+			c.wmu.Unlock()
+			c.shutdown(CloseTooSlow, "too slow: resume with after")
+			return
+		}
+		c.ws.queue = append(c.ws.queue, frame)
+		c.wmu.Unlock()
+		return
+	}
+	// Nothing queued, nothing partly written: this caller takes the
+	// write side, as a worker's flush does.
+	c.ws.scheduled = true
+	c.wmu.Unlock()
+	c.write(frame, false)
+}
+
+// write sends batch for the holder of the write side and settles what
+// comes next: done, more to write, a retry once the socket drains, or the
+// end of the connection.
+func (c *Client) write(batch []byte, closing bool) {
+	n, err := c.conn.tryWrite(batch)
 
 	c.wmu.Lock()
 	switch {
@@ -202,7 +232,7 @@ func (c *Client) flush() {
 			c.scheduleLocked()
 		}
 		c.wmu.Unlock()
-	case errors.Is(err, os.ErrDeadlineExceeded):
+	case errors.Is(err, errWouldBlock):
 		c.ws.tail = batch[n:]
 		now := time.Now()
 		if c.ws.blockedSince.IsZero() {
@@ -218,7 +248,7 @@ func (c *Client) flush() {
 		time.AfterFunc(retryDelay, func() {
 			c.wmu.Lock()
 			if !c.ws.done {
-				c.hub.ready.push(c)
+				c.hub.ready.push(task{client: c})
 			}
 			c.wmu.Unlock()
 		})

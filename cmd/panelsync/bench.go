@@ -28,9 +28,11 @@ func benchmarks() map[string]func(ctx context.Context, env cmdEnv, args []string
 		"fanout":        benchFanout,
 		"idle":          benchIdle,
 		"all-locations": benchAllLocations,
-		// idle-clients and panels are helper processes of the above.
-		"idle-clients": benchIdleClients,
-		"panels":       benchPanels,
+		// idle-clients, fanout-clients and panels are helper processes of
+		// the above.
+		"idle-clients":   benchIdleClients,
+		"fanout-clients": benchFanoutClients,
+		"panels":         benchPanels,
 	}
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -16,7 +17,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -92,6 +92,11 @@ func openSubscribers(ctx context.Context, base, token string, n int) ([]*websock
 	return conns, nil
 }
 
+// benchFanout measures an event's way from commit to thousands of
+// subscribers. This process is the server and writes the events; the
+// subscribers live in a helper process, as they would on other machines,
+// so that the server's scheduler and heap are its own. Both processes
+// read the same clock.
 func benchFanout(ctx context.Context, env cmdEnv, args []string) error {
 	fs := flag.NewFlagSet("bench fanout", flag.ContinueOnError)
 	fs.SetOutput(env.stderr)
@@ -99,17 +104,12 @@ func benchFanout(ctx context.Context, env cmdEnv, args []string) error {
 	events := fs.Int("events", 100, "events written")
 	gap := fs.Duration("gap", 10*time.Millisecond, "pause between events")
 	databaseURL := fs.String("database-url", env.getenv("PANELSYNC_DATABASE_URL"), "MySQL DSN of a scratch database; empty uses a fresh SQLite file")
-	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the server side of the run to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	stopProfile, err := startCPUProfile(*cpuProfile)
-	if err != nil {
-		return err
-	}
-	defer stopProfile()
-	if *clients < 1 || *clients > 50000 || *events < 1 || *events > 100000 {
-		return fmt.Errorf("--clients must be 1..50000 and --events 1..100000")
+	if *clients < 1 || *clients > clientsPerProcess || *events < 1 || *events > 100000 || *gap < 0 {
+		return fmt.Errorf("--clients must be 1..%d, --events 1..100000 and --gap not negative", clientsPerProcess)
 	}
 	a, base, stop, err := benchNode(ctx, *databaseURL, 8)
 	if err != nil {
@@ -124,99 +124,154 @@ func benchFanout(ctx context.Context, env cmdEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	conns, err := openSubscribers(ctx, base, tokens.AccessToken, *clients)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		for _, c := range conns {
-			_ = c.Close()
-		}
-	}()
 	first, err := a.Store().LastEventOffset(ctx, seed.AccountID)
 	if err != nil {
 		return err
 	}
 
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	wait := time.Duration(*events)*(*gap) + 30*time.Second
+	helper := exec.CommandContext(ctx, self, "bench", "fanout-clients", "--base", base,
+		"--connections", strconv.Itoa(*clients), "--events", strconv.Itoa(*events),
+		"--first", strconv.FormatInt(first, 10), "--timeout", wait.String())
+	helper.Env = append(os.Environ(), "PANELSYNC_BENCH_TOKEN="+tokens.AccessToken)
+	helper.Stderr = env.stderr
+	stdout, err := helper.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := helper.Start(); err != nil {
+		return err
+	}
+	defer func() { _ = helper.Process.Kill(); _ = helper.Wait() }()
+	out := bufio.NewReader(stdout)
+	if line, err := out.ReadString('\n'); err != nil || strings.TrimSpace(line) != "ready" {
+		return fmt.Errorf("client helper failed: %q %v", line, err)
+	}
+
+	stopProfile, err := startCPUProfile(*cpuProfile)
+	if err != nil {
+		return err
+	}
 	// started[k] is when event k's write began and committed[k] when its
 	// transaction committed: latency is reported from both.
-	started := make([]atomic.Int64, *events)
-	committed := make([]atomic.Int64, *events)
-	fromStart := make([][]time.Duration, *clients)
-	fromCommit := make([][]time.Duration, *clients)
-	var received atomic.Int64
-	var wg sync.WaitGroup
-	for i, c := range conns {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			buf := make([]byte, 1024)
-			for range *events {
-				_ = c.SetReadDeadline(time.Now().Add(15 * time.Second))
-				_, r, err := c.NextReader()
-				if err != nil {
-					return
-				}
-				n, err := io.ReadFull(r, buf)
-				if err != nil && err != io.ErrUnexpectedEOF {
-					return
-				}
-				data := buf[:n]
-				now := time.Now().UnixNano()
-				// The offset is read without decoding the whole frame: the
-				// clients share the machine with the server being measured.
-				offset, ok := frameOffset(data)
-				if !ok {
-					continue
-				}
-				k := offset - first - 1
-				if k < 0 || k >= int64(*events) {
-					continue
-				}
-				fromStart[i] = append(fromStart[i], time.Duration(now-started[k].Load()))
-				fromCommit[i] = append(fromCommit[i], time.Duration(now-committed[k].Load()))
-				received.Add(1)
-			}
-		}()
-	}
+	started := make([]int64, *events)
+	committed := make([]int64, *events)
 	locID := seed.Panels.Panels[0].LocationID
 	for k := range *events {
-		started[k].Store(time.Now().UnixNano())
+		started[k] = time.Now().UnixNano()
 		err := a.Store().Tx(ctx, func(ctx context.Context) error {
 			// Registered before the event's own publish, so it runs first,
 			// the moment the transaction has committed.
-			models.AfterCommit(ctx, func() { committed[k].Store(time.Now().UnixNano()) })
+			models.AfterCommit(ctx, func() { committed[k] = time.Now().UnixNano() })
 			_, err := a.Events().Append(ctx, models.NewEvent{
 				AccountID: seed.AccountID, LocationID: locID, Type: "bench.tick", Message: "tick " + strconv.Itoa(k),
 			})
 			return err
 		})
 		if err != nil {
+			stopProfile()
 			return err
 		}
 		time.Sleep(*gap)
 	}
-	wg.Wait()
-	flatten := func(per [][]time.Duration) []time.Duration {
-		var all []time.Duration
-		for _, l := range per {
-			all = append(all, l...)
-		}
-		return all
+	received := make([]int64, *clients**events)
+	err = binary.Read(out, binary.LittleEndian, received)
+	stopProfile()
+	if err != nil {
+		return fmt.Errorf("read the clients' receipt times: %w", err)
 	}
-	all, allFromStart := flatten(fromCommit), flatten(fromStart)
-	expected := int64(*clients) * int64(*events)
+
+	var fromCommit, fromStart []time.Duration
+	for i, at := range received {
+		if at == 0 {
+			continue
+		}
+		k := i % *events
+		fromCommit = append(fromCommit, time.Duration(at-committed[k]))
+		fromStart = append(fromStart, time.Duration(at-started[k]))
+	}
+	expected := len(received)
 	backend := "sqlite"
 	if *databaseURL != "" {
 		backend = "mysql"
 	}
-	fmt.Fprintf(env.stdout, "bench fanout: %d subscribers on one account, %d events %s apart, %s, %d CPUs\n", *clients, *events, *gap, backend, runtime.NumCPU())
-	fmt.Fprintf(env.stdout, "  delivered %d/%d (%.2f%%)\n", received.Load(), expected, 100*float64(received.Load())/float64(expected))
-	if len(all) > 0 {
-		fmt.Fprintf(env.stdout, "  commit to receipt:      p50 %s  p99 %s  max %s\n", ms(percentile(all, 50)), ms(percentile(all, 99)), ms(slices.Max(all)))
-		fmt.Fprintf(env.stdout, "  write start to receipt: p50 %s  p99 %s  max %s\n", ms(percentile(allFromStart, 50)), ms(percentile(allFromStart, 99)), ms(slices.Max(allFromStart)))
+	fmt.Fprintf(env.stdout, "bench fanout: %d subscribers (in a helper process) on one account, %d events %s apart, %s, %d CPUs\n", *clients, *events, *gap, backend, runtime.NumCPU())
+	fmt.Fprintf(env.stdout, "  delivered %d/%d (%.2f%%)\n", len(fromCommit), expected, 100*float64(len(fromCommit))/float64(expected))
+	if len(fromCommit) > 0 {
+		fmt.Fprintf(env.stdout, "  commit to receipt:      p50 %s  p99 %s  max %s\n", ms(percentile(fromCommit, 50)), ms(percentile(fromCommit, 99)), ms(slices.Max(fromCommit)))
+		fmt.Fprintf(env.stdout, "  write start to receipt: p50 %s  p99 %s  max %s\n", ms(percentile(fromStart, 50)), ms(percentile(fromStart, 99)), ms(slices.Max(fromStart)))
 	}
 	return nil
+}
+
+// benchFanoutClients is the client side of bench fanout: it opens the
+// subscribers, says "ready", and records when each receives each event,
+// then writes the receipt times (Unix nanoseconds, zero for an event not
+// received; client-major, little-endian int64) to stdout.
+func benchFanoutClients(ctx context.Context, env cmdEnv, args []string) error {
+	fs := flag.NewFlagSet("bench fanout-clients", flag.ContinueOnError)
+	fs.SetOutput(env.stderr)
+	base := fs.String("base", "", "server base URL")
+	n := fs.Int("connections", 0, "subscribers to open")
+	events := fs.Int("events", 0, "events to expect")
+	first := fs.Int64("first", 0, "the account's offset before the first event")
+	timeout := fs.Duration("timeout", time.Minute, "how long to wait for every event")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *base == "" || *n < 1 || *n > clientsPerProcess || *events < 1 {
+		return fmt.Errorf("--base, --connections 1..%d and --events are required", clientsPerProcess)
+	}
+	if err := raiseFileLimit(uint64(*n) + 512); err != nil {
+		return err
+	}
+	conns, err := openSubscribers(ctx, *base, env.getenv("PANELSYNC_BENCH_TOKEN"), *n)
+	if err != nil {
+		return err
+	}
+	defer closeAll(conns)
+	received := make([]int64, *n**events)
+	deadline := time.Now().Add(*timeout)
+	var wg sync.WaitGroup
+	for i, c := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// One deadline for the whole run: the client reads as a phone
+			// would, without re-arming a timer per frame.
+			_ = c.SetReadDeadline(deadline)
+			buf := make([]byte, 1024)
+			for got := 0; got < *events; {
+				_, r, err := c.NextReader()
+				if err != nil {
+					return
+				}
+				size, err := io.ReadFull(r, buf)
+				if err != nil && err != io.ErrUnexpectedEOF {
+					return
+				}
+				now := time.Now().UnixNano()
+				offset, ok := frameOffset(buf[:size])
+				k := offset - *first - 1
+				if !ok || k < 0 || k >= int64(*events) {
+					continue
+				}
+				received[i**events+int(k)] = now
+				got++
+			}
+		}()
+	}
+	fmt.Fprintln(env.stdout, "ready")
+	wg.Wait()
+	w := bufio.NewWriter(env.stdout)
+	if err := binary.Write(w, binary.LittleEndian, received); err != nil {
+		return err
+	}
+	return w.Flush()
 }
 
 // benchIdle measures what idle realtime connections cost a server: it
