@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"sync"
 	"time"
 
@@ -14,11 +13,16 @@ import (
 
 // Viewer is who a realtime connection speaks for.
 type Viewer struct {
+	// LoginID and SessionID name a signed-in person; APIKeyID an
+	// integrator's key. Ending the session or revoking the key closes
+	// the connection.
 	LoginID   string
+	SessionID string
+	APIKeyID  string
 	AccountID string
 	Role      models.Role
 	// ExpiresAt is when the credential that opened the connection runs
-	// out; the connection is closed then.
+	// out; the connection is closed then. Zero for a key without expiry.
 	ExpiresAt time.Time
 }
 
@@ -27,7 +31,6 @@ type Client struct {
 	hub    *Hub
 	conn   *Conn
 	viewer Viewer
-	log    *slog.Logger
 
 	// closing is closed once, when the connection starts to shut down;
 	// writeDone when its write side has finished and the socket is closed.
@@ -119,10 +122,12 @@ func (c *Client) shutdown(code int, text string) {
 
 // serve runs the connection until it closes.
 func (c *Client) serve(ctx context.Context) {
-	expiry := time.AfterFunc(time.Until(c.viewer.ExpiresAt), func() {
-		c.shutdown(CloseTokenExpired, "token expired: reconnect with a fresh token")
-	})
-	defer expiry.Stop()
+	if !c.viewer.ExpiresAt.IsZero() {
+		expiry := time.AfterFunc(time.Until(c.viewer.ExpiresAt), func() {
+			c.shutdown(CloseTokenExpired, "token expired: reconnect with a fresh token")
+		})
+		defer expiry.Stop()
+	}
 	c.readLoop(ctx)
 	c.shutdown(CloseNormal, "")
 	// The writers send the close frame and close the socket; a socket they
@@ -374,7 +379,7 @@ func (c *Client) replay(ctx context.Context, st *stream, cursor int64) {
 			after := cursor
 			rows, err := c.hub.store.ListEvents(ctx, models.EventQuery{AccountID: st.accountID, After: &after, Limit: c.hub.cfg.ReplayPage})
 			if err != nil {
-				c.log.Warn("replay events", "error", err.Error())
+				c.hub.log.Warn("replay events", "account_id", st.accountID, "login_id", c.viewer.LoginID, "api_key_id", c.viewer.APIKeyID, "error", err.Error())
 				c.shutdown(CloseTryAgainLater, "replay failed: resume with after")
 				return
 			}

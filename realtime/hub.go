@@ -86,13 +86,13 @@ type Hub struct {
 	// serve it.
 	ready *readyQueue
 
-	mu       sync.Mutex
-	streams  map[string]*stream
-	clients  map[*Client]struct{}
-	closed   bool
-	wg       sync.WaitGroup
-	writers  sync.WaitGroup
-	grantSub *nats.Subscription
+	mu      sync.Mutex
+	streams map[string]*stream
+	clients map[*Client]struct{}
+	closed  bool
+	wg      sync.WaitGroup
+	writers sync.WaitGroup
+	subs    []*nats.Subscription
 }
 
 // NewHub builds a hub on the bus connection and starts its pinger.
@@ -116,6 +116,9 @@ func NewHub(cfg Config, store *models.Store, nc *nats.Conn) *Hub {
 	}()
 	if err := h.watchGrants(); err != nil {
 		h.log.Error("watch staff grant revocations", "error", err.Error())
+	}
+	if err := h.watchCredentials(); err != nil {
+		h.log.Error("watch ended sessions and revoked keys", "error", err.Error())
 	}
 	for range max(2, 2*runtime.GOMAXPROCS(0)) {
 		h.writers.Add(1)
@@ -152,7 +155,6 @@ func (h *Hub) Serve(ctx context.Context, conn *Conn, v Viewer) {
 		hub:       h,
 		conn:      conn,
 		viewer:    v,
-		log:       h.log.With("login_id", v.LoginID),
 		closing:   make(chan struct{}),
 		writeDone: make(chan struct{}),
 	}
@@ -293,8 +295,8 @@ func (h *Hub) Close(ctx context.Context) {
 	}
 	h.ready.stop()
 	h.writers.Wait()
-	if h.grantSub != nil {
-		_ = h.grantSub.Unsubscribe()
+	for _, sub := range h.subs {
+		_ = sub.Unsubscribe()
 	}
 }
 
@@ -335,6 +337,56 @@ func (h *Hub) watchGrants() error {
 	if err != nil {
 		return err
 	}
-	h.grantSub = sub
+	h.subs = append(h.subs, sub)
+	return nil
+}
+
+// credentialEndedSubject tells every node that a session or an API key
+// stopped working.
+const credentialEndedSubject = "psync.credentials.ended"
+
+type credentialEnded struct {
+	SessionID string `json:"session_id,omitempty"`
+	APIKeyID  string `json:"api_key_id,omitempty"`
+}
+
+// PublishSessionEnded tells every node's hub to close the connections
+// opened with the session's tokens (logout, or a replayed refresh token),
+// with 4001.
+func PublishSessionEnded(nc *nats.Conn, sessionID string) error {
+	b, _ := json.Marshal(credentialEnded{SessionID: sessionID})
+	return nc.Publish(credentialEndedSubject, b)
+}
+
+// PublishAPIKeyRevoked tells every node's hub to close the connections
+// opened with the key, with 4001.
+func PublishAPIKeyRevoked(nc *nats.Conn, keyID string) error {
+	b, _ := json.Marshal(credentialEnded{APIKeyID: keyID})
+	return nc.Publish(credentialEndedSubject, b)
+}
+
+// watchCredentials closes connections whose session ended or whose API
+// key was revoked: access ends at once, not when the token would expire.
+func (h *Hub) watchCredentials() error {
+	sub, err := h.nc.Subscribe(credentialEndedSubject, func(m *nats.Msg) {
+		var ended credentialEnded
+		if json.Unmarshal(m.Data, &ended) != nil || (ended.SessionID == "" && ended.APIKeyID == "") {
+			return
+		}
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		for c := range h.clients {
+			switch {
+			case ended.SessionID != "" && c.viewer.SessionID == ended.SessionID:
+				c.shutdown(CloseUnauthorized, "the session has ended: sign in again")
+			case ended.APIKeyID != "" && c.viewer.APIKeyID == ended.APIKeyID:
+				c.shutdown(CloseUnauthorized, "the API key was revoked")
+			}
+		}
+	})
+	if err != nil {
+		return err
+	}
+	h.subs = append(h.subs, sub)
 	return nil
 }
