@@ -136,7 +136,7 @@ func TestOpenAPI_DescribesEveryRoute(t *testing.T) {
 		{"GET /metrics", true, []string{"200"}},
 		{"POST /v1/auth/login", true, []string{"200", "400", "401", "413", "415", "429", "500"}},
 		{"POST /v1/auth/refresh", true, []string{"200", "400", "401", "413", "415", "500"}},
-		{"POST /v1/auth/logout", false, []string{"204", "401", "500"}},
+		{"POST /v1/auth/logout", false, []string{"204", "400", "401", "500"}},
 		{"GET /v1/me", false, []string{"200", "401", "500"}},
 		{"GET /v1/locations", false, []string{"200", "400", "401", "500"}},
 		{"POST /v1/locations", false, []string{"201", "400", "401", "403", "409", "413", "415", "500"}},
@@ -159,13 +159,17 @@ func TestOpenAPI_DescribesEveryRoute(t *testing.T) {
 		{"POST /v1/locations/{id}/force-sync", false, []string{"202", "401", "403", "404", "500"}},
 		{"POST /v1/force-sync", false, []string{"202", "400", "401", "403", "404", "413", "415", "500"}},
 		{"GET /v1/events", false, []string{"200", "400", "401", "404", "500"}},
-		{"POST /v1/realtime/tickets", false, []string{"201", "401", "500"}},
+		{"POST /v1/realtime/tickets", false, []string{"201", "401", "403", "500"}},
 		// The realtime socket refuses credentials with a close code after
 		// the upgrade, not with a 401: see TestOpenAPI_RealtimeRefusesWithCloseCodes.
 		{"GET /v1/realtime", false, []string{"101", "400", "500"}},
 		{"POST /v1/staff-grants", false, []string{"201", "400", "401", "403", "404", "409", "413", "415", "500"}},
 		{"GET /v1/staff-grants", false, []string{"200", "401", "403", "500"}},
 		{"DELETE /v1/staff-grants/{id}", false, []string{"204", "401", "403", "404", "500"}},
+		{"POST /v1/api-keys", false, []string{"201", "400", "401", "403", "409", "413", "415", "500"}},
+		{"GET /v1/api-keys", false, []string{"200", "401", "403", "500"}},
+		{"GET /v1/api-keys/{id}", false, []string{"200", "401", "403", "404", "500"}},
+		{"DELETE /v1/api-keys/{id}", false, []string{"204", "401", "403", "404", "500"}},
 		// The panel link authenticates with HTTP Basic, not a token, so it
 		// is not public either.
 		{"GET /device/v1/link", false, []string{"101", "400", "401", "500"}},

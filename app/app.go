@@ -111,6 +111,7 @@ func (a *App) build(ctx context.Context, signingKey, codeKey []byte) error {
 		LoginPerMinutePerEmail:  a.cfg.LoginPerMinutePerEmail,
 		LoginBurstPerClient:     int(a.cfg.LoginPerMinutePerClient),
 		LoginBurstPerEmail:      int(a.cfg.LoginPerMinutePerEmail),
+		Logger:                  a.log,
 	})
 	if err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -29,6 +30,9 @@ type Config struct {
 	LoginBurstPerEmail      int
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Logger receives what goes wrong without failing a request; nil
+	// discards it.
+	Logger *slog.Logger
 }
 
 // Tokens is what a successful login or refresh returns.
@@ -38,7 +42,9 @@ type Tokens struct {
 	ExpiresIn    time.Duration
 }
 
-// Principal is who an authenticated request acts as.
+// Principal is who an authenticated request acts as: a login, or an API
+// key. For a key, LoginID, SessionID and Email are empty, Role is member,
+// Name is the key's name and ExpiresAt its expiry (zero when it has none).
 type Principal struct {
 	LoginID   string
 	AccountID string
@@ -47,10 +53,33 @@ type Principal struct {
 	Role      models.Role
 	SessionID string
 	ExpiresAt time.Time
+	// APIKeyID, APIKeyPrefix and Scopes are set for an API key only.
+	APIKeyID     string
+	APIKeyPrefix string
+	Scopes       Scopes
 }
 
-// Actor returns the audit identity of p, seen from clientIP.
+// IsAPIKey reports whether p is an API key rather than a login.
+func (p Principal) IsAPIKey() bool { return p.APIKeyID != "" }
+
+// maxKeyLabelName bounds the key name inside an actor's label, which is
+// stored as a run's requested_by (200 characters).
+const maxKeyLabelName = 150
+
+// Actor returns the audit identity of p, seen from clientIP. A key is
+// named by its name and public prefix, which is what a run's requested_by
+// and the Event Log show.
 func (p Principal) Actor(clientIP string) models.Actor {
+	if p.IsAPIKey() {
+		name := p.Name
+		if r := []rune(name); len(r) > maxKeyLabelName {
+			name = string(r[:maxKeyLabelName]) + "…"
+		}
+		return models.Actor{
+			Kind: "api_key", ID: p.APIKeyID, Name: fmt.Sprintf("API key %s (%s)", name, p.APIKeyPrefix),
+			AccountID: p.AccountID, Role: p.Role, ClientIP: clientIP,
+		}
+	}
 	return models.Actor{Kind: "login", ID: p.LoginID, Name: p.Email, AccountID: p.AccountID, Role: p.Role, ClientIP: clientIP}
 }
 
@@ -58,6 +87,7 @@ func (p Principal) Actor(clientIP string) models.Actor {
 type Service struct {
 	store     *models.Store
 	cfg       Config
+	log       *slog.Logger
 	byClient  *keyedLimiter
 	byEmail   *keyedLimiter
 	decoyHash []byte
@@ -94,6 +124,10 @@ func NewService(store *models.Store, cfg Config) (*Service, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	// An unknown e-mail is checked against this hash so that it costs as
 	// long as a wrong password and the answer time reveals nothing.
 	decoy, err := bcrypt.GenerateFromPassword([]byte(randomToken("", 16)), cfg.BcryptCost)
@@ -104,6 +138,7 @@ func NewService(store *models.Store, cfg Config) (*Service, error) {
 	return &Service{
 		store:     store,
 		cfg:       cfg,
+		log:       log,
 		byClient:  newKeyedLimiter(cfg.LoginPerMinutePerClient, max(1, cfg.LoginBurstPerClient)),
 		byEmail:   newKeyedLimiter(cfg.LoginPerMinutePerEmail, max(1, cfg.LoginBurstPerEmail)),
 		decoyHash: decoy,
@@ -211,15 +246,23 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (Tokens, err
 }
 
 // Logout ends the principal's session: its refresh tokens and its access
-// tokens stop working.
+// tokens stop working. An API key has no session to end; it is revoked
+// instead.
 func (s *Service) Logout(ctx context.Context, p Principal) error {
+	if p.IsAPIKey() {
+		return models.Errorf(models.CodeInvalidRequest, "an API key has no session to sign out of; revoke an API key with DELETE /v1/api-keys/{id}")
+	}
 	return s.store.RevokeSession(ctx, p.SessionID, "logout", s.now())
 }
 
-// Authenticate checks an access token and returns who it speaks for. The
-// session and login are looked up, so a logged-out session, a disabled
-// login or a changed role take effect at once.
+// Authenticate checks an access token or an API key and returns who it
+// speaks for. The session and login (or the key) are looked up, so a
+// logged-out session, a disabled login, a changed role or a revoked key
+// take effect at once.
 func (s *Service) Authenticate(ctx context.Context, token string) (Principal, error) {
+	if strings.HasPrefix(token, APIKeyPrefix) {
+		return s.authenticateAPIKey(ctx, token)
+	}
 	var claims accessClaims
 	_, err := s.parser.ParseWithClaims(token, &claims, func(*jwt.Token) (any, error) { return s.cfg.SigningKey, nil })
 	if err != nil {
@@ -325,6 +368,9 @@ const realtimeTicketPrefix = "pst_"
 // IssueRealtimeTicket returns a single-use ticket that opens one realtime
 // WebSocket as p, for browsers, which cannot set headers on an upgrade.
 func (s *Service) IssueRealtimeTicket(ctx context.Context, p Principal) (string, time.Duration, error) {
+	if p.IsAPIKey() {
+		return "", 0, models.Errorf(models.CodeForbidden, "tickets are for browser sessions; send the key as Bearer on the upgrade")
+	}
 	now := s.now()
 	ticket := randomToken(realtimeTicketPrefix, 32)
 	err := s.store.CreateRealtimeTicket(ctx, models.RealtimeTicket{

@@ -90,7 +90,7 @@ func (h batchHandlers) start(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	st, err := h.engine.StartBatch(c.UserContext(), actor(c), syncer.BatchRequest{Kind: kind, Scope: scope, Group: group, LocationIDs: req.LocationIDs})
+	st, err := h.engine.StartBatch(c.UserContext(), actor(c), syncer.BatchRequest{Kind: kind, Scope: scope, Group: group, LocationIDs: req.LocationIDs, Trigger: trigger(c)})
 	if err != nil {
 		return err
 	}

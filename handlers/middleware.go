@@ -109,9 +109,26 @@ func authenticate(svc *auth.Service) fiber.Handler {
 		if err != nil {
 			return err
 		}
+		// Every read needs the read scope; routes that change something
+		// check their own scope (requireOperator) or refuse keys outright
+		// (requireAdmin).
+		if c.Method() == fiber.MethodGet || c.Method() == fiber.MethodHead {
+			if err := requireScope(p, auth.ScopeRead); err != nil {
+				return err
+			}
+		}
 		c.Locals(principalKey, p)
 		return c.Next()
 	}
+}
+
+// requireScope refuses an API key that lacks scope; a login passes, as its
+// role decides what it may do.
+func requireScope(p auth.Principal, scope auth.Scope) error {
+	if p.IsAPIKey() && !p.Scopes.Has(scope) {
+		return models.Errorf(models.CodeForbidden, "this API key lacks the %s scope", scope)
+	}
+	return nil
 }
 
 func bearerToken(header string) (string, bool) {
@@ -135,18 +152,36 @@ func actor(c *fiber.Ctx) models.Actor {
 	return principal(c).Actor(c.IP())
 }
 
+// trigger is what a run the request starts records as its trigger: "api"
+// for an API key, "app" for a signed-in person.
+func trigger(c *fiber.Ctx) models.RunTrigger {
+	if principal(c).IsAPIKey() {
+		return models.TriggerAPI
+	}
+	return models.TriggerApp
+}
+
 // requireAdmin refuses the request unless the caller may change settings.
+// An API key never may, whatever its scopes.
 func requireAdmin(c *fiber.Ctx) error {
-	if !principal(c).Role.CanAdminister() {
+	p := principal(c)
+	if p.IsAPIKey() {
+		return models.Errorf(models.CodeForbidden, "API keys cannot do this; it needs a signed-in owner or admin")
+	}
+	if !p.Role.CanAdminister() {
 		return models.Errorf(models.CodeForbidden, "this action needs the owner or admin role")
 	}
 	return c.Next()
 }
 
 // requireOperator refuses the request unless the caller may start syncs;
-// support staff only watch.
+// support staff only watch, and an API key needs the sync scope.
 func requireOperator(c *fiber.Ctx) error {
-	if !principal(c).Role.CanOperate() {
+	p := principal(c)
+	if err := requireScope(p, auth.ScopeSync); err != nil {
+		return err
+	}
+	if !p.Role.CanOperate() {
 		return models.Errorf(models.CodeForbidden, "this action needs the owner, admin or member role")
 	}
 	return c.Next()

@@ -22,13 +22,42 @@ type TokenResponse struct {
 	ExpiresIn    int    `json:"expires_in"`
 }
 
-// MeResponse describes the signed-in login.
+// MeResponse describes who the token speaks for: a signed-in login, or an
+// API key with its scopes.
 type MeResponse struct {
-	ID        string `json:"id"`
-	Email     string `json:"email"`
-	Name      string `json:"name"`
-	Role      string `json:"role"`
-	AccountID string `json:"account_id"`
+	ID        string   `json:"id"`
+	Email     string   `json:"email"`
+	Name      string   `json:"name"`
+	Role      string   `json:"role"`
+	AccountID string   `json:"account_id"`
+	Kind      string   `json:"kind"`
+	Scopes    []string `json:"scopes,omitempty"`
+}
+
+// APIKeyResponse describes an API key. Neither its secret nor the digest
+// stored for it is ever part of it.
+type APIKeyResponse struct {
+	ID         string     `json:"id"`
+	Name       string     `json:"name"`
+	Prefix     string     `json:"prefix"`
+	Scopes     []string   `json:"scopes"`
+	CreatedBy  string     `json:"created_by"`
+	CreatedAt  time.Time  `json:"created_at"`
+	LastUsedAt *time.Time `json:"last_used_at"`
+	ExpiresAt  *time.Time `json:"expires_at"`
+	RevokedAt  *time.Time `json:"revoked_at"`
+}
+
+// CreatedAPIKeyResponse answers a key's creation. The secret appears here
+// once and is never shown again.
+type CreatedAPIKeyResponse struct {
+	APIKey APIKeyResponse `json:"api_key"`
+	Secret string         `json:"secret"`
+}
+
+// APIKeyList lists an account's keys, newest first.
+type APIKeyList struct {
+	Items []APIKeyResponse `json:"items"`
 }
 
 // LocationResponse is the Location of the API contract, with its settings.
@@ -99,7 +128,24 @@ func toTokenResponse(t auth.Tokens) TokenResponse {
 }
 
 func toMeResponse(p auth.Principal) MeResponse {
-	return MeResponse{ID: p.LoginID, Email: p.Email, Name: p.Name, Role: string(p.Role), AccountID: p.AccountID}
+	if p.IsAPIKey() {
+		return MeResponse{ID: p.APIKeyID, Name: p.Name, Role: string(p.Role), AccountID: p.AccountID, Kind: "api_key", Scopes: p.Scopes.Strings()}
+	}
+	return MeResponse{ID: p.LoginID, Email: p.Email, Name: p.Name, Role: string(p.Role), AccountID: p.AccountID, Kind: "login"}
+}
+
+func toAPIKeyResponse(k models.APIKey) APIKeyResponse {
+	return APIKeyResponse{
+		ID:         k.ID,
+		Name:       k.Name,
+		Prefix:     k.Prefix,
+		Scopes:     auth.StoredScopes(k).Strings(),
+		CreatedBy:  k.CreatedBy,
+		CreatedAt:  apiTime(k.CreatedAt),
+		LastUsedAt: apiTimePtr(k.LastUsedAt),
+		ExpiresAt:  apiTimePtr(k.ExpiresAt),
+		RevokedAt:  apiTimePtr(k.RevokedAt),
+	}
 }
 
 func toLocationResponse(v models.LocationView) LocationResponse {

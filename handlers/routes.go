@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -45,6 +46,9 @@ type Deps struct {
 	Hub *realtime.Hub
 	// GrantRevoked closes a support login's live connections to an account.
 	GrantRevoked func(loginID, accountID string) error
+	// KeyRevoked, when set, is called after an API key is revoked (again
+	// on a repeated revocation), to close the key's live connections.
+	KeyRevoked func(keyID, accountID string) error
 	// Background outlives requests: panel links run under it.
 	Background context.Context
 	// ProxyHeader, when set, is the header a trusted proxy puts the client
@@ -130,13 +134,31 @@ func New(d Deps) *fiber.App {
 	authed.add(fiber.MethodGet, "/staff-grants", requireAdmin, st.list)
 	authed.add(fiber.MethodDelete, "/staff-grants/:id", requireAdmin, st.revoke)
 
+	kh := apiKeyHandlers{auth: d.Auth, store: d.Store, revoked: d.KeyRevoked}
+	authed.add(fiber.MethodPost, "/api-keys", requireAdmin, kh.create)
+	authed.add(fiber.MethodGet, "/api-keys", requireAdmin, kh.list)
+	authed.add(fiber.MethodGet, "/api-keys/:id", requireAdmin, kh.get)
+	authed.add(fiber.MethodDelete, "/api-keys/:id", requireAdmin, kh.revoke)
+
 	deviceRoute(app, deviceHandlers{link: d.Link, background: d.Background})
+	app.Get("/v1/realtime", withholdAPIKey)
 	realtimeRoutes(app, authed, realtimeHandlers{auth: d.Auth, hub: d.Hub, background: d.Background})
 
 	app.Use(func(c *fiber.Ctx) error {
 		return models.Errorf(models.CodeNotFound, "no route for %s %s", c.Method(), c.Path())
 	})
 	return app
+}
+
+// withholdAPIKey removes an API key from a realtime upgrade, so the socket
+// refuses it as unauthorized (close code 4001). The socket does not check
+// a key's scopes yet; until it does, no key may open it, lest a key
+// without the read scope watch the Event Log.
+func withholdAPIKey(c *fiber.Ctx) error {
+	if token, ok := bearerToken(c.Get(fiber.HeaderAuthorization)); ok && strings.HasPrefix(token, auth.APIKeyPrefix) {
+		c.Request().Header.Del(fiber.HeaderAuthorization)
+	}
+	return c.Next()
 }
 
 // authedRoutes registers routes that need a signed-in caller.

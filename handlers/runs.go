@@ -38,7 +38,7 @@ func (h syncHandlers) requestSync(c *fiber.Ctx) error {
 		return err
 	}
 	run, dedup, err := h.engine.RequestSync(c.UserContext(), actor(c), syncer.SyncRequest{
-		LocationID: c.Params("id"), Kind: kind, Trigger: models.TriggerApp,
+		LocationID: c.Params("id"), Kind: kind, Trigger: trigger(c),
 	})
 	if err != nil {
 		return err

@@ -83,12 +83,19 @@ func testConfig(t *testing.T, b dbtest.Backend) app.Config {
 
 func setup(t *testing.T, b dbtest.Backend, tweak func(*app.Config)) *testBundle {
 	t.Helper()
+	return setupLogged(t, b, tweak, slog.New(slog.DiscardHandler))
+}
+
+// setupLogged is setup with the node logging to log, for tests that read
+// what the node logs.
+func setupLogged(t *testing.T, b dbtest.Backend, tweak func(*app.Config), log *slog.Logger) *testBundle {
+	t.Helper()
 	ctx := context.Background()
 	cfg := testConfig(t, b)
 	if tweak != nil {
 		tweak(&cfg)
 	}
-	a, err := app.New(ctx, cfg, slog.New(slog.DiscardHandler))
+	a, err := app.New(ctx, cfg, log)
 	if err != nil {
 		t.Fatalf("start node on %s: %v", b.Name, err)
 	}

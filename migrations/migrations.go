@@ -35,6 +35,7 @@ func all() []*gormigrate.Migration {
 		v2PanelLink(),
 		v3Realtime(),
 		v4Batches(),
+		v5BatchTrigger(),
 	}
 }
 

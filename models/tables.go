@@ -241,23 +241,25 @@ type StaffGrant struct {
 // Batch is one All-Locations (or group, or list) request: one run per
 // location, created in chunks after the request is answered.
 type Batch struct {
-	ID           string     `gorm:"primaryKey;size:36"`
-	AccountID    string     `gorm:"size:36;not null;index:idx_batches_account_created,priority:1"`
-	Kind         RunKind    `gorm:"size:16;not null"`
-	Scope        string     `gorm:"size:16;not null"`
-	GroupName    string     `gorm:"size:100;not null;default:''"`
-	LocationIDs  string     `gorm:"type:text"`
-	RequestedBy  string     `gorm:"size:254;not null;default:''"`
-	Total        int        `gorm:"not null"`
-	Skipped      int        `gorm:"not null;default:0"`
-	ExpandCursor string     `gorm:"size:36;not null;default:''"`
-	Expanded     bool       `gorm:"not null;default:false;index:idx_batches_expand,priority:1"`
-	ExpandOwner  string     `gorm:"size:64;not null;default:''"`
-	ExpandLease  *time.Time `gorm:"index:idx_batches_expand,priority:2"`
-	State        string     `gorm:"size:16;not null"`
-	CancelledAt  *time.Time
-	FinishedAt   *time.Time
-	ProgressAt   *time.Time
-	CreatedAt    time.Time `gorm:"index:idx_batches_account_created,priority:2"`
-	UpdatedAt    time.Time
+	ID          string  `gorm:"primaryKey;size:36"`
+	AccountID   string  `gorm:"size:36;not null;index:idx_batches_account_created,priority:1"`
+	Kind        RunKind `gorm:"size:16;not null"`
+	Scope       string  `gorm:"size:16;not null"`
+	GroupName   string  `gorm:"size:100;not null;default:''"`
+	LocationIDs string  `gorm:"type:text"`
+	RequestedBy string  `gorm:"size:254;not null;default:''"`
+	// TriggerSource is the trigger every run of the batch gets.
+	TriggerSource RunTrigger `gorm:"size:16;not null;default:'app'"`
+	Total         int        `gorm:"not null"`
+	Skipped       int        `gorm:"not null;default:0"`
+	ExpandCursor  string     `gorm:"size:36;not null;default:''"`
+	Expanded      bool       `gorm:"not null;default:false;index:idx_batches_expand,priority:1"`
+	ExpandOwner   string     `gorm:"size:64;not null;default:''"`
+	ExpandLease   *time.Time `gorm:"index:idx_batches_expand,priority:2"`
+	State         string     `gorm:"size:16;not null"`
+	CancelledAt   *time.Time
+	FinishedAt    *time.Time
+	ProgressAt    *time.Time
+	CreatedAt     time.Time `gorm:"index:idx_batches_account_created,priority:2"`
+	UpdatedAt     time.Time
 }

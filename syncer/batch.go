@@ -24,6 +24,9 @@ type BatchRequest struct {
 	Scope       string
 	Group       string
 	LocationIDs []string
+	// Trigger is what every run of the batch records as its trigger;
+	// empty means TriggerApp.
+	Trigger models.RunTrigger
 }
 
 // BatchStatus is a batch with its runs counted by state. Locations whose
@@ -94,7 +97,10 @@ func (e *Engine) StartBatch(ctx context.Context, actor models.Actor, req BatchRe
 	b := models.Batch{
 		ID: models.NewID(), AccountID: actor.AccountID, Kind: req.Kind, Scope: req.Scope,
 		GroupName: req.Group, LocationIDs: string(ids), RequestedBy: actor.Name,
-		Total: total, State: models.BatchRunning,
+		TriggerSource: req.Trigger, Total: total, State: models.BatchRunning,
+	}
+	if b.TriggerSource == "" {
+		b.TriggerSource = models.TriggerApp
 	}
 	if err := e.store.CreateBatch(ctx, &b); err != nil {
 		return BatchStatus{}, err
@@ -224,6 +230,10 @@ func (e *Engine) expandOne(ctx context.Context) bool {
 	var ids []string
 	_ = json.Unmarshal([]byte(b.LocationIDs), &ids)
 	actor := models.Actor{Kind: "batch", Name: b.RequestedBy, AccountID: b.AccountID, Role: models.RoleAdmin}
+	trigger := b.TriggerSource
+	if trigger == "" {
+		trigger = models.TriggerApp
+	}
 	cursor := b.ExpandCursor
 	for {
 		if ctx.Err() != nil {
@@ -237,7 +247,7 @@ func (e *Engine) expandOne(ctx context.Context) bool {
 				return err
 			}
 			for _, v := range chunk {
-				dedup, _, err := e.enqueueOrFail(ctx, actor, v, SyncRequest{LocationID: v.Location.ID, Kind: b.Kind, Trigger: models.TriggerApp, BatchID: b.ID})
+				dedup, _, err := e.enqueueOrFail(ctx, actor, v, SyncRequest{LocationID: v.Location.ID, Kind: b.Kind, Trigger: trigger, BatchID: b.ID})
 				if err != nil {
 					return err
 				}
