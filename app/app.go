@@ -102,6 +102,11 @@ func (a *App) build(ctx context.Context, signingKey, codeKey []byte) error {
 			return err
 		}
 	}
+	b, err := bus.Open(ctx, bus.Config{URL: a.cfg.NATSURL, Name: "panelsync " + a.nodeID, Logger: a.log})
+	if err != nil {
+		return err
+	}
+	a.bus = b
 	authSvc, err := auth.NewService(a.store, auth.Config{
 		SigningKey:              signingKey,
 		AccessTTL:               a.cfg.AccessTokenTTL,
@@ -112,17 +117,17 @@ func (a *App) build(ctx context.Context, signingKey, codeKey []byte) error {
 		LoginBurstPerClient:     int(a.cfg.LoginPerMinutePerClient),
 		LoginBurstPerEmail:      int(a.cfg.LoginPerMinutePerEmail),
 		Logger:                  a.log,
+		SessionEnded: func(sessionID string) {
+			if err := realtime.PublishSessionEnded(b.Conn(), sessionID); err != nil {
+				a.log.Warn("tell nodes a session ended", "error", err.Error())
+			}
+		},
 	})
 	if err != nil {
 		return err
 	}
 	a.auth = authSvc
 
-	b, err := bus.Open(ctx, bus.Config{URL: a.cfg.NATSURL, Name: "panelsync " + a.nodeID, Logger: a.log})
-	if err != nil {
-		return err
-	}
-	a.bus = b
 	a.events = models.NewEventLog(a.store, realtime.NewPublisher(b.Conn(), a.log))
 	a.link = panel.NewLink(panel.LinkConfig{
 		NodeID:          a.nodeID,
@@ -164,6 +169,9 @@ func (a *App) build(ctx context.Context, signingKey, codeKey []byte) error {
 		Hub:    a.hub,
 		GrantRevoked: func(loginID, accountID string) error {
 			return realtime.PublishGrantRevoked(b.Conn(), loginID, accountID)
+		},
+		KeyRevoked: func(keyID, _ string) error {
+			return realtime.PublishAPIKeyRevoked(b.Conn(), keyID)
 		},
 		Background:  a.base,
 		OpenAPI:     api.OpenAPI(),

@@ -33,6 +33,10 @@ type Config struct {
 	// Logger receives what goes wrong without failing a request; nil
 	// discards it.
 	Logger *slog.Logger
+	// SessionEnded, when set, is told of every session that ends (logout,
+	// or a replayed refresh token), so that live connections opened with
+	// its tokens close at once.
+	SessionEnded func(sessionID string)
 }
 
 // Tokens is what a successful login or refresh returns.
@@ -240,6 +244,7 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (Tokens, err
 		if err := s.store.RevokeSession(ctx, replay, "refresh_reuse", now); err != nil {
 			return Tokens{}, err
 		}
+		s.sessionEnded(replay)
 		return Tokens{}, models.Errorf(models.CodeUnauthorized, "refresh token was already used; the session has been ended, sign in again")
 	}
 	return tokens, nil
@@ -252,7 +257,17 @@ func (s *Service) Logout(ctx context.Context, p Principal) error {
 	if p.IsAPIKey() {
 		return models.Errorf(models.CodeInvalidRequest, "an API key has no session to sign out of; revoke an API key with DELETE /v1/api-keys/{id}")
 	}
-	return s.store.RevokeSession(ctx, p.SessionID, "logout", s.now())
+	if err := s.store.RevokeSession(ctx, p.SessionID, "logout", s.now()); err != nil {
+		return err
+	}
+	s.sessionEnded(p.SessionID)
+	return nil
+}
+
+func (s *Service) sessionEnded(sessionID string) {
+	if s.cfg.SessionEnded != nil {
+		s.cfg.SessionEnded(sessionID)
+	}
 }
 
 // Authenticate checks an access token or an API key and returns who it

@@ -539,7 +539,7 @@ func TestAPIKeys_SecretNeverAppearsInTheLogs(t *testing.T) {
 	}
 }
 
-func TestAPIKeys_RealtimeSocket_RefusesKeysForNow(t *testing.T) {
+func TestAPIKeys_RealtimeSocket_NeedsTheReadScope(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, tb *testBundle) {
 		owner := tb.signIn(t, "owner@a.test").AccessToken
 		_, key := tb.createKey(t, owner, map[string]any{
@@ -558,8 +558,8 @@ func TestAPIKeys_RealtimeSocket_RefusesKeysForNow(t *testing.T) {
 		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 		_, _, err = conn.ReadMessage()
 		var ce *websocket.CloseError
-		if !errors.As(err, &ce) || ce.Code != 4001 {
-			t.Fatalf("socket opened with an API key: %v, want close 4001", err)
+		if !errors.As(err, &ce) || ce.Code != 4003 {
+			t.Fatalf("socket opened with a key without the read scope: %v, want close 4003", err)
 		}
 	})
 }

@@ -69,8 +69,13 @@ func (h realtimeHandlers) authenticate(c *fiber.Ctx) error {
 		err = models.Errorf(models.CodeUnauthorized, "send Authorization: Bearer or ?ticket=")
 	}
 	switch {
+	case err == nil && p.IsAPIKey() && !p.Scopes.Has(auth.ScopeRead):
+		c.Locals(rejectionLocal, rejection{realtime.CloseForbidden, "the API key lacks the read scope"})
 	case err == nil:
-		c.Locals(viewerLocal, realtime.Viewer{LoginID: p.LoginID, AccountID: p.AccountID, Role: p.Role, ExpiresAt: p.ExpiresAt})
+		c.Locals(viewerLocal, realtime.Viewer{
+			LoginID: p.LoginID, SessionID: p.SessionID, APIKeyID: p.APIKeyID,
+			AccountID: p.AccountID, Role: p.Role, ExpiresAt: p.ExpiresAt,
+		})
 	case auth.IsTokenExpired(err):
 		c.Locals(rejectionLocal, rejection{realtime.CloseTokenExpired, "token expired"})
 	case models.ErrorCode(err) == models.CodeUnauthorized:

@@ -3,7 +3,6 @@ package handlers
 import (
 	"context"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -141,24 +140,12 @@ func New(d Deps) *fiber.App {
 	authed.add(fiber.MethodDelete, "/api-keys/:id", requireAdmin, kh.revoke)
 
 	deviceRoute(app, deviceHandlers{link: d.Link, background: d.Background})
-	app.Get("/v1/realtime", withholdAPIKey)
 	realtimeRoutes(app, authed, realtimeHandlers{auth: d.Auth, hub: d.Hub, background: d.Background})
 
 	app.Use(func(c *fiber.Ctx) error {
 		return models.Errorf(models.CodeNotFound, "no route for %s %s", c.Method(), c.Path())
 	})
 	return app
-}
-
-// withholdAPIKey removes an API key from a realtime upgrade, so the socket
-// refuses it as unauthorized (close code 4001). The socket does not check
-// a key's scopes yet; until it does, no key may open it, lest a key
-// without the read scope watch the Event Log.
-func withholdAPIKey(c *fiber.Ctx) error {
-	if token, ok := bearerToken(c.Get(fiber.HeaderAuthorization)); ok && strings.HasPrefix(token, auth.APIKeyPrefix) {
-		c.Request().Header.Del(fiber.HeaderAuthorization)
-	}
-	return c.Next()
 }
 
 // authedRoutes registers routes that need a signed-in caller.

@@ -545,3 +545,74 @@ func maskedTextFrame(payload []byte) []byte {
 	}
 	return out
 }
+
+// An integrator's key with the read scope watches the account like a
+// login does, and revoking the key ends its connections at once.
+func TestAPIKey_WatchesUntilRevoked(t *testing.T) {
+	forEachBackend(t, nil, func(t *testing.T, tb *testBundle) {
+		r := tb.node.Do(t, "POST", "/v1/api-keys", tb.token, map[string]any{"name": "Dashboard", "scopes": []string{"read"}})
+		if r.Status != http.StatusCreated {
+			t.Fatalf("create key: %d %s", r.Status, r.Body)
+		}
+		var created struct {
+			APIKey struct {
+				ID string `json:"id"`
+			} `json:"api_key"`
+			Secret string `json:"secret"`
+		}
+		r.JSON(t, &created)
+
+		c := connect(t, tb.node.BaseURL, created.Secret)
+		c.send(map[string]any{"op": "subscribe", "after": 0})
+		c.expect("subscribed")
+		appendEvents(t, tb.node, tb.acct.ID, tb.loc.Location.ID, 3, nil)
+		for range 3 {
+			if f := c.expect("event"); f.Event.AccountID != tb.acct.ID {
+				t.Fatalf("event of another account: %+v", f.Event)
+			}
+		}
+		// A login's connection is not touched by the key's revocation.
+		login := connect(t, tb.node.BaseURL, tb.token)
+		login.send(map[string]any{"op": "subscribe"})
+		login.expect("subscribed")
+
+		if r := tb.node.Do(t, "DELETE", "/v1/api-keys/"+created.APIKey.ID, tb.token, nil); r.Status != http.StatusNoContent {
+			t.Fatalf("revoke: %d %s", r.Status, r.Body)
+		}
+		if code := c.closeCode(5 * time.Second); code != 4001 {
+			t.Fatalf("revoked key's connection: close %d, want 4001", code)
+		}
+		login.send(map[string]any{"op": "ping"})
+		login.expect("pong")
+		if code := connect(t, tb.node.BaseURL, created.Secret).closeCode(5 * time.Second); code != 4001 {
+			t.Fatalf("reconnecting with a revoked key: close %d, want 4001", code)
+		}
+	})
+}
+
+// Signing out ends the session's live connections, not only its future
+// requests; another session of the same login keeps its own.
+func TestLogout_ClosesTheSessionsConnections(t *testing.T) {
+	forEachBackend(t, nil, func(t *testing.T, tb *testBundle) {
+		var me struct {
+			Email string `json:"email"`
+		}
+		tb.node.Do(t, "GET", "/v1/me", tb.token, nil).JSON(t, &me)
+		other := tb.node.Token(t, me.Email)
+		c := connect(t, tb.node.BaseURL, tb.token)
+		c.send(map[string]any{"op": "subscribe"})
+		c.expect("subscribed")
+		kept := connect(t, tb.node.BaseURL, other)
+		kept.send(map[string]any{"op": "subscribe"})
+		kept.expect("subscribed")
+
+		if r := tb.node.Do(t, "POST", "/v1/auth/logout", tb.token, nil); r.Status != http.StatusNoContent {
+			t.Fatalf("logout: %d %s", r.Status, r.Body)
+		}
+		if code := c.closeCode(5 * time.Second); code != 4001 {
+			t.Fatalf("signed-out session's connection: close %d, want 4001", code)
+		}
+		kept.send(map[string]any{"op": "ping"})
+		kept.expect("pong")
+	})
+}
