@@ -188,6 +188,12 @@ func TestResume_FourWritersAndFiveDisconnects_DeliverEveryOffsetOnceInOrder(t *t
 			}
 			for i := 0; i < budget && last < total; i++ {
 				f, err := c.next(10 * time.Second)
+				var ce *websocket.CloseError
+				if errors.As(err, &ce) && ce.Code == 4008 {
+					// A client starved of CPU may fall behind and be told
+					// to resume, as the contract says: it does.
+					break
+				}
 				if err != nil {
 					t.Fatalf("after offset %d: %v", last, err)
 				}
