@@ -149,7 +149,7 @@ func (a *App) build(ctx context.Context, signingKey, codeKey []byte) error {
 	}, a.store, a.events, a.link, b.NewWaker())
 
 	a.link.SetCheckinHandler(a.engine)
-	a.hub = realtime.NewHub(realtime.Config{Logger: a.log}, a.store, b.Conn())
+	a.hub = realtime.NewHub(realtime.Config{WriterShare: a.cfg.RealtimeWriterShare, Logger: a.log}, a.store, b.Conn())
 
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -40,8 +40,11 @@ type Config struct {
 	RetryBase       time.Duration
 	CodeDigestKey   string
 	EventRetention  time.Duration
-	AccountRuns     int
-	ScheduleTick    time.Duration
+	// RealtimeWriterShare is the fewest live clients of one account that
+	// get a fan-out writer of their own.
+	RealtimeWriterShare int
+	AccountRuns         int
+	ScheduleTick        time.Duration
 
 	BodyLimit       int
 	ProxyHeader     string
@@ -87,6 +90,7 @@ func (c *Config) Settings() []Setting {
 		integer(&c.AccountRuns, "account-concurrency", "16", "most runs one account has in flight across all nodes, so one account's batch leaves room for the others (0: no cap)"),
 		duration(&c.ScheduleTick, "schedule-tick", "30s", "how often each node looks for due scheduled syncs"),
 		duration(&c.EventRetention, "event-retention", "720h", "how long Event Log entries are kept; a realtime client resuming from before that is told to reload"),
+		integer(&c.RealtimeWriterShare, "realtime-writer-share", "256", "fewest realtime clients of one account given a writer of their own: a larger audience is written by up to one writer per core"),
 		integer(&c.BodyLimit, "body-limit", "1048576", "largest request body accepted, in bytes"),
 		str(&c.ProxyHeader, "proxy-header", "", "header a trusted reverse proxy sets to the client address (such as X-Forwarded-For); empty trusts the socket address"),
 		duration(&c.ShutdownTimeout, "shutdown-timeout", "15s", "how long shutdown waits for requests in flight"),
@@ -205,6 +209,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("--schedule-tick must be at least 100ms")
 	case c.EventRetention < time.Hour:
 		return fmt.Errorf("--event-retention must be at least 1h")
+	case c.RealtimeWriterShare < 1:
+		return fmt.Errorf("--realtime-writer-share must be at least 1")
 	case c.CodeDigestKey != "" && len(c.CodeDigestKey) < 32:
 		return fmt.Errorf("--code-digest-key must be at least 32 bytes")
 	}

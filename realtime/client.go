@@ -1,6 +1,7 @@
 package realtime
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -69,19 +70,42 @@ func (c *Client) setCursor(o int64) {
 	c.mu.Unlock()
 }
 
-// deliverLive sends a live event unless the client already has it or has
-// not asked for it; either way the client's cursor moves past it.
-func (c *Client) deliverLive(e *Event, frame []byte) {
+// deliverLive sends a pass's events that the client has not had and has
+// asked for, in one write; its cursor moves past all of them.
+func (c *Client) deliverLive(p *pass) {
+	wanted, single := 0, -1
+	var some [][]byte
 	c.mu.Lock()
-	if e.Offset <= c.cursor {
-		c.mu.Unlock()
-		return
+	for i := range p.events {
+		e := &p.events[i]
+		if e.Offset <= c.cursor {
+			continue
+		}
+		c.cursor = e.Offset
+		if !c.all && (e.LocationID == nil || !c.locations[*e.LocationID]) {
+			continue
+		}
+		wanted++
+		if single < 0 {
+			single = i
+		}
+		if !c.all {
+			some = append(some, p.frames[i])
+		}
 	}
-	c.cursor = e.Offset
-	wanted := c.all || (e.LocationID != nil && c.locations[*e.LocationID])
 	c.mu.Unlock()
-	if wanted {
-		c.sendLive(frame)
+	switch {
+	case wanted == 0:
+	case wanted == 1:
+		c.sendLive(p.frames[single])
+	case wanted == len(p.events):
+		c.sendLive(p.all())
+	case some == nil:
+		// The whole account, but for events it had already: the rest of
+		// the pass from the first it had not.
+		c.sendLive(bytes.Join(p.frames[single:], nil))
+	default:
+		c.sendLive(bytes.Join(some, nil))
 	}
 }
 

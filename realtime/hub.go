@@ -31,7 +31,11 @@ type Config struct {
 	// ReplayWait is how long a replay waits for room in a client's queue.
 	ReplayWait   time.Duration
 	MaxBadFrames int
-	Logger       *slog.Logger
+	// WriterShare is the fewest live clients of one account worth a
+	// fan-out writer of their own; a larger audience is split over up to
+	// one writer per core.
+	WriterShare int
+	Logger      *slog.Logger
 }
 
 func (c *Config) setDefaults() {
@@ -61,6 +65,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.ReplayWait <= 0 {
 		c.ReplayWait = 5 * time.Second
+	}
+	if c.WriterShare <= 0 {
+		c.WriterShare = 256
 	}
 	if c.MaxBadFrames <= 0 {
 		c.MaxBadFrames = 20

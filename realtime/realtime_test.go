@@ -39,6 +39,9 @@ func forEachBackend(t *testing.T, tweak func(*app.Config), fn func(t *testing.T,
 		t.Run(b.Name, func(t *testing.T) {
 			cfg := apptest.Config(t, b)
 			cfg.JWTSecret = signingKey
+			// Every fan-out here is split over several writers, as it is
+			// for thousands of clients in production.
+			cfg.RealtimeWriterShare = 1
 			if tweak != nil {
 				tweak(&cfg)
 			}

@@ -1,9 +1,12 @@
 package realtime
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"runtime"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -28,6 +31,11 @@ type stream struct {
 	pending   map[int64]Event
 	live      map[*Client]struct{}
 	gapTimer  *time.Timer
+	// batch holds the events delivered in order but not yet written to
+	// the clients; flush writes them, in one pass.
+	batch []Event
+	// clients lists the live clients for flush; nil after a change.
+	clients []*Client
 
 	// refs counts the clients using the stream; the hub's mutex guards it.
 	refs int
@@ -110,9 +118,24 @@ func (s *stream) run() {
 			return
 		case e := <-s.in:
 			s.accept(e)
+			// Events that arrived while the last pass was writing go out
+			// together: one write per client carries them all, so a
+			// stream that falls behind catches up instead of falling
+			// further behind.
+		drain:
+			for range maxEventsPerPass - 1 {
+				select {
+				case e := <-s.in:
+					s.accept(e)
+				default:
+					break drain
+				}
+			}
+			s.flush()
 		case req := <-s.join:
 			if req.cursor < 0 || req.cursor >= s.delivered {
 				s.live[req.client] = struct{}{}
+				s.clients = nil
 				if req.cursor < 0 {
 					req.cursor = s.delivered
 				}
@@ -123,16 +146,19 @@ func (s *stream) run() {
 			req.reply <- joinReply{target: s.delivered}
 		case c := <-s.leave:
 			delete(s.live, c)
+			s.clients = nil
 			if s.hub.release(s) {
 				return
 			}
 		case <-s.gapFill:
 			s.fillGap()
+			s.flush()
 		case <-heal.C:
 			// A publish lost on the bus leaves a gap that no later event
 			// reveals; compare with the log now and then.
 			if len(s.live) > 0 {
 				s.fillGap()
+				s.flush()
 			}
 		}
 	}
@@ -218,18 +244,78 @@ func (s *stream) fillGap() {
 	s.drainPending()
 }
 
-// deliver fans one in-order event out to the live clients that want it.
-// The stream's goroutine writes to each client whose socket is free
-// itself: a write that does not wait costs less than handing it to
-// another goroutine, and one goroutine writing keeps a core for everything
-// else (spreading one event over several writers measured slower).
+// maxEventsPerPass bounds the events one pass writes to each client.
+const maxEventsPerPass = 256
+
+// deliver takes the next in-order event for the live clients; flush
+// writes it. Every path that delivers flushes before the stream handles
+// anything else, so a client joining never finds an event counted as
+// delivered that it was not sent.
 func (s *stream) deliver(e Event) {
 	s.delivered = e.Offset
-	if len(s.live) == 0 {
+	if len(s.live) > 0 {
+		s.batch = append(s.batch, e)
+	}
+}
+
+// flush writes the delivered events to the live clients that want them.
+// Writes go straight to each client whose socket is free, without a
+// hand-off per client: a write that does not wait costs less than giving
+// it to another goroutine. A large audience is split over as many writers
+// as there are cores, this goroutine being one; the pass ends when all
+// are done, so each client still gets its events in order. Each event's
+// frame is encoded once for every client.
+func (s *stream) flush() {
+	if len(s.batch) == 0 {
 		return
 	}
-	frame := eventFrame(e)
-	for c := range s.live {
-		c.deliverLive(&e, frame)
+	p := pass{events: s.batch, frames: make([][]byte, len(s.batch))}
+	for i, e := range s.batch {
+		p.frames[i] = eventFrame(e)
 	}
+	if len(p.frames) > 1 {
+		p.joined = bytes.Join(p.frames, nil)
+	}
+	if s.clients == nil {
+		s.clients = make([]*Client, 0, len(s.live))
+		for c := range s.live {
+			s.clients = append(s.clients, c)
+		}
+	}
+	writers := max(1, min(runtime.GOMAXPROCS(0), len(s.clients)/s.hub.cfg.WriterShare))
+	share := (len(s.clients) + writers - 1) / writers
+	var wg sync.WaitGroup
+	for w := 1; w < writers; w++ {
+		part := s.clients[w*share : min((w+1)*share, len(s.clients))]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, c := range part {
+				c.deliverLive(&p)
+			}
+		}()
+	}
+	for _, c := range s.clients[:min(share, len(s.clients))] {
+		c.deliverLive(&p)
+	}
+	wg.Wait()
+	clear(s.batch)
+	s.batch = s.batch[:0]
+}
+
+// pass is one flush's events and their frames. It is read by several
+// writers at once and changed by none.
+type pass struct {
+	events []Event
+	frames [][]byte
+	// joined is every frame of the pass back to back, for the clients
+	// that take them all; nil when the pass holds one event.
+	joined []byte
+}
+
+func (p *pass) all() []byte {
+	if p.joined == nil {
+		return p.frames[0]
+	}
+	return p.joined
 }
