@@ -20,7 +20,7 @@ func runWatch(ctx context.Context, env cmdEnv, args []string) error {
 	fs := flag.NewFlagSet("watch", flag.ContinueOnError)
 	fs.SetOutput(env.stderr)
 	server := fs.String("server", "http://localhost:8080", "server base URL")
-	email := fs.String("email", "", "login e-mail (with PANELSYNC_PASSWORD), or use PANELSYNC_TOKEN")
+	email := fs.String("email", "", "login e-mail (with PANELSYNC_PASSWORD), or set PANELSYNC_TOKEN to an access token or an API key with the read scope")
 	after := fs.Int64("after", -1, "print every event after this offset first (default: live only)")
 	location := fs.String("location", "", "watch one location instead of the whole account")
 	asJSON := fs.Bool("json", false, "print each event as JSON")
