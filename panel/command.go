@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Failure codes of a command, as the sync engine and the Event Log name
@@ -61,6 +62,10 @@ type busReply struct {
 type busControl struct {
 	Op     string `json:"op"`
 	LinkID string `json:"link_id,omitempty"`
+	// ConnectedAt is when the connection that sent a takeover began. A
+	// takeover only ends an older connection: the bus may deliver one
+	// after a newer connection has already replaced its sender.
+	ConnectedAt time.Time `json:"connected_at,omitzero"`
 }
 
 // Control operations.

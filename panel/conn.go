@@ -41,7 +41,10 @@ type pendingCommand struct {
 // one at a time: a panel works through them in order, and a second one
 // waits in a short queue instead of racing the first.
 type deviceConn struct {
-	linkID     string
+	linkID string
+	// began is when the connection was accepted; of two connections of
+	// one panel, the later one holds it.
+	began      time.Time
 	panelID    string
 	accountID  string
 	locationID string
@@ -70,9 +73,23 @@ type outbound struct {
 	control int
 }
 
+// olderThan reports whether the connection that sent a takeover began
+// after c, so that c must give way. Ties go to the larger link id, so two
+// nodes never both give way or both stay.
+func (c *deviceConn) olderThan(takeover busControl) bool {
+	if takeover.ConnectedAt.IsZero() {
+		return true
+	}
+	if takeover.ConnectedAt.Equal(c.began) {
+		return takeover.LinkID > c.linkID
+	}
+	return takeover.ConnectedAt.After(c.began)
+}
+
 func newDeviceConn(linkID string, p panelIdentity, sock Socket, maxQueue int) *deviceConn {
 	return &deviceConn{
 		linkID:     linkID,
+		began:      time.Now().UTC(),
 		panelID:    p.PanelID,
 		accountID:  p.AccountID,
 		locationID: p.LocationID,

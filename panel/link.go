@@ -202,7 +202,7 @@ func (l *Link) Serve(ctx context.Context, p models.Panel, sock Socket) {
 		log.Error("record panel connected", "error", err.Error())
 	}
 	// Tell other nodes a newer connection now holds this panel.
-	ctl, _ := json.Marshal(busControl{Op: ctlTakeover, LinkID: c.linkID})
+	ctl, _ := json.Marshal(busControl{Op: ctlTakeover, LinkID: c.linkID, ConnectedAt: c.began})
 	_ = l.nc.Publish(controlSubject(p.ID), ctl)
 
 	now := time.Now().UTC()
@@ -474,7 +474,7 @@ func (l *Link) handleBusMessage(m *nats.Msg) {
 			return
 		}
 		switch {
-		case ctl.Op == ctlTakeover && ctl.LinkID != c.linkID:
+		case ctl.Op == ctlTakeover && ctl.LinkID != c.linkID && c.olderThan(ctl):
 			c.shutdown(closeReplaced, "replaced by a newer connection")
 		case ctl.Op == ctlKick:
 			c.shutdown(closeRevoked, "device credential revoked")

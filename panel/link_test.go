@@ -273,3 +273,44 @@ func TestDeviceLink_ArmedEvent_UpdatesTheLocation(t *testing.T) {
 		}
 	})
 }
+
+// The bus may deliver a connection's takeover notice late, after a newer
+// connection has replaced it; a notice from an older connection must not
+// drop the newer one.
+func TestDeviceLink_LateTakeoverFromAnOlderConnection_IsIgnored(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, tb *testBundle) {
+		n, locID, panelID := tb.node, tb.loc.Location.ID, tb.loc.Panel.ID
+		conn, _, err := dial(t, n.BaseURL, tb.cred.Serial, tb.cred.Secret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		n.WaitPanel(t, locID, models.PanelConnected)
+		if f, err := readFrame(t, conn); err != nil || f.Type != panel.FrameHello {
+			t.Fatalf("hello: %+v %v", f, err)
+		}
+		notify := func(connectedAt time.Time) {
+			t.Helper()
+			b, _ := json.Marshal(map[string]any{"op": "takeover", "link_id": "another-link", "connected_at": connectedAt})
+			nc := n.App.Bus().Conn()
+			if err := nc.Publish("psync.panel."+panelID+".ctl", b); err != nil {
+				t.Fatal(err)
+			}
+			if err := nc.Flush(); err != nil {
+				t.Fatal(err)
+			}
+		}
+
+		notify(time.Now().Add(-time.Minute))
+		time.Sleep(300 * time.Millisecond)
+		if !n.App.Link().ConnectedHere(panelID) {
+			t.Fatal("a takeover from an older connection dropped the panel's current one")
+		}
+		n.WaitPanel(t, locID, models.PanelConnected)
+
+		notify(time.Now().Add(time.Minute))
+		if code := closeCode(t, conn); code != 4000 {
+			t.Fatalf("a takeover from a newer connection closed with %d, want 4000", code)
+		}
+	})
+}
