@@ -147,3 +147,32 @@ func assertProtocolError(t *testing.T, err error, code int) {
 		t.Fatalf("protocol error %d says nothing about what was wrong", code)
 	}
 }
+
+// FuzzConn_ReadMessage feeds arbitrary bytes to the frame reader: it must
+// return a message or an error, never panic, never return more than the
+// limit, and answer a fault with a close code a client may be sent.
+func FuzzConn_ReadMessage(f *testing.F) {
+	f.Add(maskedFrame(0x81, []byte(`{"op":"ping"}`)))
+	f.Add(append(maskedFrame(0x01, []byte("ab")), maskedFrame(0x80, []byte("cd"))...))
+	f.Add(maskedFrame(0x88, binary.BigEndian.AppendUint16(nil, 1000)))
+	f.Add([]byte{0x81, 0xFF, 0, 0, 0, 0, 0, 0, 0, 9})
+	f.Fuzz(func(t *testing.T, stream []byte) {
+		c := readerConn(stream)
+		c.onPing = func([]byte) {}
+		for range 8 {
+			_, msg, err := c.ReadMessage()
+			var pe *ProtocolError
+			switch {
+			case errors.As(err, &pe):
+				if pe.Code < 1000 || pe.Code > 1014 || pe.Text == "" {
+					t.Fatalf("fault answered with close %d %q", pe.Code, pe.Text)
+				}
+				return
+			case err != nil:
+				return
+			case len(msg) > MaxClientFrameBytes:
+				t.Fatalf("message of %d bytes passed a %d limit", len(msg), MaxClientFrameBytes)
+			}
+		}
+	})
+}
