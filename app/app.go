@@ -133,6 +133,7 @@ func (a *App) build(ctx context.Context, signingKey, codeKey []byte) error {
 		NodeID:          a.nodeID,
 		CommandTimeout:  a.cfg.CommandTimeout,
 		CheckinInterval: a.cfg.CheckinInterval,
+		Heartbeat:       a.cfg.NodeHeartbeat,
 		Logger:          a.log,
 	}, a.store, a.events, b.Conn())
 	a.engine = syncer.New(syncer.Config{

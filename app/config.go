@@ -32,6 +32,7 @@ type Config struct {
 
 	NATSURL         string
 	NodeID          string
+	NodeHeartbeat   time.Duration
 	Workers         int
 	CommandTimeout  time.Duration
 	CheckinInterval time.Duration
@@ -80,6 +81,7 @@ func (c *Config) Settings() []Setting {
 		float(&c.LoginPerMinutePerEmail, "login-rate-per-email", "5", "login attempts per minute allowed for one e-mail"),
 		str(&c.NATSURL, "nats-url", "", "URL of an external NATS server or cluster; empty runs one embedded in the process"),
 		str(&c.NodeID, "node-id", "", "name of this node in logs and the panels table; empty derives one from the host name"),
+		duration(&c.NodeHeartbeat, "node-heartbeat", "10s", "how often this node records that it is alive; the panels of a node silent for three heartbeats are marked disconnected"),
 		integer(&c.Workers, "workers", "8", "sync runs this node executes at once"),
 		duration(&c.CommandTimeout, "command-timeout", "30s", "how long a panel has to answer one command"),
 		duration(&c.CheckinInterval, "checkin-interval", "30m", "how often panels are told to check in"),
@@ -209,6 +211,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("--schedule-tick must be at least 100ms")
 	case c.EventRetention < time.Hour:
 		return fmt.Errorf("--event-retention must be at least 1h")
+	case c.NodeHeartbeat < 100*time.Millisecond:
+		return fmt.Errorf("--node-heartbeat must be at least 100ms")
 	case c.RealtimeWriterShare < 1:
 		return fmt.Errorf("--realtime-writer-share must be at least 1")
 	case c.CodeDigestKey != "" && len(c.CodeDigestKey) < 32:

@@ -36,6 +36,7 @@ func all() []*gormigrate.Migration {
 		v3Realtime(),
 		v4Batches(),
 		v5BatchTrigger(),
+		v6Nodes(),
 	}
 }
 

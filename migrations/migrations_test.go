@@ -28,13 +28,16 @@ func TestMigrations_UpDownUp_LeavesACurrentSchema(t *testing.T) {
 				t.Fatalf("up: %v", err)
 			}
 			assertCurrent(t, ctx, db, true)
-			for _, table := range []string{"accounts", "logins", "sessions", "refresh_tokens", "locations", "panels", "panel_users", "runs", "events", "audit_entries", "api_keys"} {
+			for _, table := range []string{"accounts", "logins", "sessions", "refresh_tokens", "locations", "panels", "panel_users", "runs", "events", "audit_entries", "api_keys", "nodes"} {
 				if !db.Migrator().HasTable(table) {
 					t.Errorf("table %s missing after up", table)
 				}
 			}
 			if !db.Migrator().HasIndex("events", "idx_events_account_offset") {
 				t.Error("events lacks its (account_id, log_offset) index")
+			}
+			if !db.Migrator().HasIndex("panels", "idx_panels_connection_node") {
+				t.Error("panels lacks the index the search for a lost node's panels uses")
 			}
 			if !db.Migrator().HasIndex("runs", "idx_runs_state_available") {
 				t.Error("runs lacks its queue index")

@@ -86,19 +86,27 @@ type Panel struct {
 	SecretHash          string `gorm:"size:64;not null"`
 	CredentialExpiresAt *time.Time
 	CredentialRevokedAt *time.Time
-	Connection          PanelConnection `gorm:"size:24;not null"`
+	Connection          PanelConnection `gorm:"size:24;not null;index:idx_panels_connection_node,priority:1"`
 	LastSeenAt          *time.Time
 	ArmedState          string `gorm:"size:24;not null;default:'unknown'"`
 	// LinkID names the live connection that last connected; a connection
 	// that closes only marks the panel disconnected if it is still the
 	// current one, so a replaced connection cannot undo its successor.
 	LinkID         string `gorm:"size:36;not null;default:''"`
-	NodeID         string `gorm:"size:64;not null;default:''"`
+	NodeID         string `gorm:"size:64;not null;default:'';index:idx_panels_connection_node,priority:2"`
 	ConnectedAt    *time.Time
 	StatusJSON     string `gorm:"type:text"`
 	UsersWatermark string `gorm:"size:64;not null;default:''"`
 	CreatedAt      time.Time
 	UpdatedAt      time.Time
+}
+
+// Node is a serving node's heartbeat. A node whose heartbeat stops has
+// lost its panel links, whatever the panels table still says.
+type Node struct {
+	ID          string    `gorm:"primaryKey;size:64"`
+	StartedAt   time.Time `gorm:"not null"`
+	HeartbeatAt time.Time `gorm:"not null;index"`
 }
 
 // PanelConfigItem is the remote copy of one partition, zone or device of a

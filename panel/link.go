@@ -35,10 +35,23 @@ type LinkConfig struct {
 	// MaxBadFrames is how many malformed frames a panel may send before
 	// its connection is closed.
 	MaxBadFrames int
-	Logger       *slog.Logger
+	// Heartbeat is how often this node records that it is alive and looks
+	// for panels left connected to a node that is not.
+	Heartbeat time.Duration
+	// NodeLostAfter is how long a node's heartbeat may be silent before
+	// the panels it held are marked disconnected: three heartbeats unless
+	// set.
+	NodeLostAfter time.Duration
+	Logger        *slog.Logger
 }
 
 func (c *LinkConfig) setDefaults() {
+	if c.Heartbeat <= 0 {
+		c.Heartbeat = 10 * time.Second
+	}
+	if c.NodeLostAfter <= 0 {
+		c.NodeLostAfter = 3 * c.Heartbeat
+	}
 	if c.CommandTimeout <= 0 {
 		c.CommandTimeout = 30 * time.Second
 	}
@@ -123,6 +136,8 @@ func NewLink(cfg LinkConfig, store *models.Store, events *models.EventLog, nc *n
 		l.dispatch.Add(1)
 		go l.dispatchLoop()
 	}
+	l.dispatch.Add(1)
+	go l.heartbeatLoop()
 	return l
 }
 
@@ -568,6 +583,13 @@ func (l *Link) close(ctx context.Context) {
 	}
 	close(l.stopBus)
 	l.dispatch.Wait()
+	// A node that stops cleanly has closed its links and marked its panels;
+	// it leaves the nodes table so that nobody waits for its heartbeat.
+	forget, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := l.store.RemoveNode(forget, l.cfg.NodeID, time.Now().UTC().Add(-forgetNodesAfter)); err != nil {
+		l.log.Warn("leave the nodes table", "error", err.Error())
+	}
 }
 
 // ConnectedCount is how many panels are connected to this node.

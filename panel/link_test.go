@@ -314,3 +314,45 @@ func TestDeviceLink_LateTakeoverFromAnOlderConnection_IsIgnored(t *testing.T) {
 		}
 	})
 }
+
+// A node that died without closing its links leaves its panels recorded
+// as connected; the nodes still alive find them by its silent heartbeat
+// and mark them disconnected, while their own panels stay connected.
+func TestHeartbeat_PanelsOfALostNode_AreMarkedDisconnected(t *testing.T) {
+	for _, b := range dbtest.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			cfg := apptest.Config(t, b)
+			cfg.NodeHeartbeat = 100 * time.Millisecond
+			n := apptest.Start(t, cfg)
+			acct, token := n.Account(t, "Acme")
+			live, liveCred := n.Location(t, acct.ID, "Linked here")
+			orphan, _ := n.Location(t, acct.ID, "Linked to a dead node")
+
+			_, stop := n.Panel(t, liveCred, sim.Options{})
+			defer stop()
+			n.WaitPanel(t, live.Location.ID, models.PanelConnected)
+			// The other panel was linked to a node that crashed and never
+			// wrote another heartbeat.
+			if _, err := n.Store.MarkPanelConnected(context.Background(), orphan.Panel.ID, "link-of-a-dead-node", "crashed-node", time.Now().UTC()); err != nil {
+				t.Fatal(err)
+			}
+
+			n.WaitPanel(t, orphan.Location.ID, models.PanelDisconnected)
+			found := false
+			for _, e := range n.Events(t, token, orphan.Location.ID) {
+				if e.Type == "panel.disconnected" && strings.Contains(e.Message, "stopped answering") {
+					found = true
+				}
+			}
+			if !found {
+				t.Fatal("no panel.disconnected event saying the server stopped answering")
+			}
+			// Several heartbeats later the live panel is still connected.
+			time.Sleep(500 * time.Millisecond)
+			r := n.Do(t, "GET", "/v1/locations/"+live.Location.ID, token, nil)
+			if !strings.Contains(string(r.Body), `"connection":"connected"`) {
+				t.Fatalf("a panel linked to a live node was marked: %s", r.Body)
+			}
+		})
+	}
+}

@@ -134,6 +134,7 @@ func TestTwoNodes_PanelOnOneClientOnOther_ClientSeesTheSync(t *testing.T) {
 		"PANELSYNC_MIGRATE_ON_START=false",
 		"PANELSYNC_LOG_LEVEL=warn",
 		"PANELSYNC_BCRYPT_COST=4",
+		"PANELSYNC_NODE_HEARTBEAT=200ms",
 	}
 	env := func(extra ...string) func(string) string {
 		m := map[string]string{}
@@ -148,6 +149,7 @@ func TestTwoNodes_PanelOnOneClientOnOther_ClientSeesTheSync(t *testing.T) {
 	}
 
 	nodes := map[string]string{}
+	processes := map[string]*exec.Cmd{}
 	for _, name := range []string{"a", "b"} {
 		port := freePort(t)
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
@@ -159,6 +161,7 @@ func TestTwoNodes_PanelOnOneClientOnOther_ClientSeesTheSync(t *testing.T) {
 			"PANELSYNC_NODE_ID=node-"+name,
 		)
 		startProcess(t, cmd, "node-"+name)
+		processes[name] = cmd
 		nodes[name] = "http://127.0.0.1:" + fmt.Sprint(port)
 	}
 	for _, base := range nodes {
@@ -227,6 +230,20 @@ func TestTwoNodes_PanelOnOneClientOnOther_ClientSeesTheSync(t *testing.T) {
 				return ev != nil && ev["type"] == want && ev["run_id"] == runID
 			})
 		}
+	}
+
+	// Node A dies without a word: node B notices its silent heartbeat and
+	// marks the panel it held disconnected, and the client hears of it.
+	if err := processes["a"].Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	expectFrame(t, conn, func(f map[string]any) bool {
+		ev, _ := f["event"].(map[string]any)
+		return ev != nil && ev["type"] == "panel.disconnected" && ev["location_id"] == loc.Location.ID
+	})
+	lost, err := store.PanelBySerial(ctx, "TWO-0001")
+	if err != nil || lost.Connection != models.PanelDisconnected {
+		t.Fatalf("the dead node's panel should be disconnected: %+v %v", lost, err)
 	}
 }
 

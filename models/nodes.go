@@ -1,0 +1,77 @@
+package models
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm/clause"
+)
+
+// NodeHeartbeat records that node nodeID is alive at now, adding it on
+// its first beat.
+func (s *Store) NodeHeartbeat(ctx context.Context, nodeID string, now time.Time) error {
+	err := s.conn(ctx).Clauses(clause.OnConflict{
+		Columns:   []clause.Column{{Name: "id"}},
+		DoUpdates: clause.AssignmentColumns([]string{"heartbeat_at"}),
+	}).Create(&Node{ID: nodeID, StartedAt: now, HeartbeatAt: now}).Error
+	if err != nil {
+		return fmt.Errorf("node heartbeat: %w", err)
+	}
+	return nil
+}
+
+// RemoveNode forgets a node that is shutting down, and nodes whose last
+// heartbeat is older than staleBefore (long gone; their panels have been
+// dealt with).
+func (s *Store) RemoveNode(ctx context.Context, nodeID string, staleBefore time.Time) error {
+	err := s.conn(ctx).Where("id = ? OR heartbeat_at < ?", nodeID, staleBefore).Delete(&Node{}).Error
+	if err != nil {
+		return fmt.Errorf("remove node: %w", err)
+	}
+	return nil
+}
+
+// PanelsOfLostNodes returns up to limit panels recorded as connected to a
+// node whose heartbeat is older than lostBefore, or that has none: their
+// links died with the node.
+func (s *Store) PanelsOfLostNodes(ctx context.Context, lostBefore time.Time, limit int) ([]Panel, error) {
+	alive := s.conn(ctx).Model(&Node{}).Select("id").Where("heartbeat_at >= ?", lostBefore)
+	var panels []Panel
+	err := s.conn(ctx).
+		Select("id", "account_id", "location_id", "serial", "link_id", "node_id").
+		Where("connection = ? AND node_id NOT IN (?)", PanelConnected, alive).
+		Order("id").Limit(limit).Find(&panels).Error
+	if err != nil {
+		return nil, fmt.Errorf("panels of lost nodes: %w", err)
+	}
+	return panels, nil
+}
+
+// ReassertPanelConnected marks a panel connected again through link
+// linkID, if that link is still the panel's latest and another node had
+// marked it disconnected while this node's heartbeat lapsed. It reports
+// whether the state changed.
+func (s *Store) ReassertPanelConnected(ctx context.Context, panelID, linkID, nodeID string, now time.Time) (bool, error) {
+	res := s.conn(ctx).Model(&Panel{}).
+		Where("id = ? AND link_id = ? AND connection = ?", panelID, linkID, PanelDisconnected).
+		Updates(map[string]any{"connection": PanelConnected, "node_id": nodeID, "last_seen_at": now})
+	if res.Error != nil {
+		return false, fmt.Errorf("reassert panel connected: %w", res.Error)
+	}
+	return res.RowsAffected == 1, nil
+}
+
+// PanelsOfNode returns up to limit panels recorded as connected to
+// nodeID.
+func (s *Store) PanelsOfNode(ctx context.Context, nodeID string, limit int) ([]Panel, error) {
+	var panels []Panel
+	err := s.conn(ctx).
+		Select("id", "account_id", "location_id", "serial", "link_id", "node_id").
+		Where("connection = ? AND node_id = ?", PanelConnected, nodeID).
+		Order("id").Limit(limit).Find(&panels).Error
+	if err != nil {
+		return nil, fmt.Errorf("panels of node: %w", err)
+	}
+	return panels, nil
+}
