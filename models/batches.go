@@ -165,11 +165,12 @@ func (s *Store) UnfinishedBatches(ctx context.Context, limit int) ([]Batch, erro
 }
 
 // CancelBatch stops a batch: no more runs are created and its queued runs
-// are cancelled. It returns the locations whose runs were cancelled.
-func (s *Store) CancelBatch(ctx context.Context, accountID, id string, now time.Time) (Batch, []string, error) {
+// are cancelled. It returns the runs it cancelled, so that each gets its
+// sync.cancelled event in the same transaction.
+func (s *Store) CancelBatch(ctx context.Context, accountID, id string, now time.Time) (Batch, []Run, error) {
 	var (
-		b    Batch
-		locs []string
+		b         Batch
+		cancelled []Run
 	)
 	err := s.Tx(ctx, func(ctx context.Context) error {
 		var err error
@@ -184,7 +185,10 @@ func (s *Store) CancelBatch(ctx context.Context, accountID, id string, now time.
 		if err := db.Model(&Batch{}).Where("id = ?", id).Update("cancelled_at", now).Error; err != nil {
 			return err
 		}
-		if err := db.Model(&Run{}).Where("batch_id = ? AND state = ?", id, RunQueued).Pluck("location_id", &locs).Error; err != nil {
+		// Locked, so a worker cannot claim one between this read and the
+		// update (claims skip locked rows).
+		if err := lockForUpdate(db).Select("id", "account_id", "location_id", "kind").
+			Where("batch_id = ? AND state = ?", id, RunQueued).Find(&cancelled).Error; err != nil {
 			return err
 		}
 		if err := db.Model(&Run{}).Where("batch_id = ? AND state = ?", id, RunQueued).Updates(map[string]any{
@@ -192,15 +196,15 @@ func (s *Store) CancelBatch(ctx context.Context, accountID, id string, now time.
 		}).Error; err != nil {
 			return fmt.Errorf("cancel batch runs: %w", err)
 		}
-		for _, l := range locs {
-			if err := s.RefreshSyncStatus(ctx, l); err != nil {
+		for _, r := range cancelled {
+			if err := s.RefreshSyncStatus(ctx, r.LocationID); err != nil {
 				return err
 			}
 		}
 		b.CancelledAt = &now
 		return nil
 	})
-	return b, locs, err
+	return b, cancelled, err
 }
 
 // InsertFailedRun records a run that could not start (the panel is away,

@@ -149,16 +149,46 @@ func (e *Engine) status(ctx context.Context, b models.Batch) (BatchStatus, error
 // CancelBatch cancels a batch's runs not yet started and stops creating
 // more.
 func (e *Engine) CancelBatch(ctx context.Context, actor models.Actor, id string) (BatchStatus, error) {
-	b, _, err := e.store.CancelBatch(ctx, actor.AccountID, id, e.now())
+	var b models.Batch
+	err := e.store.Tx(ctx, func(ctx context.Context) error {
+		var (
+			cancelled []models.Run
+			err       error
+		)
+		b, cancelled, err = e.store.CancelBatch(ctx, actor.AccountID, id, e.now())
+		if err != nil {
+			return err
+		}
+		// Each location's log ends its run as a single cancel would, so a
+		// client that saw sync.requested also sees how it ended.
+		events := make([]models.NewEvent, 0, len(cancelled))
+		for _, r := range cancelled {
+			events = append(events, models.NewEvent{
+				AccountID: r.AccountID, LocationID: r.LocationID, RunID: r.ID,
+				Type: "sync.cancelled", Severity: models.SeverityWarning,
+				Message: fmt.Sprintf("%s cancelled by %s with its All Locations batch", kindLabel(r.Kind), actor.Name),
+				Data:    eventData(map[string]any{"kind": r.Kind}, id),
+			})
+		}
+		for len(events) > 0 {
+			chunk := events[:min(len(events), cancelEventChunk)]
+			events = events[len(chunk):]
+			if _, err := e.events.Append(ctx, chunk...); err != nil {
+				return err
+			}
+		}
+		return e.store.Audit(ctx, actor, "batch.cancel", "batch", id, map[string]any{"kind": b.Kind, "scope": b.Scope, "runs_cancelled": len(cancelled)})
+	})
 	if err != nil {
-		return BatchStatus{}, err
-	}
-	if err := e.store.Audit(ctx, actor, "batch.cancel", "batch", id, map[string]any{"kind": b.Kind, "scope": b.Scope}); err != nil {
 		return BatchStatus{}, err
 	}
 	e.batchChanged(context.WithoutCancel(ctx), id)
 	return e.status(ctx, b)
 }
+
+// cancelEventChunk bounds the events written by one statement when a batch
+// is cancelled, within every database's limit on bound parameters.
+const cancelEventChunk = 500
 
 // batchCheckEvery bounds how often one node looks at a batch's counts
 // while its runs finish: a 10,000-run batch is checked a few times a

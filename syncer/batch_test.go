@@ -195,6 +195,39 @@ func TestBatch_Cancel_StopsRunsNotYetStarted(t *testing.T) {
 			if done.Cancelled < 4 || done.Succeeded+done.Cancelled+done.Failed != 6 {
 				t.Fatalf("cancelled batch %+v", done)
 			}
+			// Every cancelled run's location log says so, once, as a
+			// single cancel would: a watcher that saw sync.requested sees
+			// how it ended.
+			var runs struct {
+				Items []struct {
+					ID string `json:"id"`
+				} `json:"items"`
+			}
+			node.Do(t, "GET", "/v1/runs?state=cancelled", f.token, nil).JSON(t, &runs)
+			var events struct {
+				Items []struct {
+					RunID string `json:"run_id"`
+					Data  struct {
+						BatchID string `json:"batch_id"`
+					} `json:"data"`
+				} `json:"items"`
+			}
+			node.Do(t, "GET", "/v1/events?type=sync.cancelled&limit=100", f.token, nil).JSON(t, &events)
+			perRun := map[string]int{}
+			for _, e := range events.Items {
+				if e.Data.BatchID != start.ID {
+					t.Fatalf("sync.cancelled without its batch: %+v", e)
+				}
+				perRun[e.RunID]++
+			}
+			if len(runs.Items) != done.Cancelled || len(perRun) != done.Cancelled {
+				t.Fatalf("%d runs cancelled, %d listed, %d with a sync.cancelled event", done.Cancelled, len(runs.Items), len(perRun))
+			}
+			for _, r := range runs.Items {
+				if perRun[r.ID] != 1 {
+					t.Fatalf("run %s has %d sync.cancelled events, want 1", r.ID, perRun[r.ID])
+				}
+			}
 			if r := node.Do(t, "POST", "/v1/batches/"+start.ID+"/cancel", f.token, nil); r.Status != http.StatusConflict {
 				t.Fatalf("cancel twice: %d", r.Status)
 			}
