@@ -1,7 +1,6 @@
 package handlers_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -11,12 +10,12 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/fasthttp/websocket"
 
+	"github.com/panelsync/panelsync/app/apptest"
 	"github.com/panelsync/panelsync/models"
 	"github.com/panelsync/panelsync/models/dbtest"
 )
@@ -494,29 +493,10 @@ func TestAPIKeys_AccountHoldsAtMost100ActiveKeys(t *testing.T) {
 	})
 }
 
-// syncBuffer is a log destination that handlers on many goroutines may
-// write to.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 func TestAPIKeys_SecretNeverAppearsInTheLogs(t *testing.T) {
 	for _, b := range dbtest.Backends(t) {
 		t.Run(b.Name, func(t *testing.T) {
-			var logs syncBuffer
+			var logs apptest.Buffer
 			tb := setupLogged(t, b, nil, slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 			owner := tb.signIn(t, "owner@a.test").AccessToken
 			loc := tb.createLocation(t, owner, "Main Street", "SER-LOG-1")

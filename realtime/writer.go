@@ -22,18 +22,13 @@ const maxBatchBytes = 64 << 10
 // next attempt.
 const retryDelay = 10 * time.Millisecond
 
-// task is a worker's next piece of work: a client's pending frames.
-type task struct {
-	client *Client
-}
-
-// readyQueue is the list of work for the hub's writers. A client is on it
-// at most once (its scheduled flag), so it is bounded by the number of
-// connections.
+// readyQueue is the list of clients with something to write. A client is
+// on it at most once (its scheduled flag), so it is bounded by the number
+// of connections.
 type readyQueue struct {
 	mu      sync.Mutex
 	cond    *sync.Cond
-	tasks   []task
+	clients []*Client
 	stopped bool
 }
 
@@ -43,30 +38,30 @@ func newReadyQueue() *readyQueue {
 	return q
 }
 
-func (q *readyQueue) push(t task) {
+func (q *readyQueue) push(c *Client) {
 	q.mu.Lock()
-	q.tasks = append(q.tasks, t)
+	q.clients = append(q.clients, c)
 	q.mu.Unlock()
 	q.cond.Signal()
 }
 
-// pop waits for a task; ok is false once the queue has stopped.
-func (q *readyQueue) pop() (t task, ok bool) {
+// pop waits for a client, or returns nil once stopped.
+func (q *readyQueue) pop() *Client {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	for len(q.tasks) == 0 && !q.stopped {
+	for len(q.clients) == 0 && !q.stopped {
 		q.cond.Wait()
 	}
 	if q.stopped {
-		return task{}, false
+		return nil
 	}
-	t = q.tasks[0]
-	q.tasks[0] = task{}
-	q.tasks = q.tasks[1:]
-	if len(q.tasks) == 0 {
-		q.tasks = nil
+	c := q.clients[0]
+	q.clients[0] = nil
+	q.clients = q.clients[1:]
+	if len(q.clients) == 0 {
+		q.clients = nil
 	}
-	return t, true
+	return c
 }
 
 func (q *readyQueue) stop() {
@@ -76,14 +71,14 @@ func (q *readyQueue) stop() {
 	q.cond.Broadcast()
 }
 
-// writeWorker runs whichever task is ready next.
+// writeWorker writes for whichever client is ready next.
 func (h *Hub) writeWorker() {
 	for {
-		t, ok := h.ready.pop()
-		if !ok {
+		c := h.ready.pop()
+		if c == nil {
 			return
 		}
-		t.client.flush()
+		c.flush()
 	}
 }
 
@@ -131,7 +126,7 @@ func (c *Client) queueLen() int {
 func (c *Client) scheduleLocked() {
 	if !c.ws.scheduled && !c.ws.done {
 		c.ws.scheduled = true
-		c.hub.ready.push(task{client: c})
+		c.hub.ready.push(c)
 	}
 }
 
@@ -248,7 +243,7 @@ func (c *Client) write(batch []byte, closing bool) {
 		time.AfterFunc(retryDelay, func() {
 			c.wmu.Lock()
 			if !c.ws.done {
-				c.hub.ready.push(task{client: c})
+				c.hub.ready.push(c)
 			}
 			c.wmu.Unlock()
 		})

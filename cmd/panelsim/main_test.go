@@ -14,28 +14,10 @@ import (
 
 	"github.com/fasthttp/websocket"
 
+	"github.com/panelsync/panelsync/app/apptest"
 	"github.com/panelsync/panelsync/panel"
 	"github.com/panelsync/panelsync/panel/sim"
 )
-
-// syncBuffer is a bytes.Buffer safe to write from run and read from the
-// test at once.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 func noEnv(string) string { return "" }
 
@@ -148,7 +130,7 @@ func TestRunLinksPanels(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var out, errOut syncBuffer
+	var out, errOut apptest.Buffer
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, []string{"--credentials", path, "--server", srv.URL, "--count", "3", "--status-every", "20ms"}, &out, &errOut, noEnv)
