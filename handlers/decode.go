@@ -134,3 +134,29 @@ func findUnknown(raw any, typ reflect.Type, prefix string) string {
 	}
 	return ""
 }
+
+// allowQuery refuses a query parameter the route does not know, and a
+// known one given twice, so a misspelt filter (?stat=failed) is a clear
+// 400 instead of a silently unfiltered answer.
+func allowQuery(c *fiber.Ctx, known ...string) error {
+	var bad error
+	seen := map[string]bool{}
+	c.Request().URI().QueryArgs().VisitAll(func(k, _ []byte) {
+		if bad != nil {
+			return
+		}
+		name := string(k)
+		switch {
+		case !slices.Contains(known, name):
+			if len(known) == 0 {
+				bad = models.FieldError(name, "unknown query parameter %q: this route takes none", name)
+			} else {
+				bad = models.FieldError(name, "unknown query parameter %q: this route takes %s", name, strings.Join(known, ", "))
+			}
+		case seen[name]:
+			bad = models.FieldError(name, "query parameter %q is given more than once", name)
+		}
+		seen[name] = true
+	})
+	return bad
+}
