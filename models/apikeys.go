@@ -3,6 +3,7 @@ package models
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -44,8 +45,9 @@ func (s *Store) CreateAPIKey(ctx context.Context, actor Actor, k APIKey, now tim
 			}
 			return fmt.Errorf("create API key: %w", err)
 		}
-		return s.Audit(ctx, actor, "api_key.created", "api_key", k.ID, map[string]any{
-			"name": k.Name, "prefix": k.Prefix, "scopes": k.Scopes, "expires_at": k.ExpiresAt,
+		return s.Audit(ctx, actor, AuditChange{
+			Action: "api_key.created", Target: AuditTarget{Type: "api_key", ID: k.ID, Name: k.Name},
+			After: apiKeyAuditValues(k),
 		})
 	})
 	if err != nil {
@@ -104,8 +106,12 @@ func (s *Store) RevokeAPIKey(ctx context.Context, actor Actor, id string, now ti
 		if res.RowsAffected == 0 {
 			return nil
 		}
+		before := apiKeyAuditValues(k)
 		k.RevokedAt = &now
-		return s.Audit(ctx, actor, "api_key.revoked", "api_key", k.ID, map[string]any{"name": k.Name, "prefix": k.Prefix})
+		return s.Audit(ctx, actor, AuditChange{
+			Action: "api_key.revoked", Target: AuditTarget{Type: "api_key", ID: k.ID, Name: k.Name},
+			Before: before, After: apiKeyAuditValues(k),
+		})
 	})
 	if err != nil {
 		return APIKey{}, err
@@ -124,4 +130,13 @@ func (s *Store) TouchAPIKey(ctx context.Context, id string, now time.Time, every
 		return fmt.Errorf("record API key use: %w", err)
 	}
 	return nil
+}
+
+// apiKeyAuditValues is what the audit log keeps of a key: never its secret
+// or the secret's digest.
+func apiKeyAuditValues(k APIKey) map[string]any {
+	return map[string]any{
+		"name": k.Name, "prefix": k.Prefix, "scopes": strings.Split(k.Scopes, ","),
+		"expires_at": k.ExpiresAt, "revoked_at": k.RevokedAt,
+	}
 }

@@ -28,6 +28,34 @@ func (r Role) CanAdminister() bool { return r == RoleOwner || r == RoleAdmin }
 // not change configuration. Support staff only watch.
 func (r Role) CanOperate() bool { return r == RoleOwner || r == RoleAdmin || r == RoleMember }
 
+// LoginState is what the apps show of a login.
+type LoginState string
+
+// Login states.
+const (
+	LoginInvited     LoginState = "invited"
+	LoginActive      LoginState = "active"
+	LoginDeactivated LoginState = "deactivated"
+)
+
+// AccountKind tells a customer's account from the operator's staff account.
+type AccountKind string
+
+// Account kinds.
+const (
+	AccountCustomer AccountKind = "customer"
+	AccountStaff    AccountKind = "staff"
+)
+
+// TokenPurpose is what a mailed single-use token is for.
+type TokenPurpose string
+
+// Token purposes.
+const (
+	TokenInvitation    TokenPurpose = "invitation"
+	TokenPasswordReset TokenPurpose = "password_reset"
+)
+
 // PanelConnection is the state of a panel's live link as the apps show it.
 type PanelConnection string
 

@@ -186,7 +186,10 @@ func (s *Store) CreateLocation(ctx context.Context, actor Actor, in NewLocation)
 			}
 			return fmt.Errorf("create panel: %w", err)
 		}
-		return s.Audit(ctx, actor, "location.create", "location", loc.ID, map[string]any{"name": loc.Name, "panel_serial": serial})
+		return s.Audit(ctx, actor, AuditChange{
+			Action: "location.create", Target: AuditTarget{Type: "location", ID: loc.ID, Name: loc.Name},
+			After: locationAuditValues(loc, serial),
+		})
 	})
 	if err != nil {
 		return LocationView{}, err
@@ -216,7 +219,11 @@ func (s *Store) UpdateLocation(ctx context.Context, actor Actor, id string, set 
 		if err := s.conn(ctx).Save(&v.Location).Error; err != nil {
 			return fmt.Errorf("update location: %w", err)
 		}
-		if err := s.Audit(ctx, actor, "location.update", "location", id, settingsDiff(before, v.Location)); err != nil {
+		oldValues, newValues := settingsDiff(before, v.Location)
+		if err := s.Audit(ctx, actor, AuditChange{
+			Action: "location.update", Target: AuditTarget{Type: "location", ID: id, Name: v.Location.Name},
+			Before: oldValues, After: newValues,
+		}); err != nil {
 			return err
 		}
 		view = v
@@ -225,23 +232,35 @@ func (s *Store) UpdateLocation(ctx context.Context, actor Actor, id string, set 
 	return view, err
 }
 
-// settingsDiff lists the settings that changed, old and new, for the audit
-// log.
-func settingsDiff(before, after Location) map[string]any {
-	diff := map[string]any{}
-	add := func(name string, old, new any) {
-		if fmt.Sprint(old) != fmt.Sprint(new) {
-			diff[name] = map[string]any{"from": old, "to": new}
+// settingsDiff returns the settings that changed, as they were and as they
+// are, for the audit log.
+func settingsDiff(before, after Location) (old, new map[string]any) {
+	was, is := locationAuditValues(before, ""), locationAuditValues(after, "")
+	old, new = map[string]any{}, map[string]any{}
+	for name, v := range is {
+		if fmt.Sprint(was[name]) != fmt.Sprint(v) {
+			old[name], new[name] = was[name], v
 		}
 	}
-	add("name", before.Name, after.Name)
-	add("group", before.GroupName, after.GroupName)
-	add("sync_interval_minutes", before.SyncIntervalMinutes, after.SyncIntervalMinutes)
-	add("auto_apply", before.AutoApply, after.AutoApply)
-	add("force_update_all", before.ForceUpdateAll, after.ForceUpdateAll)
-	add("safety_threshold_percent", before.SafetyThresholdPercent, after.SafetyThresholdPercent)
-	add("report_emails", before.ReportEmailList(), after.ReportEmailList())
-	return diff
+	return old, new
+}
+
+// locationAuditValues is what the audit log keeps of a location's
+// settings; serial is included when set.
+func locationAuditValues(loc Location, serial string) map[string]any {
+	v := map[string]any{
+		"name":                     loc.Name,
+		"group":                    loc.GroupName,
+		"sync_interval_minutes":    loc.SyncIntervalMinutes,
+		"auto_apply":               loc.AutoApply,
+		"force_update_all":         loc.ForceUpdateAll,
+		"safety_threshold_percent": loc.SafetyThresholdPercent,
+		"report_emails":            loc.ReportEmailList(),
+	}
+	if serial != "" {
+		v["panel_serial"] = serial
+	}
+	return v
 }
 
 // Location loads one location of the account with its panel. Another

@@ -42,7 +42,7 @@ func TestCreateLocation_DefaultsPanelAndAudit(t *testing.T) {
 		if err != nil || got.Panel.Serial != "SER-0001" {
 			t.Fatalf("reload: %+v, %v", got, err)
 		}
-		entries, err := store.ListAudit(ctx, acct.ID, 10)
+		entries, _, err := store.ListAudit(ctx, models.AuditQuery{AccountID: acct.ID, Limit: 10})
 		if err != nil || len(entries) != 1 || entries[0].Action != "location.create" {
 			t.Fatalf("audit entries %+v, %v", entries, err)
 		}
@@ -65,7 +65,7 @@ func TestCreateLocation_DuplicateSerial_ConflictsAndWritesNothing(t *testing.T) 
 		if err != nil || len(views) != 0 {
 			t.Fatalf("the refused location was kept: %d rows, %v", len(views), err)
 		}
-		if entries, _ := store.ListAudit(ctx, b.ID, 10); len(entries) != 0 {
+		if entries, _, _ := store.ListAudit(ctx, models.AuditQuery{AccountID: b.ID, Limit: 10}); len(entries) != 0 {
 			t.Fatalf("the refused location was audited: %+v", entries)
 		}
 	})
@@ -163,9 +163,14 @@ func TestUpdateLocation_ValidatesEveryFieldAndAuditsTheChange(t *testing.T) {
 		if got.Location.Name != "Site" {
 			t.Fatalf("unset field changed: name %q", got.Location.Name)
 		}
-		entries, _ := store.ListAudit(ctx, a.ID, 10)
+		entries, _, _ := store.ListAudit(ctx, models.AuditQuery{AccountID: a.ID, Limit: 10})
 		if len(entries) != 2 || entries[0].Action != "location.update" {
 			t.Fatalf("audit: %+v", entries)
+		}
+		// The entry keeps only what changed, as it was and as it is.
+		if entries[0].Before != `{"auto_apply":true,"report_emails":[],"sync_interval_minutes":1440}` ||
+			entries[0].After != `{"auto_apply":false,"report_emails":["ops@example.com"],"sync_interval_minutes":60}` {
+			t.Fatalf("audit values: before %s, after %s", entries[0].Before, entries[0].After)
 		}
 	})
 }

@@ -102,7 +102,11 @@ func (s *Store) RevokePanelCredential(ctx context.Context, actor Actor, location
 		if err := s.conn(ctx).Model(&Panel{}).Where("id = ?", v.Panel.ID).Updates(updates).Error; err != nil {
 			return fmt.Errorf("revoke panel credential: %w", err)
 		}
-		if err := s.Audit(ctx, actor, "panel.credential_revoke", "location", locationID, map[string]any{"panel_serial": v.Panel.Serial}); err != nil {
+		if err := s.Audit(ctx, actor, AuditChange{
+			Action: "panel.credential_revoke", Target: AuditTarget{Type: "location", ID: locationID, Name: v.Location.Name},
+			Before: map[string]any{"panel_serial": v.Panel.Serial, "credential_revoked_at": v.Panel.CredentialRevokedAt},
+			After:  map[string]any{"panel_serial": v.Panel.Serial, "credential_revoked_at": now},
+		}); err != nil {
 			return err
 		}
 		view, err = s.location(ctx, actor.AccountID, locationID, false)
@@ -127,7 +131,11 @@ func (s *Store) RotatePanelCredential(ctx context.Context, actor Actor, location
 		if err := s.conn(ctx).Model(&Panel{}).Where("id = ?", v.Panel.ID).Updates(updates).Error; err != nil {
 			return fmt.Errorf("rotate panel credential: %w", err)
 		}
-		if err := s.Audit(ctx, actor, "panel.credential_rotate", "location", locationID, map[string]any{"panel_serial": v.Panel.Serial}); err != nil {
+		if err := s.Audit(ctx, actor, AuditChange{
+			Action: "panel.credential_rotate", Target: AuditTarget{Type: "location", ID: locationID, Name: v.Location.Name},
+			Before: map[string]any{"panel_serial": v.Panel.Serial, "credential_expires_at": v.Panel.CredentialExpiresAt, "credential_revoked_at": v.Panel.CredentialRevokedAt},
+			After:  map[string]any{"panel_serial": v.Panel.Serial, "credential_expires_at": expiresAt, "credential_revoked_at": nil},
+		}); err != nil {
 			return err
 		}
 		view, err = s.location(ctx, actor.AccountID, locationID, false)

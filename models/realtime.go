@@ -107,7 +107,10 @@ func (s *Store) GrantStaff(ctx context.Context, actor Actor, loginEmail string, 
 			}
 			return fmt.Errorf("grant staff access: %w", err)
 		}
-		return s.Audit(ctx, actor, "staff.grant", "login", login.ID, map[string]any{"email": login.Email})
+		return s.Audit(ctx, actor, AuditChange{
+			Action: "staff.grant", Target: AuditTarget{Type: "staff_grant", ID: g.ID, Name: login.Email},
+			After: map[string]any{"login_id": login.ID, "email": login.Email, "expires_at": expiresAt},
+		})
 	})
 	return g, login, err
 }
@@ -133,7 +136,14 @@ func (s *Store) RevokeStaffGrant(ctx context.Context, actor Actor, grantID strin
 		if res.RowsAffected == 0 {
 			return NotFound("staff grant")
 		}
-		return s.Audit(ctx, actor, "staff.revoke", "staff_grant", grantID, nil)
+		name := ""
+		if l, err := s.LoginByID(ctx, g.LoginID); err == nil {
+			name = l.Email
+		}
+		return s.Audit(ctx, actor, AuditChange{
+			Action: "staff.revoke", Target: AuditTarget{Type: "staff_grant", ID: grantID, Name: name},
+			Before: map[string]any{"login_id": g.LoginID, "email": name, "expires_at": g.ExpiresAt},
+		})
 	})
 	return g, err
 }

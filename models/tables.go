@@ -13,21 +13,54 @@ type Account struct {
 	ID              string `gorm:"primaryKey;size:36"`
 	Name            string `gorm:"size:200;not null"`
 	LastEventOffset int64  `gorm:"not null;default:0"`
+	// Kind is "customer" for an organisation that owns locations, or
+	// "staff" for the operator's own support staff, who see customer
+	// accounts only through staff grants.
+	Kind      AccountKind `gorm:"size:16;not null;default:'customer';index"`
 	CreatedAt       time.Time
 	UpdatedAt       time.Time
 }
 
-// Login is a person who signs in to the apps.
+// Login is a person who signs in to the apps. A login is never deleted,
+// so the audit log can always name who did what: an invited login has no
+// password until its invitation is accepted, and a deactivated one has
+// DisabledAt set.
 type Login struct {
 	ID           string `gorm:"primaryKey;size:36"`
-	AccountID    string `gorm:"size:36;not null;index"`
+	AccountID    string `gorm:"size:36;not null;index:idx_logins_account_created,priority:1"`
 	Email        string `gorm:"size:254;not null;uniqueIndex"`
 	Name         string `gorm:"size:200;not null"`
 	Role         Role   `gorm:"size:16;not null"`
 	PasswordHash string `gorm:"size:100;not null"`
 	DisabledAt   *time.Time
-	CreatedAt    time.Time
+	InvitedAt    *time.Time
+	LastLoginAt  *time.Time
+	CreatedAt    time.Time `gorm:"index:idx_logins_account_created,priority:2"`
 	UpdatedAt    time.Time
+}
+
+// State is what the apps show of a login: invited until it has a
+// password, deactivated while disabled, active otherwise.
+func (l Login) State() LoginState {
+	switch {
+	case l.DisabledAt != nil:
+		return LoginDeactivated
+	case l.PasswordHash == "":
+		return LoginInvited
+	}
+	return LoginActive
+}
+
+// LoginToken is a single-use token mailed to a person: an invitation or a
+// password reset. Only the SHA-256 of the token is kept.
+type LoginToken struct {
+	ID        string       `gorm:"primaryKey;size:36"`
+	LoginID   string       `gorm:"size:36;not null;index:idx_login_tokens_login_purpose,priority:1"`
+	Purpose   TokenPurpose `gorm:"size:24;not null;index:idx_login_tokens_login_purpose,priority:2"`
+	TokenHash string       `gorm:"size:64;not null;uniqueIndex"`
+	ExpiresAt time.Time    `gorm:"not null"`
+	UsedAt    *time.Time
+	CreatedAt time.Time
 }
 
 // Session is one signed-in device: the family of refresh tokens that
@@ -190,17 +223,22 @@ type Event struct {
 	OccurredAt time.Time
 }
 
-// AuditEntry records one change an admin made: who, what and when.
+// AuditEntry records one change a person, a key or the service made: who,
+// what, the values before and after, and the request that made it. No
+// route changes or deletes one.
 type AuditEntry struct {
 	ID         string    `gorm:"primaryKey;size:36"`
-	AccountID  string    `gorm:"size:36;not null;index:idx_audit_account_created,priority:1"`
+	AccountID  string    `gorm:"size:36;not null;index:idx_audit_account_created,priority:1;index:idx_audit_account_target,priority:1;index:idx_audit_account_actor,priority:1;index:idx_audit_account_action,priority:1"`
 	ActorKind  string    `gorm:"size:16;not null"`
-	ActorID    string    `gorm:"size:36;not null;default:''"`
+	ActorID    string    `gorm:"size:36;not null;default:'';index:idx_audit_account_actor,priority:2"`
 	ActorName  string    `gorm:"size:254;not null;default:''"`
-	Action     string    `gorm:"size:64;not null"`
-	TargetType string    `gorm:"size:32;not null;default:''"`
-	TargetID   string    `gorm:"size:36;not null;default:''"`
-	Detail     string    `gorm:"type:text"`
+	Action     string    `gorm:"size:64;not null;index:idx_audit_account_action,priority:2"`
+	TargetType string    `gorm:"size:32;not null;default:'';index:idx_audit_account_target,priority:2"`
+	TargetID   string    `gorm:"size:36;not null;default:'';index:idx_audit_account_target,priority:3"`
+	TargetName string    `gorm:"size:254;not null;default:''"`
+	Before     string    `gorm:"type:text"`
+	After      string    `gorm:"type:text"`
+	RequestID  string    `gorm:"size:64;not null;default:''"`
 	ClientIP   string    `gorm:"size:64;not null;default:''"`
 	CreatedAt  time.Time `gorm:"index:idx_audit_account_created,priority:2"`
 }

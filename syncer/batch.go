@@ -177,7 +177,11 @@ func (e *Engine) CancelBatch(ctx context.Context, actor models.Actor, id string)
 				return err
 			}
 		}
-		return e.store.Audit(ctx, actor, "batch.cancel", "batch", id, map[string]any{"kind": b.Kind, "scope": b.Scope, "runs_cancelled": len(cancelled)})
+		return e.store.Audit(ctx, actor, models.AuditChange{
+			Action: "batch.cancel", Target: models.AuditTarget{Type: "batch", ID: id},
+			Before: map[string]any{"kind": b.Kind, "scope": b.Scope, "state": b.State},
+			After:  map[string]any{"kind": b.Kind, "scope": b.Scope, "state": "done", "runs_cancelled": len(cancelled)},
+		})
 	})
 	if err != nil {
 		return BatchStatus{}, err

@@ -363,7 +363,7 @@ func TestForceSync_RunsFullAtNextCheckinAndClearsOnSuccess(t *testing.T) {
 		if last := events[len(events)-1]; last.Type != "sync.force_requested" {
 			t.Fatalf("last event %+v", last)
 		}
-		if entries, _ := n.Store.ListAudit(t.Context(), tb.acct.ID, 5); len(entries) == 0 || entries[0].Action != "location.force_sync" {
+		if entries, _, _ := n.Store.ListAudit(t.Context(), models.AuditQuery{AccountID: tb.acct.ID, Limit: 5}); len(entries) == 0 || entries[0].Action != "location.force_sync" {
 			t.Fatalf("audit %+v", entries)
 		}
 

@@ -180,7 +180,11 @@ func (e *Engine) CancelRun(ctx context.Context, actor models.Actor, runID string
 			batchID := *r.BatchID
 			models.AfterCommit(ctx, func() { e.noteBatch(batchID) })
 		}
-		if err := e.store.Audit(ctx, actor, "run.cancel", "run", r.ID, map[string]any{"kind": r.Kind, "state": r.State}); err != nil {
+		if err := e.store.Audit(ctx, actor, models.AuditChange{
+			Action: "run.cancel", Target: models.AuditTarget{Type: "run", ID: r.ID},
+			Before: map[string]any{"kind": r.Kind, "state": r.State, "location_id": r.LocationID},
+			After:  map[string]any{"kind": r.Kind, "state": models.RunCancelled, "location_id": r.LocationID},
+		}); err != nil {
 			return err
 		}
 		_, err = e.events.Append(ctx, models.NewEvent{

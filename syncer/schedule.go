@@ -111,10 +111,15 @@ func (e *Engine) ForceSync(ctx context.Context, actor models.Actor, scope, group
 			if _, err := e.events.Append(ctx, events...); err != nil {
 				return err
 			}
-			for _, id := range fresh {
-				if err := e.store.Audit(ctx, actor, "location.force_sync", "location", id, nil); err != nil {
-					return err
+			changes := make([]models.AuditChange, len(fresh))
+			for i, id := range fresh {
+				changes[i] = models.AuditChange{
+					Action: "location.force_sync", Target: models.AuditTarget{Type: "location", ID: id},
+					Before: map[string]any{"force_pending": false}, After: map[string]any{"force_pending": true},
 				}
+			}
+			if err := e.store.AuditAll(ctx, actor, changes); err != nil {
+				return err
 			}
 			flagged += len(fresh)
 			return nil
