@@ -184,3 +184,15 @@ func clipRunes(s string, n int) string {
 	}
 	return string(r[:n])
 }
+
+// ReleaseMail hands a claimed mail that was never tried back to the queue,
+// due at now, without counting the attempt: its sender is stopping and
+// another can take it at once instead of waiting out the lease. It reports
+// false when the mail was no longer sending under owner.
+func (s *Store) ReleaseMail(ctx context.Context, id, owner string, now time.Time) (bool, error) {
+	return s.finishMailAttempt(ctx, id, owner, map[string]any{
+		"state":           MailQueued,
+		"next_attempt_at": now,
+		"attempts":        gorm.Expr("attempts - 1"),
+	})
+}
