@@ -141,7 +141,7 @@ func TestMailQueue_ExpiredLease_IsTakenOverAndTheFirstSenderCannotFinish(t *test
 	})
 }
 
-func TestMailQueue_Outcomes_SentAndFailedWipeTheBodyRetryKeepsIt(t *testing.T) {
+func TestMailQueue_Outcomes_SentAndFailedWipeTheBodyRetryAndReleaseKeepIt(t *testing.T) {
 	dbtest.ForEach(t, func(t *testing.T, store *models.Store) {
 		ctx := context.Background()
 		t0 := time.Now().UTC().Truncate(time.Second)
@@ -205,6 +205,21 @@ func TestMailQueue_Outcomes_SentAndFailedWipeTheBodyRetryKeepsIt(t *testing.T) {
 		if failed.State != models.MailFailed || failed.SealedBody != "" || failed.FailedAt == nil || failed.LastError != "550 no such user" {
 			t.Fatalf("after failing: state %s, body %q, failed at %v, error %q", failed.State, failed.SealedBody, failed.FailedAt, failed.LastError)
 		}
+		r, err := store.EnqueueMail(ctx, dueMail("released@example.com", t0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		claimOne(t0.Add(3 * time.Hour))
+		if ok, err := store.ReleaseMail(ctx, r.ID, "node-a", t0.Add(3*time.Hour)); err != nil || !ok {
+			t.Fatalf("release: %v, %v", ok, err)
+		}
+		if again := claimOne(t0.Add(3 * time.Hour)); again.ID != r.ID || again.Attempts != 1 {
+			t.Fatalf("after release the claim got %s with %d attempts; want %s, due at once, the untried attempt uncounted", again.ID, again.Attempts, r.ID)
+		}
+		if ok, err := store.MarkMailSent(ctx, r.ID, "node-a", t0.Add(3*time.Hour)); err != nil || !ok {
+			t.Fatalf("mark sent: %v, %v", ok, err)
+		}
+
 		if got, err := store.ClaimMails(ctx, "node-a", 5, t0.Add(48*time.Hour), t0.Add(49*time.Hour)); err != nil || len(got) != 0 {
 			t.Fatalf("a sent or failed mail was claimed again: %v, %v", recipients(got), err)
 		}
