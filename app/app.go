@@ -17,6 +17,7 @@ import (
 	"github.com/panelsync/panelsync/auth"
 	"github.com/panelsync/panelsync/bus"
 	"github.com/panelsync/panelsync/handlers"
+	"github.com/panelsync/panelsync/mail"
 	"github.com/panelsync/panelsync/migrations"
 	"github.com/panelsync/panelsync/models"
 	"github.com/panelsync/panelsync/panel"
@@ -40,6 +41,14 @@ type App struct {
 	http   *fiber.App
 	// background is the node's own loops (retention), waited for on close.
 	background sync.WaitGroup
+
+	// mail queues outgoing mail and sends it through the transport that
+	// mailVia names; outbox is the transport's folder when mail is not
+	// sent over SMTP.
+	mail    *mail.Queue
+	sealer  *auth.Sealer
+	outbox  string
+	mailVia string
 
 	// base outlives requests: long-lived connections (panel links) run
 	// under it, and it ends when the node stops.
@@ -107,6 +116,9 @@ func (a *App) build(ctx context.Context, signingKey, codeKey []byte) error {
 		return err
 	}
 	a.bus = b
+	if err := a.buildMail(); err != nil {
+		return err
+	}
 	authSvc, err := auth.NewService(a.store, auth.Config{
 		SigningKey:              signingKey,
 		AccessTTL:               a.cfg.AccessTokenTTL,
@@ -234,8 +246,8 @@ func (l boundedListener) Accept() (net.Conn, error) {
 	return c, nil
 }
 
-// Start sets the node's background work going: the sync workers and the
-// Event Log's retention.
+// Start sets the node's background work going: the sync workers, the
+// Event Log's retention and the mail sender.
 func (a *App) Start() error {
 	if err := a.engine.Start(a.base); err != nil {
 		return err
@@ -245,6 +257,7 @@ func (a *App) Start() error {
 		defer a.background.Done()
 		a.retain(a.base)
 	}()
+	a.startMail()
 	return nil
 }
 

@@ -47,6 +47,15 @@ type Config struct {
 	AccountRuns         int
 	ScheduleTick        time.Duration
 
+	// SecretKey seals secrets kept at rest; OldSecretKeys (comma-separated)
+	// still open what earlier keys sealed.
+	SecretKey       string
+	OldSecretKeys   string
+	SMTPURL         string
+	MailFrom        string
+	MailRetryBase   time.Duration
+	MailMaxAttempts int
+
 	BodyLimit       int
 	ProxyHeader     string
 	ShutdownTimeout time.Duration
@@ -89,6 +98,12 @@ func (c *Config) Settings() []Setting {
 		integer(&c.MaxAttempts, "max-attempts", "3", "attempts of a run whose panel times out or is away before it is a Sync Failure"),
 		duration(&c.RetryBase, "retry-base", "2s", "wait before the first retry; it doubles each attempt, with jitter"),
 		str(&c.CodeDigestKey, "code-digest-key", "", "key of the digests that stand in for user codes, at least 32 bytes; empty generates one and keeps it in the data dir"),
+		str(&c.SecretKey, "secret-key", "", "key that seals secrets kept at rest (mail bodies, imported user codes), at least 32 bytes; empty generates one and keeps it in the data dir"),
+		str(&c.OldSecretKeys, "old-secret-keys", "", "comma-separated keys that --secret-key replaced: what they sealed still opens, nothing new is sealed with them"),
+		str(&c.SMTPURL, "smtp-url", "", "SMTP server for outgoing mail: smtp://user:pass@host:587 (STARTTLS when offered; ?starttls=required or ?starttls=none) or smtps://user:pass@host:465; empty writes mail as .eml files to outbox/ in the data dir"),
+		str(&c.MailFrom, "mail-from", "panelsync <no-reply@localhost>", "sender address of outgoing mail"),
+		duration(&c.MailRetryBase, "mail-retry-base", "30s", "longest wait before a mail's first retry; it doubles each attempt up to 1h, and the wait is drawn at random below it"),
+		integer(&c.MailMaxAttempts, "mail-max-attempts", "12", "attempts at sending a mail before it is marked failed"),
 		integer(&c.AccountRuns, "account-concurrency", "16", "most runs one account has in flight across all nodes, so one account's batch leaves room for the others (0: no cap)"),
 		duration(&c.ScheduleTick, "schedule-tick", "30s", "how often each node looks for due scheduled syncs"),
 		duration(&c.EventRetention, "event-retention", "720h", "how long Event Log entries are kept; a realtime client resuming from before that is told to reload"),
@@ -221,7 +236,7 @@ func (c *Config) Validate() error {
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		return err
 	}
-	return nil
+	return c.validateMail()
 }
 
 // SQLitePath is the embedded database file inside the data dir.

@@ -37,6 +37,7 @@ func all() []*gormigrate.Migration {
 		v4Batches(),
 		v5BatchTrigger(),
 		v6Nodes(),
+		v7MailQueue(),
 		v8People(),
 	}
 }

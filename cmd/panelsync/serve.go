@@ -189,6 +189,9 @@ Try:
     -d '{"email":"%s","password":"%s"}'
 
 `, base, seed.Email, shown, len(seed.Locations), seed.Created, panels, base, base, seed.Email, shown)
+	if dir := a.Outbox(); dir != "" {
+		fmt.Fprintf(env.stdout, "Mail is written to %s (set --smtp-url to send it).\n\n", dir)
+	}
 	err = a.Serve(ctx, ln)
 	if fleet != nil {
 		fleet.Wait()
