@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"strconv"
 	"time"
 
 	"github.com/panelsync/panelsync/models"
@@ -184,7 +183,7 @@ func (q *Queue) deliver(ctx context.Context, m models.Mail) {
 	if m.Attempts > q.cfg.MaxAttempts {
 		// Only a mail whose sender kept dying mid-send gets here: each
 		// claim counted an attempt that never recorded its outcome.
-		q.fail(ctx, log, m, errors.New("gave up after "+strconv.Itoa(q.cfg.MaxAttempts)+" attempts whose sender stopped before finishing"))
+		q.fail(ctx, log, m, fmt.Errorf("gave up after %d attempts whose sender stopped before finishing", q.cfg.MaxAttempts))
 		return
 	}
 	msg, err := q.open(m)
