@@ -134,6 +134,13 @@ func (a *App) build(ctx context.Context, signingKey, codeKey []byte) error {
 				a.log.Warn("tell nodes a session ended", "error", err.Error())
 			}
 		},
+		LoginEnded: func(loginID string) {
+			if err := realtime.PublishLoginEnded(b.Conn(), loginID); err != nil {
+				a.log.Warn("tell nodes a login ended", "error", err.Error())
+			}
+		},
+		Mailer:    authMailer{a.mail},
+		PublicURL: a.cfg.PublicURL,
 	})
 	if err != nil {
 		return err

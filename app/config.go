@@ -49,10 +49,13 @@ type Config struct {
 
 	// SecretKey seals secrets kept at rest; OldSecretKeys (comma-separated)
 	// still open what earlier keys sealed.
-	SecretKey       string
-	OldSecretKeys   string
-	SMTPURL         string
-	MailFrom        string
+	SecretKey     string
+	OldSecretKeys string
+	SMTPURL       string
+	MailFrom      string
+	// PublicURL is where people reach the web console: mailed links start
+	// with it.
+	PublicURL       string
 	MailRetryBase   time.Duration
 	MailMaxAttempts int
 
@@ -102,6 +105,7 @@ func (c *Config) Settings() []Setting {
 		str(&c.OldSecretKeys, "old-secret-keys", "", "comma-separated keys that --secret-key replaced: what they sealed still opens, nothing new is sealed with them"),
 		str(&c.SMTPURL, "smtp-url", "", "SMTP server for outgoing mail: smtp://user:pass@host:587 (STARTTLS when offered; ?starttls=required or ?starttls=none) or smtps://user:pass@host:465; empty writes mail as .eml files to outbox/ in the data dir"),
 		str(&c.MailFrom, "mail-from", "panelsync <no-reply@localhost>", "sender address of outgoing mail"),
+		str(&c.PublicURL, "public-url", "http://localhost:8080", "address people open the web console at; links in invitation and password-reset mails start with it"),
 		duration(&c.MailRetryBase, "mail-retry-base", "30s", "longest wait before a mail's first retry; it doubles each attempt up to 1h, and the wait is drawn at random below it"),
 		integer(&c.MailMaxAttempts, "mail-max-attempts", "12", "attempts at sending a mail before it is marked failed"),
 		integer(&c.AccountRuns, "account-concurrency", "16", "most runs one account has in flight across all nodes, so one account's batch leaves room for the others (0: no cap)"),

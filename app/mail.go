@@ -1,8 +1,10 @@
 package app
 
 import (
+	"context"
 	"fmt"
 	netmail "net/mail"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"time"
@@ -26,6 +28,9 @@ func (c *Config) validateMail() error {
 		if len(k) < auth.MinSealKeyBytes {
 			return fmt.Errorf("--old-secret-keys: each key must be at least %d bytes", auth.MinSealKeyBytes)
 		}
+	}
+	if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("--public-url %q must be an http or https address such as https://panelsync.example.com", c.PublicURL)
 	}
 	if _, err := netmail.ParseAddress(c.MailFrom); err != nil || strings.ContainsAny(c.MailFrom, "\r\n") {
 		return fmt.Errorf("--mail-from %q is not an address such as \"panelsync <no-reply@example.com>\"", c.MailFrom)
@@ -122,3 +127,13 @@ func (a *App) Sealer() *auth.Sealer { return a.sealer }
 // Outbox returns the folder mail is written to, or "" when it is sent
 // over SMTP.
 func (a *App) Outbox() string { return a.outbox }
+
+// authMailer queues the mails of sign-in (invitations, password resets)
+// on the node's mail queue.
+type authMailer struct{ q *mail.Queue }
+
+func (m authMailer) Enqueue(ctx context.Context, msg auth.Mail) error {
+	return m.q.Enqueue(ctx, mail.Message{
+		To: msg.To, Subject: msg.Subject, Text: msg.Text, HTML: msg.HTML, Kind: msg.Kind, AccountID: msg.AccountID,
+	})
+}

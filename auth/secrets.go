@@ -3,22 +3,38 @@
 package auth
 
 import (
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"strings"
+	"unicode/utf8"
 
 	"golang.org/x/crypto/bcrypt"
 )
 
-// MaxPasswordBytes is bcrypt's input limit; longer passwords are refused
-// when set rather than silently truncated.
-const MaxPasswordBytes = 72
+// Passwords are 12 to 128 characters: long enough to resist guessing,
+// and room for a pass phrase or a password manager's output.
+const (
+	MinPasswordLength = 12
+	MaxPasswordLength = 128
+)
 
-// MinPasswordLength is the shortest password accepted when one is set.
-const MinPasswordLength = 10
+// passwordHashPrefix marks a hash of the current scheme: bcrypt over an
+// HMAC-SHA-256 of the password. bcrypt reads at most 72 bytes, so hashing
+// the password first lets all 128 characters count; the HMAC's fixed key
+// keeps the inner digest from matching plain SHA-256 digests leaked
+// elsewhere. A hash without the prefix is plain bcrypt, from before.
+const passwordHashPrefix = "$psb1$"
+
+func passwordPrehash(password string) []byte {
+	mac := hmac.New(sha256.New, []byte("panelsync password v1"))
+	mac.Write([]byte(password))
+	return []byte(base64.RawStdEncoding.EncodeToString(mac.Sum(nil)))
+}
 
 // Token prefixes tell a reader (and a secret scanner) what a string is.
 const (
@@ -57,30 +73,49 @@ func DeviceSecretMatches(secret, storedDigest string) bool {
 	return subtle.ConstantTimeCompare([]byte(digest(secret)), []byte(storedDigest)) == 1
 }
 
-// HashPassword hashes a password for storage.
+// HashPassword checks a new password against the rules and hashes it for
+// storage.
 func HashPassword(password string, cost int) (string, error) {
 	if err := CheckPasswordRules(password); err != nil {
 		return "", err
 	}
-	h, err := bcrypt.GenerateFromPassword([]byte(password), cost)
+	return hashPassword(password, cost)
+}
+
+func hashPassword(password string, cost int) (string, error) {
+	h, err := bcrypt.GenerateFromPassword(passwordPrehash(password), cost)
 	if err != nil {
 		return "", fmt.Errorf("hash password: %w", err)
 	}
-	return string(h), nil
+	return passwordHashPrefix + string(h), nil
+}
+
+// PasswordMatches reports whether password is the one hashed in stored, of
+// either scheme. An empty stored hash (an invited login) matches nothing.
+func PasswordMatches(stored, password string) bool {
+	if rest, ok := strings.CutPrefix(stored, passwordHashPrefix); ok {
+		return bcrypt.CompareHashAndPassword([]byte(rest), passwordPrehash(password)) == nil
+	}
+	if stored == "" || len(password) > 72 {
+		return false
+	}
+	return bcrypt.CompareHashAndPassword([]byte(stored), []byte(password)) == nil
 }
 
 // CheckPasswordRules validates a new password's length.
 func CheckPasswordRules(password string) error {
-	if len([]rune(password)) < MinPasswordLength {
+	n := utf8.RuneCountInString(password)
+	if n < MinPasswordLength {
 		return fmt.Errorf("password must be at least %d characters", MinPasswordLength)
 	}
-	if len(password) > MaxPasswordBytes {
-		return fmt.Errorf("password must be at most %d bytes", MaxPasswordBytes)
+	if n > MaxPasswordLength {
+		return fmt.Errorf("password must be at most %d characters", MaxPasswordLength)
 	}
 	return nil
 }
 
-// GeneratePassword returns a random password for seeded logins.
+// GeneratePassword returns a random password for seeded logins: 24
+// characters, comfortably within the rules.
 func GeneratePassword() string {
-	return randomToken("", 15)
+	return randomToken("", 18)
 }

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/panelsync/panelsync/models"
 )
@@ -37,6 +36,18 @@ type Config struct {
 	// or a replayed refresh token), so that live connections opened with
 	// its tokens close at once.
 	SessionEnded func(sessionID string)
+	// LoginEnded, when set, is told of every login that can no longer sign
+	// in (deactivated, or its password reset), so that all its live
+	// connections close at once.
+	LoginEnded func(loginID string)
+	// Mailer queues the invitation, password-reset and security mails.
+	Mailer Mailer
+	// PublicURL is where people reach the web console; mailed links start
+	// with it.
+	PublicURL string
+	// InvitationTTL and ResetTTL bound how long a mailed link works.
+	InvitationTTL time.Duration
+	ResetTTL      time.Duration
 }
 
 // Tokens is what a successful login or refresh returns.
@@ -57,6 +68,10 @@ type Principal struct {
 	Role      models.Role
 	SessionID string
 	ExpiresAt time.Time
+	// HomeAccountID is set when a support login acts on a customer's
+	// account (AccountID) through a staff grant: it is the staff account
+	// the login belongs to.
+	HomeAccountID string
 	// APIKeyID, APIKeyPrefix and Scopes are set for an API key only.
 	APIKeyID     string
 	APIKeyPrefix string
@@ -94,7 +109,7 @@ type Service struct {
 	log       *slog.Logger
 	byClient  *keyedLimiter
 	byEmail   *keyedLimiter
-	decoyHash []byte
+	decoyHash string
 	parser    *jwt.Parser
 	audience  string
 }
@@ -128,13 +143,26 @@ func NewService(store *models.Store, cfg Config) (*Service, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.InvitationTTL <= 0 {
+		cfg.InvitationTTL = 72 * time.Hour
+	}
+	if cfg.ResetTTL <= 0 {
+		cfg.ResetTTL = time.Hour
+	}
+	if cfg.PublicURL == "" {
+		cfg.PublicURL = "http://localhost:8080"
+	}
+	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
+	if cfg.Mailer == nil {
+		return nil, errors.New("auth: a mailer is required")
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	// An unknown e-mail is checked against this hash so that it costs as
 	// long as a wrong password and the answer time reveals nothing.
-	decoy, err := bcrypt.GenerateFromPassword([]byte(randomToken("", 16)), cfg.BcryptCost)
+	decoy, err := hashPassword(randomToken("", 16), cfg.BcryptCost)
 	if err != nil {
 		return nil, fmt.Errorf("auth: %w", err)
 	}
@@ -173,14 +201,22 @@ func (s *Service) Login(ctx context.Context, email, password, clientIP string) (
 	if err != nil && models.ErrorCode(err) != models.CodeNotFound {
 		return Tokens{}, err
 	}
+	// An invited login has no password yet; like an unknown e-mail it is
+	// checked against the decoy, so it answers in the same time.
 	hash := s.decoyHash
-	if err == nil {
-		hash = []byte(login.PasswordHash)
+	if err == nil && login.PasswordHash != "" {
+		hash = login.PasswordHash
 	}
-	match := bcrypt.CompareHashAndPassword(hash, []byte(password)) == nil
-	if err != nil || !match {
+	match := PasswordMatches(hash, password)
+	if err != nil || login.PasswordHash == "" || !match {
 		return Tokens{}, models.Errorf(models.CodeInvalidCredentials, "e-mail or password is wrong")
 	}
+	return s.startSession(ctx, login, now)
+}
+
+// startSession opens a new session for login, records the sign-in, and
+// returns its first token pair.
+func (s *Service) startSession(ctx context.Context, login models.Login, now time.Time) (Tokens, error) {
 	sess := models.Session{
 		ID:         models.NewID(),
 		LoginID:    login.ID,
@@ -189,7 +225,13 @@ func (s *Service) Login(ctx context.Context, email, password, clientIP string) (
 		ExpiresAt:  now.Add(s.cfg.RefreshTTL),
 	}
 	refresh, row := s.newRefreshToken(now)
-	if err := s.store.CreateSession(ctx, sess, row); err != nil {
+	err := s.store.Tx(ctx, func(ctx context.Context) error {
+		if err := s.store.CreateSession(ctx, sess, row); err != nil {
+			return err
+		}
+		return s.store.UpdateLoginFields(ctx, login.ID, map[string]any{"last_login_at": now})
+	})
+	if err != nil {
 		return Tokens{}, err
 	}
 	return s.issue(login, sess.ID, refresh, now)

@@ -1,6 +1,8 @@
 package handlers
 
 import (
+	"time"
+
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/panelsync/panelsync/auth"
@@ -8,7 +10,8 @@ import (
 )
 
 type authHandlers struct {
-	svc *auth.Service
+	svc   *auth.Service
+	store *models.Store
 }
 
 type loginRequest struct {
@@ -63,5 +66,129 @@ func (h authHandlers) logout(c *fiber.Ctx) error {
 }
 
 func (h authHandlers) me(c *fiber.Ctx) error {
-	return c.JSON(toMeResponse(principal(c)))
+	if err := allowQuery(c); err != nil {
+		return err
+	}
+	p := principal(c)
+	out := toMeResponse(p)
+	if p.Role == models.RoleSupport && !p.IsAPIKey() {
+		grants, err := h.store.GrantedAccounts(c.UserContext(), p.LoginID, time.Now().UTC())
+		if err != nil {
+			return err
+		}
+		out.HomeAccountID = p.HomeAccountID
+		if out.HomeAccountID == "" {
+			out.HomeAccountID = p.AccountID
+		}
+		out.Grants = make([]GrantedToMe, len(grants))
+		for i, g := range grants {
+			out.Grants[i] = GrantedToMe{AccountID: g.AccountID, AccountName: g.AccountName, ExpiresAt: apiTimePtr(g.ExpiresAt)}
+		}
+	}
+	return c.JSON(out)
+}
+
+type acceptInvitationRequest struct {
+	Token    *string `json:"token"`
+	Password *string `json:"password"`
+}
+
+// acceptInvitation sets an invited login's password and answers the token
+// pair, as a sign-in does.
+func (h authHandlers) acceptInvitation(c *fiber.Ctx) error {
+	var req acceptInvitationRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	if err := required("token", req.Token); err != nil {
+		return err
+	}
+	if err := required("password", req.Password); err != nil {
+		return err
+	}
+	tokens, err := h.svc.AcceptInvitation(c.UserContext(), *req.Token, *req.Password)
+	if err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return c.JSON(toTokenResponse(tokens))
+}
+
+type changePasswordRequest struct {
+	CurrentPassword *string `json:"current_password"`
+	NewPassword     *string `json:"new_password"`
+}
+
+func (h authHandlers) changePassword(c *fiber.Ctx) error {
+	var req changePasswordRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	if err := required("current_password", req.CurrentPassword); err != nil {
+		return err
+	}
+	if err := required("new_password", req.NewPassword); err != nil {
+		return err
+	}
+	if err := h.svc.ChangePassword(c.UserContext(), principal(c), *req.CurrentPassword, *req.NewPassword); err != nil {
+		return err
+	}
+	return c.SendStatus(fiber.StatusNoContent)
+}
+
+type passwordResetRequest struct {
+	Email *string `json:"email"`
+}
+
+// MessageResponse is an answer that only says what happens next.
+type MessageResponse struct {
+	Message string `json:"message"`
+}
+
+// requestPasswordReset answers the same for every well-formed e-mail, so
+// it does not tell which ones have logins.
+func (h authHandlers) requestPasswordReset(c *fiber.Ctx) error {
+	var req passwordResetRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	if err := required("email", req.Email); err != nil {
+		return err
+	}
+	if err := h.svc.RequestPasswordReset(c.UserContext(), *req.Email); err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusAccepted).JSON(MessageResponse{
+		Message: "If a login has that e-mail, a link to choose a new password is on its way",
+	})
+}
+
+type confirmPasswordResetRequest struct {
+	Token       *string `json:"token"`
+	NewPassword *string `json:"new_password"`
+}
+
+func (h authHandlers) confirmPasswordReset(c *fiber.Ctx) error {
+	var req confirmPasswordResetRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	if err := required("token", req.Token); err != nil {
+		return err
+	}
+	if err := required("new_password", req.NewPassword); err != nil {
+		return err
+	}
+	if err := h.svc.ResetPassword(c.UserContext(), *req.Token, *req.NewPassword); err != nil {
+		return err
+	}
+	return c.SendStatus(fiber.StatusNoContent)
+}
+
+// required refuses a missing or empty string field.
+func required(field string, v *string) error {
+	if v == nil || *v == "" {
+		return models.FieldError(field, "%s is required", field)
+	}
+	return nil
 }

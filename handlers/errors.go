@@ -31,7 +31,7 @@ func problemStatus(key string) (int, bool) {
 		return fiber.StatusNotFound, true
 	case models.CodeMethodNotAllowed:
 		return fiber.StatusMethodNotAllowed, true
-	case models.CodeConflict:
+	case models.CodeConflict, models.CodeLastOwner:
 		return fiber.StatusConflict, true
 	case models.CodePanelDisconnected:
 		return fiber.StatusConflict, true
@@ -70,6 +70,8 @@ func problemTitle(key string) (string, bool) {
 		return "Method not allowed", true
 	case models.CodeConflict:
 		return "Conflict", true
+	case models.CodeLastOwner:
+		return "Last owner", true
 	case models.CodePanelDisconnected:
 		return "Panel disconnected", true
 	case models.CodePanelAuthorizationExpired:

@@ -97,9 +97,13 @@ func observe(log *slog.Logger, metrics *httpMetrics) fiber.Handler {
 	}
 }
 
+// accountHeader names the customer account a support login acts on; it
+// reaches that account only through a staff grant.
+const accountHeader = "X-Account-Id"
+
 // authenticate resolves the bearer token into a principal for the routes
 // after it. A missing or bad token answers 401.
-func authenticate(svc *auth.Service) fiber.Handler {
+func authenticate(svc *auth.Service, store *models.Store) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		token, ok := bearerToken(c.Get(fiber.HeaderAuthorization))
 		if !ok {
@@ -108,6 +112,11 @@ func authenticate(svc *auth.Service) fiber.Handler {
 		p, err := svc.Authenticate(c.UserContext(), token)
 		if err != nil {
 			return err
+		}
+		if acct := c.Get(accountHeader); acct != "" && acct != p.AccountID {
+			if p, err = actOnGrant(c.UserContext(), store, p, acct); err != nil {
+				return err
+			}
 		}
 		// Every read needs the read scope; routes that change something
 		// check their own scope (requireOperator) or refuse keys outright
@@ -120,6 +129,28 @@ func authenticate(svc *auth.Service) fiber.Handler {
 		c.Locals(principalKey, p)
 		return c.Next()
 	}
+}
+
+// actOnGrant lets a support login act on the customer account named by
+// the X-Account-Id header, read-only, while its staff grant lasts. The
+// grant is checked on every request, so revocation and expiry take effect
+// at once.
+func actOnGrant(ctx context.Context, store *models.Store, p auth.Principal, accountID string) (auth.Principal, error) {
+	if p.IsAPIKey() || p.Role != models.RoleSupport {
+		return auth.Principal{}, &models.Error{Code: models.CodeForbidden, Field: accountHeader,
+			Message: "only support staff act on another account; leave X-Account-Id out or name your own account"}
+	}
+	ok, err := store.HasStaffGrant(ctx, p.LoginID, accountID, time.Now().UTC())
+	if err != nil {
+		return auth.Principal{}, err
+	}
+	if !ok {
+		return auth.Principal{}, &models.Error{Code: models.CodeForbidden, Field: accountHeader,
+			Message: "you have no staff grant for that account, or it has expired"}
+	}
+	p.HomeAccountID = p.AccountID
+	p.AccountID = accountID
+	return p, nil
 }
 
 // requireScope refuses an API key that lacks scope; a login passes, as its
@@ -149,7 +180,9 @@ func principal(c *fiber.Ctx) auth.Principal {
 
 // actor returns the audit identity of the request.
 func actor(c *fiber.Ctx) models.Actor {
-	return principal(c).Actor(c.IP())
+	a := principal(c).Actor(c.IP())
+	a.RequestID = requestID(c)
+	return a
 }
 
 // trigger is what a run the request starts records as its trigger: "api"
@@ -170,6 +203,21 @@ func requireAdmin(c *fiber.Ctx) error {
 	}
 	if !p.Role.CanAdminister() {
 		return models.Errorf(models.CodeForbidden, "this action needs the owner or admin role")
+	}
+	return c.Next()
+}
+
+// requireAuditReader refuses the request unless the caller may read the
+// audit log: an owner or admin of the account, or support staff under a
+// grant. It names other people's e-mails and every admin change, so
+// members and API keys do not read it.
+func requireAuditReader(c *fiber.Ctx) error {
+	p := principal(c)
+	if p.IsAPIKey() {
+		return models.Errorf(models.CodeForbidden, "API keys cannot read the audit log; it needs a signed-in owner, admin or support login")
+	}
+	if !p.Role.CanAdminister() && p.Role != models.RoleSupport {
+		return models.Errorf(models.CodeForbidden, "reading the audit log needs the owner, admin or support role")
 	}
 	return c.Next()
 }

@@ -32,6 +32,18 @@ type MeResponse struct {
 	AccountID string   `json:"account_id"`
 	Kind      string   `json:"kind"`
 	Scopes    []string `json:"scopes,omitempty"`
+	// HomeAccountID and Grants are for support logins: the staff account
+	// they belong to, and the customer accounts they may act on now (with
+	// the X-Account-Id header).
+	HomeAccountID string        `json:"home_account_id,omitempty"`
+	Grants        []GrantedToMe `json:"grants,omitempty"`
+}
+
+// GrantedToMe is a customer account a support login may act on.
+type GrantedToMe struct {
+	AccountID   string     `json:"account_id"`
+	AccountName string     `json:"account_name"`
+	ExpiresAt   *time.Time `json:"expires_at"`
 }
 
 // APIKeyResponse describes an API key. Neither its secret nor the digest

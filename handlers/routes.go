@@ -87,15 +87,31 @@ func New(d Deps) *fiber.App {
 	app.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{})))
 
 	v1 := app.Group("/v1")
-	ah := authHandlers{svc: d.Auth}
+	ah := authHandlers{svc: d.Auth, store: d.Store}
 	v1.Post("/auth/login", ah.login)
 	v1.Post("/auth/refresh", ah.refresh)
 
 	// Authentication is part of each route's chain rather than a prefix
 	// middleware, so an unknown path answers 404 whoever asks.
-	authed := authedRoutes{router: v1, auth: authenticate(d.Auth)}
+	v1.Post("/auth/invitations/accept", ah.acceptInvitation)
+	v1.Post("/auth/password-reset", ah.requestPasswordReset)
+	v1.Post("/auth/password-reset/confirm", ah.confirmPasswordReset)
+	authed := authedRoutes{router: v1, auth: authenticate(d.Auth, d.Store)}
 	authed.add(fiber.MethodPost, "/auth/logout", ah.logout)
+	authed.add(fiber.MethodPost, "/auth/password", ah.changePassword)
 	authed.add(fiber.MethodGet, "/me", ah.me)
+
+	loh := loginHandlers{auth: d.Auth, store: d.Store}
+	authed.add(fiber.MethodGet, "/logins", requireAdmin, loh.list)
+	authed.add(fiber.MethodPost, "/logins", requireAdmin, loh.invite)
+	authed.add(fiber.MethodGet, "/logins/:id", requireAdmin, loh.get)
+	authed.add(fiber.MethodPatch, "/logins/:id", requireAdmin, loh.update)
+	authed.add(fiber.MethodPost, "/logins/:id/deactivate", requireAdmin, loh.deactivate)
+	authed.add(fiber.MethodPost, "/logins/:id/reactivate", requireAdmin, loh.reactivate)
+	authed.add(fiber.MethodPost, "/logins/:id/invitation", requireAdmin, loh.resendInvitation)
+
+	audh := auditHandlers{store: d.Store}
+	authed.add(fiber.MethodGet, "/audit", requireAuditReader, audh.list)
 
 	lh := locationHandlers{store: d.Store}
 	authed.add(fiber.MethodGet, "/locations", lh.list)

@@ -31,6 +31,8 @@ type testBundle struct {
 	memberA models.Login
 	ownerB  models.Login
 	serving bool
+	// dataDir is the node's data folder, where its mail outbox is.
+	dataDir string
 }
 
 // serve runs the node on a loopback port until the test ends and returns
@@ -99,7 +101,7 @@ func setupLogged(t *testing.T, b dbtest.Backend, tweak func(*app.Config), log *s
 	if err != nil {
 		t.Fatalf("start node on %s: %v", b.Name, err)
 	}
-	tb := &testBundle{app: a, store: a.Store()}
+	tb := &testBundle{app: a, store: a.Store(), dataDir: cfg.DataDir}
 	t.Cleanup(func() {
 		if !tb.serving {
 			_ = a.Close()

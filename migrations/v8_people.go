@@ -42,16 +42,16 @@ type v8LoginToken struct {
 func (v8LoginToken) TableName() string { return "login_tokens" }
 
 type v8AuditEntry struct {
-	AccountID  string    `gorm:"size:36;not null;index:idx_audit_account_target,priority:1;index:idx_audit_account_actor,priority:1;index:idx_audit_account_action,priority:1"`
-	ActorID    string    `gorm:"size:36;not null;default:'';index:idx_audit_account_actor,priority:2"`
-	Action     string    `gorm:"size:64;not null;index:idx_audit_account_action,priority:2"`
-	TargetType string    `gorm:"size:32;not null;default:'';index:idx_audit_account_target,priority:2"`
-	TargetID   string    `gorm:"size:36;not null;default:'';index:idx_audit_account_target,priority:3"`
-	TargetName string    `gorm:"size:254;not null;default:''"`
-	Before     string    `gorm:"type:text"`
-	After      string    `gorm:"type:text"`
-	RequestID  string    `gorm:"size:64;not null;default:''"`
-	Detail     string    `gorm:"type:text"`
+	AccountID  string `gorm:"size:36;not null;index:idx_audit_account_target,priority:1;index:idx_audit_account_actor,priority:1;index:idx_audit_account_action,priority:1"`
+	ActorID    string `gorm:"size:36;not null;default:'';index:idx_audit_account_actor,priority:2"`
+	Action     string `gorm:"size:64;not null;index:idx_audit_account_action,priority:2"`
+	TargetType string `gorm:"size:32;not null;default:'';index:idx_audit_account_target,priority:2"`
+	TargetID   string `gorm:"size:36;not null;default:'';index:idx_audit_account_target,priority:3"`
+	TargetName string `gorm:"size:254;not null;default:''"`
+	Before     string `gorm:"type:text"`
+	After      string `gorm:"type:text"`
+	RequestID  string `gorm:"size:64;not null;default:''"`
+	Detail     string `gorm:"type:text"`
 }
 
 func (v8AuditEntry) TableName() string { return "audit_entries" }

@@ -11,7 +11,7 @@ import (
 
 // CreateAccount inserts a new account.
 func (s *Store) CreateAccount(ctx context.Context, name string) (Account, error) {
-	acct := Account{ID: NewID(), Name: name}
+	acct := Account{ID: NewID(), Name: name, Kind: AccountCustomer}
 	if err := s.conn(ctx).Create(&acct).Error; err != nil {
 		return Account{}, fmt.Errorf("create account: %w", err)
 	}

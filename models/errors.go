@@ -24,6 +24,9 @@ const (
 	CodeMethodNotAllowed          = "method_not_allowed"
 	CodeServiceUnavailable        = "service_unavailable"
 	CodeInternal                  = "internal"
+	// CodeLastOwner refuses a change that would leave an account with no
+	// active owner.
+	CodeLastOwner = "last_owner"
 )
 
 // Error is the one error type that crosses package boundaries with a
@@ -74,4 +77,17 @@ func ErrorCode(err error) string {
 // another account's records: their existence is not revealed.
 func NotFound(what string) *Error {
 	return Errorf(CodeNotFound, "%s not found", what)
+}
+
+// ErrorMessage returns the text of err that is safe to show a person: the
+// message of an Error (with the field it names), or a generic line.
+func ErrorMessage(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		if e.Field != "" {
+			return e.Field + ": " + e.Message
+		}
+		return e.Message
+	}
+	return "an internal error occurred"
 }

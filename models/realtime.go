@@ -156,3 +156,25 @@ func (s *Store) HasStaffGrant(ctx context.Context, loginID, accountID string, no
 		Count(&n).Error
 	return n > 0, err
 }
+
+// GrantedAccount is a customer account a support login may act on.
+type GrantedAccount struct {
+	AccountID   string
+	AccountName string
+	ExpiresAt   *time.Time
+}
+
+// GrantedAccounts lists the accounts whose staff grants to the login are
+// in force now.
+func (s *Store) GrantedAccounts(ctx context.Context, loginID string, now time.Time) ([]GrantedAccount, error) {
+	var out []GrantedAccount
+	err := s.conn(ctx).Table("staff_grants").
+		Select("staff_grants.account_id AS account_id, accounts.name AS account_name, staff_grants.expires_at AS expires_at").
+		Joins("JOIN accounts ON accounts.id = staff_grants.account_id").
+		Where("staff_grants.login_id = ? AND (staff_grants.expires_at IS NULL OR staff_grants.expires_at > ?)", loginID, now).
+		Order("accounts.name").Scan(&out).Error
+	if err != nil {
+		return nil, fmt.Errorf("list granted accounts: %w", err)
+	}
+	return out, nil
+}

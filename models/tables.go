@@ -17,8 +17,8 @@ type Account struct {
 	// "staff" for the operator's own support staff, who see customer
 	// accounts only through staff grants.
 	Kind      AccountKind `gorm:"size:16;not null;default:'customer';index"`
-	CreatedAt       time.Time
-	UpdatedAt       time.Time
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // Login is a person who signs in to the apps. A login is never deleted,

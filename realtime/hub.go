@@ -355,6 +355,7 @@ const credentialEndedSubject = "psync.credentials.ended"
 type credentialEnded struct {
 	SessionID string `json:"session_id,omitempty"`
 	APIKeyID  string `json:"api_key_id,omitempty"`
+	LoginID   string `json:"login_id,omitempty"`
 }
 
 // PublishSessionEnded tells every node's hub to close the connections
@@ -372,12 +373,19 @@ func PublishAPIKeyRevoked(nc *nats.Conn, keyID string) error {
 	return nc.Publish(credentialEndedSubject, b)
 }
 
+// PublishLoginEnded tells every node's hub to close every connection of
+// the login (deactivated, or its password reset), with 4001.
+func PublishLoginEnded(nc *nats.Conn, loginID string) error {
+	b, _ := json.Marshal(credentialEnded{LoginID: loginID})
+	return nc.Publish(credentialEndedSubject, b)
+}
+
 // watchCredentials closes connections whose session ended or whose API
 // key was revoked: access ends at once, not when the token would expire.
 func (h *Hub) watchCredentials() error {
 	sub, err := h.nc.Subscribe(credentialEndedSubject, func(m *nats.Msg) {
 		var ended credentialEnded
-		if json.Unmarshal(m.Data, &ended) != nil || (ended.SessionID == "" && ended.APIKeyID == "") {
+		if json.Unmarshal(m.Data, &ended) != nil || (ended.SessionID == "" && ended.APIKeyID == "" && ended.LoginID == "") {
 			return
 		}
 		h.mu.Lock()
@@ -388,6 +396,8 @@ func (h *Hub) watchCredentials() error {
 				c.shutdown(CloseUnauthorized, "the session has ended: sign in again")
 			case ended.APIKeyID != "" && c.viewer.APIKeyID == ended.APIKeyID:
 				c.shutdown(CloseUnauthorized, "the API key was revoked")
+			case ended.LoginID != "" && c.viewer.LoginID == ended.LoginID:
+				c.shutdown(CloseUnauthorized, "the login can no longer sign in")
 			}
 		}
 	})

@@ -43,6 +43,8 @@ func commands() []command {
 		{"migrate", "apply, roll back or list schema migrations (up|down|status)", runMigrate},
 		{"demo", "seed a demo account with locations and simulated panels and serve it, with zero configuration", runDemo},
 		{"seed", "create an account with N locations and write its panels' credentials for panelsim", runSeed},
+		{"account", "operators: create a customer account and invite its first owner (account create)", runAccount},
+		{"support", "operators: create a support login and print its invitation link (support create)", runSupport},
 		{"watch", "follow an account's Event Log live, resuming by offset after a drop", runWatch},
 		{"bench", "run a benchmark against an in-process node (tap)", runBench},
 		{"version", "print the version", runVersion},
