@@ -140,11 +140,8 @@ func (s *Store) RevokeStaffGrant(ctx context.Context, actor Actor, grantID strin
 
 // HasStaffGrant reports whether the login may watch the account now.
 func (s *Store) HasStaffGrant(ctx context.Context, loginID, accountID string, now time.Time) (bool, error) {
-	var n int64
-	err := s.conn(ctx).Model(&StaffGrant{}).
-		Where("login_id = ? AND account_id = ? AND (expires_at IS NULL OR expires_at > ?)", loginID, accountID, now).
-		Count(&n).Error
-	return n > 0, err
+	_, ok, err := s.ActiveStaffGrant(ctx, loginID, accountID, now)
+	return ok, err
 }
 
 // ActiveStaffGrant returns the login's grant to the account when it is in

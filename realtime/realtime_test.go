@@ -494,9 +494,9 @@ func TestSupportStaff_GrantExpires_Closes4003AndSendsNothingAfter(t *testing.T) 
 		}
 		tb.node.Do(t, "GET", "/v1/me", staffToken, nil).JSON(t, &me)
 
-		// Whole seconds, which both backends store exactly: one to two
-		// seconds ahead.
-		expiresAt := time.Now().Add(2 * time.Second).Truncate(time.Second).UTC()
+		// Whole seconds, which both backends store exactly: two to three
+		// seconds ahead, time enough to subscribe on a busy machine.
+		expiresAt := time.Now().Add(3 * time.Second).Truncate(time.Second).UTC()
 		r := tb.node.Do(t, "POST", "/v1/staff-grants", tb.token, map[string]any{"email": me.Email, "expires_at": expiresAt})
 		if r.Status != http.StatusCreated {
 			t.Fatalf("grant: %d %s", r.Status, r.Body)

@@ -292,8 +292,9 @@ func TestTwoNodes_StaffGrantExpires_EachNodeClosesItsWatchers(t *testing.T) {
 		}
 	}
 
-	// Whole seconds, stored exactly: two to three seconds ahead.
-	expiresAt := time.Now().Add(3 * time.Second).Truncate(time.Second).UTC()
+	// Whole seconds, stored exactly: three to four seconds ahead, time
+	// enough to subscribe on both nodes on a busy machine.
+	expiresAt := time.Now().Add(4 * time.Second).Truncate(time.Second).UTC()
 	owner := loginOn(t, c.nodes["a"], "owner@customer.test", password)
 	body := fmt.Sprintf(`{"email":"support@staff.test","expires_at":%q}`, expiresAt.Format(time.RFC3339))
 	req, _ := http.NewRequest("POST", c.nodes["a"]+"/v1/staff-grants", strings.NewReader(body))
