@@ -128,6 +128,8 @@ func (a *App) build(ctx context.Context, signingKey, codeKey []byte) error {
 		LoginPerMinutePerEmail:  a.cfg.LoginPerMinutePerEmail,
 		LoginBurstPerClient:     int(a.cfg.LoginPerMinutePerClient),
 		LoginBurstPerEmail:      int(a.cfg.LoginPerMinutePerEmail),
+		LoginFreeFailures:       a.cfg.LoginFreeFailures,
+		LoginBackoffMax:         a.cfg.LoginBackoffMax,
 		Logger:                  a.log,
 		SessionEnded: func(sessionID string) {
 			if err := realtime.PublishSessionEnded(b.Conn(), sessionID); err != nil {

@@ -29,6 +29,8 @@ type Config struct {
 	BcryptCost              int
 	LoginPerMinutePerClient float64
 	LoginPerMinutePerEmail  float64
+	LoginFreeFailures       int
+	LoginBackoffMax         time.Duration
 
 	NATSURL         string
 	NodeID          string
@@ -89,8 +91,10 @@ func (c *Config) Settings() []Setting {
 		duration(&c.AccessTokenTTL, "access-token-ttl", "15m", "lifetime of access tokens"),
 		duration(&c.RefreshTokenTTL, "refresh-token-ttl", "720h", "lifetime of a session's refresh tokens"),
 		integer(&c.BcryptCost, "bcrypt-cost", "12", "bcrypt cost for password hashes (4 to 31)"),
-		float(&c.LoginPerMinutePerClient, "login-rate-per-client", "20", "login attempts per minute allowed from one client address"),
-		float(&c.LoginPerMinutePerEmail, "login-rate-per-email", "5", "login attempts per minute allowed for one e-mail"),
+		float(&c.LoginPerMinutePerClient, "login-rate-per-client", "20", "login attempts per minute allowed from one client address, whatever the e-mail (0: no limit)"),
+		float(&c.LoginPerMinutePerEmail, "login-rate-per-email", "5", "failed logins per minute for one e-mail from all client addresses together past which each address that failed may try it only once a second; never a refusal, so the right password still signs in (0: no ceiling)"),
+		integer(&c.LoginFreeFailures, "login-free-failures", "5", "failed logins for one e-mail from one client address before each further attempt from there waits 1s, then twice as long after each failure; a success clears them"),
+		duration(&c.LoginBackoffMax, "login-backoff-max", "15m", "longest wait between login attempts for one e-mail from one client address after repeated failures"),
 		str(&c.NATSURL, "nats-url", "", "URL of an external NATS server or cluster; empty runs one embedded in the process"),
 		str(&c.NodeID, "node-id", "", "name of this node in logs and the panels table; empty derives one from the host name"),
 		duration(&c.NodeHeartbeat, "node-heartbeat", "10s", "how often this node records that it is alive; the panels of a node silent for three heartbeats are marked disconnected"),
@@ -208,6 +212,12 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("--refresh-token-ttl must be at least --access-token-ttl")
 	case c.BcryptCost < 4 || c.BcryptCost > 31:
 		return fmt.Errorf("--bcrypt-cost must be between 4 and 31")
+	case c.LoginPerMinutePerClient < 0 || c.LoginPerMinutePerEmail < 0:
+		return fmt.Errorf("--login-rate-per-client and --login-rate-per-email must not be negative")
+	case c.LoginFreeFailures < 0:
+		return fmt.Errorf("--login-free-failures must not be negative")
+	case c.LoginBackoffMax < time.Second:
+		return fmt.Errorf("--login-backoff-max must be at least 1s")
 	case c.BodyLimit < 1024:
 		return fmt.Errorf("--body-limit must be at least 1024 bytes")
 	case c.LogFormat != "json" && c.LogFormat != "text":

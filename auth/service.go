@@ -21,12 +21,19 @@ type Config struct {
 	AccessTTL  time.Duration
 	RefreshTTL time.Duration
 	BcryptCost int
-	// LoginPerMinutePerClient and LoginPerMinutePerEmail bound login
-	// attempts; zero turns a limit off.
+	// LoginPerMinutePerClient and LoginBurstPerClient bound the login
+	// attempts from one client address. LoginPerMinutePerEmail and
+	// LoginBurstPerEmail are the ceiling on one e-mail's failures from all
+	// addresses, past which its attempts are slowed. Zero turns either off.
 	LoginPerMinutePerClient float64
 	LoginPerMinutePerEmail  float64
 	LoginBurstPerClient     int
 	LoginBurstPerEmail      int
+	// LoginFreeFailures is how many failures one e-mail may have from one
+	// address before each further attempt from there waits: 1 s, doubling
+	// up to LoginBackoffMax (zero: 15 minutes).
+	LoginFreeFailures int
+	LoginBackoffMax   time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Logger receives what goes wrong without failing a request; nil
@@ -107,8 +114,7 @@ type Service struct {
 	store     *models.Store
 	cfg       Config
 	log       *slog.Logger
-	byClient  *keyedLimiter
-	byEmail   *keyedLimiter
+	throttle  *loginThrottle
 	decoyHash string
 	parser    *jwt.Parser
 	audience  string
@@ -171,8 +177,7 @@ func NewService(store *models.Store, cfg Config) (*Service, error) {
 		store:     store,
 		cfg:       cfg,
 		log:       log,
-		byClient:  newKeyedLimiter(cfg.LoginPerMinutePerClient, max(1, cfg.LoginBurstPerClient)),
-		byEmail:   newKeyedLimiter(cfg.LoginPerMinutePerEmail, max(1, cfg.LoginBurstPerEmail)),
+		throttle:  newLoginThrottle(throttleConfigOf(cfg)),
 		decoyHash: decoy,
 		audience:  audience,
 		parser: jwt.NewParser(
@@ -190,15 +195,18 @@ func (s *Service) now() time.Time { return s.cfg.Now().UTC() }
 
 // Login checks an e-mail and password and starts a session. A wrong
 // password, an unknown e-mail and a disabled login get the same answer in
-// about the same time.
+// about the same time, and count alike against the sign-in throttle
+// (ratelimit.go), which holds back only the client address that failed.
 func (s *Service) Login(ctx context.Context, email, password, clientIP string) (Tokens, error) {
 	now := s.now()
 	email = models.NormalizeEmail(email)
-	if wait := max(s.byClient.take(clientIP, now), s.byEmail.take(email, now)); wait > 0 {
+	attempt, wait := s.throttle.admit(email, clientIP, now)
+	if wait > 0 {
 		return Tokens{}, &models.Error{Code: models.CodeRateLimited, Message: "too many login attempts; try again later", RetryAfter: wait}
 	}
 	login, err := s.store.LoginByEmail(ctx, email)
 	if err != nil && models.ErrorCode(err) != models.CodeNotFound {
+		s.throttle.settle(attempt, s.now(), attemptAborted)
 		return Tokens{}, err
 	}
 	// An invited login has no password yet; like an unknown e-mail it is
@@ -209,8 +217,10 @@ func (s *Service) Login(ctx context.Context, email, password, clientIP string) (
 	}
 	match := PasswordMatches(hash, password)
 	if err != nil || login.PasswordHash == "" || !match {
+		s.throttle.settle(attempt, s.now(), attemptFailed)
 		return Tokens{}, models.Errorf(models.CodeInvalidCredentials, "e-mail or password is wrong")
 	}
+	s.throttle.settle(attempt, s.now(), attemptSucceeded)
 	return s.startSession(ctx, login, now)
 }
 

@@ -77,6 +77,7 @@ func testConfig(t *testing.T, b dbtest.Backend) app.Config {
 	cfg.BcryptCost = 4
 	cfg.LoginPerMinutePerClient = 1000
 	cfg.LoginPerMinutePerEmail = 1000
+	cfg.LoginFreeFailures = 1000
 	cfg.BodyLimit = 64 * 1024
 	cfg.ShutdownTimeout = time.Second
 	cfg.LogLevel = "error"

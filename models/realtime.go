@@ -150,11 +150,25 @@ func (s *Store) RevokeStaffGrant(ctx context.Context, actor Actor, grantID strin
 
 // HasStaffGrant reports whether the login may watch the account now.
 func (s *Store) HasStaffGrant(ctx context.Context, loginID, accountID string, now time.Time) (bool, error) {
-	var n int64
-	err := s.conn(ctx).Model(&StaffGrant{}).
+	_, ok, err := s.ActiveStaffGrant(ctx, loginID, accountID, now)
+	return ok, err
+}
+
+// ActiveStaffGrant returns the login's grant to the account when it is in
+// force at now, and false when there is none. A watcher keeps the grant's
+// ExpiresAt (nil: no expiry) to end its access at that moment.
+func (s *Store) ActiveStaffGrant(ctx context.Context, loginID, accountID string, now time.Time) (StaffGrant, bool, error) {
+	var grants []StaffGrant
+	err := s.conn(ctx).
 		Where("login_id = ? AND account_id = ? AND (expires_at IS NULL OR expires_at > ?)", loginID, accountID, now).
-		Count(&n).Error
-	return n > 0, err
+		Limit(1).Find(&grants).Error
+	if err != nil {
+		return StaffGrant{}, false, fmt.Errorf("find staff grant: %w", err)
+	}
+	if len(grants) == 0 {
+		return StaffGrant{}, false, nil
+	}
+	return grants[0], true, nil
 }
 
 // GrantedAccount is a customer account a support login may act on.

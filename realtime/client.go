@@ -51,6 +51,46 @@ type Client struct {
 	// filtered out: everything up to it is settled.
 	cursor int64
 	bad    int
+	// accessUntil is when the connection's access to the account it
+	// watches ends, a staff grant's expiry; zero when it does not end on
+	// its own. accessEnd closes the connection at that moment; it is
+	// stopped when the connection ends, so an idle watcher costs a timer
+	// and no goroutine.
+	accessUntil time.Time
+	accessEnd   *time.Timer
+}
+
+// closeAccessExpired is the reason given to a watcher whose staff grant
+// ran out.
+const closeAccessExpired = "access to the account has expired"
+
+// watchUntilLocked ends the connection's access at until, when it is set.
+// A moment already past closes the connection at once. c.mu is held.
+func (c *Client) watchUntilLocked(until time.Time) {
+	if until.IsZero() {
+		return
+	}
+	c.accessUntil = until
+	c.accessEnd = time.AfterFunc(time.Until(until), func() {
+		c.shutdown(CloseForbidden, closeAccessExpired)
+	})
+}
+
+// stopAccessTimer releases the access timer of a connection that ended.
+func (c *Client) stopAccessTimer() {
+	c.mu.Lock()
+	if c.accessEnd != nil {
+		c.accessEnd.Stop()
+	}
+	c.mu.Unlock()
+}
+
+// accessEndedLocked reports whether access ran out by at. The timer closes
+// the connection at that moment, but it may fire a little late on a busy
+// machine, so delivery checks too: nothing that happened after access
+// ended is ever sent. c.mu is held.
+func (c *Client) accessEndedLocked(at time.Time) bool {
+	return !c.accessUntil.IsZero() && !at.Before(c.accessUntil)
 }
 
 func (c *Client) wants(e Event) bool {
@@ -76,6 +116,11 @@ func (c *Client) deliverLive(p *pass) {
 	wanted, single := 0, -1
 	var some [][]byte
 	c.mu.Lock()
+	if c.accessEndedLocked(p.at) {
+		c.mu.Unlock()
+		c.shutdown(CloseForbidden, closeAccessExpired)
+		return
+	}
 	for i := range p.events {
 		e := &p.events[i]
 		if e.Offset <= c.cursor {
@@ -146,6 +191,7 @@ func (c *Client) shutdown(code int, text string) {
 
 // serve runs the connection until it closes.
 func (c *Client) serve(ctx context.Context) {
+	defer c.stopAccessTimer()
 	if !c.viewer.ExpiresAt.IsZero() {
 		expiry := time.AfterFunc(time.Until(c.viewer.ExpiresAt), func() {
 			c.shutdown(CloseTokenExpired, "token expired: reconnect with a fresh token")
@@ -285,8 +331,9 @@ func (c *Client) subscribe(ctx context.Context, f clientFrame) {
 		c.refuse("invalid_request", "a connection watches one account; open another connection for another account")
 		return
 	}
+	var until time.Time
 	if first && account != c.viewer.AccountID {
-		ok, err := c.hub.canWatch(ctx, c.viewer, account)
+		ok, accessUntil, err := c.hub.canWatch(ctx, c.viewer, account)
 		if err != nil {
 			c.queue(errorFrame("internal", "could not check access; try again"))
 			return
@@ -295,6 +342,7 @@ func (c *Client) subscribe(ctx context.Context, f clientFrame) {
 			c.queue(errorFrame("forbidden", "you may not watch that account"))
 			return
 		}
+		until = accessUntil
 	}
 	if len(f.LocationIDs) > 0 {
 		found, err := c.hub.store.LocationIDsInAccount(ctx, account, f.LocationIDs)
@@ -355,6 +403,9 @@ func (c *Client) subscribe(ctx context.Context, f clientFrame) {
 	c.mu.Lock()
 	c.stream = st
 	c.subscribed = true
+	// Armed only once the subscription stands; a grant that ran out while
+	// it was set up closes the connection at once.
+	c.watchUntilLocked(until)
 	c.mu.Unlock()
 
 	if f.After == nil {
@@ -410,6 +461,13 @@ func (c *Client) replay(ctx context.Context, st *stream, cursor int64) {
 			if len(rows) == 0 {
 				cursor = r.target
 				break
+			}
+			c.mu.Lock()
+			ended := c.accessEndedLocked(time.Now())
+			c.mu.Unlock()
+			if ended {
+				c.shutdown(CloseForbidden, closeAccessExpired)
+				return
 			}
 			for _, row := range rows {
 				if row.Offset > r.target {

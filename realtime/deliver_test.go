@@ -97,3 +97,44 @@ func TestDeliverLive_NothingWantedWritesNothingButMovesTheCursor(t *testing.T) {
 		t.Fatal("a client that wanted none of the pass was written to")
 	}
 }
+
+// A watcher whose staff grant ran out by the time a pass began is sent
+// none of it, even when the timer that closes it has not fired yet: the
+// pass may hold events that happened after access ended.
+func TestDeliverLive_AccessEndedBeforeThePass_SendsNothingAndCloses4003(t *testing.T) {
+	until := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+
+	c, peer := pipeClient(t)
+	c.all, c.accessUntil = true, until
+	p := testPass("A")
+	p.at = until
+	c.deliverLive(p)
+	select {
+	case <-c.closing:
+	default:
+		t.Fatal("a watcher whose access ended was not closed")
+	}
+	c.wmu.Lock()
+	closeWith, queued := c.ws.closeWith, len(c.ws.queue)
+	c.wmu.Unlock()
+	if want := closeFrame(CloseForbidden, closeAccessExpired); string(closeWith) != string(want) || queued != 0 {
+		t.Fatalf("close frame %q with %d frames queued, want %q and none", closeWith, queued, want)
+	}
+	_ = peer.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	if n, _ := peer.Read(make([]byte, 1)); n != 0 {
+		t.Fatal("an event was written to a watcher whose access had ended")
+	}
+
+	// A pass that began a moment before is still delivered.
+	c, peer = pipeClient(t)
+	c.all, c.accessUntil = true, until
+	p = testPass("A")
+	p.at = until.Add(-time.Millisecond)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.deliverLive(p)
+	}()
+	receive(t, peer, "a")
+	<-done
+}

@@ -228,15 +228,23 @@ func (h *Hub) release(s *stream) bool {
 }
 
 // canWatch reports whether v may watch an account other than its own:
-// support staff with a grant, read-only.
-func (h *Hub) canWatch(ctx context.Context, v Viewer, accountID string) (bool, error) {
+// support staff with a grant, read-only. until is when that access ends,
+// the grant's expiry; zero when it does not end on its own.
+func (h *Hub) canWatch(ctx context.Context, v Viewer, accountID string) (ok bool, until time.Time, err error) {
 	if v.AccountID == accountID {
-		return true, nil
+		return true, time.Time{}, nil
 	}
 	if v.Role != models.RoleSupport {
-		return false, nil
+		return false, time.Time{}, nil
 	}
-	return h.store.HasStaffGrant(ctx, v.LoginID, accountID, h.now())
+	g, ok, err := h.store.ActiveStaffGrant(ctx, v.LoginID, accountID, h.now())
+	if err != nil || !ok {
+		return false, time.Time{}, err
+	}
+	if g.ExpiresAt != nil {
+		until = *g.ExpiresAt
+	}
+	return true, until, nil
 }
 
 // resumeExpired reports whether the events after offset after are no

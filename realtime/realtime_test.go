@@ -481,6 +481,92 @@ func TestSupportStaff_WatchGrantedAccountsOnly(t *testing.T) {
 	})
 }
 
+// A staff grant that runs out ends the support login's watch at that
+// moment, on the node's own clock: events before it arrive, an event that
+// happens after it never does, the connection closes with 4003, and
+// subscribing again is refused.
+func TestSupportStaff_GrantExpires_Closes4003AndSendsNothingAfter(t *testing.T) {
+	forEachBackend(t, nil, func(t *testing.T, tb *testBundle) {
+		staffAcct, _ := tb.node.Account(t, "Platform Staff")
+		staffToken := tb.node.Login(t, staffAcct.ID, models.RoleSupport)
+		var me struct {
+			Email string `json:"email"`
+		}
+		tb.node.Do(t, "GET", "/v1/me", staffToken, nil).JSON(t, &me)
+
+		// Whole seconds, which both backends store exactly: two to three
+		// seconds ahead, time enough to subscribe on a busy machine.
+		expiresAt := time.Now().Add(3 * time.Second).Truncate(time.Second).UTC()
+		r := tb.node.Do(t, "POST", "/v1/staff-grants", tb.token, map[string]any{"email": me.Email, "expires_at": expiresAt})
+		if r.Status != http.StatusCreated {
+			t.Fatalf("grant: %d %s", r.Status, r.Body)
+		}
+
+		owner := connect(t, tb.node.BaseURL, tb.token)
+		owner.send(map[string]any{"op": "subscribe"})
+		owner.expect("subscribed")
+		staff := connect(t, tb.node.BaseURL, staffToken)
+		staff.send(map[string]any{"op": "subscribe", "account_id": tb.acct.ID})
+		staff.expect("subscribed")
+
+		appendEvents(t, tb.node, tb.acct.ID, tb.loc.Location.ID, 1, nil)
+		if f := staff.expect("event"); f.Event.Offset != 1 {
+			t.Fatalf("before expiry the watcher got %+v", f.Event)
+		}
+		owner.expect("event")
+
+		// From here on the watcher's frames are read as they come, with
+		// the moment each arrived.
+		type arrival struct {
+			f   frame
+			err error
+			at  time.Time
+		}
+		arrivals := make(chan arrival, 16)
+		go func() {
+			defer close(arrivals)
+			for {
+				_ = staff.conn.SetReadDeadline(time.Now().Add(15 * time.Second))
+				_, data, err := staff.conn.ReadMessage()
+				a := arrival{err: err, at: time.Now()}
+				if err == nil && json.Unmarshal(data, &a.f) != nil {
+					a.err = fmt.Errorf("server sent %q", data)
+				}
+				arrivals <- a
+				if a.err != nil {
+					return
+				}
+			}
+		}()
+
+		apptest.Eventually(t, 10*time.Second, func() (bool, string) {
+			return !time.Now().Before(expiresAt), "the grant has not expired yet"
+		})
+		appendEvents(t, tb.node, tb.acct.ID, tb.loc.Location.ID, 1, nil)
+		if f := owner.expect("event"); f.Event.Offset != 2 {
+			t.Fatalf("owner got %+v", f.Event)
+		}
+		for a := range arrivals {
+			if a.err == nil {
+				t.Fatalf("after the grant expired the watcher got %+v", a.f)
+			}
+			var ce *websocket.CloseError
+			if !errors.As(a.err, &ce) || ce.Code != CloseForbiddenCode || ce.Text != "access to the account has expired" {
+				t.Fatalf("watcher ended with %v, want close 4003 saying access expired", a.err)
+			}
+			if a.at.Before(expiresAt) {
+				t.Fatalf("watcher closed at %v, before the grant expired at %v", a.at, expiresAt)
+			}
+		}
+
+		again := connect(t, tb.node.BaseURL, staffToken)
+		again.send(map[string]any{"op": "subscribe", "account_id": tb.acct.ID})
+		if f := again.expect("error"); f.Code != "forbidden" {
+			t.Fatalf("subscribing after the grant expired: %+v", f)
+		}
+	})
+}
+
 func TestShutdown_ClosesEveryConnectionWith1001(t *testing.T) {
 	forEachBackend(t, nil, func(t *testing.T, tb *testBundle) {
 		a := connect(t, tb.node.BaseURL, tb.token)

@@ -269,7 +269,7 @@ func (s *stream) flush() {
 	if len(s.batch) == 0 {
 		return
 	}
-	p := pass{events: s.batch, frames: make([][]byte, len(s.batch))}
+	p := pass{events: s.batch, frames: make([][]byte, len(s.batch)), at: time.Now()}
 	for i, e := range s.batch {
 		p.frames[i] = eventFrame(e)
 	}
@@ -311,6 +311,9 @@ type pass struct {
 	// joined is every frame of the pass back to back, for the clients
 	// that take them all; nil when the pass holds one event.
 	joined []byte
+	// at is when the pass began: a watcher whose access ended by then is
+	// sent none of it, since its events may have happened after.
+	at time.Time
 }
 
 func (p *pass) all() []byte {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -105,11 +106,18 @@ func natsServerPath(t *testing.T) string {
 	return ""
 }
 
-// TestTwoNodes_PanelOnOneClientOnOther_ClientSeesTheSync runs two serve
-// processes sharing one MySQL database and one external NATS server: a
-// panel linked to node A, a realtime client on node B, and syncs requested
-// on either node.
-func TestTwoNodes_PanelOnOneClientOnOther_ClientSeesTheSync(t *testing.T) {
+// cluster is two serve processes, node A and node B, sharing one MySQL
+// database and one external NATS server, with a store on that database.
+type cluster struct {
+	nodes     map[string]string
+	processes map[string]*exec.Cmd
+	store     *models.Store
+}
+
+// startCluster runs a cluster until the test ends; it skips the test
+// where MySQL or nats-server is missing outside CI.
+func startCluster(t *testing.T) *cluster {
+	t.Helper()
 	var mysql *dbtest.Backend
 	for _, b := range dbtest.Backends(t) {
 		if b.Name == "mysql" {
@@ -167,15 +175,26 @@ func TestTwoNodes_PanelOnOneClientOnOther_ClientSeesTheSync(t *testing.T) {
 	for _, base := range nodes {
 		waitHTTP(t, base+"/readyz")
 	}
-
-	// Seed an account, a login and a location straight into the shared
-	// database.
 	db, err := models.Open(ctx, mysql.Config)
 	if err != nil {
 		t.Fatal(err)
 	}
 	store := models.NewStore(db)
-	defer store.Close()
+	t.Cleanup(func() { _ = store.Close() })
+	return &cluster{nodes: nodes, processes: processes, store: store}
+}
+
+// TestTwoNodes_PanelOnOneClientOnOther_ClientSeesTheSync runs two serve
+// processes sharing one MySQL database and one external NATS server: a
+// panel linked to node A, a realtime client on node B, and syncs requested
+// on either node.
+func TestTwoNodes_PanelOnOneClientOnOther_ClientSeesTheSync(t *testing.T) {
+	c := startCluster(t)
+	ctx := context.Background()
+	nodes, processes, store := c.nodes, c.processes, c.store
+
+	// Seed an account, a login and a location straight into the shared
+	// database.
 	acct, err := store.CreateAccount(ctx, "Two Node Co")
 	if err != nil {
 		t.Fatal(err)
@@ -244,6 +263,79 @@ func TestTwoNodes_PanelOnOneClientOnOther_ClientSeesTheSync(t *testing.T) {
 	lost, err := store.PanelBySerial(ctx, "TWO-0001")
 	if err != nil || lost.Connection != models.PanelDisconnected {
 		t.Fatalf("the dead node's panel should be disconnected: %+v %v", lost, err)
+	}
+}
+
+// TestTwoNodes_StaffGrantExpires_EachNodeClosesItsWatchers: a support
+// login watches an account through a grant on both nodes; when the grant
+// expires, each node closes its own connection with 4003, with no message
+// between them.
+func TestTwoNodes_StaffGrantExpires_EachNodeClosesItsWatchers(t *testing.T) {
+	c := startCluster(t)
+	ctx := context.Background()
+	const password = "two-node-password"
+	hash, _ := auth.HashPassword(password, 4)
+	customer, err := c.store.CreateAccount(ctx, "Customer Co")
+	if err != nil {
+		t.Fatal(err)
+	}
+	staff, err := c.store.CreateAccount(ctx, "Platform Staff")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range []models.Login{
+		{AccountID: customer.ID, Email: "owner@customer.test", Name: "Owner", Role: models.RoleOwner, PasswordHash: hash},
+		{AccountID: staff.ID, Email: "support@staff.test", Name: "Support", Role: models.RoleSupport, PasswordHash: hash},
+	} {
+		if _, err := c.store.CreateLogin(ctx, l); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Whole seconds, stored exactly: three to four seconds ahead, time
+	// enough to subscribe on both nodes on a busy machine.
+	expiresAt := time.Now().Add(4 * time.Second).Truncate(time.Second).UTC()
+	owner := loginOn(t, c.nodes["a"], "owner@customer.test", password)
+	body := fmt.Sprintf(`{"email":"support@staff.test","expires_at":%q}`, expiresAt.Format(time.RFC3339))
+	req, _ := http.NewRequest("POST", c.nodes["a"]+"/v1/staff-grants", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+owner)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("grant: %d", resp.StatusCode)
+	}
+
+	support := loginOn(t, c.nodes["b"], "support@staff.test", password)
+	watchers := map[string]*websocket.Conn{}
+	for _, on := range []string{"a", "b"} {
+		h := http.Header{}
+		h.Set("Authorization", "Bearer "+support)
+		conn, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(c.nodes[on], "http")+"/v1/realtime", h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		_ = conn.WriteMessage(websocket.TextMessage, []byte(fmt.Sprintf(`{"op":"subscribe","account_id":%q}`, customer.ID)))
+		expectFrame(t, conn, func(f map[string]any) bool { return f["type"] == "subscribed" })
+		watchers[on] = conn
+	}
+	for on, conn := range watchers {
+		_ = conn.SetReadDeadline(time.Now().Add(15 * time.Second))
+		_, data, err := conn.ReadMessage()
+		if err == nil {
+			t.Fatalf("node %s sent %s to a watcher of an account with no events", on, data)
+		}
+		var ce *websocket.CloseError
+		if !errors.As(err, &ce) || ce.Code != 4003 {
+			t.Fatalf("node %s: watcher ended with %v, want close 4003", on, err)
+		}
+		if time.Now().Before(expiresAt) {
+			t.Fatalf("node %s closed the watcher before the grant expired at %v", on, expiresAt)
+		}
 	}
 }
 
