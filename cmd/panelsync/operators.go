@@ -15,7 +15,8 @@ import (
 // account and the invitation of its first owner.
 func runAccount(ctx context.Context, env cmdEnv, args []string) error {
 	var name, ownerEmail, ownerName string
-	cfg, fs, err := parseConfig("account", env, args, func(fs *flag.FlagSet) {
+	sub, rest := subcommand(args)
+	cfg, fs, err := parseConfig("account", env, rest, func(fs *flag.FlagSet) {
 		fs.StringVar(&name, "name", "", "name of the new account (required)")
 		fs.StringVar(&ownerEmail, "owner-email", "", "e-mail of the account's first owner, who is invited (required)")
 		fs.StringVar(&ownerName, "owner-name", "", "name of the first owner (default: the part of the e-mail before @)")
@@ -27,7 +28,7 @@ func runAccount(ctx context.Context, env cmdEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	if fs.NArg() != 1 || fs.Arg(0) != "create" {
+	if sub != "create" || fs.NArg() > 0 {
 		fs.Usage()
 		return errUsage
 	}
@@ -67,7 +68,8 @@ func runAccount(ctx context.Context, env cmdEnv, args []string) error {
 // staff grant that account's admin gives.
 func runSupport(ctx context.Context, env cmdEnv, args []string) error {
 	var email, name string
-	cfg, fs, err := parseConfig("support", env, args, func(fs *flag.FlagSet) {
+	sub, rest := subcommand(args)
+	cfg, fs, err := parseConfig("support", env, rest, func(fs *flag.FlagSet) {
 		fs.StringVar(&email, "email", "", "e-mail of the support person, who is invited (required)")
 		fs.StringVar(&name, "name", "", "name of the support person (required)")
 		fs.Usage = func() {
@@ -78,7 +80,7 @@ func runSupport(ctx context.Context, env cmdEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	if fs.NArg() != 1 || fs.Arg(0) != "create" {
+	if sub != "create" || fs.NArg() > 0 {
 		fs.Usage()
 		return errUsage
 	}
@@ -102,6 +104,15 @@ func runSupport(ctx context.Context, env cmdEnv, args []string) error {
 		fmt.Fprintf(env.stdout, "The link works once, for 72 hours; it is also mailed by the running server.\nA customer's owner or admin gives access with POST /v1/staff-grants {\"email\":%q}.\n", issued.Login.Email)
 		return nil
 	})
+}
+
+// subcommand splits a leading word (create) from the flags after it, since
+// flag parsing stops at the first word that is not a flag.
+func subcommand(args []string) (string, []string) {
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		return args[0], args[1:]
+	}
+	return "", args
 }
 
 // withNode builds a node on the configured database (migrating it as
