@@ -65,7 +65,7 @@ func observe(log *slog.Logger, metrics *httpMetrics) fiber.Handler {
 		}
 		c.Locals(requestIDKey, id)
 		c.Set(requestIDHeader, id)
-		c.SetUserContext(context.WithValue(c.UserContext(), requestIDKey, id))
+		c.SetUserContext(models.WithRequestID(c.UserContext(), id))
 
 		if err := c.Next(); err != nil {
 			if herr := c.App().ErrorHandler(c, err); herr != nil {
@@ -180,9 +180,7 @@ func principal(c *fiber.Ctx) auth.Principal {
 
 // actor returns the audit identity of the request.
 func actor(c *fiber.Ctx) models.Actor {
-	a := principal(c).Actor(c.IP())
-	a.RequestID = requestID(c)
-	return a
+	return principal(c).Actor(c.IP())
 }
 
 // trigger is what a run the request starts records as its trigger: "api"

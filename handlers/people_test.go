@@ -92,6 +92,10 @@ func TestInvitation_MailedLinkSetsThePasswordOnce_ThenTheMemberSignsIn(t *testin
 		}
 		var tp tokenPair
 		r.json(t, &tp)
+		accepted := tb.audit(t, owner, "?action=login.invitation_accepted")
+		if len(accepted.Items) != 1 || accepted.Items[0].Actor.ID != invited.ID || accepted.Items[0].RequestID != r.header.Get("X-Request-Id") {
+			t.Fatalf("acceptance audited as %+v, want by the login itself under request %s", accepted.Items, r.header.Get("X-Request-Id"))
+		}
 		if me := tb.do(t, "GET", "/v1/me", tp.AccessToken, nil); me.status != http.StatusOK || !strings.Contains(string(me.body), `"role":"member"`) {
 			t.Fatalf("me after accepting: %d %s", me.status, me.body)
 		}

@@ -15,9 +15,12 @@ const kindHeader gomail.Header = "X-Panelsync-Kind"
 // compose builds the RFC 5322 message for m: a plain and an HTML part as
 // multipart/alternative when both are set, one part otherwise. The
 // Message-ID is derived from the queue id, so a mail delivered twice
-// (a sender lost its lease mid-send) is recognisably the same mail.
-func compose(from, id string, m Message) (*gomail.Msg, error) {
-	msg := gomail.NewMsg(gomail.WithNoDefaultUserAgent())
+// (a sender lost its lease mid-send) is recognisably the same mail. The
+// bodies are written with encoding: quoted-printable for SMTP, which
+// keeps every line within the protocol's limits, or 8bit for a file read
+// as it is.
+func compose(from, id string, m Message, encoding gomail.Encoding) (*gomail.Msg, error) {
+	msg := gomail.NewMsg(gomail.WithNoDefaultUserAgent(), gomail.WithEncoding(encoding))
 	if err := msg.From(from); err != nil {
 		return nil, fmt.Errorf("mail sender: %w", err)
 	}

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	gomail "github.com/wneessen/go-mail"
 )
 
 // OutboxTransport writes each mail as an RFC 5322 .eml file into a folder
@@ -44,7 +46,9 @@ func (t *OutboxTransport) Send(ctx context.Context, id string, m Message) error 
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	msg, err := compose(t.from, id, m)
+	// 8bit keeps each link whole on its line, so a person (or grep) reads
+	// the file as it is.
+	msg, err := compose(t.from, id, m, gomail.NoEncoding)
 	if err != nil {
 		return err
 	}

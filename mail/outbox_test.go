@@ -63,6 +63,11 @@ func TestOutbox_MailsAreWrittenAsReadableEMLFilesInSendingOrder(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// The file is read as it is (or searched with grep): a link stays
+		// whole on its line, with no quoted-printable escapes or breaks.
+		if want.Kind == "password_reset" && !strings.Contains(string(raw), "Reset: "+resetLink) {
+			t.Errorf("%s does not hold the link %s whole on its line:\n%s", names[i], resetLink, raw)
+		}
 		got := parseMail(t, raw)
 		if to := got.Header.Get("To"); !strings.Contains(to, want.To) {
 			t.Errorf("%s: To = %q, want %s", names[i], to, want.To)

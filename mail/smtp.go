@@ -113,7 +113,7 @@ func (t *SMTPTransport) String() string { return t.label }
 // connection is closed under a server that stops answering. A 5xx reply to
 // the recipient or to the message wraps ErrRejected.
 func (t *SMTPTransport) Send(ctx context.Context, id string, m Message) error {
-	msg, err := compose(t.from, id, m)
+	msg, err := compose(t.from, id, m, gomail.EncodingQP)
 	if err != nil {
 		return err
 	}

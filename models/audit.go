@@ -18,8 +18,20 @@ type Actor struct {
 	AccountID string
 	Role      Role
 	ClientIP  string
-	// RequestID ties the change to the request that made it, as logged.
-	RequestID string
+}
+
+type requestIDKey struct{}
+
+// WithRequestID returns ctx carrying the id of the request being served,
+// so that what the request changes is audited under it.
+func WithRequestID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, requestIDKey{}, id)
+}
+
+// RequestID returns the request id ctx carries, or "".
+func RequestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
 }
 
 // SystemActor is the service acting on its own (schedules, seeding).
@@ -64,6 +76,9 @@ func (s *Store) AuditAll(ctx context.Context, actor Actor, changes []AuditChange
 		return nil
 	}
 	now := time.Now().UTC()
+	// The entry names the request that made the change, as logged and as
+	// answered in X-Request-Id.
+	requestID := RequestID(ctx)
 	entries := make([]AuditEntry, len(changes))
 	for i, ch := range changes {
 		before, err := auditJSON(ch.Before)
@@ -86,7 +101,7 @@ func (s *Store) AuditAll(ctx context.Context, actor Actor, changes []AuditChange
 			TargetName: truncateRunes(ch.Target.Name, 254),
 			Before:     before,
 			After:      after,
-			RequestID:  actor.RequestID,
+			RequestID:  requestID,
 			ClientIP:   actor.ClientIP,
 			CreatedAt:  now,
 		}
