@@ -182,19 +182,9 @@ func (s *Service) AcceptInvitation(ctx context.Context, token, password string) 
 	now := s.now()
 	var login models.Login
 	err = s.store.Tx(ctx, func(ctx context.Context) error {
-		tok, err := s.store.ConsumeLoginToken(ctx, digest(token), models.TokenInvitation, now)
-		if err != nil {
-			if models.ErrorCode(err) == models.CodeNotFound {
-				return invalid
-			}
+		var err error
+		if login, err = s.redeem(ctx, token, models.TokenInvitation, models.LoginInvited, invalid, now); err != nil {
 			return err
-		}
-		login, err = s.store.LoginByID(ctx, tok.LoginID)
-		if err != nil {
-			return err
-		}
-		if login.State() != models.LoginInvited {
-			return invalid
 		}
 		if err := s.store.UpdateLoginFields(ctx, login.ID, map[string]any{"password_hash": hash}); err != nil {
 			return err
@@ -209,6 +199,27 @@ func (s *Service) AcceptInvitation(ctx context.Context, token, password string) 
 		return Tokens{}, err
 	}
 	return s.startSession(ctx, login, now)
+}
+
+// redeem uses up a mailed token of purpose, in the transaction carried by
+// ctx, and returns its login, which must be in state. A token that is
+// unknown, used, expired or whose login has moved on answers invalid.
+func (s *Service) redeem(ctx context.Context, token string, purpose models.TokenPurpose, state models.LoginState, invalid error, now time.Time) (models.Login, error) {
+	tok, err := s.store.ConsumeLoginToken(ctx, digest(token), purpose, now)
+	if models.ErrorCode(err) == models.CodeNotFound {
+		return models.Login{}, invalid
+	}
+	if err != nil {
+		return models.Login{}, err
+	}
+	login, err := s.store.LoginByID(ctx, tok.LoginID)
+	if err != nil {
+		return models.Login{}, err
+	}
+	if login.State() != state {
+		return models.Login{}, invalid
+	}
+	return login, nil
 }
 
 // RequestPasswordReset mails a reset link to the active login with that
@@ -267,19 +278,9 @@ func (s *Service) ResetPassword(ctx context.Context, token, password string) err
 	now := s.now()
 	var login models.Login
 	err = s.store.Tx(ctx, func(ctx context.Context) error {
-		tok, err := s.store.ConsumeLoginToken(ctx, digest(token), models.TokenPasswordReset, now)
-		if err != nil {
-			if models.ErrorCode(err) == models.CodeNotFound {
-				return invalid
-			}
+		var err error
+		if login, err = s.redeem(ctx, token, models.TokenPasswordReset, models.LoginActive, invalid, now); err != nil {
 			return err
-		}
-		login, err = s.store.LoginByID(ctx, tok.LoginID)
-		if err != nil {
-			return err
-		}
-		if login.State() != models.LoginActive {
-			return invalid
 		}
 		if err := s.store.UpdateLoginFields(ctx, login.ID, map[string]any{"password_hash": hash}); err != nil {
 			return err

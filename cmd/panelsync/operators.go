@@ -15,22 +15,13 @@ import (
 // account and the invitation of its first owner.
 func runAccount(ctx context.Context, env cmdEnv, args []string) error {
 	var name, ownerEmail, ownerName string
-	sub, rest := subcommand(args)
-	cfg, fs, err := parseConfig("account", env, rest, func(fs *flag.FlagSet) {
+	cfg, err := parseCreate("account", "--name NAME --owner-email EMAIL", env, args, func(fs *flag.FlagSet) {
 		fs.StringVar(&name, "name", "", "name of the new account (required)")
 		fs.StringVar(&ownerEmail, "owner-email", "", "e-mail of the account's first owner, who is invited (required)")
 		fs.StringVar(&ownerName, "owner-name", "", "name of the first owner (default: the part of the e-mail before @)")
-		fs.Usage = func() {
-			fmt.Fprintln(fs.Output(), "Usage: panelsync account create --name NAME --owner-email EMAIL [flags]")
-			fs.PrintDefaults()
-		}
 	})
 	if err != nil {
 		return err
-	}
-	if sub != "create" || fs.NArg() > 0 {
-		fs.Usage()
-		return errUsage
 	}
 	if name == "" || ownerEmail == "" {
 		return fmt.Errorf("--name and --owner-email are required")
@@ -68,21 +59,12 @@ func runAccount(ctx context.Context, env cmdEnv, args []string) error {
 // staff grant that account's admin gives.
 func runSupport(ctx context.Context, env cmdEnv, args []string) error {
 	var email, name string
-	sub, rest := subcommand(args)
-	cfg, fs, err := parseConfig("support", env, rest, func(fs *flag.FlagSet) {
+	cfg, err := parseCreate("support", "--email EMAIL --name NAME", env, args, func(fs *flag.FlagSet) {
 		fs.StringVar(&email, "email", "", "e-mail of the support person, who is invited (required)")
 		fs.StringVar(&name, "name", "", "name of the support person (required)")
-		fs.Usage = func() {
-			fmt.Fprintln(fs.Output(), "Usage: panelsync support create --email EMAIL --name NAME [flags]")
-			fs.PrintDefaults()
-		}
 	})
 	if err != nil {
 		return err
-	}
-	if sub != "create" || fs.NArg() > 0 {
-		fs.Usage()
-		return errUsage
 	}
 	if email == "" || name == "" {
 		return fmt.Errorf("--email and --name are required")
@@ -106,13 +88,29 @@ func runSupport(ctx context.Context, env cmdEnv, args []string) error {
 	})
 }
 
-// subcommand splits a leading word (create) from the flags after it, since
-// flag parsing stops at the first word that is not a flag.
-func subcommand(args []string) (string, []string) {
+// parseCreate parses `panelsync NAME create [flags]`: the word create
+// comes first, since flag parsing stops at the first word that is not a
+// flag, and the settings and the command's own flags follow.
+func parseCreate(name, synopsis string, env cmdEnv, args []string, flags func(fs *flag.FlagSet)) (app.Config, error) {
+	sub := ""
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		return args[0], args[1:]
+		sub, args = args[0], args[1:]
 	}
-	return "", args
+	cfg, fs, err := parseConfig(name, env, args, func(fs *flag.FlagSet) {
+		flags(fs)
+		fs.Usage = func() {
+			fmt.Fprintf(fs.Output(), "Usage: panelsync %s create %s [flags]\n", name, synopsis)
+			fs.PrintDefaults()
+		}
+	})
+	if err != nil {
+		return cfg, err
+	}
+	if sub != "create" || fs.NArg() > 0 {
+		fs.Usage()
+		return cfg, errUsage
+	}
+	return cfg, nil
 }
 
 // withNode builds a node on the configured database (migrating it as
