@@ -396,3 +396,58 @@ func expectFrame(t *testing.T, conn *websocket.Conn, match func(map[string]any) 
 		}
 	}
 }
+
+func TestTwoNodes_DeactivateOnOneNode_ClosesTheLoginsSocketsOnTheOther(t *testing.T) {
+	c := startCluster(t)
+	ctx := context.Background()
+	const password = "two-node-password"
+	hash, _ := auth.HashPassword(password, 4)
+	acct, err := c.store.CreateAccount(ctx, "Deactivation Co")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var member models.Login
+	for _, l := range []models.Login{
+		{AccountID: acct.ID, Email: "owner@deactivation.test", Name: "Owner", Role: models.RoleOwner, PasswordHash: hash},
+		{AccountID: acct.ID, Email: "member@deactivation.test", Name: "Member", Role: models.RoleMember, PasswordHash: hash},
+	} {
+		created, err := c.store.CreateLogin(ctx, l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		member = created
+	}
+	h := http.Header{}
+	h.Set("Authorization", "Bearer "+loginOn(t, c.nodes["b"], "member@deactivation.test", password))
+	conn, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(c.nodes["b"], "http")+"/v1/realtime", h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.WriteMessage(websocket.TextMessage, []byte(`{"op":"subscribe"}`))
+	expectFrame(t, conn, func(f map[string]any) bool { return f["type"] == "subscribed" })
+
+	owner := loginOn(t, c.nodes["a"], "owner@deactivation.test", password)
+	req, _ := http.NewRequest("POST", c.nodes["a"]+"/v1/logins/"+member.ID+"/deactivate", nil)
+	req.Header.Set("Authorization", "Bearer "+owner)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("deactivate on node A: %d", resp.StatusCode)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(15 * time.Second))
+	for {
+		_, _, err := conn.ReadMessage()
+		if err == nil {
+			continue
+		}
+		var ce *websocket.CloseError
+		if !errors.As(err, &ce) || ce.Code != 4001 {
+			t.Fatalf("the member's socket on node B ended with %v, want close 4001", err)
+		}
+		return
+	}
+}
