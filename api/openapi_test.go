@@ -112,9 +112,11 @@ func TestOpenAPI_IsAnOpenAPI31Document(t *testing.T) {
 	}
 }
 
-// TestOpenAPI_DescribesEveryRoute lists the routes the server registers,
-// so that removing one from the document by mistake fails here. Routes the
-// server gains must be added both to the document and to this list.
+// TestOpenAPI_DescribesEveryRoute pins, for each route, the answers the
+// document must list and whether it needs a token. Every documented
+// operation needs a row here, and TestOpenAPI_DocumentsExactlyTheRoutesTheRouterServes
+// holds the document to the router, so a route the server gains cannot
+// ship without its statuses.
 func TestOpenAPI_DescribesEveryRoute(t *testing.T) {
 	doc := loadDocument(t)
 	documented := map[string]map[string]any{}
@@ -136,29 +138,33 @@ func TestOpenAPI_DescribesEveryRoute(t *testing.T) {
 		{"GET /metrics", true, []string{"200"}},
 		{"POST /v1/auth/login", true, []string{"200", "400", "401", "413", "415", "429", "500"}},
 		{"POST /v1/auth/refresh", true, []string{"200", "400", "401", "413", "415", "500"}},
-		{"POST /v1/auth/logout", false, []string{"204", "400", "401", "500"}},
-		{"GET /v1/me", false, []string{"200", "401", "500"}},
-		{"GET /v1/locations", false, []string{"200", "400", "401", "500"}},
+		{"POST /v1/auth/logout", false, []string{"204", "400", "401", "403", "500"}},
+		{"POST /v1/auth/invitations/accept", true, []string{"200", "400", "413", "415", "500"}},
+		{"POST /v1/auth/password", false, []string{"204", "400", "401", "403", "413", "415", "500"}},
+		{"POST /v1/auth/password-reset", true, []string{"202", "400", "413", "415", "500"}},
+		{"POST /v1/auth/password-reset/confirm", true, []string{"204", "400", "413", "415", "500"}},
+		{"GET /v1/me", false, []string{"200", "400", "401", "403", "500"}},
+		{"GET /v1/locations", false, []string{"200", "400", "401", "403", "500"}},
 		{"POST /v1/locations", false, []string{"201", "400", "401", "403", "409", "413", "415", "500"}},
-		{"GET /v1/locations/{id}", false, []string{"200", "401", "404", "500"}},
+		{"GET /v1/locations/{id}", false, []string{"200", "401", "403", "404", "500"}},
 		{"PATCH /v1/locations/{id}", false, []string{"200", "400", "401", "403", "404", "413", "415", "500"}},
 		{"POST /v1/locations/{id}/sync", false, []string{"200", "202", "400", "401", "403", "404", "409", "413", "415", "500"}},
 		{"POST /v1/locations/{id}/panel/credential", false, []string{"200", "401", "403", "404", "500"}},
 		{"POST /v1/locations/{id}/panel/credential/revoke", false, []string{"200", "401", "403", "404", "500"}},
-		{"GET /v1/locations/{id}/users", false, []string{"200", "401", "404", "500"}},
-		{"GET /v1/locations/{id}/panel", false, []string{"200", "401", "404", "500"}},
-		{"GET /v1/locations/{id}/status", false, []string{"200", "401", "404", "500"}},
-		{"GET /v1/runs", false, []string{"200", "400", "401", "404", "500"}},
-		{"GET /v1/runs/{id}", false, []string{"200", "401", "404", "500"}},
-		{"GET /v1/runs/{id}/data", false, []string{"200", "400", "401", "404", "500"}},
-		{"GET /v1/runs/{id}/changes", false, []string{"200", "401", "404", "500"}},
+		{"GET /v1/locations/{id}/users", false, []string{"200", "401", "403", "404", "500"}},
+		{"GET /v1/locations/{id}/panel", false, []string{"200", "401", "403", "404", "500"}},
+		{"GET /v1/locations/{id}/status", false, []string{"200", "401", "403", "404", "500"}},
+		{"GET /v1/runs", false, []string{"200", "400", "401", "403", "404", "500"}},
+		{"GET /v1/runs/{id}", false, []string{"200", "401", "403", "404", "500"}},
+		{"GET /v1/runs/{id}/data", false, []string{"200", "400", "401", "403", "404", "500"}},
+		{"GET /v1/runs/{id}/changes", false, []string{"200", "401", "403", "404", "500"}},
 		{"POST /v1/runs/{id}/cancel", false, []string{"200", "401", "403", "404", "409", "500"}},
 		{"POST /v1/sync", false, []string{"202", "400", "401", "403", "404", "413", "415", "500"}},
-		{"GET /v1/batches/{id}", false, []string{"200", "401", "404", "500"}},
+		{"GET /v1/batches/{id}", false, []string{"200", "401", "403", "404", "500"}},
 		{"POST /v1/batches/{id}/cancel", false, []string{"200", "401", "403", "404", "409", "500"}},
 		{"POST /v1/locations/{id}/force-sync", false, []string{"202", "401", "403", "404", "500"}},
 		{"POST /v1/force-sync", false, []string{"202", "400", "401", "403", "404", "413", "415", "500"}},
-		{"GET /v1/events", false, []string{"200", "400", "401", "404", "500"}},
+		{"GET /v1/events", false, []string{"200", "400", "401", "403", "404", "500"}},
 		{"POST /v1/realtime/tickets", false, []string{"201", "401", "403", "500"}},
 		// The realtime socket refuses credentials with a close code after
 		// the upgrade, not with a 401: see TestOpenAPI_RealtimeRefusesWithCloseCodes.
@@ -170,11 +176,21 @@ func TestOpenAPI_DescribesEveryRoute(t *testing.T) {
 		{"GET /v1/api-keys", false, []string{"200", "401", "403", "500"}},
 		{"GET /v1/api-keys/{id}", false, []string{"200", "401", "403", "404", "500"}},
 		{"DELETE /v1/api-keys/{id}", false, []string{"204", "401", "403", "404", "500"}},
+		{"GET /v1/logins", false, []string{"200", "400", "401", "403", "500"}},
+		{"POST /v1/logins", false, []string{"201", "400", "401", "403", "409", "413", "415", "500"}},
+		{"GET /v1/logins/{id}", false, []string{"200", "400", "401", "403", "404", "500"}},
+		{"PATCH /v1/logins/{id}", false, []string{"200", "400", "401", "403", "404", "409", "413", "415", "500"}},
+		{"POST /v1/logins/{id}/deactivate", false, []string{"200", "401", "403", "404", "409", "500"}},
+		{"POST /v1/logins/{id}/reactivate", false, []string{"200", "401", "403", "404", "500"}},
+		{"POST /v1/logins/{id}/invitation", false, []string{"202", "401", "403", "404", "409", "500"}},
+		{"GET /v1/audit", false, []string{"200", "400", "401", "403", "500"}},
 		// The panel link authenticates with HTTP Basic, not a token, so it
 		// is not public either.
 		{"GET /device/v1/link", false, []string{"101", "400", "401", "500"}},
 	}
+	listed := map[string]bool{}
 	for _, r := range routes {
+		listed[r.route] = true
 		t.Run(r.route, func(t *testing.T) {
 			op, ok := documented[r.route]
 			if !ok {
@@ -194,6 +210,43 @@ func TestOpenAPI_DescribesEveryRoute(t *testing.T) {
 				t.Errorf("documented as public = %v, want %v", public, r.public)
 			}
 		})
+	}
+	for route := range documented {
+		if !listed[route] {
+			t.Errorf("%s is documented but has no row here saying which answers it must list", route)
+		}
+	}
+}
+
+// TestOpenAPI_AuthenticatedReadsTakeTheAccountHeader checks that every GET
+// route that takes a bearer token lists X-Account-Id, with which support
+// staff read a customer's account, and documents the 403 it can answer.
+// The realtime socket names the account in its subscribe frame instead.
+func TestOpenAPI_AuthenticatedReadsTakeTheAccountHeader(t *testing.T) {
+	const header = "#/components/parameters/AccountHeader"
+	doc := loadDocument(t)
+	if _, err := resolvePointer(doc, strings.TrimPrefix(header, "#")); err != nil {
+		t.Fatalf("%s: %v", header, err)
+	}
+	for _, o := range operations(t, doc) {
+		security, declared := o.op["security"].([]any)
+		if o.method != "GET" || (declared && len(security) == 0) || o.path == "/v1/realtime" || o.path == "/device/v1/link" {
+			continue
+		}
+		where := o.method + " " + o.path
+		params, _ := o.op["parameters"].([]any)
+		found := false
+		for _, p := range params {
+			if m, ok := p.(map[string]any); ok && m["$ref"] == header {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("%s does not list the X-Account-Id header", where)
+		}
+		if responses, _ := o.op["responses"].(map[string]any); responses["403"] == nil {
+			t.Errorf("%s does not document the 403 that X-Account-Id can answer", where)
+		}
 	}
 }
 
