@@ -307,8 +307,9 @@ func (s *Service) ResetPassword(ctx context.Context, token, password string) err
 
 // ChangePassword replaces the signed-in login's password after checking
 // the current one. Every other session of the login ends; the one that
-// asked stays signed in.
-func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next string) error {
+// asked stays signed in. Wrong current passwords are throttled as sign-in
+// attempts are, so a stolen session cannot be used to guess the password.
+func (s *Service) ChangePassword(ctx context.Context, p Principal, clientIP, current, next string) error {
 	if p.IsAPIKey() {
 		return models.Errorf(models.CodeForbidden, "an API key has no password; sign in as a person to change one")
 	}
@@ -319,9 +320,15 @@ func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next
 	if err != nil {
 		return err
 	}
+	attempt, wait := s.throttle.admit(login.Email, clientIP, s.now())
+	if wait > 0 {
+		return &models.Error{Code: models.CodeRateLimited, Message: "too many wrong passwords; try again later", RetryAfter: wait}
+	}
 	if !PasswordMatches(login.PasswordHash, current) {
+		s.throttle.settle(attempt, s.now(), attemptFailed)
 		return models.FieldError("current_password", "the current password is wrong")
 	}
+	s.throttle.settle(attempt, s.now(), attemptSucceeded)
 	if current == next {
 		return models.FieldError("new_password", "the new password must differ from the current one")
 	}
@@ -342,7 +349,9 @@ func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next
 		if err := s.store.ExpireLoginTokens(ctx, login.ID, models.TokenPasswordReset, now); err != nil {
 			return err
 		}
-		if err := s.store.Audit(ctx, p.Actor(""), models.AuditChange{Action: "login.password_change", Target: loginTarget(login)}); err != nil {
+		// The login's own account keeps the entry, even when support staff
+		// change their password while acting on a customer's account.
+		if err := s.store.Audit(ctx, selfActor(login), models.AuditChange{Action: "login.password_change", Target: loginTarget(login)}); err != nil {
 			return err
 		}
 		m := passwordChangedMail(login)

@@ -157,6 +157,9 @@ func TestAudit_Readers_OwnerAdminAndSupportUnderAGrant(t *testing.T) {
 		if r := tb.do(t, "POST", "/v1/staff-grants", owner, map[string]any{"email": "support@staff.test", "expires_at": time.Now().Add(time.Hour).UTC()}); r.status != http.StatusCreated {
 			t.Fatalf("grant: %d %s", r.status, r.body)
 		}
+		if r := tb.do(t, "GET", "/v1/audit", support, nil); r.status != http.StatusForbidden {
+			t.Fatalf("support read the staff account's own audit log without a grant: %d", r.status)
+		}
 		got := tb.audit(t, support, "", "X-Account-Id", tb.acctA.ID)
 		if len(got.Items) != 2 || got.Items[0].Action != "staff.grant" || got.Items[1].Action != "location.create" {
 			t.Fatalf("support reads account A's audit: %+v", got.Items)

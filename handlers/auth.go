@@ -80,10 +80,11 @@ func (h authHandlers) me(c *fiber.Ctx) error {
 		if out.HomeAccountID == "" {
 			out.HomeAccountID = p.AccountID
 		}
-		out.Grants = make([]GrantedToMe, len(grants))
+		list := make([]GrantedToMe, len(grants))
 		for i, g := range grants {
-			out.Grants[i] = GrantedToMe{AccountID: g.AccountID, AccountName: g.AccountName, ExpiresAt: apiTimePtr(g.ExpiresAt)}
+			list[i] = GrantedToMe{AccountID: g.AccountID, AccountName: g.AccountName, ExpiresAt: apiTimePtr(g.ExpiresAt)}
 		}
+		out.Grants = &list
 	}
 	return c.JSON(out)
 }
@@ -130,7 +131,7 @@ func (h authHandlers) changePassword(c *fiber.Ctx) error {
 	if err := required("new_password", req.NewPassword); err != nil {
 		return err
 	}
-	if err := h.svc.ChangePassword(c.UserContext(), principal(c), *req.CurrentPassword, *req.NewPassword); err != nil {
+	if err := h.svc.ChangePassword(c.UserContext(), principal(c), c.IP(), *req.CurrentPassword, *req.NewPassword); err != nil {
 		return err
 	}
 	return c.SendStatus(fiber.StatusNoContent)

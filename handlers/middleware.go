@@ -214,6 +214,10 @@ func requireAuditReader(c *fiber.Ctx) error {
 	if p.IsAPIKey() {
 		return models.Errorf(models.CodeForbidden, "API keys cannot read the audit log; it needs a signed-in owner, admin or support login")
 	}
+	if p.Role == models.RoleSupport && p.HomeAccountID == "" {
+		return &models.Error{Code: models.CodeForbidden, Field: accountHeader,
+			Message: "support staff read a customer's audit log under a staff grant: name the account in X-Account-Id"}
+	}
 	if !p.Role.CanAdminister() && p.Role != models.RoleSupport {
 		return models.Errorf(models.CodeForbidden, "reading the audit log needs the owner, admin or support role")
 	}

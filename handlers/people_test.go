@@ -10,7 +10,9 @@ import (
 
 	"github.com/fasthttp/websocket"
 
+	"github.com/panelsync/panelsync/app"
 	"github.com/panelsync/panelsync/models"
+	"github.com/panelsync/panelsync/models/dbtest"
 )
 
 type loginResp struct {
@@ -371,4 +373,28 @@ func TestChangePassword_NeedsTheCurrent_EndsOtherSessionsOnly(t *testing.T) {
 			t.Fatalf("notice %q", m.subject)
 		}
 	})
+}
+
+func TestChangePassword_WrongCurrentPasswords_AreThrottledLikeSignIns(t *testing.T) {
+	for _, b := range dbtest.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			tb := setup(t, b, func(cfg *app.Config) { cfg.LoginFreeFailures = 2 })
+			tok := tb.signIn(t, "member@a.test").AccessToken
+			wrong := map[string]string{"current_password": "not the password", "new_password": newPassword}
+			var last response
+			for range 6 {
+				if last = tb.do(t, "POST", "/v1/auth/password", tok, wrong); last.status == http.StatusTooManyRequests {
+					break
+				}
+			}
+			if last.status != http.StatusTooManyRequests || last.header.Get("Retry-After") == "" {
+				t.Fatalf("wrong current passwords were never throttled: last %d %s", last.status, last.body)
+			}
+			// While throttled, even the right current password waits.
+			right := map[string]string{"current_password": testPassword, "new_password": newPassword}
+			if r := tb.do(t, "POST", "/v1/auth/password", tok, right); r.status != http.StatusTooManyRequests {
+				t.Fatalf("throttled change went through: %d", r.status)
+			}
+		})
+	}
 }

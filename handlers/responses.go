@@ -35,8 +35,8 @@ type MeResponse struct {
 	// HomeAccountID and Grants are for support logins: the staff account
 	// they belong to, and the customer accounts they may act on now (with
 	// the X-Account-Id header).
-	HomeAccountID string        `json:"home_account_id,omitempty"`
-	Grants        []GrantedToMe `json:"grants,omitempty"`
+	HomeAccountID string         `json:"home_account_id,omitempty"`
+	Grants        *[]GrantedToMe `json:"grants,omitempty"`
 }
 
 // GrantedToMe is a customer account a support login may act on.
