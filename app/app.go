@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -228,10 +230,40 @@ func (l boundedListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	if tcp, ok := c.(*net.TCPConn); ok {
-		_ = tcp.SetWriteBuffer(socketSendBuffer)
+	tcp, ok := c.(*net.TCPConn)
+	if !ok {
+		return c, nil
 	}
-	return c, nil
+	_ = tcp.SetWriteBuffer(socketSendBuffer)
+	return &serverConn{TCPConn: tcp}, nil
+}
+
+// lingerTime bounds how long a refused request's unread rest is drained
+// before its connection closes.
+const lingerTime = 2 * time.Second
+
+// serverConn is an accepted connection that can close gracefully after a
+// refusal. When the HTTP server refuses a request it has not read to the
+// end (headers or a body over the limit) and closes the connection, the
+// kernel answers the bytes still arriving with a reset, and a client still
+// sending its request sees "connection reset" instead of the answer. With
+// LingerOnClose, Close first says it will send no more, then reads and
+// discards what the client sends, so the answer is read.
+type serverConn struct {
+	*net.TCPConn
+	linger atomic.Bool
+}
+
+// LingerOnClose makes Close drain the client's unread bytes first.
+func (c *serverConn) LingerOnClose() { c.linger.Store(true) }
+
+func (c *serverConn) Close() error {
+	if c.linger.Load() {
+		_ = c.CloseWrite()
+		_ = c.SetReadDeadline(time.Now().Add(lingerTime))
+		_, _ = io.Copy(io.Discard, c.TCPConn)
+	}
+	return c.TCPConn.Close()
 }
 
 // Start sets the node's background work going: the sync workers and the

@@ -41,6 +41,8 @@ func problemStatus(key string) (int, bool) {
 		return fiber.StatusConflict, true
 	case models.CodePayloadTooLarge:
 		return fiber.StatusRequestEntityTooLarge, true
+	case models.CodeRequestHeaderFieldsTooLarge:
+		return fiber.StatusRequestHeaderFieldsTooLarge, true
 	case models.CodeUnsupportedMediaType:
 		return fiber.StatusUnsupportedMediaType, true
 	case models.CodeRateLimited:
@@ -78,6 +80,8 @@ func problemTitle(key string) (string, bool) {
 		return "Panel armed", true
 	case models.CodePayloadTooLarge:
 		return "Payload too large", true
+	case models.CodeRequestHeaderFieldsTooLarge:
+		return "Request header fields too large", true
 	case models.CodeUnsupportedMediaType:
 		return "Unsupported media type", true
 	case models.CodeRateLimited:
@@ -102,6 +106,8 @@ func fiberErrorCode(key int) (string, bool) {
 		return models.CodeMethodNotAllowed, true
 	case fiber.StatusRequestEntityTooLarge:
 		return models.CodePayloadTooLarge, true
+	case fiber.StatusRequestHeaderFieldsTooLarge:
+		return models.CodeRequestHeaderFieldsTooLarge, true
 	case fiber.StatusUnsupportedMediaType:
 		return models.CodeUnsupportedMediaType, true
 	case fiber.StatusTooManyRequests:

@@ -75,7 +75,9 @@ func New(d Deps) *fiber.App {
 	// realtime socket outlives the handler that upgraded it, so that the
 	// HTTP server frees the request's state for the connection's life.
 	app.Server().KeepHijackedConns = true
-	app.Use(observe(log, newHTTPMetrics(d.Registry)))
+	obs := observer{log: log, metrics: newHTTPMetrics(d.Registry)}
+	guardServer(app, obs)
+	app.Use(obs.middleware)
 	app.Use(recover.New())
 
 	ops := opsHandlers{log: log, readiness: d.Readiness, openapi: d.OpenAPI, docs: d.DocsHTML, asset: d.DocsAsset}
@@ -143,6 +145,7 @@ func New(d Deps) *fiber.App {
 	realtimeRoutes(app, authed, realtimeHandlers{auth: d.Auth, hub: d.Hub, background: d.Background})
 
 	app.Use(func(c *fiber.Ctx) error {
+		c.Locals(unmatchedKey, true)
 		return models.Errorf(models.CodeNotFound, "no route for %s %s", c.Method(), c.Path())
 	})
 	return app

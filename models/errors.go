@@ -24,6 +24,9 @@ const (
 	CodeMethodNotAllowed          = "method_not_allowed"
 	CodeServiceUnavailable        = "service_unavailable"
 	CodeInternal                  = "internal"
+
+	// The HTTP server raises these before a request reaches a route.
+	CodeRequestHeaderFieldsTooLarge = "request_header_fields_too_large"
 )
 
 // Error is the one error type that crosses package boundaries with a

@@ -1,0 +1,61 @@
+package handlers
+
+import (
+	"errors"
+	"net"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/valyala/fasthttp"
+
+	"github.com/panelsync/panelsync/models"
+)
+
+// guardServer sends what the HTTP server answers on its own, before any
+// route runs, through the same observer as every routed request: a
+// request it could not read gets a problem document, a request id, a log
+// line and a count like any other answer.
+func guardServer(app *fiber.App, obs observer) {
+	srv := app.Server()
+	headerLimit := app.Config().ReadBufferSize
+	srv.ErrorHandler = func(fctx *fasthttp.RequestCtx, err error) {
+		// The server closes the connection after this answer, with the
+		// rest of the request possibly still arriving: a listener that can
+		// drain it keeps the client from seeing a reset instead.
+		if l, ok := fctx.Conn().(lingerer); ok {
+			l.LingerOnClose()
+		}
+		answerUnrouted(app, obs, fctx, readError(err, headerLimit))
+	}
+}
+
+// lingerer is a connection that can read and discard what the client is
+// still sending before it closes.
+type lingerer interface {
+	LingerOnClose()
+}
+
+// answerUnrouted answers a request that no route takes with err.
+func answerUnrouted(app *fiber.App, obs observer, fctx *fasthttp.RequestCtx, err error) {
+	c := app.AcquireCtx(fctx)
+	defer app.ReleaseCtx(c)
+	c.Locals(unmatchedKey, true)
+	obs.observe(c, func() error { return err })
+}
+
+// readError says why the HTTP server could not read a request. These are
+// the client's doing, so none of them is an internal error; fasthttp
+// closes the connection after the answer.
+func readError(err error, headerLimit int) error {
+	var small *fasthttp.ErrSmallBuffer
+	var netErr net.Error
+	switch {
+	case errors.As(err, &small):
+		return models.Errorf(models.CodeRequestHeaderFieldsTooLarge,
+			"the request line and headers together are larger than the %d bytes this server accepts", headerLimit)
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		return models.Errorf(models.CodePayloadTooLarge, "request body is larger than this server accepts")
+	case errors.As(err, &netErr) && netErr.Timeout():
+		return models.Errorf(models.CodeInvalidRequest, "the request did not arrive in time")
+	}
+	return models.Errorf(models.CodeInvalidRequest, "the request is not valid HTTP/1.1")
+}
