@@ -43,6 +43,8 @@ func problemStatus(key string) (int, bool) {
 		return fiber.StatusRequestEntityTooLarge, true
 	case models.CodeRequestHeaderFieldsTooLarge:
 		return fiber.StatusRequestHeaderFieldsTooLarge, true
+	case models.CodeNotImplemented:
+		return fiber.StatusNotImplemented, true
 	case models.CodeUnsupportedMediaType:
 		return fiber.StatusUnsupportedMediaType, true
 	case models.CodeRateLimited:
@@ -82,6 +84,8 @@ func problemTitle(key string) (string, bool) {
 		return "Payload too large", true
 	case models.CodeRequestHeaderFieldsTooLarge:
 		return "Request header fields too large", true
+	case models.CodeNotImplemented:
+		return "Not implemented", true
 	case models.CodeUnsupportedMediaType:
 		return "Unsupported media type", true
 	case models.CodeRateLimited:

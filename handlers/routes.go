@@ -144,10 +144,7 @@ func New(d Deps) *fiber.App {
 	deviceRoute(app, deviceHandlers{link: d.Link, background: d.Background})
 	realtimeRoutes(app, authed, realtimeHandlers{auth: d.Auth, hub: d.Hub, background: d.Background})
 
-	app.Use(func(c *fiber.Ctx) error {
-		c.Locals(unmatchedKey, true)
-		return models.Errorf(models.CodeNotFound, "no route for %s %s", c.Method(), c.Path())
-	})
+	app.Use(newRouteTable(app).unmatched)
 	return app
 }
 
@@ -157,6 +154,12 @@ type authedRoutes struct {
 	auth   fiber.Handler
 }
 
+// add registers the route; a GET route also answers HEAD, as Fiber's own
+// Get does.
 func (r authedRoutes) add(method, path string, chain ...fiber.Handler) {
-	r.router.Add(method, path, append([]fiber.Handler{r.auth}, chain...)...)
+	handlers := append([]fiber.Handler{r.auth}, chain...)
+	r.router.Add(method, path, handlers...)
+	if method == fiber.MethodGet {
+		r.router.Add(fiber.MethodHead, path, handlers...)
+	}
 }

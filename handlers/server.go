@@ -17,6 +17,21 @@ import (
 func guardServer(app *fiber.App, obs observer) {
 	srv := app.Server()
 	headerLimit := app.Config().ReadBufferSize
+	methods := app.Config().RequestMethods
+	route := srv.Handler
+	srv.Handler = func(fctx *fasthttp.RequestCtx) {
+		// Fiber answers a method it does not know with a bare 400 before
+		// any middleware runs. RFC 9110 (section 9.1) asks for 501: the
+		// method is not one this server implements on any path, which is
+		// what tells it apart from a 405 for a known method on the wrong
+		// path.
+		if !knownMethod(methods, fctx.Method()) {
+			answerUnrouted(app, obs, fctx, models.Errorf(models.CodeNotImplemented,
+				"this server implements no %.32q method", fctx.Method()))
+			return
+		}
+		route(fctx)
+	}
 	srv.ErrorHandler = func(fctx *fasthttp.RequestCtx, err error) {
 		// The server closes the connection after this answer, with the
 		// rest of the request possibly still arriving: a listener that can
@@ -32,6 +47,15 @@ func guardServer(app *fiber.App, obs observer) {
 // still sending before it closes.
 type lingerer interface {
 	LingerOnClose()
+}
+
+func knownMethod(methods []string, method []byte) bool {
+	for _, m := range methods {
+		if string(method) == m {
+			return true
+		}
+	}
+	return false
 }
 
 // answerUnrouted answers a request that no route takes with err.

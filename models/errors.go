@@ -27,6 +27,7 @@ const (
 
 	// The HTTP server raises these before a request reaches a route.
 	CodeRequestHeaderFieldsTooLarge = "request_header_fields_too_large"
+	CodeNotImplemented              = "not_implemented"
 )
 
 // Error is the one error type that crosses package boundaries with a
