@@ -25,12 +25,16 @@ func guardServer(app *fiber.App, obs observer) {
 		// method is not one this server implements on any path, which is
 		// what tells it apart from a 405 for a known method on the wrong
 		// path.
-		if !knownMethod(methods, fctx.Method()) {
+		if knownMethod(methods, fctx.Method()) {
+			route(fctx)
+		} else {
 			answerUnrouted(app, obs, fctx, models.Errorf(models.CodeNotImplemented,
 				"this server implements no %.32q method", fctx.Method()))
-			return
 		}
-		route(fctx)
+		// Set last, so that no handler (nor a library that resets the
+		// response, as the WebSocket upgrader does on a refusal) can
+		// drop them.
+		secureHeaders(&fctx.Response.Header)
 	}
 	srv.ErrorHandler = func(fctx *fasthttp.RequestCtx, err error) {
 		// The server closes the connection after this answer, with the
@@ -40,6 +44,22 @@ func guardServer(app *fiber.App, obs observer) {
 			l.LingerOnClose()
 		}
 		answerUnrouted(app, obs, fctx, readError(err, headerLimit))
+		secureHeaders(&fctx.Response.Header)
+	}
+}
+
+// secureHeaders are on every answer. nosniff keeps a browser from running
+// a JSON or text answer as a script or page; no-referrer keeps the URLs of
+// the docs page and of anything linked from it out of other sites' logs;
+// and no page of this server may be framed by another site (clickjacking),
+// by the old header and by CSP. A route that sets its own CSP header must
+// include frame-ancestors itself.
+func secureHeaders(h *fasthttp.ResponseHeader) {
+	h.Set(fiber.HeaderXContentTypeOptions, "nosniff")
+	h.Set(fiber.HeaderReferrerPolicy, "no-referrer")
+	h.Set(fiber.HeaderXFrameOptions, "DENY")
+	if len(h.Peek(fiber.HeaderContentSecurityPolicy)) == 0 {
+		h.Set(fiber.HeaderContentSecurityPolicy, "frame-ancestors 'none'")
 	}
 }
 

@@ -69,8 +69,8 @@ func TestOversizedRequestHead_Answers431Problem(t *testing.T) {
 					if p.Code != "request_header_fields_too_large" || p.Status != 431 || p.Title == "" || p.Detail == "" {
 						t.Errorf("%s: problem %+v", name, p)
 					}
-					if r.header.Get("X-Request-Id") == "" {
-						t.Errorf("%s: no X-Request-Id", name)
+					if r.header.Get("X-Request-Id") == "" || r.header.Get("X-Content-Type-Options") != "nosniff" {
+						t.Errorf("%s: X-Request-Id %q, X-Content-Type-Options %q", name, r.header.Get("X-Request-Id"), r.header.Get("X-Content-Type-Options"))
 					}
 				}
 			}
@@ -86,4 +86,49 @@ func TestOversizedRequestHead_Answers431Problem(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestEveryAnswer_CarriesSecurityHeaders covers answers from every layer:
+// a route, the error handler, the catch-all, the HTTP server itself and a
+// refused WebSocket upgrade.
+func TestEveryAnswer_CarriesSecurityHeaders(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, tb *testBundle) {
+		owner := tb.signIn(t, "owner@a.test").AccessToken
+		upgrade := []string{"Upgrade", "websocket", "Connection", "Upgrade", "Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="}
+		cases := []struct {
+			name, method, path, token string
+			headers                   []string
+			status                    int
+		}{
+			{"a route", "GET", "/v1/me", owner, nil, 200},
+			{"the docs page", "GET", "/docs", "", nil, 200},
+			{"an unauthorized request", "GET", "/v1/me", "", nil, 401},
+			{"an unknown path", "GET", "/nowhere", "", nil, 404},
+			{"a wrong method", "DELETE", "/v1/me", "", nil, 405},
+			{"an unknown method", "BREW", "/v1/me", "", nil, 501},
+			{"a realtime request that is no upgrade", "GET", "/v1/realtime", owner, nil, 400},
+			{"a realtime upgrade of an unsupported version", "GET", "/v1/realtime", owner, append(upgrade, "Sec-WebSocket-Version", "8"), 400},
+			{"a device link request that is no upgrade", "GET", "/device/v1/link", "", nil, 400},
+			{"a device link upgrade without credentials", "GET", "/device/v1/link", "", append(upgrade, "Sec-WebSocket-Version", "13"), 401},
+		}
+		for _, tc := range cases {
+			r := tb.do(t, tc.method, tc.path, tc.token, nil, tc.headers...)
+			if r.status != tc.status {
+				t.Errorf("%s: status %d, want %d: %s", tc.name, r.status, tc.status, r.body)
+			}
+			if r.status >= 400 {
+				r.problem(t)
+			}
+			for header, want := range map[string]string{
+				"X-Content-Type-Options":  "nosniff",
+				"Referrer-Policy":         "no-referrer",
+				"X-Frame-Options":         "DENY",
+				"Content-Security-Policy": "frame-ancestors 'none'",
+			} {
+				if got := r.header.Get(header); got != want {
+					t.Errorf("%s: %s %q, want %q", tc.name, header, got, want)
+				}
+			}
+		}
+	})
 }
