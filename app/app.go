@@ -154,6 +154,10 @@ func (a *App) build(ctx context.Context, signingKey, codeKey []byte) error {
 	a.link.SetCheckinHandler(a.engine)
 	a.hub = realtime.NewHub(realtime.Config{WriterShare: a.cfg.RealtimeWriterShare, Logger: a.log}, a.store, b.Conn())
 
+	origins, err := handlers.ParseOrigins(a.cfg.CORSOrigins)
+	if err != nil {
+		return err
+	}
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
@@ -182,6 +186,7 @@ func (a *App) build(ctx context.Context, signingKey, codeKey []byte) error {
 		DocsAsset:   web.Asset,
 		BodyLimit:   a.cfg.BodyLimit,
 		ProxyHeader: a.cfg.ProxyHeader,
+		CORSOrigins: origins,
 	})
 	return nil
 }

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/panelsync/panelsync/handlers"
 )
 
 // Config is everything an operator can set, by flag or by the PANELSYNC_*
@@ -49,6 +51,7 @@ type Config struct {
 
 	BodyLimit       int
 	ProxyHeader     string
+	CORSOrigins     string
 	ShutdownTimeout time.Duration
 	LogLevel        string
 	LogFormat       string
@@ -94,6 +97,7 @@ func (c *Config) Settings() []Setting {
 		duration(&c.EventRetention, "event-retention", "720h", "how long Event Log entries are kept; a realtime client resuming from before that is told to reload"),
 		integer(&c.RealtimeWriterShare, "realtime-writer-share", "256", "fewest realtime clients of one account given a writer of their own: a larger audience is written by up to one writer per core"),
 		integer(&c.BodyLimit, "body-limit", "1048576", "largest request body accepted, in bytes"),
+		str(&c.CORSOrigins, "cors-origins", "", "comma-separated origins (scheme://host[:port]) whose web pages may call the API from a browser; * is refused; empty allows no cross-origin access"),
 		str(&c.ProxyHeader, "proxy-header", "", "header a trusted reverse proxy sets to the client address (such as X-Forwarded-For); empty trusts the socket address"),
 		duration(&c.ShutdownTimeout, "shutdown-timeout", "15s", "how long shutdown waits for requests in flight"),
 		str(&c.LogLevel, "log-level", "info", "debug, info, warn or error"),
@@ -220,6 +224,9 @@ func (c *Config) Validate() error {
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		return err
+	}
+	if _, err := handlers.ParseOrigins(c.CORSOrigins); err != nil {
+		return fmt.Errorf("--cors-origins: %w", err)
 	}
 	return nil
 }

@@ -53,6 +53,9 @@ type Deps struct {
 	// ProxyHeader, when set, is the header a trusted proxy puts the client
 	// address in (such as X-Forwarded-For).
 	ProxyHeader string
+	// CORSOrigins are the origins whose pages may call the API (see
+	// ParseOrigins); none allows no cross-origin access.
+	CORSOrigins []string
 }
 
 // New builds the Fiber application with every route.
@@ -79,6 +82,9 @@ func New(d Deps) *fiber.App {
 	guardServer(app, obs)
 	app.Use(obs.middleware)
 	app.Use(recover.New())
+	if len(d.CORSOrigins) > 0 {
+		app.Use(allowOrigins(d.CORSOrigins))
+	}
 
 	ops := opsHandlers{log: log, readiness: d.Readiness, openapi: d.OpenAPI, docs: d.DocsHTML, asset: d.DocsAsset}
 	app.Get("/healthz", ops.healthz)
