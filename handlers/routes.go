@@ -6,10 +6,8 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/gofiber/fiber/v2/middleware/adaptor"
 	"github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/panelsync/panelsync/auth"
 	"github.com/panelsync/panelsync/models"
@@ -92,7 +90,6 @@ func New(d Deps) *fiber.App {
 	app.Get("/openapi.yaml", ops.openAPI)
 	app.Get("/docs", ops.docsPage)
 	app.Get("/docs/assets/:name", ops.docsAsset)
-	app.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{})))
 
 	v1 := app.Group("/v1")
 	ah := authHandlers{svc: d.Auth}

@@ -135,6 +135,7 @@ func TestTwoNodes_PanelOnOneClientOnOther_ClientSeesTheSync(t *testing.T) {
 		"PANELSYNC_LOG_LEVEL=warn",
 		"PANELSYNC_BCRYPT_COST=4",
 		"PANELSYNC_NODE_HEARTBEAT=200ms",
+		"PANELSYNC_METRICS_ADDR=off",
 	}
 	env := func(extra ...string) func(string) string {
 		m := map[string]string{}
