@@ -25,6 +25,8 @@ func problemStatus(key string) (int, bool) {
 		return fiber.StatusUnauthorized, true
 	case models.CodeUnauthorized:
 		return fiber.StatusUnauthorized, true
+	case models.CodeTokenExpired:
+		return fiber.StatusUnauthorized, true
 	case models.CodeForbidden:
 		return fiber.StatusForbidden, true
 	case models.CodeNotFound:
@@ -66,6 +68,8 @@ func problemTitle(key string) (string, bool) {
 		return "Invalid credentials", true
 	case models.CodeUnauthorized:
 		return "Unauthorized", true
+	case models.CodeTokenExpired:
+		return "Token expired", true
 	case models.CodeForbidden:
 		return "Forbidden", true
 	case models.CodeNotFound:
@@ -187,9 +191,14 @@ func NewErrorHandler(log *slog.Logger) fiber.ErrorHandler {
 		}
 		if p.Status == fiber.StatusUnauthorized {
 			// Panels sign in with Basic credentials, people with tokens.
-			if strings.HasPrefix(c.Path(), "/device/") {
+			switch {
+			case strings.HasPrefix(c.Path(), "/device/"):
 				c.Set(fiber.HeaderWWWAuthenticate, `Basic realm="panelsync-device"`)
-			} else {
+			case de.Code == models.CodeTokenExpired:
+				// RFC 6750's error attribute, for clients that read it
+				// rather than the code.
+				c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="panelsync", error="invalid_token", error_description="the access token expired"`)
+			default:
 				c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="panelsync"`)
 			}
 		}

@@ -12,6 +12,7 @@ const (
 	CodeInvalidRequest            = "invalid_request"
 	CodeInvalidCredentials        = "invalid_credentials"
 	CodeUnauthorized              = "unauthorized"
+	CodeTokenExpired              = "token_expired"
 	CodeForbidden                 = "forbidden"
 	CodeNotFound                  = "not_found"
 	CodeConflict                  = "conflict"
