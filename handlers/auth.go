@@ -63,5 +63,8 @@ func (h authHandlers) logout(c *fiber.Ctx) error {
 }
 
 func (h authHandlers) me(c *fiber.Ctx) error {
+	if err := allowQuery(c); err != nil {
+		return err
+	}
 	return c.JSON(toMeResponse(principal(c)))
 }

@@ -99,6 +99,9 @@ func (h batchHandlers) start(c *fiber.Ctx) error {
 }
 
 func (h batchHandlers) get(c *fiber.Ctx) error {
+	if err := allowQuery(c); err != nil {
+		return err
+	}
 	st, err := h.engine.Batch(c.UserContext(), principal(c).AccountID, c.Params("id"))
 	if err != nil {
 		return err

@@ -47,6 +47,9 @@ func settingsFrom(name, group *string, s *locationSettingsRequest) models.Locati
 }
 
 func (h locationHandlers) list(c *fiber.Ctx) error {
+	if err := allowQuery(c, "cursor", "limit", "group"); err != nil {
+		return err
+	}
 	limit, err := queryLimit(c, models.DefaultLocationPageSize, models.MaxLocationPageSize)
 	if err != nil {
 		return err
@@ -71,6 +74,9 @@ func (h locationHandlers) list(c *fiber.Ctx) error {
 }
 
 func (h locationHandlers) get(c *fiber.Ctx) error {
+	if err := allowQuery(c); err != nil {
+		return err
+	}
 	v, err := h.store.Location(c.UserContext(), principal(c).AccountID, c.Params("id"))
 	if err != nil {
 		return err

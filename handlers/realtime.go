@@ -54,6 +54,9 @@ type rejection struct {
 
 // authenticate resolves the bearer token or ticket before the upgrade.
 func (h realtimeHandlers) authenticate(c *fiber.Ctx) error {
+	if err := allowQuery(c, "ticket"); err != nil {
+		return err
+	}
 	if !websocket.IsWebSocketUpgrade(c) {
 		return models.Errorf(models.CodeInvalidRequest, "this endpoint only accepts a WebSocket upgrade")
 	}
