@@ -66,7 +66,11 @@ func parseScope(req scopeRequest) (string, string, error) {
 	}
 	group := ""
 	if req.Group != nil {
-		group = *req.Group
+		g, err := models.Label("group", *req.Group, models.MaxGroupRunes, false)
+		if err != nil {
+			return "", "", err
+		}
+		group = g
 	}
 	if *req.Scope != models.ScopeLocations && len(req.LocationIDs) > 0 {
 		return "", "", models.FieldError("location_ids", "location_ids only go with scope locations")

@@ -56,7 +56,10 @@ func (h locationHandlers) list(c *fiber.Ctx) error {
 	}
 	q := models.LocationQuery{AccountID: principal(c).AccountID, Cursor: c.Query("cursor"), Limit: limit}
 	if c.Request().URI().QueryArgs().Has("group") {
-		g := c.Query("group")
+		g, err := models.Label("group", c.Query("group"), models.MaxGroupRunes, false)
+		if err != nil {
+			return err
+		}
 		q.Group = &g
 	}
 	views, next, err := h.store.ListLocations(c.UserContext(), q)
