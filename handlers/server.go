@@ -10,10 +10,11 @@ import (
 	"github.com/panelsync/panelsync/models"
 )
 
-// guardServer sends what the HTTP server answers on its own, before any
-// route runs, through the same observer as every routed request: a
-// request it could not read gets a problem document, a request id, a log
-// line and a count like any other answer.
+// guardServer wraps the HTTP server's own handlers. What the server
+// answers before any route runs (a request it could not read, a method no
+// route takes) goes through the same observer as every routed request, so
+// it gets a problem document, a request id, a log line and a count like
+// any other answer; and every answer, routed or not, gets secureHeaders.
 func guardServer(app *fiber.App, obs observer) {
 	srv := app.Server()
 	headerLimit := app.Config().ReadBufferSize
