@@ -8,10 +8,13 @@ RUN CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o /out/panelsync ./cmd/pa
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/panelsync /usr/local/bin/panelsync
+# Metrics listen on every interface of the container, for a scraper on the
+# container network; publish only 8080 to the outside.
 ENV PANELSYNC_ADDR=:8080 \
+    PANELSYNC_METRICS_ADDR=:9090 \
     PANELSYNC_DATA_DIR=/data
 VOLUME ["/data"]
-EXPOSE 8080
+EXPOSE 8080 9090
 USER nonroot:nonroot
 ENTRYPOINT ["/usr/local/bin/panelsync"]
 CMD ["serve"]

@@ -4,14 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/panelsync/panelsync/api"
 	"github.com/panelsync/panelsync/auth"
@@ -39,6 +43,10 @@ type App struct {
 	engine *syncer.Engine
 	hub    *realtime.Hub
 	http   *fiber.App
+	// registry holds the node's metrics; metricsLn, once Listen opens it,
+	// is where they are served.
+	registry  *prometheus.Registry
+	metricsLn net.Listener
 	// background is the node's own loops (retention), waited for on close.
 	background sync.WaitGroup
 
@@ -173,8 +181,13 @@ func (a *App) build(ctx context.Context, signingKey, codeKey []byte) error {
 	a.link.SetCheckinHandler(a.engine)
 	a.hub = realtime.NewHub(realtime.Config{WriterShare: a.cfg.RealtimeWriterShare, Logger: a.log}, a.store, b.Conn())
 
+	origins, err := handlers.ParseOrigins(a.cfg.CORSOrigins)
+	if err != nil {
+		return err
+	}
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a.registry = registry
 
 	a.http = handlers.New(handlers.Deps{
 		Logger:   a.log,
@@ -201,6 +214,7 @@ func (a *App) build(ctx context.Context, signingKey, codeKey []byte) error {
 		DocsAsset:   web.Asset,
 		BodyLimit:   a.cfg.BodyLimit,
 		ProxyHeader: a.cfg.ProxyHeader,
+		CORSOrigins: origins,
 	})
 	return nil
 }
@@ -225,14 +239,73 @@ func (a *App) Auth() *auth.Service { return a.auth }
 // HTTP returns the Fiber application, for tests through app.Test.
 func (a *App) HTTP() *fiber.App { return a.http }
 
-// Listen opens the configured address. It is separate from Serve so that a
-// caller learns the bound address (with port 0) before requests arrive.
+// Listen opens the configured address, and the metrics address when
+// there is one. It is separate from Serve so that a caller learns the
+// bound addresses (with port 0) before requests arrive.
 func (a *App) Listen() (net.Listener, error) {
 	ln, err := net.Listen("tcp", a.cfg.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", a.cfg.Addr, err)
 	}
+	if err := a.listenMetrics(); err != nil {
+		_ = ln.Close()
+		return nil, err
+	}
 	return boundedListener{ln}, nil
+}
+
+func (a *App) listenMetrics() error {
+	addr := a.cfg.metricsAddr()
+	if addr == "" || a.metricsLn != nil {
+		return nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen for metrics on %s: %w", addr, err)
+	}
+	a.metricsLn = ln
+	return nil
+}
+
+// MetricsAddr is the address metrics are served at once Listen has run, or
+// "" when they are served nowhere.
+func (a *App) MetricsAddr() string {
+	if a.metricsLn == nil {
+		return ""
+	}
+	return a.metricsLn.Addr().String()
+}
+
+// serveMetrics serves /metrics on the metrics listener, when there is one,
+// until the returned stop is called. The metrics have a listener of their
+// own so that a deployment can expose the API without them: they reveal
+// traffic by route and the process's internals, and need no token.
+func (a *App) serveMetrics() (stop func() error, err error) {
+	if err := a.listenMetrics(); err != nil {
+		return nil, err
+	}
+	if a.metricsLn == nil {
+		return func() error { return nil }, nil
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{}))
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(a.metricsLn) }()
+	return func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
+		defer cancel()
+		err := srv.Shutdown(ctx)
+		if served := <-done; !errors.Is(served, http.ErrServerClosed) {
+			err = errors.Join(err, served)
+		}
+		return err
+	}, nil
 }
 
 // socketSendBuffer caps each accepted connection's kernel send buffer.
@@ -249,10 +322,40 @@ func (l boundedListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	if tcp, ok := c.(*net.TCPConn); ok {
-		_ = tcp.SetWriteBuffer(socketSendBuffer)
+	tcp, ok := c.(*net.TCPConn)
+	if !ok {
+		return c, nil
 	}
-	return c, nil
+	_ = tcp.SetWriteBuffer(socketSendBuffer)
+	return &serverConn{TCPConn: tcp}, nil
+}
+
+// lingerTime bounds how long a refused request's unread rest is drained
+// before its connection closes.
+const lingerTime = 2 * time.Second
+
+// serverConn is an accepted connection that can close gracefully after a
+// refusal. When the HTTP server refuses a request it has not read to the
+// end (headers or a body over the limit) and closes the connection, the
+// kernel answers the bytes still arriving with a reset, and a client still
+// sending its request sees "connection reset" instead of the answer. With
+// LingerOnClose, Close first says it will send no more, then reads and
+// discards what the client sends, so the answer is read.
+type serverConn struct {
+	*net.TCPConn
+	linger atomic.Bool
+}
+
+// LingerOnClose makes Close drain the client's unread bytes first.
+func (c *serverConn) LingerOnClose() { c.linger.Store(true) }
+
+func (c *serverConn) Close() error {
+	if c.linger.Load() {
+		_ = c.CloseWrite()
+		_ = c.SetReadDeadline(time.Now().Add(lingerTime))
+		_, _ = io.Copy(io.Discard, c.TCPConn)
+	}
+	return c.TCPConn.Close()
 }
 
 // Start sets the node's background work going: the sync workers, the
@@ -304,17 +407,22 @@ func (a *App) retain(ctx context.Context) {
 // Serve starts the node's workers and answers requests on ln until ctx
 // ends, then stops everything in reverse order of start.
 func (a *App) Serve(ctx context.Context, ln net.Listener) error {
-	if err := a.Start(); err != nil {
+	stopMetrics, err := a.serveMetrics()
+	if err != nil {
 		_ = ln.Close()
 		return errors.Join(err, a.Close())
 	}
-	a.log.Info("panelsync serving", "addr", ln.Addr().String(), "node", a.nodeID,
+	if err := a.Start(); err != nil {
+		_ = ln.Close()
+		return errors.Join(err, stopMetrics(), a.Close())
+	}
+	a.log.Info("panelsync serving", "addr", ln.Addr().String(), "metrics", a.MetricsAddr(), "node", a.nodeID,
 		"database", a.cfg.DatabaseLabel(), "bus", a.busLabel())
 	served := make(chan error, 1)
 	go func() { served <- a.http.Listener(ln) }()
 	select {
 	case err := <-served:
-		return errors.Join(err, a.Close())
+		return errors.Join(err, stopMetrics(), a.Close())
 	case <-ctx.Done():
 	}
 	a.log.Info("panelsync shutting down")
@@ -327,7 +435,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	cancel()
 	shutdownErr := a.http.ShutdownWithTimeout(a.cfg.ShutdownTimeout)
 	<-served
-	return errors.Join(shutdownErr, a.Close())
+	return errors.Join(shutdownErr, stopMetrics(), a.Close())
 }
 
 func (a *App) busLabel() string {
@@ -341,6 +449,11 @@ func (a *App) busLabel() string {
 // It is safe to call on a node that never served.
 func (a *App) Close() error {
 	a.closeOnce.Do(func() {
+		// A metrics listener opened by Listen but never served is closed
+		// here; a served one is already closed by its server's shutdown.
+		if a.metricsLn != nil {
+			_ = a.metricsLn.Close()
+		}
 		a.engine.Stop()
 		linkCtx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
 		a.hub.Close(linkCtx)

@@ -5,11 +5,14 @@ package app
 import (
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/panelsync/panelsync/handlers"
 )
 
 // Config is everything an operator can set, by flag or by the PANELSYNC_*
@@ -63,6 +66,8 @@ type Config struct {
 
 	BodyLimit       int
 	ProxyHeader     string
+	CORSOrigins     string
+	MetricsAddr     string
 	ShutdownTimeout time.Duration
 	LogLevel        string
 	LogFormat       string
@@ -117,6 +122,8 @@ func (c *Config) Settings() []Setting {
 		duration(&c.EventRetention, "event-retention", "720h", "how long Event Log entries are kept; a realtime client resuming from before that is told to reload"),
 		integer(&c.RealtimeWriterShare, "realtime-writer-share", "256", "fewest realtime clients of one account given a writer of their own: a larger audience is written by up to one writer per core"),
 		integer(&c.BodyLimit, "body-limit", "1048576", "largest request body accepted, in bytes"),
+		str(&c.MetricsAddr, "metrics-addr", "127.0.0.1:9090", "address of a listener of its own that serves Prometheus metrics at /metrics, kept off the API's; empty or off serves none"),
+		str(&c.CORSOrigins, "cors-origins", "", "comma-separated origins (scheme://host[:port]) whose web pages may call the API from a browser; * is refused; empty allows no cross-origin access"),
 		str(&c.ProxyHeader, "proxy-header", "", "header a trusted reverse proxy sets to the client address (such as X-Forwarded-For); empty trusts the socket address"),
 		duration(&c.ShutdownTimeout, "shutdown-timeout", "15s", "how long shutdown waits for requests in flight"),
 		str(&c.LogLevel, "log-level", "info", "debug, info, warn or error"),
@@ -250,7 +257,24 @@ func (c *Config) Validate() error {
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		return err
 	}
+	if addr := c.metricsAddr(); addr != "" {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return fmt.Errorf("--metrics-addr must be host:port, empty or off: %w", err)
+		}
+	}
+	if _, err := handlers.ParseOrigins(c.CORSOrigins); err != nil {
+		return fmt.Errorf("--cors-origins: %w", err)
+	}
 	return c.validateMail()
+}
+
+// metricsAddr returns where metrics are served, or "" for nowhere. "off"
+// exists because an empty variable cannot be told from an unset one.
+func (c *Config) metricsAddr() string {
+	if c.MetricsAddr == "off" {
+		return ""
+	}
+	return c.MetricsAddr
 }
 
 // SQLitePath is the embedded database file inside the data dir.

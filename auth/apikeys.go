@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/panelsync/panelsync/models"
 )
@@ -123,12 +122,9 @@ func (s *Service) CreateAPIKey(ctx context.Context, actor models.Actor, req NewA
 		return models.APIKey{}, "", models.Errorf(models.CodeForbidden, "creating API keys needs the owner or admin role")
 	}
 	now := s.now()
-	name := strings.TrimSpace(req.Name)
-	if name == "" {
-		return models.APIKey{}, "", models.FieldError("name", "name is required")
-	}
-	if utf8.RuneCountInString(name) > MaxAPIKeyNameLength {
-		return models.APIKey{}, "", models.FieldError("name", "name must be at most %d characters", MaxAPIKeyNameLength)
+	name, err := models.Label("name", req.Name, MaxAPIKeyNameLength, true)
+	if err != nil {
+		return models.APIKey{}, "", err
 	}
 	scopes, err := ParseScopes(req.Scopes)
 	if err != nil {

@@ -334,7 +334,7 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Principal, er
 	_, err := s.parser.ParseWithClaims(token, &claims, func(*jwt.Token) (any, error) { return s.cfg.SigningKey, nil })
 	if err != nil {
 		if errors.Is(err, jwt.ErrTokenExpired) {
-			return Principal{}, tokenExpiredError{models.Errorf(models.CodeUnauthorized, "access token has expired")}
+			return Principal{}, models.Errorf(models.CodeTokenExpired, "access token has expired; refresh it")
 		}
 		return Principal{}, models.Errorf(models.CodeUnauthorized, "access token is invalid")
 	}
@@ -359,17 +359,11 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Principal, er
 	}, nil
 }
 
-// tokenExpiredError is an unauthorized error that also says the token ran
-// out, which the realtime socket reports with its own close code.
-type tokenExpiredError struct{ err *models.Error }
-
-func (e tokenExpiredError) Error() string { return e.err.Error() }
-func (e tokenExpiredError) Unwrap() error { return e.err }
-
-// IsTokenExpired reports whether err says an access token has expired.
+// IsTokenExpired reports whether err says an access token has expired:
+// the code that tells an app to refresh, and the realtime socket to close
+// with its own close code.
 func IsTokenExpired(err error) bool {
-	var t tokenExpiredError
-	return errors.As(err, &t)
+	return models.ErrorCode(err) == models.CodeTokenExpired
 }
 
 // CreateLogin adds a login with a password to an account.
@@ -471,7 +465,7 @@ func (s *Service) RedeemRealtimeTicket(ctx context.Context, ticket string) (Prin
 		return Principal{}, err
 	}
 	if !now.Before(t.AccessExpiresAt) {
-		return Principal{}, tokenExpiredError{models.Errorf(models.CodeUnauthorized, "the access token behind the ticket has expired")}
+		return Principal{}, models.Errorf(models.CodeTokenExpired, "the access token behind the ticket has expired")
 	}
 	login, err := s.store.ActiveSessionLogin(ctx, t.SessionID, t.LoginID, now)
 	if err != nil {

@@ -52,6 +52,9 @@ func (h apiKeyHandlers) create(c *fiber.Ctx) error {
 }
 
 func (h apiKeyHandlers) list(c *fiber.Ctx) error {
+	if err := allowQuery(c); err != nil {
+		return err
+	}
 	keys, err := h.store.APIKeys(c.UserContext(), principal(c).AccountID)
 	if err != nil {
 		return err
@@ -64,6 +67,9 @@ func (h apiKeyHandlers) list(c *fiber.Ctx) error {
 }
 
 func (h apiKeyHandlers) get(c *fiber.Ctx) error {
+	if err := allowQuery(c); err != nil {
+		return err
+	}
 	k, err := h.store.APIKey(c.UserContext(), principal(c).AccountID, c.Params("id"))
 	if err != nil {
 		return err

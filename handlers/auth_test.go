@@ -1,8 +1,10 @@
 package handlers_test
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"sort"
 	"strconv"
@@ -13,6 +15,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/panelsync/panelsync/app"
+	"github.com/panelsync/panelsync/auth"
 	"github.com/panelsync/panelsync/models/dbtest"
 )
 
@@ -194,13 +197,15 @@ func TestAuthenticate_RefusesForgedAndExpiredTokens(t *testing.T) {
 			"garbage":         "not.a.token",
 		}
 		for name, token := range cases {
-			r := tb.do(t, "GET", "/v1/me", token, nil)
-			if r.status != http.StatusUnauthorized || r.problem(t).Code != "unauthorized" {
-				t.Errorf("%s token: %d %s", name, r.status, r.body)
+			// Only a genuine token that ran out is worth refreshing.
+			want := "unauthorized"
+			if name == "expired" {
+				want = "token_expired"
 			}
-		}
-		if r := tb.do(t, "GET", "/v1/me", cases["expired"], nil); !strings.Contains(r.problem(t).Detail, "expired") {
-			t.Errorf("expired token detail %q does not say it expired", r.problem(t).Detail)
+			r := tb.do(t, "GET", "/v1/me", token, nil)
+			if r.status != http.StatusUnauthorized || r.problem(t).Code != want {
+				t.Errorf("%s token: %d %s, want code %s", name, r.status, r.body, want)
+			}
 		}
 		if r := tb.do(t, "GET", "/v1/me", "", nil); r.status != http.StatusUnauthorized || r.header.Get("WWW-Authenticate") == "" {
 			t.Errorf("no token: %d, WWW-Authenticate %q", r.status, r.header.Get("WWW-Authenticate"))
@@ -261,4 +266,55 @@ func TestLogout_EndsAccessAndRefreshTokens(t *testing.T) {
 			t.Fatalf("refresh token after logout: %d", r.status)
 		}
 	})
+}
+
+// TestExpiredAccessToken_Answers401TokenExpired_AndRefreshWorks follows an
+// app whose access token ran out: the 401 says token_expired, the app
+// refreshes, and the new token works.
+func TestExpiredAccessToken_Answers401TokenExpired_AndRefreshWorks(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, tb *testBundle) {
+		// A sign-in an hour ago, by a service sharing the node's key and
+		// database: its 15-minute access token has expired.
+		past, err := auth.NewService(tb.store, auth.Config{
+			SigningKey: []byte(testSigningKey),
+			BcryptCost: 4,
+			Now:        func() time.Time { return time.Now().Add(-time.Hour) },
+			Mailer:     noMail{},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		old, err := past.Login(context.Background(), "member@a.test", testPassword, "127.0.0.1")
+		if err != nil {
+			t.Fatal(err)
+		}
+
+		r := tb.do(t, "GET", "/v1/me", old.AccessToken, nil)
+		if r.status != http.StatusUnauthorized {
+			t.Fatalf("expired token: %d %s", r.status, r.body)
+		}
+		if p := r.problem(t); p.Code != "token_expired" || p.Title != "Token expired" || p.Status != 401 {
+			t.Fatalf("expired token: problem %+v", p)
+		}
+		if h := r.header.Get("WWW-Authenticate"); !strings.Contains(h, `error="invalid_token"`) {
+			t.Errorf("expired token: WWW-Authenticate %q", h)
+		}
+
+		r = tb.do(t, "POST", "/v1/auth/refresh", "", map[string]string{"refresh_token": old.RefreshToken})
+		if r.status != http.StatusOK {
+			t.Fatalf("refresh after token_expired: %d %s", r.status, r.body)
+		}
+		var fresh tokenPair
+		r.json(t, &fresh)
+		if r := tb.do(t, "GET", "/v1/me", fresh.AccessToken, nil); r.status != http.StatusOK {
+			t.Fatalf("the refreshed token: %d %s", r.status, r.body)
+		}
+	})
+}
+
+// noMail is the mailer of a service that only signs in and so never mails.
+type noMail struct{}
+
+func (noMail) Enqueue(context.Context, auth.Mail) error {
+	return errors.New("this test's sign-in service sends no mail")
 }

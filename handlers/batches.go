@@ -66,7 +66,11 @@ func parseScope(req scopeRequest) (string, string, error) {
 	}
 	group := ""
 	if req.Group != nil {
-		group = *req.Group
+		g, err := models.Label("group", *req.Group, models.MaxGroupRunes, false)
+		if err != nil {
+			return "", "", err
+		}
+		group = g
 	}
 	if *req.Scope != models.ScopeLocations && len(req.LocationIDs) > 0 {
 		return "", "", models.FieldError("location_ids", "location_ids only go with scope locations")
@@ -99,6 +103,9 @@ func (h batchHandlers) start(c *fiber.Ctx) error {
 }
 
 func (h batchHandlers) get(c *fiber.Ctx) error {
+	if err := allowQuery(c); err != nil {
+		return err
+	}
 	st, err := h.engine.Batch(c.UserContext(), principal(c).AccountID, c.Params("id"))
 	if err != nil {
 		return err

@@ -30,6 +30,9 @@ const panelLocal = "device-panel"
 // authenticate checks the panel's Basic credentials before the upgrade, so
 // a wrong secret never gets a socket and changes nothing.
 func (h deviceHandlers) authenticate(c *fiber.Ctx) error {
+	if err := allowQuery(c); err != nil {
+		return err
+	}
 	if !websocket.IsWebSocketUpgrade(c) {
 		return models.Errorf(models.CodeInvalidRequest, "this endpoint only accepts a WebSocket upgrade")
 	}

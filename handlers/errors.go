@@ -25,6 +25,8 @@ func problemStatus(key string) (int, bool) {
 		return fiber.StatusUnauthorized, true
 	case models.CodeUnauthorized:
 		return fiber.StatusUnauthorized, true
+	case models.CodeTokenExpired:
+		return fiber.StatusUnauthorized, true
 	case models.CodeForbidden:
 		return fiber.StatusForbidden, true
 	case models.CodeNotFound:
@@ -41,6 +43,10 @@ func problemStatus(key string) (int, bool) {
 		return fiber.StatusConflict, true
 	case models.CodePayloadTooLarge:
 		return fiber.StatusRequestEntityTooLarge, true
+	case models.CodeRequestHeaderFieldsTooLarge:
+		return fiber.StatusRequestHeaderFieldsTooLarge, true
+	case models.CodeNotImplemented:
+		return fiber.StatusNotImplemented, true
 	case models.CodeUnsupportedMediaType:
 		return fiber.StatusUnsupportedMediaType, true
 	case models.CodeRateLimited:
@@ -62,6 +68,8 @@ func problemTitle(key string) (string, bool) {
 		return "Invalid credentials", true
 	case models.CodeUnauthorized:
 		return "Unauthorized", true
+	case models.CodeTokenExpired:
+		return "Token expired", true
 	case models.CodeForbidden:
 		return "Forbidden", true
 	case models.CodeNotFound:
@@ -80,6 +88,10 @@ func problemTitle(key string) (string, bool) {
 		return "Panel armed", true
 	case models.CodePayloadTooLarge:
 		return "Payload too large", true
+	case models.CodeRequestHeaderFieldsTooLarge:
+		return "Request header fields too large", true
+	case models.CodeNotImplemented:
+		return "Not implemented", true
 	case models.CodeUnsupportedMediaType:
 		return "Unsupported media type", true
 	case models.CodeRateLimited:
@@ -104,6 +116,8 @@ func fiberErrorCode(key int) (string, bool) {
 		return models.CodeMethodNotAllowed, true
 	case fiber.StatusRequestEntityTooLarge:
 		return models.CodePayloadTooLarge, true
+	case fiber.StatusRequestHeaderFieldsTooLarge:
+		return models.CodeRequestHeaderFieldsTooLarge, true
 	case fiber.StatusUnsupportedMediaType:
 		return models.CodeUnsupportedMediaType, true
 	case fiber.StatusTooManyRequests:
@@ -179,9 +193,14 @@ func NewErrorHandler(log *slog.Logger) fiber.ErrorHandler {
 		}
 		if p.Status == fiber.StatusUnauthorized {
 			// Panels sign in with Basic credentials, people with tokens.
-			if strings.HasPrefix(c.Path(), "/device/") {
+			switch {
+			case strings.HasPrefix(c.Path(), "/device/"):
 				c.Set(fiber.HeaderWWWAuthenticate, `Basic realm="panelsync-device"`)
-			} else {
+			case de.Code == models.CodeTokenExpired:
+				// RFC 6750's error attribute, for clients that read it
+				// rather than the code.
+				c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="panelsync", error="invalid_token", error_description="the access token expired"`)
+			default:
 				c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="panelsync"`)
 			}
 		}

@@ -17,6 +17,9 @@ type eventHandlers struct {
 // it (a client catching up); with before, newest first (a person scrolling
 // back).
 func (h eventHandlers) list(c *fiber.Ctx) error {
+	if err := allowQuery(c, "location_id", "type", "after", "before", "limit"); err != nil {
+		return err
+	}
 	limit, err := queryLimit(c, 100, 1000)
 	if err != nil {
 		return err

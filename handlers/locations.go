@@ -47,13 +47,19 @@ func settingsFrom(name, group *string, s *locationSettingsRequest) models.Locati
 }
 
 func (h locationHandlers) list(c *fiber.Ctx) error {
+	if err := allowQuery(c, "cursor", "limit", "group"); err != nil {
+		return err
+	}
 	limit, err := queryLimit(c, models.DefaultLocationPageSize, models.MaxLocationPageSize)
 	if err != nil {
 		return err
 	}
 	q := models.LocationQuery{AccountID: principal(c).AccountID, Cursor: c.Query("cursor"), Limit: limit}
 	if c.Request().URI().QueryArgs().Has("group") {
-		g := c.Query("group")
+		g, err := models.Label("group", c.Query("group"), models.MaxGroupRunes, false)
+		if err != nil {
+			return err
+		}
 		q.Group = &g
 	}
 	views, next, err := h.store.ListLocations(c.UserContext(), q)
@@ -71,6 +77,9 @@ func (h locationHandlers) list(c *fiber.Ctx) error {
 }
 
 func (h locationHandlers) get(c *fiber.Ctx) error {
+	if err := allowQuery(c); err != nil {
+		return err
+	}
 	v, err := h.store.Location(c.UserContext(), principal(c).AccountID, c.Params("id"))
 	if err != nil {
 		return err

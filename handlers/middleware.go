@@ -20,6 +20,9 @@ type localKey int
 const (
 	requestIDKey localKey = iota
 	principalKey
+	// unmatchedKey marks a request answered without a route: by the
+	// catch-all, or by the HTTP server itself.
+	unmatchedKey
 )
 
 // requestIDHeader carries the request id both ways: a caller (a proxy) may
@@ -53,48 +56,59 @@ func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
 	return m
 }
 
-// observe assigns the request id, answers errors through the error handler
-// so the final status is known, and then logs and counts the request. The
-// path is logged without its query, which may carry a ticket.
-func observe(log *slog.Logger, metrics *httpMetrics) fiber.Handler {
-	return func(c *fiber.Ctx) error {
-		start := time.Now()
-		id := c.Get(requestIDHeader)
-		if id == "" || len(id) > 64 {
-			id = uuid.NewString()
-		}
-		c.Locals(requestIDKey, id)
-		c.Set(requestIDHeader, id)
-		c.SetUserContext(models.WithRequestID(c.UserContext(), id))
+// observer assigns the request id, answers errors through the error
+// handler so the final status is known, and then logs and counts the
+// request. The path is logged without its query, which may carry a ticket.
+type observer struct {
+	log     *slog.Logger
+	metrics *httpMetrics
+}
 
-		if err := c.Next(); err != nil {
-			if herr := c.App().ErrorHandler(c, err); herr != nil {
-				_ = c.SendStatus(fiber.StatusInternalServerError)
-			}
-		}
-		status := c.Response().StatusCode()
-		route := c.Route().Path
-		if status == fiber.StatusNotFound && route == "/" {
-			route = "unmatched"
-		}
-		elapsed := time.Since(start)
-		metrics.requests.WithLabelValues(c.Method(), route, strconv.Itoa(status)).Inc()
-		metrics.duration.WithLabelValues(c.Method(), route).Observe(elapsed.Seconds())
-		level := slog.LevelInfo
-		if status >= 500 {
-			level = slog.LevelError
-		}
-		log.LogAttrs(c.UserContext(), level, "http request",
-			slog.String("request_id", id),
-			slog.String("method", c.Method()),
-			slog.String("path", c.Path()),
-			slog.String("route", route),
-			slog.Int("status", status),
-			slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
-			slog.String("client_ip", c.IP()),
-		)
-		return nil
+// middleware observes a request the router takes.
+func (o observer) middleware(c *fiber.Ctx) error {
+	o.observe(c, c.Next)
+	return nil
+}
+
+// observe answers c with what next returns and records the answer.
+func (o observer) observe(c *fiber.Ctx, next func() error) {
+	start := time.Now()
+	id := c.Get(requestIDHeader)
+	if id == "" || len(id) > 64 {
+		id = uuid.NewString()
 	}
+	c.Locals(requestIDKey, id)
+	c.Set(requestIDHeader, id)
+	c.SetUserContext(models.WithRequestID(c.UserContext(), id))
+
+	if err := next(); err != nil {
+		if herr := c.App().ErrorHandler(c, err); herr != nil {
+			_ = c.SendStatus(fiber.StatusInternalServerError)
+		}
+	}
+	status := c.Response().StatusCode()
+	// Requests no route took are counted under one label, so that made-up
+	// paths cannot grow the metrics without bound.
+	route := "unmatched"
+	if unmatched, _ := c.Locals(unmatchedKey).(bool); !unmatched {
+		route = c.Route().Path
+	}
+	elapsed := time.Since(start)
+	o.metrics.requests.WithLabelValues(c.Method(), route, strconv.Itoa(status)).Inc()
+	o.metrics.duration.WithLabelValues(c.Method(), route).Observe(elapsed.Seconds())
+	level := slog.LevelInfo
+	if status >= 500 {
+		level = slog.LevelError
+	}
+	o.log.LogAttrs(c.UserContext(), level, "http request",
+		slog.String("request_id", id),
+		slog.String("method", c.Method()),
+		slog.String("path", c.Path()),
+		slog.String("route", route),
+		slog.Int("status", status),
+		slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
+		slog.String("client_ip", c.IP()),
+	)
 }
 
 // accountHeader names the customer account a support login acts on; it

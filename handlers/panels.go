@@ -18,6 +18,9 @@ type panelHandlers struct {
 }
 
 func (h panelHandlers) users(c *fiber.Ctx) error {
+	if err := allowQuery(c); err != nil {
+		return err
+	}
 	v, err := h.store.Location(c.UserContext(), principal(c).AccountID, c.Params("id"))
 	if err != nil {
 		return err
@@ -44,6 +47,9 @@ func (h panelHandlers) users(c *fiber.Ctx) error {
 }
 
 func (h panelHandlers) config(c *fiber.Ctx) error {
+	if err := allowQuery(c); err != nil {
+		return err
+	}
 	v, err := h.store.Location(c.UserContext(), principal(c).AccountID, c.Params("id"))
 	if err != nil {
 		return err
@@ -70,6 +76,9 @@ func (h panelHandlers) config(c *fiber.Ctx) error {
 }
 
 func (h panelHandlers) status(c *fiber.Ctx) error {
+	if err := allowQuery(c); err != nil {
+		return err
+	}
 	v, err := h.store.Location(c.UserContext(), principal(c).AccountID, c.Params("id"))
 	if err != nil {
 		return err

@@ -54,6 +54,9 @@ type rejection struct {
 
 // authenticate resolves the bearer token or ticket before the upgrade.
 func (h realtimeHandlers) authenticate(c *fiber.Ctx) error {
+	if err := allowQuery(c, "ticket"); err != nil {
+		return err
+	}
 	if !websocket.IsWebSocketUpgrade(c) {
 		return models.Errorf(models.CodeInvalidRequest, "this endpoint only accepts a WebSocket upgrade")
 	}
@@ -94,7 +97,7 @@ func (h realtimeHandlers) authenticate(c *fiber.Ctx) error {
 func (h realtimeHandlers) upgrade(c *fiber.Ctx) error {
 	rej, rejected := c.Locals(rejectionLocal).(rejection)
 	v, _ := c.Locals(viewerLocal).(realtime.Viewer)
-	return h.upgrader.Upgrade(c.Context(), func(ws *fastws.Conn) {
+	err := h.upgrader.Upgrade(c.Context(), func(ws *fastws.Conn) {
 		conn, err := takeOver(ws.NetConn())
 		if err != nil {
 			_ = ws.NetConn().Close()
@@ -109,6 +112,13 @@ func (h realtimeHandlers) upgrade(c *fiber.Ctx) error {
 		// read buffer (the server keeps hijacked connections open).
 		go h.hub.Serve(h.background, conn, v)
 	})
+	// A handshake the upgrader refuses (a wrong WebSocket version, a
+	// missing key) is the client's mistake, answered as any bad request.
+	var refused fastws.HandshakeError
+	if errors.As(err, &refused) {
+		return models.Errorf(models.CodeInvalidRequest, "%s", refused.Error())
+	}
+	return err
 }
 
 // takeOver returns the socket under a hijacked connection, with whatever
@@ -154,6 +164,9 @@ func realtimeRoutes(app *fiber.App, authed authedRoutes, h realtimeHandlers) {
 		// Clients authenticate with a token or a ticket, never a cookie,
 		// so a page on another origin gains nothing by connecting.
 		CheckOrigin: func(*fasthttp.RequestCtx) bool { return true },
+		// A refused handshake is answered by the error handler, as a
+		// problem document, rather than by the library in plain text.
+		Error: func(*fasthttp.RequestCtx, int, error) {},
 	}
 	app.Get("/v1/realtime", h.authenticate, h.upgrade)
 }

@@ -6,10 +6,8 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/gofiber/fiber/v2/middleware/adaptor"
 	"github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/panelsync/panelsync/auth"
 	"github.com/panelsync/panelsync/models"
@@ -53,6 +51,9 @@ type Deps struct {
 	// ProxyHeader, when set, is the header a trusted proxy puts the client
 	// address in (such as X-Forwarded-For).
 	ProxyHeader string
+	// CORSOrigins are the origins whose pages may call the API (see
+	// ParseOrigins); none allows no cross-origin access.
+	CORSOrigins []string
 }
 
 // New builds the Fiber application with every route.
@@ -75,8 +76,13 @@ func New(d Deps) *fiber.App {
 	// realtime socket outlives the handler that upgraded it, so that the
 	// HTTP server frees the request's state for the connection's life.
 	app.Server().KeepHijackedConns = true
-	app.Use(observe(log, newHTTPMetrics(d.Registry)))
+	obs := observer{log: log, metrics: newHTTPMetrics(d.Registry)}
+	guardServer(app, obs)
+	app.Use(obs.middleware)
 	app.Use(recover.New())
+	if len(d.CORSOrigins) > 0 {
+		app.Use(allowOrigins(d.CORSOrigins))
+	}
 
 	ops := opsHandlers{log: log, readiness: d.Readiness, openapi: d.OpenAPI, docs: d.DocsHTML, asset: d.DocsAsset}
 	app.Get("/healthz", ops.healthz)
@@ -84,7 +90,6 @@ func New(d Deps) *fiber.App {
 	app.Get("/openapi.yaml", ops.openAPI)
 	app.Get("/docs", ops.docsPage)
 	app.Get("/docs/assets/:name", ops.docsAsset)
-	app.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{})))
 
 	v1 := app.Group("/v1")
 	ah := authHandlers{svc: d.Auth, store: d.Store}
@@ -158,9 +163,7 @@ func New(d Deps) *fiber.App {
 	deviceRoute(app, deviceHandlers{link: d.Link, background: d.Background})
 	realtimeRoutes(app, authed, realtimeHandlers{auth: d.Auth, hub: d.Hub, background: d.Background})
 
-	app.Use(func(c *fiber.Ctx) error {
-		return models.Errorf(models.CodeNotFound, "no route for %s %s", c.Method(), c.Path())
-	})
+	app.Use(newRouteTable(app).unmatched)
 	return app
 }
 
@@ -170,6 +173,12 @@ type authedRoutes struct {
 	auth   fiber.Handler
 }
 
+// add registers the route; a GET route also answers HEAD, as Fiber's own
+// Get does.
 func (r authedRoutes) add(method, path string, chain ...fiber.Handler) {
-	r.router.Add(method, path, append([]fiber.Handler{r.auth}, chain...)...)
+	handlers := append([]fiber.Handler{r.auth}, chain...)
+	r.router.Add(method, path, handlers...)
+	if method == fiber.MethodGet {
+		r.router.Add(fiber.MethodHead, path, handlers...)
+	}
 }

@@ -63,6 +63,9 @@ func kindName(k models.RunKind) string {
 }
 
 func (h syncHandlers) listRuns(c *fiber.Ctx) error {
+	if err := allowQuery(c, "location_id", "state", "kind", "cursor", "limit"); err != nil {
+		return err
+	}
 	limit, err := queryLimit(c, 50, 200)
 	if err != nil {
 		return err
@@ -109,6 +112,9 @@ func (h syncHandlers) listRuns(c *fiber.Ctx) error {
 }
 
 func (h syncHandlers) getRun(c *fiber.Ctx) error {
+	if err := allowQuery(c); err != nil {
+		return err
+	}
 	r, err := h.store.Run(c.UserContext(), principal(c).AccountID, c.Params("id"))
 	if err != nil {
 		return err
@@ -127,6 +133,9 @@ func (h syncHandlers) cancelRun(c *fiber.Ctx) error {
 // runData serves what the panel sent, as JSON or, with ?format=csv, as a
 // spreadsheet of its records.
 func (h syncHandlers) runData(c *fiber.Ctx) error {
+	if err := allowQuery(c, "format"); err != nil {
+		return err
+	}
 	format := c.Query("format", "json")
 	if format != "json" && format != "csv" {
 		return models.FieldError("format", "format must be json or csv")
@@ -157,6 +166,9 @@ func (h syncHandlers) runData(c *fiber.Ctx) error {
 }
 
 func (h syncHandlers) runChanges(c *fiber.Ctx) error {
+	if err := allowQuery(c); err != nil {
+		return err
+	}
 	r, err := h.store.RunPayload(c.UserContext(), principal(c).AccountID, c.Params("id"))
 	if err != nil {
 		return err

@@ -69,6 +69,7 @@ func forEachBackend(t *testing.T, fn func(t *testing.T, tb *testBundle)) {
 func testConfig(t *testing.T, b dbtest.Backend) app.Config {
 	cfg := app.DefaultConfig()
 	cfg.Addr = "127.0.0.1:0"
+	cfg.MetricsAddr = "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
 	cfg.DatabaseURL = b.Config.MySQLDSN
 	cfg.DBMaxOpenConns = 10

@@ -51,6 +51,9 @@ func (h staffHandlers) grant(c *fiber.Ctx) error {
 }
 
 func (h staffHandlers) list(c *fiber.Ctx) error {
+	if err := allowQuery(c); err != nil {
+		return err
+	}
 	grants, err := h.store.StaffGrants(c.UserContext(), principal(c).AccountID)
 	if err != nil {
 		return err

@@ -12,6 +12,7 @@ const (
 	CodeInvalidRequest            = "invalid_request"
 	CodeInvalidCredentials        = "invalid_credentials"
 	CodeUnauthorized              = "unauthorized"
+	CodeTokenExpired              = "token_expired"
 	CodeForbidden                 = "forbidden"
 	CodeNotFound                  = "not_found"
 	CodeConflict                  = "conflict"
@@ -27,6 +28,10 @@ const (
 	// CodeLastOwner refuses a change that would leave an account with no
 	// active owner.
 	CodeLastOwner = "last_owner"
+
+	// The HTTP server raises these before a request reaches a route.
+	CodeRequestHeaderFieldsTooLarge = "request_header_fields_too_large"
+	CodeNotImplemented              = "not_implemented"
 )
 
 // Error is the one error type that crosses package boundaries with a

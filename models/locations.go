@@ -10,7 +10,6 @@ import (
 	"regexp"
 	"strings"
 	"time"
-	"unicode/utf8"
 )
 
 // Location settings bounds and defaults.
@@ -22,6 +21,8 @@ const (
 	MaxReportEmails               = 20
 	MaxLocationPageSize           = 200
 	DefaultLocationPageSize       = 50
+	MaxLocationNameRunes          = 200
+	MaxGroupRunes                 = 100
 )
 
 var serialPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{3,63}$`)
@@ -69,16 +70,14 @@ type NewLocation struct {
 // the request field.
 func (s LocationSettings) validate() error {
 	if s.Name != nil {
-		n := strings.TrimSpace(*s.Name)
-		if n == "" {
-			return FieldError("name", "name must not be empty")
-		}
-		if utf8.RuneCountInString(n) > 200 {
-			return FieldError("name", "name must be at most 200 characters")
+		if _, err := Label("name", *s.Name, MaxLocationNameRunes, true); err != nil {
+			return err
 		}
 	}
-	if s.Group != nil && utf8.RuneCountInString(strings.TrimSpace(*s.Group)) > 100 {
-		return FieldError("group", "group must be at most 100 characters")
+	if s.Group != nil {
+		if _, err := Label("group", *s.Group, MaxGroupRunes, false); err != nil {
+			return err
+		}
 	}
 	if s.SyncIntervalMinutes != nil {
 		v := *s.SyncIntervalMinutes

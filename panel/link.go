@@ -350,7 +350,7 @@ func (l *Link) handleFrame(ctx context.Context, c *deviceConn, data []byte) erro
 		if f.Status == nil {
 			return badFrame("checkin needs status")
 		}
-		if err := validateStatus(*f.Status); err != nil {
+		if err := f.Status.Validate(); err != nil {
 			return badFrame("checkin status: %s", err.Error())
 		}
 		f.Status.Normalize()
@@ -374,20 +374,6 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n]
-}
-
-func validateStatus(s Status) error {
-	if len(s.Partitions) > 64 || len(s.ZoneFaults) > 1024 || len(s.Troubles) > 64 {
-		return fmt.Errorf("too many entries")
-	}
-	for _, p := range s.Partitions {
-		switch p.ArmedState {
-		case ArmDisarmed, ArmStay, ArmAway, ArmNight:
-		default:
-			return fmt.Errorf("partition %d has unknown armed_state %q", p.Number, truncate(p.ArmedState, 32))
-		}
-	}
-	return nil
 }
 
 // register makes c the panel's connection on this node, replacing and

@@ -225,6 +225,50 @@ func TestDeviceLink_MalformedFrames_GetErrorFramesThenClose(t *testing.T) {
 	})
 }
 
+// TestDeviceLink_ControlCharactersInText_FrameRefused: a trouble a panel
+// reports becomes an Event Log message, so one with a control character is
+// refused like any malformed frame, and nothing is written.
+func TestDeviceLink_ControlCharactersInText_FrameRefused(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, tb *testBundle) {
+		n := tb.node
+		conn, _, err := dial(t, n.BaseURL, tb.cred.Serial, tb.cred.Secret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := readFrame(t, conn); err != nil {
+			t.Fatal(err)
+		}
+		n.WaitPanel(t, tb.loc.Location.ID, models.PanelConnected)
+		before := len(n.Events(t, tb.token, tb.loc.Location.ID))
+		for _, frame := range []string{
+			`{"type":"event","event":{"kind":"trouble","trouble":"ac_failure\nAlarm in zone 1"}}`,
+			`{"type":"event","event":{"kind":"trouble","trouble":"low\u0007battery"}}`,
+			`{"type":"checkin","status":{"partitions":[{"number":1,"armed_state":"disarmed"}],"troubles":["tamper\r\n"]}}`,
+			`{"type":"checkin","status":{"partitions":[{"number":1,"armed_state":"disarmed"}],"battery":"o\u001bk"}}`,
+		} {
+			if err := conn.WriteMessage(websocket.TextMessage, []byte(frame)); err != nil {
+				t.Fatal(err)
+			}
+			f, err := readFrame(t, conn)
+			if err != nil || f.Type != panel.FrameErrorType || f.Code != "bad_frame" || !strings.Contains(f.Message, "control characters") {
+				t.Fatalf("after %s: %+v %v", frame, f, err)
+			}
+		}
+		// A clean trouble is still recorded, and it is the only new event.
+		if err := conn.WriteMessage(websocket.TextMessage, []byte(`{"type":"event","event":{"kind":"trouble","trouble":"ac_failure"}}`)); err != nil {
+			t.Fatal(err)
+		}
+		var events []apptest.Event
+		apptest.Eventually(t, 5*time.Second, func() (bool, string) {
+			events = n.Events(t, tb.token, tb.loc.Location.ID)
+			return len(events) > before, "no event for the clean trouble"
+		})
+		if got := events[len(events)-1]; len(events) != before+1 || got.Message != "Trouble: ac_failure" {
+			t.Fatalf("events after the refused frames: %+v", events[before:])
+		}
+	})
+}
+
 func TestDeviceLink_SecondConnection_ReplacesTheFirst(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, tb *testBundle) {
 		n, locID := tb.node, tb.loc.Location.ID

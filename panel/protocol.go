@@ -5,8 +5,12 @@ package panel
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
+
+	"github.com/panelsync/panelsync/models"
 )
 
 // The device protocol is JSON text frames over a WebSocket at
@@ -177,6 +181,49 @@ type Status struct {
 	Battery    string            `json:"battery"`
 }
 
+// MaxTextRunes bounds a name, label or trouble a panel sends.
+const MaxTextRunes = 200
+
+// CheckText refuses a text a panel sent that is longer than maxRunes or
+// holds control characters, which would let a panel forge lines in the
+// Event Log, CSV downloads and report mails. field names it in the error.
+func CheckText(field, value string, maxRunes int) error {
+	// models.Label trims the white space around a value before it looks,
+	// since what a person typed is stored trimmed; a panel's text is kept
+	// as sent, so a control character anywhere in it is refused.
+	if i := strings.IndexFunc(value, func(r rune) bool { return r < 0x20 || r == 0x7f }); i >= 0 {
+		return fmt.Errorf("%s must not contain control characters (found U+%04X)", field, value[i])
+	}
+	if _, err := models.Label(field, value, maxRunes, false); err != nil {
+		var e *models.Error
+		if errors.As(err, &e) {
+			return errors.New(e.Message)
+		}
+		return err
+	}
+	return nil
+}
+
+// Validate checks a status a panel sent, in a check-in or an answer.
+func (s Status) Validate() error {
+	if len(s.Partitions) > 64 || len(s.ZoneFaults) > 1024 || len(s.Troubles) > 64 {
+		return fmt.Errorf("too many entries")
+	}
+	for _, p := range s.Partitions {
+		switch p.ArmedState {
+		case ArmDisarmed, ArmStay, ArmAway, ArmNight:
+		default:
+			return fmt.Errorf("partition %d has unknown armed_state %.32q", p.Number, p.ArmedState)
+		}
+	}
+	for _, t := range s.Troubles {
+		if err := CheckText("trouble", t, MaxTextRunes); err != nil {
+			return err
+		}
+	}
+	return CheckText("battery", s.Battery, 32)
+}
+
 // Normalize turns lists a panel left out into empty lists, so clients
 // always read arrays.
 func (s *Status) Normalize() {
@@ -278,7 +325,10 @@ func (e PanelEvent) Validate() error {
 			return fmt.Errorf("trouble event needs trouble")
 		}
 	default:
-		return fmt.Errorf("unknown event kind %q", e.Kind)
+		return fmt.Errorf("unknown event kind %.32q", e.Kind)
+	}
+	if err := CheckText("trouble", e.Trouble, MaxTextRunes); err != nil {
+		return err
 	}
 	if e.Partition < 0 || e.Zone < 0 || e.UserNumber < 0 {
 		return fmt.Errorf("partition, zone and user_number must not be negative")

@@ -70,17 +70,10 @@ func (e *Engine) readStatus(ctx context.Context, panelID string) (panel.Status, 
 	if err := json.Unmarshal(raw, &st); err != nil {
 		return panel.Status{}, invalidAnswer("status", err)
 	}
+	if err := st.Validate(); err != nil {
+		return panel.Status{}, invalidAnswer("status", err)
+	}
 	st.Normalize()
-	for _, p := range st.Partitions {
-		switch p.ArmedState {
-		case panel.ArmDisarmed, panel.ArmStay, panel.ArmAway, panel.ArmNight:
-		default:
-			return panel.Status{}, invalidAnswer("status", fmt.Errorf("partition %d has unknown armed_state %q", p.Number, p.ArmedState))
-		}
-	}
-	if len(st.Partitions) > maxPartitionNo || len(st.ZoneFaults) > 1024 || len(st.Troubles) > 64 {
-		return panel.Status{}, invalidAnswer("status", fmt.Errorf("too many entries"))
-	}
 	return st, nil
 }
 
@@ -97,6 +90,12 @@ func configItems(locationID string, cfg panel.Config) ([]models.PanelConfigItem,
 			return fmt.Errorf("%s %d appears twice", kind, number)
 		case len(name) > 200 || len(typ) > 32:
 			return fmt.Errorf("%s %d: name or type too long", kind, number)
+		}
+		if err := panel.CheckText("name", name, panel.MaxTextRunes); err != nil {
+			return fmt.Errorf("%s %d: %w", kind, number, err)
+		}
+		if err := panel.CheckText("type", typ, 32); err != nil {
+			return fmt.Errorf("%s %d: %w", kind, number, err)
 		}
 		seen[key] = true
 		items = append(items, models.PanelConfigItem{

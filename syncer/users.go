@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/panelsync/panelsync/models"
 	"github.com/panelsync/panelsync/panel"
@@ -151,8 +150,6 @@ func validateUsers(res panel.UsersGetResult) error {
 			return fmt.Errorf("user number %d is outside 1..%d", u.Number, maxUserNumber)
 		case seen[u.Number]:
 			return fmt.Errorf("user number %d appears twice", u.Number)
-		case utf8.RuneCountInString(u.Name) > 200:
-			return fmt.Errorf("user %d: name is longer than 200 characters", u.Number)
 		case len(u.Email) > 254:
 			return fmt.Errorf("user %d: e-mail is longer than 254 characters", u.Number)
 		case len(u.AccessSchedule) > 200:
@@ -161,6 +158,14 @@ func validateUsers(res panel.UsersGetResult) error {
 			return fmt.Errorf("user %d: code is longer than 16 characters", u.Number)
 		case len(u.Partitions) > maxPartitionNo:
 			return fmt.Errorf("user %d: too many partitions", u.Number)
+		}
+		for _, text := range []struct {
+			field, value string
+			max          int
+		}{{"name", u.Name, panel.MaxTextRunes}, {"email", u.Email, 254}, {"access_schedule", u.AccessSchedule, 200}} {
+			if err := panel.CheckText(text.field, text.value, text.max); err != nil {
+				return fmt.Errorf("user %d: %w", u.Number, err)
+			}
 		}
 		switch u.Authority {
 		case panel.AuthorityMaster, panel.AuthorityStandard, panel.AuthorityArmOnly, panel.AuthorityGuest, panel.AuthorityDuress:

@@ -44,6 +44,7 @@ func (n *Node) Stop() { n.stop() }
 func Config(t testing.TB, b dbtest.Backend) app.Config {
 	cfg := app.DefaultConfig()
 	cfg.Addr = "127.0.0.1:0"
+	cfg.MetricsAddr = "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
 	cfg.DatabaseURL = b.Config.MySQLDSN
 	cfg.DBMaxOpenConns = 20

@@ -60,6 +60,7 @@ func benchNode(ctx context.Context, databaseURL string, workers int) (*app.App, 
 	}
 	cfg := app.DefaultConfig()
 	cfg.Addr = "127.0.0.1:0"
+	cfg.MetricsAddr = "off"
 	cfg.DataDir = dir
 	cfg.DatabaseURL = databaseURL
 	cfg.Workers = workers

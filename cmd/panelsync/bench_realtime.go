@@ -251,7 +251,7 @@ func benchIdle(ctx context.Context, env cmdEnv, args []string) error {
 	}
 	port := 20000 + os.Getpid()%20000
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	server := exec.CommandContext(ctx, self, "serve", "--addr", fmt.Sprintf("127.0.0.1:%d", port), "--data-dir", dir, "--log-level", "error", "--bcrypt-cost", "4")
+	server := exec.CommandContext(ctx, self, "serve", "--addr", fmt.Sprintf("127.0.0.1:%d", port), "--metrics-addr", "off", "--data-dir", dir, "--log-level", "error", "--bcrypt-cost", "4")
 	server.Stderr = env.stderr
 	if err := server.Start(); err != nil {
 		return err

@@ -143,6 +143,7 @@ func startCluster(t *testing.T) *cluster {
 		"PANELSYNC_LOG_LEVEL=warn",
 		"PANELSYNC_BCRYPT_COST=4",
 		"PANELSYNC_NODE_HEARTBEAT=200ms",
+		"PANELSYNC_METRICS_ADDR=off",
 	}
 	env := func(extra ...string) func(string) string {
 		m := map[string]string{}
