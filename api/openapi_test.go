@@ -158,6 +158,8 @@ func TestOpenAPI_DescribesEveryRoute(t *testing.T) {
 		{"GET /v1/runs/{id}/data", false, []string{"200", "400", "401", "403", "404", "500"}},
 		{"GET /v1/runs/{id}/changes", false, []string{"200", "400", "401", "403", "404", "500"}},
 		{"POST /v1/runs/{id}/cancel", false, []string{"200", "401", "403", "404", "409", "500"}},
+		{"POST /v1/runs/{id}/apply", false, []string{"200", "401", "403", "404", "409", "500"}},
+		{"POST /v1/runs/{id}/mark-cancelled", false, []string{"200", "400", "401", "403", "404", "409", "413", "415", "500"}},
 		{"POST /v1/sync", false, []string{"202", "400", "401", "403", "404", "413", "415", "500"}},
 		{"GET /v1/batches/{id}", false, []string{"200", "400", "401", "403", "404", "500"}},
 		{"POST /v1/batches/{id}/cancel", false, []string{"200", "401", "403", "404", "409", "500"}},

@@ -33,7 +33,7 @@ func problemStatus(key string) (int, bool) {
 		return fiber.StatusNotFound, true
 	case models.CodeMethodNotAllowed:
 		return fiber.StatusMethodNotAllowed, true
-	case models.CodeConflict, models.CodeLastOwner:
+	case models.CodeConflict, models.CodeLastOwner, models.CodeInvalidState:
 		return fiber.StatusConflict, true
 	case models.CodePanelDisconnected:
 		return fiber.StatusConflict, true
@@ -80,6 +80,8 @@ func problemTitle(key string) (string, bool) {
 		return "Conflict", true
 	case models.CodeLastOwner:
 		return "Last owner", true
+	case models.CodeInvalidState:
+		return "Invalid state", true
 	case models.CodePanelDisconnected:
 		return "Panel disconnected", true
 	case models.CodePanelAuthorizationExpired:

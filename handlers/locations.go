@@ -18,6 +18,7 @@ type locationSettingsRequest struct {
 	AutoApply              *bool     `json:"auto_apply"`
 	ForceUpdateAll         *bool     `json:"force_update_all"`
 	SafetyThresholdPercent *int      `json:"safety_threshold_percent"`
+	SafetyThresholdCount   *int      `json:"safety_threshold_count"`
 	ReportEmails           *[]string `json:"report_emails"`
 }
 
@@ -41,6 +42,7 @@ func settingsFrom(name, group *string, s *locationSettingsRequest) models.Locati
 		out.AutoApply = s.AutoApply
 		out.ForceUpdateAll = s.ForceUpdateAll
 		out.SafetyThresholdPercent = s.SafetyThresholdPercent
+		out.SafetyThresholdCount = s.SafetyThresholdCount
 		out.ReportEmails = s.ReportEmails
 	}
 	return out

@@ -87,6 +87,8 @@ func matrixRows() []matrixRow {
 		{route: "GET /v1/runs/:id/data", want: "unyyyfyyfu"},
 		{route: "GET /v1/runs/:id/changes", want: "unyyyfyyfu"},
 		{route: "POST /v1/runs/:id/cancel", want: "unyyyfffyu"},
+		{route: "POST /v1/runs/:id/apply", want: "unyyfffffu"},
+		{route: "POST /v1/runs/:id/mark-cancelled", want: "unyyfffffu", body: map[string]bool{"confirm": true}},
 
 		{route: "POST /v1/sync", want: "uyyyyfffyu", body: empty},
 		{route: "GET /v1/batches/:id", want: "unyyyfyyfu"},

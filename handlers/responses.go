@@ -108,6 +108,7 @@ type LocationSettingsResponse struct {
 	AutoApply              bool     `json:"auto_apply"`
 	ForceUpdateAll         bool     `json:"force_update_all"`
 	SafetyThresholdPercent int      `json:"safety_threshold_percent"`
+	SafetyThresholdCount   int      `json:"safety_threshold_count"`
 	ReportEmails           []string `json:"report_emails"`
 }
 
@@ -185,6 +186,7 @@ func toLocationResponse(v models.LocationView) LocationResponse {
 			AutoApply:              l.AutoApply,
 			ForceUpdateAll:         l.ForceUpdateAll,
 			SafetyThresholdPercent: l.SafetyThresholdPercent,
+			SafetyThresholdCount:   l.SafetyThresholdCount,
 			ReportEmails:           l.ReportEmailList(),
 		},
 		CreatedAt: apiTime(l.CreatedAt),

@@ -133,6 +133,8 @@ func New(d Deps) *fiber.App {
 	authed.add(fiber.MethodGet, "/runs/:id/data", sh.runData)
 	authed.add(fiber.MethodGet, "/runs/:id/changes", sh.runChanges)
 	authed.add(fiber.MethodPost, "/runs/:id/cancel", requireOperator, sh.cancelRun)
+	authed.add(fiber.MethodPost, "/runs/:id/apply", requireAdmin, sh.applyRun)
+	authed.add(fiber.MethodPost, "/runs/:id/mark-cancelled", requireAdmin, sh.markCancelled)
 
 	bh := batchHandlers{engine: d.Engine}
 	authed.add(fiber.MethodPost, "/sync", requireOperator, bh.start)

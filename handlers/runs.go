@@ -130,6 +130,36 @@ func (h syncHandlers) cancelRun(c *fiber.Ctx) error {
 	return c.JSON(toRunResponse(r))
 }
 
+// applyRun applies a held run's changes.
+func (h syncHandlers) applyRun(c *fiber.Ctx) error {
+	r, err := h.engine.ApplyRun(c.UserContext(), actor(c), c.Params("id"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(toRunResponse(r))
+}
+
+type markCancelledRequest struct {
+	Confirm *bool `json:"confirm"`
+}
+
+// markCancelled ends a run whatever it is doing, once the caller confirms
+// they know it may be unsafe.
+func (h syncHandlers) markCancelled(c *fiber.Ctx) error {
+	var req markCancelledRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	if req.Confirm == nil || !*req.Confirm {
+		return models.FieldError("confirm", "confirm must be true: marking a run cancelled may leave the panel part way through its changes")
+	}
+	r, err := h.engine.MarkCancelled(c.UserContext(), actor(c), c.Params("id"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(toRunResponse(r))
+}
+
 // runData serves what the panel sent, as JSON or, with ?format=csv, as a
 // spreadsheet of its records.
 func (h syncHandlers) runData(c *fiber.Ctx) error {

@@ -39,6 +39,7 @@ func all() []*gormigrate.Migration {
 		v6Nodes(),
 		v7MailQueue(),
 		v8People(),
+		v9Hold(),
 	}
 }
 

@@ -93,7 +93,7 @@ func v8People() *gormigrate.Migration {
 			if err := tx.Exec("UPDATE audit_entries SET " + quoteColumn(tx, "after") + " = detail").Error; err != nil {
 				return err
 			}
-			if err := m.DropColumn(&v8AuditEntry{}, "Detail"); err != nil {
+			if err := dropColumn(tx, "audit_entries", "detail"); err != nil {
 				return err
 			}
 			for _, idx := range v8AuditIndexes {
@@ -116,8 +116,8 @@ func v8People() *gormigrate.Migration {
 			if err := tx.Exec("UPDATE audit_entries SET detail = " + quoteColumn(tx, "after")).Error; err != nil {
 				return err
 			}
-			for _, col := range v8AuditColumns {
-				if err := m.DropColumn(&v8AuditEntry{}, col); err != nil {
+			for _, col := range []string{"target_name", "before", "after", "request_id"} {
+				if err := dropColumn(tx, "audit_entries", col); err != nil {
 					return err
 				}
 			}
@@ -127,15 +127,15 @@ func v8People() *gormigrate.Migration {
 			if err := m.DropIndex(&v8Login{}, "idx_logins_account_created"); err != nil {
 				return err
 			}
-			for _, col := range []string{"InvitedAt", "LastLoginAt"} {
-				if err := m.DropColumn(&v8Login{}, col); err != nil {
+			for _, col := range []string{"invited_at", "last_login_at"} {
+				if err := dropColumn(tx, "logins", col); err != nil {
 					return err
 				}
 			}
 			if err := m.DropIndex(&v8Account{}, "Kind"); err != nil {
 				return err
 			}
-			return m.DropColumn(&v8Account{}, "Kind")
+			return dropColumn(tx, "accounts", "kind")
 		},
 	}
 }

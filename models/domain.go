@@ -75,6 +75,8 @@ const (
 	SyncSyncing SyncStatus = "syncing"
 	SyncFailure SyncStatus = "sync_failure"
 	SyncNever   SyncStatus = "never"
+	// SyncHeld: a users run awaits a person's Apply.
+	SyncHeld SyncStatus = "held"
 )
 
 // RunKind is what a run synchronises.

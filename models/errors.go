@@ -28,6 +28,9 @@ const (
 	// CodeLastOwner refuses a change that would leave an account with no
 	// active owner.
 	CodeLastOwner = "last_owner"
+	// CodeInvalidState refuses an action the run's state does not allow,
+	// such as applying a run that is not awaiting apply.
+	CodeInvalidState = "invalid_state"
 
 	// The HTTP server raises these before a request reaches a route.
 	CodeRequestHeaderFieldsTooLarge = "request_header_fields_too_large"

@@ -18,11 +18,14 @@ const (
 	MinSyncIntervalMinutes        = 15
 	MaxSyncIntervalMinutes        = 30 * 24 * 60
 	DefaultSafetyThresholdPercent = 20
-	MaxReportEmails               = 20
-	MaxLocationPageSize           = 200
-	DefaultLocationPageSize       = 50
-	MaxLocationNameRunes          = 200
-	MaxGroupRunes                 = 100
+	// MaxSafetyThresholdCount is the largest count limit: more users than
+	// a panel holds.
+	MaxSafetyThresholdCount = 100000
+	MaxReportEmails         = 20
+	MaxLocationPageSize     = 200
+	DefaultLocationPageSize = 50
+	MaxLocationNameRunes    = 200
+	MaxGroupRunes           = 100
 )
 
 var serialPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{3,63}$`)
@@ -55,6 +58,7 @@ type LocationSettings struct {
 	AutoApply              *bool
 	ForceUpdateAll         *bool
 	SafetyThresholdPercent *int
+	SafetyThresholdCount   *int
 	ReportEmails           *[]string
 }
 
@@ -91,6 +95,11 @@ func (s LocationSettings) validate() error {
 			return FieldError("settings.safety_threshold_percent", "safety_threshold_percent must be between 1 and 100")
 		}
 	}
+	if s.SafetyThresholdCount != nil {
+		if v := *s.SafetyThresholdCount; v < 0 || v > MaxSafetyThresholdCount {
+			return FieldError("settings.safety_threshold_count", "safety_threshold_count must be between 0 (no count limit) and %d", MaxSafetyThresholdCount)
+		}
+	}
 	if s.ReportEmails != nil {
 		if len(*s.ReportEmails) > MaxReportEmails {
 			return FieldError("settings.report_emails", "at most %d report e-mail addresses", MaxReportEmails)
@@ -124,6 +133,9 @@ func (s LocationSettings) apply(loc *Location) {
 	}
 	if s.SafetyThresholdPercent != nil {
 		loc.SafetyThresholdPercent = *s.SafetyThresholdPercent
+	}
+	if s.SafetyThresholdCount != nil {
+		loc.SafetyThresholdCount = *s.SafetyThresholdCount
 	}
 	if s.ReportEmails != nil {
 		emails := make([]string, 0, len(*s.ReportEmails))
@@ -254,6 +266,7 @@ func locationAuditValues(loc Location, serial string) map[string]any {
 		"auto_apply":               loc.AutoApply,
 		"force_update_all":         loc.ForceUpdateAll,
 		"safety_threshold_percent": loc.SafetyThresholdPercent,
+		"safety_threshold_count":   loc.SafetyThresholdCount,
 		"report_emails":            loc.ReportEmailList(),
 	}
 	if serial != "" {

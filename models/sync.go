@@ -3,6 +3,7 @@ package models
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -104,19 +105,18 @@ func (s *Store) MarkLocationSyncing(ctx context.Context, locationID string) erro
 // or sync_failure by this run's outcome, with the kind's timestamp moved
 // on success.
 func (s *Store) RecordRunFinished(ctx context.Context, locationID string, kind RunKind, succeeded bool, now time.Time) error {
-	active, err := s.CountActiveRuns(ctx, locationID)
+	outcome := SyncFailure
+	if succeeded {
+		outcome = SyncOK
+	}
+	status, err := s.unsettledStatus(ctx, locationID)
 	if err != nil {
 		return err
 	}
-	updates := map[string]any{}
-	switch {
-	case active > 0:
-		updates["sync_status"] = SyncSyncing
-	case succeeded:
-		updates["sync_status"] = SyncOK
-	default:
-		updates["sync_status"] = SyncFailure
+	if status == "" {
+		status = outcome
 	}
+	updates := map[string]any{"sync_status": status}
 	if succeeded {
 		switch kind {
 		case RunUsers, RunImport:
@@ -161,12 +161,11 @@ func (s *Store) CancelRunningRun(ctx context.Context, runID string, now time.Tim
 // without an outcome (cancelled): syncing while runs are active, otherwise
 // what the latest finished run says, or never.
 func (s *Store) RefreshSyncStatus(ctx context.Context, locationID string) error {
-	active, err := s.CountActiveRuns(ctx, locationID)
+	status, err := s.unsettledStatus(ctx, locationID)
 	if err != nil {
 		return err
 	}
-	status := SyncSyncing
-	if active == 0 {
+	if status == "" {
 		var last Run
 		err := s.conn(ctx).Select("state").
 			Where("location_id = ? AND state IN ?", locationID, []RunState{RunSucceeded, RunFailed}).
@@ -184,4 +183,72 @@ func (s *Store) RefreshSyncStatus(ctx context.Context, locationID string) error 
 		}
 	}
 	return s.conn(ctx).Model(&Location{}).Where("id = ?", locationID).Update("sync_status", status).Error
+}
+
+// unsettledStatus is a location's status while it has runs without an
+// outcome: held while one awaits a person's Apply, which matters most,
+// syncing while one is queued or running, and "" when none is left.
+func (s *Store) unsettledStatus(ctx context.Context, locationID string) (SyncStatus, error) {
+	var states []RunState
+	err := s.conn(ctx).Model(&Run{}).Distinct("state").
+		Where("location_id = ? AND state IN ?", locationID, []RunState{RunQueued, RunRunning, RunAwaitingApply}).
+		Pluck("state", &states).Error
+	if err != nil {
+		return "", fmt.Errorf("find unfinished runs: %w", err)
+	}
+	switch {
+	case slices.Contains(states, RunAwaitingApply):
+		return SyncHeld, nil
+	case len(states) > 0:
+		return SyncSyncing, nil
+	}
+	return "", nil
+}
+
+// RecordRunHeld shows the location as held: a users run awaits Apply.
+func (s *Store) RecordRunHeld(ctx context.Context, locationID string) error {
+	return s.conn(ctx).Model(&Location{}).Where("id = ?", locationID).Update("sync_status", SyncHeld).Error
+}
+
+// HeldRunPayload loads a held run of the account with what its apply
+// needs, locked for the change that follows.
+func (s *Store) HeldRunPayload(ctx context.Context, accountID, id string) (Run, error) {
+	var r Run
+	if err := lockForUpdate(s.conn(ctx)).Where("id = ? AND account_id = ?", id, accountID).Take(&r).Error; err != nil {
+		return Run{}, notFound(err, "run")
+	}
+	return r, nil
+}
+
+// SettleHeldRun ends a held run: succeeded with what its apply changed, or
+// cancelled. What it kept for the apply is wiped either way. It reports
+// false when the run was no longer held.
+func (s *Store) SettleHeldRun(ctx context.Context, runID string, out RunOutcome, now time.Time) (bool, error) {
+	updates := map[string]any{
+		"state": out.State, "active_key": nil, "finished_at": now, "pending": nil,
+	}
+	if out.State == RunSucceeded {
+		updates["added"], updates["updated"], updates["removed"], updates["unchanged"] = out.Added, out.Updated, out.Removed, out.Unchanged
+		if out.Changes != nil {
+			updates["changes"] = out.Changes
+		}
+	}
+	res := s.conn(ctx).Model(&Run{}).Where("id = ? AND state = ?", runID, RunAwaitingApply).Updates(updates)
+	if res.Error != nil {
+		return false, fmt.Errorf("settle held run: %w", res.Error)
+	}
+	return res.RowsAffected == 1, nil
+}
+
+// MarkRunCancelled ends a run in any state but a final one, whoever holds
+// it: a worker still running it loses its lease and its result is refused.
+// It reports false when the run had already ended.
+func (s *Store) MarkRunCancelled(ctx context.Context, runID string, now time.Time) (bool, error) {
+	res := s.conn(ctx).Model(&Run{}).
+		Where("id = ? AND state IN ?", runID, []RunState{RunQueued, RunRunning, RunAwaitingApply}).
+		Updates(map[string]any{"state": RunCancelled, "active_key": nil, "finished_at": now, "lease_owner": "", "pending": nil})
+	if res.Error != nil {
+		return false, fmt.Errorf("mark run cancelled: %w", res.Error)
+	}
+	return res.RowsAffected == 1, nil
 }

@@ -98,6 +98,7 @@ type Location struct {
 	AutoApply              bool       `gorm:"not null"`
 	ForceUpdateAll         bool       `gorm:"not null"`
 	SafetyThresholdPercent int        `gorm:"not null"`
+	SafetyThresholdCount   int        `gorm:"not null;default:0"`
 	ReportEmails           string     `gorm:"type:text;not null"`
 	ForcePending           bool       `gorm:"not null;default:false"`
 	SyncStatus             SyncStatus `gorm:"size:16;not null"`
@@ -194,18 +195,22 @@ type Run struct {
 	AvailableAt    time.Time  `gorm:"index:idx_runs_state_available,priority:2"`
 	LeaseOwner     string     `gorm:"size:64;not null;default:''"`
 	LeaseExpiresAt *time.Time
-	Added          int       `gorm:"not null;default:0"`
-	Updated        int       `gorm:"not null;default:0"`
-	Removed        int       `gorm:"not null;default:0"`
-	Unchanged      int       `gorm:"not null;default:0"`
-	ErrorCode      string    `gorm:"size:64;not null;default:''"`
-	ErrorMessage   string    `gorm:"size:500;not null;default:''"`
-	Data           []byte    `gorm:"type:longblob"`
-	Changes        []byte    `gorm:"type:longblob"`
-	CreatedAt      time.Time `gorm:"index:idx_runs_account_created,priority:2;index:idx_runs_location_created,priority:2"`
-	StartedAt      *time.Time
-	FinishedAt     *time.Time
-	UpdatedAt      time.Time
+	Added          int    `gorm:"not null;default:0"`
+	Updated        int    `gorm:"not null;default:0"`
+	Removed        int    `gorm:"not null;default:0"`
+	Unchanged      int    `gorm:"not null;default:0"`
+	ErrorCode      string `gorm:"size:64;not null;default:''"`
+	ErrorMessage   string `gorm:"size:500;not null;default:''"`
+	Data           []byte `gorm:"type:longblob"`
+	Changes        []byte `gorm:"type:longblob"`
+	// Pending is what a held run needs to be applied later and is never
+	// shown: the keyed digests of the codes the panel sent. It is wiped
+	// when the run is applied or cancelled.
+	Pending    []byte    `gorm:"type:longblob"`
+	CreatedAt  time.Time `gorm:"index:idx_runs_account_created,priority:2;index:idx_runs_location_created,priority:2"`
+	StartedAt  *time.Time
+	FinishedAt *time.Time
+	UpdatedAt  time.Time
 }
 
 // Event is one Event Log entry. Offset grows by one per event within an

@@ -118,7 +118,7 @@ func (l *Link) recordLinkLost(ctx context.Context, p models.Panel, now time.Time
 			return err
 		}
 		_, err = l.events.Append(ctx, models.NewEvent{
-			AccountID: p.AccountID, LocationID: p.LocationID, Type: "panel.disconnected",
+			AccountID: p.AccountID, LocationID: p.LocationID, Type: models.EventPanelDisconnected,
 			Severity: models.SeverityWarning, Message: "Panel disconnected: the server it was linked to stopped answering",
 			OccurredAt: now, Data: map[string]any{"serial": p.Serial, "reason": "node_lost"},
 		})
@@ -133,7 +133,7 @@ func (l *Link) recordReasserted(ctx context.Context, c *deviceConn, now time.Tim
 			return err
 		}
 		_, err = l.events.Append(ctx, models.NewEvent{
-			AccountID: c.accountID, LocationID: c.locationID, Type: "panel.connected",
+			AccountID: c.accountID, LocationID: c.locationID, Type: models.EventPanelConnected,
 			Severity: models.SeverityInfo, Message: "Panel connected", OccurredAt: now,
 			Data: map[string]any{"serial": c.serial},
 		})

@@ -175,7 +175,7 @@ func (l *Link) Authenticate(ctx context.Context, serial, secret string) (models.
 				return err
 			}
 			_, err = l.events.Append(ctx, models.NewEvent{
-				AccountID: p.AccountID, LocationID: p.LocationID, Type: "panel.authorization_expired",
+				AccountID: p.AccountID, LocationID: p.LocationID, Type: models.EventPanelAuthorizationExpired,
 				Severity: models.SeverityError, Message: "Panel credential has expired or was revoked; issue a new one",
 			})
 			return err
@@ -611,7 +611,7 @@ func (l *Link) RevokeCredential(ctx context.Context, actor models.Actor, locatio
 			return err
 		}
 		_, err = l.events.Append(ctx, models.NewEvent{
-			AccountID: v.Location.AccountID, LocationID: locationID, Type: "panel.authorization_expired",
+			AccountID: v.Location.AccountID, LocationID: locationID, Type: models.EventPanelAuthorizationExpired,
 			Severity: models.SeverityError, Message: "Panel credential revoked by " + actor.Name,
 			Data: map[string]any{"serial": v.Panel.Serial},
 		})

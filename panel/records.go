@@ -20,7 +20,7 @@ func (l *Link) recordConnected(ctx context.Context, c *deviceConn, now time.Time
 			return err
 		}
 		_, err = l.events.Append(ctx, models.NewEvent{
-			AccountID: c.accountID, LocationID: c.locationID, Type: "panel.connected",
+			AccountID: c.accountID, LocationID: c.locationID, Type: models.EventPanelConnected,
 			Severity: models.SeverityInfo, Message: "Panel connected", OccurredAt: now,
 			Data: map[string]any{"serial": c.serial},
 		})
@@ -36,7 +36,7 @@ func (l *Link) recordDisconnected(ctx context.Context, c *deviceConn) error {
 			return err
 		}
 		_, err = l.events.Append(ctx, models.NewEvent{
-			AccountID: c.accountID, LocationID: c.locationID, Type: "panel.disconnected",
+			AccountID: c.accountID, LocationID: c.locationID, Type: models.EventPanelDisconnected,
 			Severity: models.SeverityWarning, Message: "Panel disconnected", OccurredAt: now,
 			Data: map[string]any{"serial": c.serial},
 		})
@@ -56,7 +56,7 @@ func (l *Link) recordCheckin(ctx context.Context, c *deviceConn, st Status) erro
 			return err
 		}
 		_, err := l.events.Append(ctx, models.NewEvent{
-			AccountID: c.accountID, LocationID: c.locationID, Type: "panel.checkin",
+			AccountID: c.accountID, LocationID: c.locationID, Type: models.EventPanelCheckin,
 			Severity: models.SeverityInfo, Message: "Panel checked in", OccurredAt: now,
 			Data: map[string]any{"armed_state": armed, "troubles": st.Troubles, "zone_faults": st.ZoneFaults},
 		})

@@ -28,6 +28,10 @@ type applied struct {
 	changes []byte
 	// summary completes the success message, such as "2 added, 1 removed".
 	summary string
+	// hold, when set, says why the run waits for a person instead: nothing
+	// was applied, and pending is what its apply will need.
+	hold    string
+	pending []byte
 }
 
 type counts struct {
@@ -91,6 +95,9 @@ func (e *Engine) record(ctx context.Context, r models.Run, out attemptOutcome) e
 			if err != nil {
 				return err
 			}
+			if res.hold != "" {
+				return e.hold(ctx, r, out, res, now)
+			}
 			err = e.store.FinishRun(ctx, r.ID, e.cfg.Owner, models.RunOutcome{
 				State: models.RunSucceeded, Mode: out.mode,
 				Added: res.counts.Added, Updated: res.counts.Updated, Removed: res.counts.Removed, Unchanged: res.counts.Unchanged,
@@ -107,7 +114,7 @@ func (e *Engine) record(ctx context.Context, r models.Run, out attemptOutcome) e
 			}
 			_, err = e.events.Append(ctx, models.NewEvent{
 				AccountID: r.AccountID, LocationID: r.LocationID, RunID: r.ID,
-				Type: "sync.succeeded", Severity: models.SeverityInfo, OccurredAt: now,
+				Type: models.EventSyncSucceeded, Severity: models.SeverityInfo, OccurredAt: now,
 				Message: fmt.Sprintf("%s succeeded: %s", kindLabel(r.Kind), res.summary),
 				Data:    map[string]any{"kind": r.Kind, "mode": out.mode, "changes": res.counts, "attempt": r.Attempt},
 			})
@@ -134,7 +141,7 @@ func (e *Engine) record(ctx context.Context, r models.Run, out attemptOutcome) e
 		}
 		_, err = e.events.Append(ctx, models.NewEvent{
 			AccountID: r.AccountID, LocationID: r.LocationID, RunID: r.ID,
-			Type: "sync.failed", Severity: models.SeverityError, OccurredAt: now,
+			Type: models.EventSyncFailed, Severity: models.SeverityError, OccurredAt: now,
 			Message: fmt.Sprintf("%s failed: %s", kindLabel(r.Kind), out.err.message),
 			Data:    map[string]any{"kind": r.Kind, "code": out.err.code, "attempt": r.Attempt},
 		})

@@ -165,7 +165,7 @@ func (e *Engine) CancelBatch(ctx context.Context, actor models.Actor, id string)
 		for _, r := range cancelled {
 			events = append(events, models.NewEvent{
 				AccountID: r.AccountID, LocationID: r.LocationID, RunID: r.ID,
-				Type: "sync.cancelled", Severity: models.SeverityWarning,
+				Type: models.EventSyncCancelled, Severity: models.SeverityWarning,
 				Message: fmt.Sprintf("%s cancelled by %s with its All Locations batch", kindLabel(r.Kind), actor.Name),
 				Data:    eventData(map[string]any{"kind": r.Kind}, id),
 			})
@@ -335,7 +335,7 @@ func (e *Engine) batchChanged(ctx context.Context, batchID string) {
 				return err
 			}
 			_, err = e.events.Append(ctx, models.NewEvent{
-				AccountID: b.AccountID, Type: "batch.finished", Severity: models.SeverityInfo,
+				AccountID: b.AccountID, Type: models.EventBatchFinished, Severity: models.SeverityInfo,
 				Message: batchSummary(b, st), Data: data,
 			})
 			return err
@@ -351,7 +351,7 @@ func (e *Engine) batchChanged(ctx context.Context, batchID string) {
 			return err
 		}
 		_, err = e.events.Append(ctx, models.NewEvent{
-			AccountID: b.AccountID, Type: "batch.progress", Severity: models.SeverityInfo,
+			AccountID: b.AccountID, Type: models.EventBatchProgress, Severity: models.SeverityInfo,
 			Message: fmt.Sprintf("%s: %d of %d done", scopeLabel(b), st.Succeeded+st.Failed+st.Cancelled, b.Total-b.Skipped), Data: data,
 		})
 		return err

@@ -2,7 +2,9 @@ package syncer
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/panelsync/panelsync/models"
 	"github.com/panelsync/panelsync/panel"
@@ -69,8 +71,14 @@ func (e *Engine) enqueue(ctx context.Context, actor models.Actor, loc models.Loc
 		r.BatchID = &req.BatchID
 	}
 	run, dedup, err := e.store.EnqueueRun(ctx, r)
-	if err != nil || dedup {
-		return run, dedup, err
+	if err != nil {
+		return run, false, err
+	}
+	if dedup && run.State == models.RunAwaitingApply {
+		return models.Run{}, false, heldConflict(run)
+	}
+	if dedup {
+		return run, true, nil
 	}
 	if err := e.store.MarkLocationSyncing(ctx, loc.Location.ID); err != nil {
 		return run, false, err
@@ -81,7 +89,7 @@ func (e *Engine) enqueue(ctx context.Context, actor models.Actor, loc models.Loc
 	}
 	_, err = e.events.Append(ctx, models.NewEvent{
 		AccountID: loc.Location.AccountID, LocationID: loc.Location.ID, RunID: run.ID,
-		Type: "sync.requested", Severity: models.SeverityInfo,
+		Type: models.EventSyncRequested, Severity: models.SeverityInfo,
 		Message: fmt.Sprintf("%s requested by %s", kindLabel(req.Kind), by),
 		Data:    eventData(map[string]any{"kind": req.Kind, "mode": mode, "trigger": req.Trigger}, req.BatchID),
 	})
@@ -100,7 +108,13 @@ func (e *Engine) enqueueOrFail(ctx context.Context, actor models.Actor, loc mode
 	refusal := checkRunnable(loc, req.Kind)
 	if refusal == nil {
 		_, dedup, err = e.enqueue(ctx, actor, loc, req)
-		return dedup, false, err
+		var de *models.Error
+		if !errors.As(err, &de) || de.Code != models.CodeConflict {
+			return dedup, false, err
+		}
+		// A held run of the kind is waiting there: this one fails with
+		// that reason, as a location that cannot run does.
+		refusal = err
 	}
 	de, _ := refusal.(*models.Error)
 	r := models.Run{
@@ -120,7 +134,7 @@ func (e *Engine) enqueueOrFail(ctx context.Context, actor models.Actor, loc mode
 	}
 	_, err = e.events.Append(ctx, models.NewEvent{
 		AccountID: loc.Location.AccountID, LocationID: loc.Location.ID, RunID: run.ID,
-		Type: "sync.failed", Severity: models.SeverityError,
+		Type: models.EventSyncFailed, Severity: models.SeverityError,
 		Message: fmt.Sprintf("%s failed: %s", kindLabel(req.Kind), de.Message),
 		Data:    eventData(map[string]any{"kind": req.Kind, "code": de.Code, "attempt": 0}, req.BatchID),
 	})
@@ -133,6 +147,14 @@ func (e *Engine) announce() {
 	if e.notifier != nil {
 		e.notifier.PublishWake()
 	}
+}
+
+// heldConflict refuses a run while a run of its kind at the location
+// waits for a person's Apply: the held run's changes would otherwise be
+// overtaken by a newer read before anyone decided on them.
+func heldConflict(held models.Run) error {
+	return models.Errorf(models.CodeConflict, "a %s at this location is held for apply (run %s): apply or cancel it first",
+		strings.ToLower(kindLabel(held.Kind)), held.ID)
 }
 
 // checkRunnable refuses a run its panel cannot take now.
@@ -150,8 +172,9 @@ func checkRunnable(loc models.LocationView, kind models.RunKind) error {
 	return nil
 }
 
-// CancelRun cancels a queued or running run of the account. A run that
-// has already finished answers conflict.
+// CancelRun cancels a queued, running or held run of the account; nothing
+// more of it is applied. A run that has already ended answers
+// invalid_state.
 func (e *Engine) CancelRun(ctx context.Context, actor models.Actor, runID string) (models.Run, error) {
 	var out models.Run
 	err := e.store.Tx(ctx, func(ctx context.Context) error {
@@ -166,12 +189,14 @@ func (e *Engine) CancelRun(ctx context.Context, actor models.Actor, runID string
 			ok, err = e.store.CancelQueuedRun(ctx, r.ID, now)
 		case models.RunRunning:
 			ok, err = e.store.CancelRunningRun(ctx, r.ID, now)
+		case models.RunAwaitingApply:
+			ok, err = e.store.SettleHeldRun(ctx, r.ID, models.RunOutcome{State: models.RunCancelled}, now)
 		}
 		if err != nil {
 			return err
 		}
 		if !ok {
-			return models.Errorf(models.CodeConflict, "the run has already ended (%s) and can no longer be cancelled", r.State)
+			return models.Errorf(models.CodeInvalidState, "the run has already ended (%s) and can no longer be cancelled", r.State)
 		}
 		if err := e.store.RefreshSyncStatus(ctx, r.LocationID); err != nil {
 			return err
@@ -189,7 +214,7 @@ func (e *Engine) CancelRun(ctx context.Context, actor models.Actor, runID string
 		}
 		_, err = e.events.Append(ctx, models.NewEvent{
 			AccountID: r.AccountID, LocationID: r.LocationID, RunID: r.ID,
-			Type: "sync.cancelled", Severity: models.SeverityWarning,
+			Type: models.EventSyncCancelled, Severity: models.SeverityWarning,
 			Message: fmt.Sprintf("%s cancelled by %s", kindLabel(r.Kind), actor.Name),
 			Data:    map[string]any{"kind": r.Kind},
 		})

@@ -104,7 +104,7 @@ func (e *Engine) ForceSync(ctx context.Context, actor models.Actor, scope, group
 			events := make([]models.NewEvent, len(fresh))
 			for i, id := range fresh {
 				events[i] = models.NewEvent{
-					AccountID: actor.AccountID, LocationID: id, Type: "sync.force_requested", Severity: models.SeverityInfo,
+					AccountID: actor.AccountID, LocationID: id, Type: models.EventSyncForceRequested, Severity: models.SeverityInfo,
 					Message: fmt.Sprintf("Full user sync requested by %s: users will sync on next check-in", actor.Name),
 				}
 			}

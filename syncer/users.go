@@ -98,22 +98,35 @@ func (e *Engine) syncUsers(ctx context.Context, r models.Run, loc models.Locatio
 				return applied{}, err
 			}
 			d := diffUsers(loc.Location.ID, existing, kept, digests)
-			if err := e.store.ApplyPanelUsers(ctx, loc.Location.ID, d.insert, d.update, d.remove); err != nil {
-				return applied{}, err
+			if reason := holdReason(loc.Location, len(existing), d.counts); reason != "" {
+				pending, _ := json.Marshal(heldUsers{Digests: digests})
+				changes, _ := json.Marshal(Changes{Counts: d.counts, Changes: d.changes})
+				return applied{counts: d.counts, changes: changes, summary: d.counts.String(), hold: reason, pending: pending}, nil
 			}
-			if err := e.store.SetUsersWatermark(ctx, loc.Panel.ID, res.Watermark); err != nil {
-				return applied{}, err
-			}
-			if mode == models.ModeFull {
-				// A forced sync is done once a full one has succeeded.
-				if err := e.store.ClearForcePending(ctx, loc.Location.ID); err != nil {
-					return applied{}, err
-				}
-			}
-			changes, _ := json.Marshal(Changes{Counts: d.counts, Changes: d.changes})
-			return applied{counts: d.counts, changes: changes, summary: d.counts.String()}, nil
+			return e.applyUsers(ctx, loc, mode, kept, digests, existing)
 		},
 	}, nil
+}
+
+// applyUsers reconciles the remote copy with the users a run received,
+// in the transaction carried by ctx: the changes, the watermark, and the
+// forced sync that a full sync fulfils.
+func (e *Engine) applyUsers(ctx context.Context, loc models.LocationView, mode models.RunMode, kept UsersData, digests map[int]string, existing []models.PanelUser) (applied, error) {
+	d := diffUsers(loc.Location.ID, existing, kept, digests)
+	if err := e.store.ApplyPanelUsers(ctx, loc.Location.ID, d.insert, d.update, d.remove); err != nil {
+		return applied{}, err
+	}
+	if err := e.store.SetUsersWatermark(ctx, loc.Panel.ID, kept.Watermark); err != nil {
+		return applied{}, err
+	}
+	if mode == models.ModeFull {
+		// A forced sync is done once a full one has succeeded.
+		if err := e.store.ClearForcePending(ctx, loc.Location.ID); err != nil {
+			return applied{}, err
+		}
+	}
+	changes, _ := json.Marshal(Changes{Counts: d.counts, Changes: d.changes})
+	return applied{counts: d.counts, changes: changes, summary: d.counts.String()}, nil
 }
 
 // send runs one command with the engine's per-command timeout.

@@ -1,0 +1,190 @@
+package syncer
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/panelsync/panelsync/models"
+)
+
+// heldUsers is what a held users run keeps for its apply beside the users
+// it received: the keyed digests of their codes, which the download of the
+// run's data never shows.
+type heldUsers struct {
+	Digests map[int]string `json:"digests"`
+}
+
+// holdReason says why a users run's changes must wait for a person, or ""
+// when they may be applied at once. A run that changes nothing is never
+// held: there is nothing to approve. Otherwise it is held when the
+// location applies nothing automatically, when the users it would update
+// or remove are more than the threshold's share of those on record, or
+// when all it would change is more than the threshold's count.
+func holdReason(loc models.Location, onRecord int, c counts) string {
+	changed := c.Added + c.Updated + c.Removed
+	switch {
+	case changed == 0:
+		return ""
+	case !loc.AutoApply:
+		return "automatic apply is off at this location"
+	case float64(c.Updated+c.Removed)*100 > float64(loc.SafetyThresholdPercent)*float64(onRecord):
+		return fmt.Sprintf("it would update or remove %d of the %d users on record, over the safety threshold of %d%%",
+			c.Updated+c.Removed, onRecord, loc.SafetyThresholdPercent)
+	case loc.SafetyThresholdCount > 0 && changed > loc.SafetyThresholdCount:
+		return fmt.Sprintf("it would change %d users, over the safety threshold of %d", changed, loc.SafetyThresholdCount)
+	}
+	return ""
+}
+
+// hold finishes a run's attempt as held, in the transaction carried by
+// ctx: the run keeps its place (no second run of its kind starts there)
+// and what its apply needs, the location shows held, and sync.held says
+// why, with the counts.
+func (e *Engine) hold(ctx context.Context, r models.Run, out attemptOutcome, res applied, now time.Time) error {
+	err := e.store.FinishRun(ctx, r.ID, e.cfg.Owner, models.RunOutcome{
+		State: models.RunAwaitingApply, Mode: out.mode,
+		Added: res.counts.Added, Updated: res.counts.Updated, Removed: res.counts.Removed, Unchanged: res.counts.Unchanged,
+		Data: out.data, Changes: res.changes, Pending: res.pending,
+	}, now)
+	if err != nil {
+		return err
+	}
+	if err := e.store.RecordRunHeld(ctx, r.LocationID); err != nil {
+		return err
+	}
+	if r.BatchID != nil {
+		models.AfterCommit(ctx, func() { e.noteBatch(*r.BatchID) })
+	}
+	_, err = e.events.Append(ctx, models.NewEvent{
+		AccountID: r.AccountID, LocationID: r.LocationID, RunID: r.ID,
+		Type: models.EventSyncHeld, Severity: models.SeverityWarning, OccurredAt: now,
+		Message: fmt.Sprintf("%s held for apply: %s (%s)", kindLabel(r.Kind), res.summary, res.hold),
+		Data:    map[string]any{"kind": r.Kind, "mode": out.mode, "changes": res.counts, "reason": res.hold},
+	})
+	return err
+}
+
+// ApplyRun applies a held run's changes, as a person approved them, and
+// finishes it succeeded. Only a run awaiting apply may be applied.
+func (e *Engine) ApplyRun(ctx context.Context, actor models.Actor, runID string) (models.Run, error) {
+	var out models.Run
+	err := e.store.Tx(ctx, func(ctx context.Context) error {
+		r, err := e.store.HeldRunPayload(ctx, actor.AccountID, runID)
+		if err != nil {
+			return err
+		}
+		if r.State != models.RunAwaitingApply {
+			return models.Errorf(models.CodeInvalidState, "the run is %s; only a run awaiting apply can be applied", r.State)
+		}
+		loc, err := e.store.LocationByID(ctx, r.LocationID)
+		if err != nil {
+			return err
+		}
+		var kept UsersData
+		var pending heldUsers
+		if err := json.Unmarshal(r.Data, &kept); err != nil {
+			return fmt.Errorf("read held run %s: %w", r.ID, err)
+		}
+		if err := json.Unmarshal(r.Pending, &pending); err != nil {
+			return fmt.Errorf("read held run %s: %w", r.ID, err)
+		}
+		existing, err := e.store.PanelUsers(ctx, r.LocationID)
+		if err != nil {
+			return err
+		}
+		res, err := e.applyUsers(ctx, loc, r.Mode, kept, pending.Digests, existing)
+		if err != nil {
+			return err
+		}
+		now := e.now()
+		ok, err := e.store.SettleHeldRun(ctx, r.ID, models.RunOutcome{
+			State: models.RunSucceeded, Added: res.counts.Added, Updated: res.counts.Updated,
+			Removed: res.counts.Removed, Unchanged: res.counts.Unchanged, Changes: res.changes,
+		}, now)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return models.Errorf(models.CodeInvalidState, "the run is no longer awaiting apply")
+		}
+		if err := e.store.RecordRunFinished(ctx, r.LocationID, r.Kind, true, now); err != nil {
+			return err
+		}
+		if r.BatchID != nil {
+			batchID := *r.BatchID
+			models.AfterCommit(ctx, func() { e.noteBatch(batchID) })
+		}
+		if err := e.store.Audit(ctx, actor, models.AuditChange{
+			Action: "run.apply", Target: models.AuditTarget{Type: "run", ID: r.ID, Name: loc.Location.Name},
+			Before: map[string]any{"kind": r.Kind, "state": r.State, "location_id": r.LocationID},
+			After:  map[string]any{"kind": r.Kind, "state": models.RunSucceeded, "location_id": r.LocationID, "changes": res.counts},
+		}); err != nil {
+			return err
+		}
+		_, err = e.events.Append(ctx, models.NewEvent{
+			AccountID: r.AccountID, LocationID: r.LocationID, RunID: r.ID,
+			Type: models.EventSyncSucceeded, Severity: models.SeverityInfo, OccurredAt: now,
+			Message: fmt.Sprintf("%s applied by %s: %s", kindLabel(r.Kind), actor.Name, res.summary),
+			Data:    map[string]any{"kind": r.Kind, "mode": r.Mode, "changes": res.counts, "applied_by": actor.Name},
+		})
+		if err != nil {
+			return err
+		}
+		out, err = e.store.Run(ctx, actor.AccountID, runID)
+		return err
+	})
+	return out, err
+}
+
+// MarkCancelled ends a run in any state but a final one, even where that
+// may be unsafe: a run a worker is executing may have changed the panel
+// part way. The event says so, for whoever checks the panel next.
+func (e *Engine) MarkCancelled(ctx context.Context, actor models.Actor, runID string) (models.Run, error) {
+	var out models.Run
+	err := e.store.Tx(ctx, func(ctx context.Context) error {
+		r, err := e.store.RunForUpdate(ctx, actor.AccountID, runID)
+		if err != nil {
+			return err
+		}
+		now := e.now()
+		ok, err := e.store.MarkRunCancelled(ctx, r.ID, now)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return models.Errorf(models.CodeInvalidState, "the run has already ended (%s); there is nothing to mark cancelled", r.State)
+		}
+		if err := e.store.RefreshSyncStatus(ctx, r.LocationID); err != nil {
+			return err
+		}
+		if r.BatchID != nil {
+			batchID := *r.BatchID
+			models.AfterCommit(ctx, func() { e.noteBatch(batchID) })
+		}
+		if err := e.store.Audit(ctx, actor, models.AuditChange{
+			Action: "run.mark_cancelled", Target: models.AuditTarget{Type: "run", ID: r.ID},
+			Before: map[string]any{"kind": r.Kind, "state": r.State, "location_id": r.LocationID},
+			After:  map[string]any{"kind": r.Kind, "state": models.RunCancelled, "location_id": r.LocationID},
+		}); err != nil {
+			return err
+		}
+		msg := fmt.Sprintf("%s marked cancelled by %s while %s", kindLabel(r.Kind), actor.Name, r.State)
+		if r.State == models.RunRunning {
+			msg += "; it was under way, so the panel may hold part of its changes: check the panel with a full user sync"
+		}
+		_, err = e.events.Append(ctx, models.NewEvent{
+			AccountID: r.AccountID, LocationID: r.LocationID, RunID: r.ID,
+			Type: models.EventSyncCancelled, Severity: models.SeverityWarning, OccurredAt: now,
+			Message: msg,
+			Data:    map[string]any{"kind": r.Kind, "was": r.State, "unsafe": r.State == models.RunRunning},
+		})
+		if err != nil {
+			return err
+		}
+		out, err = e.store.Run(ctx, actor.AccountID, runID)
+		return err
+	})
+	return out, err
+}
