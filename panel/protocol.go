@@ -27,6 +27,9 @@ import (
 //
 //	{"type":"result","id":"c1","ok":true,"data":{…}}
 //	{"type":"result","id":"c1","ok":false,"error":{"code":"busy","message":"…"}}
+//	{"type":"result","id":"c2","ok":true,"data":{"watermark":"…","results":[
+//	  {"number":4,"status":"ok"},
+//	  {"number":1,"status":"refused","code":"protected","message":"…"}]}}
 //	{"type":"checkin","status":{…}}
 //	{"type":"event","event":{"kind":"armed","partition":1,"user_number":3,"at":…}}
 
@@ -98,17 +101,138 @@ type UsersGetResult struct {
 	Removed   []int  `json:"removed,omitempty"`
 }
 
+// MaxUsersPerPut bounds the users one users.put may carry, written and
+// removed together. Panels refuse a larger command as a whole, so the
+// server sends a longer list in chunks of at most this many. At about 250
+// bytes a user, a full chunk stays far below MaxFrameBytes, and a panel
+// answers it well within a command's timeout.
+const MaxUsersPerPut = 500
+
 // UsersPutArgs replaces the given users on the panel and deletes Removed.
 // A user sent with has_code true and no code keeps the code it has; with
-// has_code false its code is cleared.
+// has_code false its code is cleared. Together Users and Removed hold at
+// most MaxUsersPerPut entries, and a user number appears at most once
+// across both.
 type UsersPutArgs struct {
 	Users   []User `json:"users"`
 	Removed []int  `json:"removed,omitempty"`
 }
 
-// UsersPutResult acknowledges a users.put with the panel's new watermark.
+// UsersPutResult answers a users.put: the panel's watermark after it, and
+// what became of each user.
+//
+// A users.put fails as a whole, with ok:false and nothing applied, only
+// when the command itself is wrong: malformed arguments, more than
+// MaxUsersPerPut users, a user number listed twice, or a number both
+// written and removed. Otherwise the panel answers ok:true and judges each
+// user on its own: Results holds one entry per user written and then one
+// per user removed, in the order of UsersPutArgs.Users followed by
+// UsersPutArgs.Removed. An entry with status "ok" was applied, whether or
+// not it changed anything; one with status "refused" was not, and its Code
+// says why, while the other users were still applied. Panels that predate
+// per-user results send no Results: they applied every user or, failing,
+// none.
+//
+// Watermark moves only when the put changed something, so a put that was
+// refused for every user leaves it as it was.
 type UsersPutResult struct {
-	Watermark string `json:"watermark"`
+	Watermark string          `json:"watermark"`
+	Results   []UserPutResult `json:"results,omitempty"`
+}
+
+// Statuses of one user in a users.put.
+const (
+	UserPutOK      = "ok"
+	UserPutRefused = "refused"
+)
+
+// Codes with which a panel refuses one user in a users.put. Vendors' panels
+// may send others; the server treats a code it does not know as a refusal
+// it cannot explain rather than as a broken answer.
+const (
+	// RefusedProtected: the user number is one the panel never lets the
+	// server write or remove, such as its master or installer code.
+	RefusedProtected = "protected"
+	// RefusedInvalid: the panel's firmware rejects the user's fields, for
+	// example an unknown authority, a partition it lacks, or a code of the
+	// wrong length.
+	RefusedInvalid = "invalid"
+	// RefusedFull: every user slot is taken, so a new user does not fit.
+	RefusedFull = "full"
+	// RefusedDeviceError: the panel failed to store or erase the user; the
+	// same request may succeed later.
+	RefusedDeviceError = "device_error"
+)
+
+// UserPutResult is the outcome of one user in a users.put.
+type UserPutResult struct {
+	Number int `json:"number"`
+	// Status is UserPutOK or UserPutRefused.
+	Status string `json:"status"`
+	// Code says why a user was refused, one of the Refused* constants or
+	// a vendor's own; it is empty for a user applied. Unlike User.Code it
+	// is never a PIN.
+	Code string `json:"code,omitempty"`
+	// Message explains a refusal to people. It never repeats a user's
+	// PIN.
+	Message string `json:"message,omitempty"`
+}
+
+// Refused returns the entries of users the panel did not apply, in the
+// order the panel sent them, or nil when it applied every user. An entry
+// with a status other than "ok" counts as refused, so that a status the
+// server does not know is never taken for success.
+func (r UsersPutResult) Refused() []UserPutResult {
+	var refused []UserPutResult
+	for _, res := range r.Results {
+		if res.Status != UserPutOK {
+			refused = append(refused, res)
+		}
+	}
+	return refused
+}
+
+// Validate checks a users.put result a panel sent against the command it
+// answers: Results must be empty, from a panel that predates per-user
+// results, or hold one entry per user of args in order, each either ok or
+// refused with a code, and with text a person can safely be shown.
+func (r UsersPutResult) Validate(args UsersPutArgs) error {
+	if len(r.Results) == 0 {
+		return nil
+	}
+	if want := len(args.Users) + len(args.Removed); len(r.Results) != want {
+		return fmt.Errorf("users.put answered %d results for %d users", len(r.Results), want)
+	}
+	for i, res := range r.Results {
+		want := 0
+		if i < len(args.Users) {
+			want = args.Users[i].Number
+		} else {
+			want = args.Removed[i-len(args.Users)]
+		}
+		if res.Number != want {
+			return fmt.Errorf("results[%d] is for user %d, want user %d", i, res.Number, want)
+		}
+		switch res.Status {
+		case UserPutOK:
+			if res.Code != "" {
+				return fmt.Errorf("results[%d]: user %d is ok but has code %.32q", i, res.Number, res.Code)
+			}
+		case UserPutRefused:
+			if res.Code == "" {
+				return fmt.Errorf("results[%d]: user %d is refused without a code", i, res.Number)
+			}
+		default:
+			return fmt.Errorf("results[%d]: user %d has unknown status %.32q", i, res.Number, res.Status)
+		}
+		if err := CheckText("code", res.Code, 32); err != nil {
+			return fmt.Errorf("results[%d]: %w", i, err)
+		}
+		if err := CheckText("message", res.Message, MaxTextRunes); err != nil {
+			return fmt.Errorf("results[%d]: %w", i, err)
+		}
+	}
+	return nil
 }
 
 // Authority levels of panel users.

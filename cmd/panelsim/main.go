@@ -1,8 +1,8 @@
 // Command panelsim simulates alarm panels that link to a panelsync server
 // over the device protocol: thousands of them if asked, with chosen user
-// counts, latency, errors, timeouts, dropped links, arm states and keypad
-// activity. It is a load and demo tool; it only ever connects to the one
-// server it is given.
+// counts, latency, errors, timeouts, users refused by users.put, dropped
+// links, arm states and keypad activity. It is a load and demo tool; it
+// only ever connects to the one server it is given.
 package main
 
 import (
@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -61,6 +62,9 @@ func newFlagSet(s *settings, armed *string, logLevel *string) *flag.FlagSet {
 	fs.DurationVar(&s.opts.LatencyJitter, "latency-jitter", 0, "up to this much extra random delay per answer")
 	fs.Float64Var(&s.opts.ErrorRate, "error-rate", 0, "fraction of commands answered with panel_error, 0 to 1")
 	fs.Float64Var(&s.opts.TimeoutRate, "timeout-rate", 0, "fraction of commands never answered, 0 to 1")
+	fs.Float64Var(&s.opts.PutFailureRate, "put-failure-rate", 0, "fraction of users in a users.put refused with device_error while the others apply, 0 to 1")
+	s.opts.ProtectedUsers = []int{sim.DefaultProtectedUser}
+	fs.Var((*userNumbers)(&s.opts.ProtectedUsers), "protected-users", "comma-separated user `numbers` that users.put may not write or remove, refused as protected; none for no one")
 	fs.DurationVar(&s.opts.FlapEvery, "flap-every", 0, "drop each link about this often, then reconnect (0: never)")
 	fs.StringVar(armed, "armed", "", "initial state of every partition: disarmed, armed_stay, armed_away or armed_night (default disarmed)")
 	fs.DurationVar(&s.opts.KeypadChangeEvery, "keypad-change-every", 0, "change a random user at the keypad about this often per panel (0: never)")
@@ -69,6 +73,40 @@ func newFlagSet(s *settings, armed *string, logLevel *string) *flag.FlagSet {
 	fs.DurationVar(&s.statusEvery, "status-every", 5*time.Second, "print a status line this often")
 	fs.StringVar(logLevel, "log-level", "warn", "log level on stderr: debug, info, warn or error")
 	return fs
+}
+
+// userNumbers is a flag holding a comma-separated list of user numbers,
+// or "none" for the empty list. Setting it replaces the default rather
+// than adding to it. The range of each number is checked with the other
+// options.
+type userNumbers []int
+
+func (u *userNumbers) String() string {
+	if u == nil || len(*u) == 0 {
+		return "none"
+	}
+	parts := make([]string, len(*u))
+	for i, n := range *u {
+		parts[i] = strconv.Itoa(n)
+	}
+	return strings.Join(parts, ",")
+}
+
+func (u *userNumbers) Set(v string) error {
+	// An empty, non-nil list protects no one, where nil would mean the
+	// simulator's default.
+	list := []int{}
+	if v = strings.TrimSpace(v); v != "" && v != "none" {
+		for part := range strings.SplitSeq(v, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(part))
+			if err != nil {
+				return fmt.Errorf("%.32q is not a user number", part)
+			}
+			list = append(list, n)
+		}
+	}
+	*u = list
+	return nil
 }
 
 func usage(w io.Writer, fs *flag.FlagSet) {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -39,7 +40,7 @@ func TestHelp(t *testing.T) {
 	if code := run(context.Background(), []string{"--help"}, &out, &errOut, noEnv); code != exitOK {
 		t.Fatalf("--help exited %d: %s", code, errOut.String())
 	}
-	for _, want := range []string{"Usage: panelsim", "-credentials", "-error-rate", "-keypad-change-every", "PANELSIM_ERROR_RATE"} {
+	for _, want := range []string{"Usage: panelsim", "-credentials", "-error-rate", "-keypad-change-every", "-put-failure-rate", "-protected-users", "(default 1)", "PANELSIM_ERROR_RATE"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("help lacks %q", want)
 		}
@@ -56,6 +57,11 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"--credentials", path, "--error-rate", "2"}, "error rate must be between 0 and 1"},
 		{[]string{"--credentials", path, "--timeout-rate", "-0.5"}, "timeout rate must be between 0 and 1"},
 		{[]string{"--credentials", path, "--armed", "armed"}, "armed state must be one of"},
+		{[]string{"--credentials", path, "--put-failure-rate", "1.5"}, "put failure rate must be between 0 and 1"},
+		{[]string{"--credentials", path, "--put-failure-rate", "often"}, "invalid value"},
+		{[]string{"--credentials", path, "--protected-users", "0"}, "protected users must be between 1 and 9999"},
+		{[]string{"--credentials", path, "--protected-users", "1,master"}, `"master" is not a user number`},
+		{[]string{"--credentials", path, "--protected-users", "2,2"}, "protected user 2 is listed twice"},
 		{[]string{"--credentials", path, "--count", "-1"}, "--count must not be negative"},
 		{[]string{"--credentials", path, "--count", "3"}, "lists only 2 panels"},
 		{[]string{"--credentials", path, "--users", "-1"}, "--users must be at least 1"},
@@ -93,6 +99,40 @@ func TestEnvironmentSetsFlags(t *testing.T) {
 	s, err := parseSettings([]string{"--credentials", path, "--error-rate", "0.25"}, env, &out)
 	if err != nil || s.opts.ErrorRate != 0.25 {
 		t.Fatalf("error rate %v, err %v; want the flag's 0.25", s.opts.ErrorRate, err)
+	}
+}
+
+func TestProtectedUsersFlag(t *testing.T) {
+	path, _ := writeCredentials(t, "http://127.0.0.1:1", 1)
+	cases := []struct {
+		args []string
+		env  string
+		want []int
+	}{
+		{nil, "", []int{sim.DefaultProtectedUser}},
+		{[]string{"--protected-users", "1, 2,40"}, "", []int{1, 2, 40}},
+		{[]string{"--protected-users", "none"}, "", []int{}},
+		{[]string{"--protected-users="}, "", []int{}},
+		{nil, "7,8", []int{7, 8}},
+		{[]string{"--protected-users", "3"}, "7,8", []int{3}},
+	}
+	for _, c := range cases {
+		env := func(name string) string {
+			if name == "PANELSIM_PROTECTED_USERS" {
+				return c.env
+			}
+			return ""
+		}
+		var out bytes.Buffer
+		s, err := parseSettings(append([]string{"--credentials", path}, c.args...), env, &out)
+		if err != nil {
+			t.Errorf("%v with env %q: %v", c.args, c.env, err)
+			continue
+		}
+		// An empty list must stay non-nil: nil would mean the default.
+		if !slices.Equal(s.opts.ProtectedUsers, c.want) || s.opts.ProtectedUsers == nil {
+			t.Errorf("%v with env %q: protected users %#v, want %v", c.args, c.env, s.opts.ProtectedUsers, c.want)
+		}
 	}
 }
 

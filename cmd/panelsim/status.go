@@ -35,7 +35,7 @@ func (r *reporter) report(prefix string) {
 	if n := r.fleet.AuthRejectedCount(); n > 0 {
 		line += fmt.Sprintf(" (credentials rejected: %d)", n)
 	}
-	line += fmt.Sprintf(" | commands %d (%.1f/s), errors %d, unanswered %d | connects %d, disconnects %d | check-ins %d, events %d",
-		answered, rate, st.CommandErrors, st.Ignored, st.Connects, st.Disconnects, st.Checkins, st.Events)
+	line += fmt.Sprintf(" | commands %d (%.1f/s), errors %d, unanswered %d, users refused %d | connects %d, disconnects %d | check-ins %d, events %d",
+		answered, rate, st.CommandErrors, st.Ignored, st.UsersRefused, st.Connects, st.Disconnects, st.Checkins, st.Events)
 	fmt.Fprintln(r.out, line)
 }

@@ -28,7 +28,11 @@ func (p *Panel) execute(cmd panel.Frame) (any, *panel.CommandError) {
 		if err != nil {
 			return nil, invalidArgs(err)
 		}
-		p.log.Debug("answered users.put", "users", len(args.Users), "removed", len(args.Removed))
+		refused := len(res.Refused())
+		if refused > 0 {
+			p.count(func(st *Stats) { st.UsersRefused += int64(refused) })
+		}
+		p.log.Debug("answered users.put", "users", len(args.Users), "removed", len(args.Removed), "refused", refused)
 		return res, nil
 	case panel.CmdConfigGet:
 		return p.state.configCopy(), nil

@@ -19,11 +19,16 @@ const (
 	// DefaultCheckinInterval is used when neither the options nor the
 	// server's hello say how often to check in.
 	DefaultCheckinInterval = 30 * time.Minute
+	// DefaultProtectedUser is the user number a panel protects when
+	// Options.ProtectedUsers is nil. Many real panels keep user 1, the
+	// master code, out of the server's reach, and the generated user 1 is
+	// always the master.
+	DefaultProtectedUser = 1
 )
 
 // Options shape a simulated panel. The zero value is a healthy panel that
 // answers at once, with DefaultUsers users, disarmed, checking in at the
-// interval the server asks for.
+// interval the server asks for, and refusing remote writes to user 1 only.
 type Options struct {
 	// Users is how many users the panel starts with; 0 means DefaultUsers.
 	Users int
@@ -39,6 +44,10 @@ type Options struct {
 	ErrorRate float64
 	// TimeoutRate is the fraction of commands never answered at all.
 	TimeoutRate float64
+	// PutFailureRate is the fraction of users in a users.put that the panel
+	// refuses with device_error, each drawn on its own, while it applies
+	// the others. It tests how the server handles partial failures.
+	PutFailureRate float64
 	// FlapEvery drops the connection about this often (±25%), after which
 	// the panel reconnects; 0 never drops it.
 	FlapEvery time.Duration
@@ -54,6 +63,13 @@ type Options struct {
 	EventEvery time.Duration
 	// CheckinInterval overrides the interval the server's hello asks for.
 	CheckinInterval time.Duration
+	// ProtectedUsers are user numbers a users.put may neither write nor
+	// remove: the panel refuses each such user with the code protected and
+	// applies the rest, as real panels do for their master and installer
+	// codes. Nil means DefaultProtectedUser alone; an empty, non-nil list
+	// protects no one. Changes at the keypad (Panel.PutUser, RemoveUser and
+	// KeypadChangeEvery) are not remote writes and are not limited.
+	ProtectedUsers []int
 
 	// Logger receives connection-level logs. It never receives user codes
 	// or secrets. Nil discards logs.
@@ -75,6 +91,19 @@ func (o Options) Validate() error {
 	if o.TimeoutRate < 0 || o.TimeoutRate > 1 {
 		errs = append(errs, fmt.Errorf("timeout rate must be between 0 and 1, got %v", o.TimeoutRate))
 	}
+	if o.PutFailureRate < 0 || o.PutFailureRate > 1 {
+		errs = append(errs, fmt.Errorf("put failure rate must be between 0 and 1, got %v", o.PutFailureRate))
+	}
+	seen := make(map[int]bool, len(o.ProtectedUsers))
+	for _, n := range o.ProtectedUsers {
+		switch {
+		case n < minUserNumber || n > maxUserNumber:
+			errs = append(errs, fmt.Errorf("protected users must be between %d and %d, got %d", minUserNumber, maxUserNumber, n))
+		case seen[n]:
+			errs = append(errs, fmt.Errorf("protected user %d is listed twice", n))
+		}
+		seen[n] = true
+	}
 	if o.FlapEvery < 0 || o.KeypadChangeEvery < 0 || o.EventEvery < 0 || o.CheckinInterval < 0 {
 		errs = append(errs, errors.New("flap, keypad change, event and check-in intervals must not be negative"))
 	}
@@ -94,6 +123,19 @@ func (o Options) userCount() int {
 		return MaxUsers
 	}
 	return o.Users
+}
+
+// protectedUsers returns the set of user numbers a users.put may not
+// touch.
+func (o Options) protectedUsers() map[int]bool {
+	if o.ProtectedUsers == nil {
+		return map[int]bool{DefaultProtectedUser: true}
+	}
+	set := make(map[int]bool, len(o.ProtectedUsers))
+	for _, n := range o.ProtectedUsers {
+		set[n] = true
+	}
+	return set
 }
 
 func (o Options) logger() *slog.Logger {

@@ -6,9 +6,12 @@
 //
 // A panel's users, configuration and status are generated from its serial
 // and Options.Seed, so they are the same on every run. Faults (latency,
-// errors, timeouts, dropped connections) and activity (keypad changes,
-// arming, troubles) are injected by Options and by the control methods on
-// Panel, which are safe to call from any goroutine.
+// errors, timeouts, users refused by users.put, dropped connections) and
+// activity (keypad changes, arming, troubles) are injected by Options and
+// by the control methods on Panel, which are safe to call from any
+// goroutine. Like real panels, a simulated one applies the users of a
+// users.put it accepts and refuses the others one by one, protected user
+// numbers among them.
 package sim
 
 import (
@@ -85,6 +88,10 @@ type Stats struct {
 	// Ignored counts commands never answered: injected timeouts and those
 	// received while unresponsive.
 	Ignored int64
+	// UsersRefused counts users that users.put commands answered ok refused
+	// one by one: protected, invalid, not fitting, or failed by
+	// Options.PutFailureRate.
+	UsersRefused int64
 	// Checkins and Events count frames sent. They are counted as the send
 	// starts, so that whoever receives a frame already sees it here.
 	Checkins, Events int64
@@ -106,6 +113,7 @@ func (s *Stats) add(o Stats) {
 	s.AuthRejections += o.AuthRejections
 	s.CommandErrors += o.CommandErrors
 	s.Ignored += o.Ignored
+	s.UsersRefused += o.UsersRefused
 	s.Checkins += o.Checkins
 	s.Events += o.Events
 	if s.Commands == nil {

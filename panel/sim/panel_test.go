@@ -88,75 +88,6 @@ func TestUsersGetFullThenIncremental(t *testing.T) {
 	}
 }
 
-func TestUsersPut(t *testing.T) {
-	t.Parallel()
-	p, link, _ := linkedPanel(t, "SN-PUT", Options{Users: 6, Seed: 1})
-	before := p.Users()
-	start := p.Watermark()
-
-	edited := before[1]
-	edited.Name = "Edited Name"
-	edited.Code = "" // the server never has codes
-	edited.HasCode = true
-	wantCode := before[1].Code
-	newUser := panel.User{Number: 77, Name: "New Person", Authority: panel.AuthorityArmOnly, Partitions: []int{1}, HasCode: false}
-	gone := before[3].Number
-
-	var put panel.UsersPutResult
-	link.callOK(t, panel.CmdUsersPut, panel.UsersPutArgs{Users: []panel.User{edited, newUser}, Removed: []int{gone}}, &put)
-	if put.Watermark != p.Watermark() || put.Watermark == start {
-		t.Fatalf("put watermark = %q, want the panel's new watermark %q", put.Watermark, p.Watermark())
-	}
-
-	var since panel.UsersGetResult
-	link.callOK(t, panel.CmdUsersGet, panel.UsersGetArgs{Since: start}, &since)
-	got := make([]int, 0, len(since.Users))
-	for _, u := range since.Users {
-		got = append(got, u.Number)
-	}
-	if !slices.Equal(got, []int{edited.Number, 77}) || !slices.Equal(since.Removed, []int{gone}) {
-		t.Fatalf("changes since put = users %v removed %v; want [%d 77] and [%d]", got, since.Removed, edited.Number, gone)
-	}
-	if since.Users[0].Code != wantCode {
-		t.Fatal("a user written with has_code and no code lost its code")
-	}
-
-	// Writing a user exactly as it is changes nothing.
-	unchanged := p.Watermark()
-	link.callOK(t, panel.CmdUsersPut, panel.UsersPutArgs{Users: []panel.User{since.Users[1]}}, &put)
-	if put.Watermark != unchanged {
-		t.Fatalf("identical put moved the watermark from %q to %q", unchanged, put.Watermark)
-	}
-
-	bad := map[string]panel.UsersPutArgs{
-		"number 0":             {Users: []panel.User{{Number: 0, Name: "X", Authority: panel.AuthorityStandard}}},
-		"number 10000":         {Users: []panel.User{{Number: 10000, Name: "X", Authority: panel.AuthorityStandard}}},
-		"unknown authority":    {Users: []panel.User{{Number: 5, Name: "X", Authority: "boss"}}},
-		"missing partition":    {Users: []panel.User{{Number: 5, Name: "X", Authority: panel.AuthorityGuest, Partitions: []int{99}}}},
-		"letters in code":      {Users: []panel.User{{Number: 5, Name: "X", Authority: panel.AuthorityGuest, HasCode: true, Code: "12ab"}}},
-		"duplicate number":     {Users: []panel.User{newUser, newUser}},
-		"removed out of range": {Removed: []int{-1}},
-		"written and removed":  {Users: []panel.User{newUser}, Removed: []int{77}},
-	}
-	for name, args := range bad {
-		// The valid first user of a bad batch must not be written either.
-		args.Users = append([]panel.User{{Number: 900, Name: "Valid", Authority: panel.AuthorityStandard, Partitions: []int{1}}}, args.Users...)
-		e := link.callErr(t, panel.CmdUsersPut, args)
-		if e.Code != "invalid_args" || e.Message == "" {
-			t.Errorf("%s: error = %+v, want invalid_args with a message", name, e)
-		}
-		if bytes.Contains([]byte(e.Message), []byte("12ab")) {
-			t.Errorf("%s: error message repeats the code", name)
-		}
-	}
-	if p.Watermark() != unchanged {
-		t.Fatal("a rejected users.put changed the panel")
-	}
-	if e := link.callErr(t, panel.CmdUsersPut, []int{1, 2}); e.Code != "invalid_args" {
-		t.Fatalf("malformed args: error = %+v, want invalid_args", e)
-	}
-}
-
 func TestConfigStatusAndUnknownCommand(t *testing.T) {
 	t.Parallel()
 	p, link, _ := linkedPanel(t, "SN-CFG", Options{ArmedState: panel.ArmStay})
@@ -444,6 +375,17 @@ func TestRunRejectsBadInput(t *testing.T) {
 	good := Credentials{Serial: "S", Secret: "x"}
 	if err := NewPanel(good, Options{ErrorRate: 2}).Run(ctx, "http://127.0.0.1:1"); err == nil {
 		t.Error("Run accepted an error rate of 2")
+	}
+	for _, opts := range []Options{
+		{PutFailureRate: -0.1},
+		{PutFailureRate: 1.1},
+		{ProtectedUsers: []int{0}},
+		{ProtectedUsers: []int{10000}},
+		{ProtectedUsers: []int{1, 1}},
+	} {
+		if err := NewPanel(good, opts).Run(ctx, "http://127.0.0.1:1"); err == nil {
+			t.Errorf("Run accepted %+v", opts)
+		}
 	}
 	if err := NewPanel(Credentials{Serial: "S"}, Options{}).Run(ctx, "http://127.0.0.1:1"); err == nil {
 		t.Error("Run accepted credentials without a secret")

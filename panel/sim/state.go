@@ -47,6 +47,11 @@ type state struct {
 	config     panel.Config
 	status     panel.Status
 	codeLength int
+	// protected are the user numbers a users.put may not touch.
+	protected map[int]bool
+	// putFailureRate is the chance that a users.put fails to store one
+	// user.
+	putFailureRate float64
 }
 
 func newState(serial string, opts Options, epoch string) *state {
@@ -59,6 +64,9 @@ func newState(serial string, opts Options, epoch string) *state {
 		config:     g.config,
 		status:     g.status,
 		codeLength: g.codeLength,
+
+		protected:      opts.protectedUsers(),
+		putFailureRate: opts.PutFailureRate,
 	}
 	for _, u := range g.users {
 		s.rev++
@@ -123,55 +131,90 @@ func (s *state) usersGet(args panel.UsersGetArgs) panel.UsersGetResult {
 	return res
 }
 
-// usersPut answers users.put. It checks every user before changing any,
-// so that bad input changes nothing.
+// usersPut answers users.put. A command that is wrong as a whole (too
+// many users, a number listed twice, or both written and removed) is an
+// error and changes nothing. Otherwise each user is judged on its own: the
+// panel applies those it accepts and reports each refusal in the result,
+// in the order of the request.
+//
+// Removals are applied before writes, so that the slots they free can take
+// users written by the same command, as a server replacing one user with
+// another expects of a full panel.
 func (s *state) usersPut(args panel.UsersPutArgs) (panel.UsersPutResult, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	if n := len(args.Users) + len(args.Removed); n > panel.MaxUsersPerPut {
+		return panel.UsersPutResult{}, fmt.Errorf("a users.put carries at most %d users, this one has %d", panel.MaxUsersPerPut, n)
+	}
 	seen := make(map[int]bool, len(args.Users)+len(args.Removed))
 	for i, u := range args.Users {
-		if err := s.validateUserLocked(u); err != nil {
-			return panel.UsersPutResult{}, fmt.Errorf("users[%d]: %w", i, err)
-		}
 		if seen[u.Number] {
 			return panel.UsersPutResult{}, fmt.Errorf("users[%d]: user %d is listed twice", i, u.Number)
 		}
 		seen[u.Number] = true
 	}
 	for i, n := range args.Removed {
-		if n < minUserNumber || n > maxUserNumber {
-			return panel.UsersPutResult{}, fmt.Errorf("removed[%d]: user number must be between %d and %d, got %d", i, minUserNumber, maxUserNumber, n)
-		}
 		if seen[n] {
 			return panel.UsersPutResult{}, fmt.Errorf("removed[%d]: user %d is both written and removed", i, n)
 		}
 		seen[n] = true
 	}
-	if grown := s.countAfterPutLocked(args); grown > MaxUsers {
-		return panel.UsersPutResult{}, fmt.Errorf("the panel holds at most %d users, this would make %d", MaxUsers, grown)
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	results := make([]panel.UserPutResult, len(args.Users)+len(args.Removed))
+	for i, n := range args.Removed {
+		results[len(args.Users)+i] = s.putRemoveLocked(n)
 	}
-	for _, u := range args.Users {
-		s.upsertLocked(u)
+	for i, u := range args.Users {
+		results[i] = s.putWriteLocked(u)
 	}
-	for _, n := range args.Removed {
-		s.removeLocked(n)
-	}
-	return panel.UsersPutResult{Watermark: s.watermarkLocked()}, nil
+	return panel.UsersPutResult{Watermark: s.watermarkLocked(), Results: results}, nil
 }
 
-func (s *state) countAfterPutLocked(args panel.UsersPutArgs) int {
-	n := len(s.users)
-	for _, u := range args.Users {
-		if s.users[u.Number] == nil {
-			n++
-		}
+// putWriteLocked writes one user of a users.put, or says why it does not.
+func (s *state) putWriteLocked(u panel.User) panel.UserPutResult {
+	if s.protected[u.Number] {
+		return refusedProtected(u.Number)
 	}
-	for _, number := range args.Removed {
-		if s.users[number] != nil {
-			n--
-		}
+	if err := s.validateUserLocked(u); err != nil {
+		return refused(u.Number, panel.RefusedInvalid, err.Error())
 	}
-	return n
+	if s.users[u.Number] == nil && len(s.users) >= MaxUsers {
+		return refused(u.Number, panel.RefusedFull, fmt.Sprintf("the panel holds at most %d users", MaxUsers))
+	}
+	if s.chanceLocked(s.putFailureRate) {
+		return refusedDeviceError(u.Number)
+	}
+	s.upsertLocked(u)
+	return panel.UserPutResult{Number: u.Number, Status: panel.UserPutOK}
+}
+
+// putRemoveLocked removes one user of a users.put, or says why it does
+// not. Removing an empty slot succeeds: the user is gone either way.
+func (s *state) putRemoveLocked(number int) panel.UserPutResult {
+	if s.protected[number] {
+		return refusedProtected(number)
+	}
+	if number < minUserNumber || number > maxUserNumber {
+		return refused(number, panel.RefusedInvalid,
+			fmt.Sprintf("user number must be between %d and %d, got %d", minUserNumber, maxUserNumber, number))
+	}
+	if s.chanceLocked(s.putFailureRate) {
+		return refusedDeviceError(number)
+	}
+	s.removeLocked(number)
+	return panel.UserPutResult{Number: number, Status: panel.UserPutOK}
+}
+
+func refused(number int, code, message string) panel.UserPutResult {
+	return panel.UserPutResult{Number: number, Status: panel.UserPutRefused, Code: code, Message: message}
+}
+
+func refusedProtected(number int) panel.UserPutResult {
+	return refused(number, panel.RefusedProtected, fmt.Sprintf("user %d is protected on the panel", number))
+}
+
+func refusedDeviceError(number int) panel.UserPutResult {
+	return refused(number, panel.RefusedDeviceError, "the panel did not store the user")
 }
 
 // validateUserLocked checks one user as a panel's firmware would.
@@ -180,7 +223,7 @@ func (s *state) validateUserLocked(u panel.User) error {
 		return fmt.Errorf("user number must be between %d and %d, got %d", minUserNumber, maxUserNumber, u.Number)
 	}
 	if !isAuthority(u.Authority) {
-		return fmt.Errorf("user %d: authority must be one of %s, %s, %s, %s or %s, got %q", u.Number,
+		return fmt.Errorf("user %d: authority must be one of %s, %s, %s, %s or %s, got %.32q", u.Number,
 			panel.AuthorityMaster, panel.AuthorityStandard, panel.AuthorityArmOnly, panel.AuthorityGuest, panel.AuthorityDuress, u.Authority)
 	}
 	for _, p := range u.Partitions {
@@ -293,6 +336,19 @@ func (s *state) chance(p float64) bool {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.chanceLocked(p)
+}
+
+// chanceLocked reports true with probability p, drawing from the panel's
+// seeded runtime stream. Certainties draw nothing, so that a rate of 0 or
+// 1 leaves the stream as it was.
+func (s *state) chanceLocked(p float64) bool {
+	switch {
+	case p <= 0:
+		return false
+	case p >= 1:
+		return true
+	}
 	return s.rng.Float64() < p
 }
 
