@@ -149,7 +149,7 @@ func (a *App) build(ctx context.Context, signingKey, codeKey []byte) error {
 				a.log.Warn("tell nodes a login ended", "error", err.Error())
 			}
 		},
-		Mailer:    authMailer{a.mail},
+		Mailer:    a.mail,
 		PublicURL: a.cfg.PublicURL,
 	})
 	if err != nil {
@@ -175,6 +175,7 @@ func (a *App) build(ctx context.Context, signingKey, codeKey []byte) error {
 		PerAccount:     a.cfg.AccountRuns,
 		ScheduleTick:   a.cfg.ScheduleTick,
 		CodeKey:        codeKey,
+		Mailer:         a.mail,
 		Logger:         a.log,
 	}, a.store, a.events, a.link, b.NewWaker())
 

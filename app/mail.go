@@ -1,7 +1,6 @@
 package app
 
 import (
-	"context"
 	"fmt"
 	netmail "net/mail"
 	"net/url"
@@ -127,13 +126,3 @@ func (a *App) Sealer() *auth.Sealer { return a.sealer }
 // Outbox returns the folder mail is written to, or "" when it is sent
 // over SMTP.
 func (a *App) Outbox() string { return a.outbox }
-
-// authMailer queues the mails of sign-in (invitations, password resets)
-// on the node's mail queue.
-type authMailer struct{ q *mail.Queue }
-
-func (m authMailer) Enqueue(ctx context.Context, msg auth.Mail) error {
-	return m.q.Enqueue(ctx, mail.Message{
-		To: msg.To, Subject: msg.Subject, Text: msg.Text, HTML: msg.HTML, Kind: msg.Kind, AccountID: msg.AccountID,
-	})
-}

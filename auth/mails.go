@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/panelsync/panelsync/mail"
 	"github.com/panelsync/panelsync/models"
 )
 
@@ -49,7 +50,7 @@ func render(c mailContent) (text, html string) {
 	return t.String(), h.String()
 }
 
-func invitationMail(accountName string, login models.Login, inviter, link string, ttl time.Duration) Mail {
+func invitationMail(accountName string, login models.Login, inviter, link string, ttl time.Duration) mail.Message {
 	c := mailContent{
 		Name: login.Name,
 		Paragraphs: []string{
@@ -61,10 +62,10 @@ func invitationMail(accountName string, login models.Login, inviter, link string
 		Footer: "If you did not expect this invitation, you can ignore this mail.",
 	}
 	text, html := render(c)
-	return Mail{To: login.Email, Subject: "You are invited to " + accountName + " on panelsync", Text: text, HTML: html, Kind: "invitation"}
+	return mail.Message{To: login.Email, Subject: "You are invited to " + accountName + " on panelsync", Text: text, HTML: html, Kind: "invitation"}
 }
 
-func resetMail(login models.Login, link string, ttl time.Duration) Mail {
+func resetMail(login models.Login, link string, ttl time.Duration) mail.Message {
 	valid := "one hour"
 	if h := int(ttl.Hours()); h != 1 {
 		valid = fmt.Sprintf("%d hours", h)
@@ -80,10 +81,10 @@ func resetMail(login models.Login, link string, ttl time.Duration) Mail {
 		Footer: "If you did not ask for this, ignore this mail: your password stays as it is.",
 	}
 	text, html := render(c)
-	return Mail{To: login.Email, Subject: "Reset your panelsync password", Text: text, HTML: html, Kind: "password_reset"}
+	return mail.Message{To: login.Email, Subject: "Reset your panelsync password", Text: text, HTML: html, Kind: "password_reset"}
 }
 
-func passwordChangedMail(login models.Login) Mail {
+func passwordChangedMail(login models.Login) mail.Message {
 	c := mailContent{
 		Name: login.Name,
 		Paragraphs: []string{
@@ -92,7 +93,7 @@ func passwordChangedMail(login models.Login) Mail {
 		Footer: "If you did not change it, reset your password at once and tell your account's owner.",
 	}
 	text, html := render(c)
-	return Mail{To: login.Email, Subject: "Your panelsync password was changed", Text: text, HTML: html, Kind: "password_changed"}
+	return mail.Message{To: login.Email, Subject: "Your panelsync password was changed", Text: text, HTML: html, Kind: "password_changed"}
 }
 
 // article puts "a" or "an" before a role name.

@@ -2,29 +2,19 @@ package auth
 
 import (
 	"context"
-	"net/mail"
+	netmail "net/mail"
 	"strings"
 	"time"
 
+	"github.com/panelsync/panelsync/mail"
 	"github.com/panelsync/panelsync/models"
 )
-
-// Mail is one message for a person: an invitation, a password reset, a
-// security notice.
-type Mail struct {
-	To        string
-	Subject   string
-	Text      string
-	HTML      string
-	Kind      string
-	AccountID string
-}
 
 // Mailer queues a mail in the transaction carried by ctx, so the mail goes
 // out exactly when the change that caused it commits, and sending never
 // holds up the request.
 type Mailer interface {
-	Enqueue(ctx context.Context, m Mail) error
+	Enqueue(ctx context.Context, m mail.Message) error
 }
 
 // Prefixes of the mailed single-use tokens.
@@ -55,7 +45,7 @@ type Issued struct {
 // checkEmail validates and normalises an e-mail address typed by a person.
 func checkEmail(field, email string) (string, error) {
 	email = strings.TrimSpace(email)
-	addr, err := mail.ParseAddress(email)
+	addr, err := netmail.ParseAddress(email)
 	if err != nil || addr.Address != email || len(email) > 254 || strings.ContainsAny(email, "\r\n") {
 		return "", models.FieldError(field, "%s must be an e-mail address such as name@example.com", field)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/panelsync/panelsync/app"
 	"github.com/panelsync/panelsync/auth"
+	"github.com/panelsync/panelsync/mail"
 	"github.com/panelsync/panelsync/models/dbtest"
 )
 
@@ -315,6 +316,6 @@ func TestExpiredAccessToken_Answers401TokenExpired_AndRefreshWorks(t *testing.T)
 // noMail is the mailer of a service that only signs in and so never mails.
 type noMail struct{}
 
-func (noMail) Enqueue(context.Context, auth.Mail) error {
+func (noMail) Enqueue(context.Context, mail.Message) error {
 	return errors.New("this test's sign-in service sends no mail")
 }

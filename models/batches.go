@@ -278,3 +278,41 @@ func (s *Store) SetForcePending(ctx context.Context, accountID string, ids []str
 func (s *Store) ClearForcePending(ctx context.Context, locationID string) error {
 	return s.conn(ctx).Model(&Location{}).Where("id = ? AND force_pending = ?", locationID, true).Update("force_pending", false).Error
 }
+
+// BatchRunOutcome is one run of a batch with its location, for the
+// batch's summary report.
+type BatchRunOutcome struct {
+	RunID        string
+	State        RunState
+	ErrorMessage string
+	Location     Location
+}
+
+// BatchRunOutcomes lists every run of a batch with its location.
+func (s *Store) BatchRunOutcomes(ctx context.Context, batchID string) ([]BatchRunOutcome, error) {
+	var runs []Run
+	if err := s.conn(ctx).Select("id", "state", "error_message", "location_id").Where("batch_id = ?", batchID).Find(&runs).Error; err != nil {
+		return nil, fmt.Errorf("list batch runs: %w", err)
+	}
+	ids := make([]string, len(runs))
+	for i, r := range runs {
+		ids[i] = r.LocationID
+	}
+	byID := make(map[string]Location, len(runs))
+	for len(ids) > 0 {
+		chunk := ids[:min(len(ids), 500)]
+		ids = ids[len(chunk):]
+		var locs []Location
+		if err := s.conn(ctx).Where("id IN ?", chunk).Find(&locs).Error; err != nil {
+			return nil, fmt.Errorf("load batch locations: %w", err)
+		}
+		for _, l := range locs {
+			byID[l.ID] = l
+		}
+	}
+	out := make([]BatchRunOutcome, len(runs))
+	for i, r := range runs {
+		out[i] = BatchRunOutcome{RunID: r.ID, State: r.State, ErrorMessage: r.ErrorMessage, Location: byID[r.LocationID]}
+	}
+	return out, nil
+}

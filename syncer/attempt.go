@@ -14,6 +14,9 @@ import (
 type attemptOutcome struct {
 	err  *runError
 	mode models.RunMode
+	// location is the run's location as the attempt found it, for the
+	// report mailed with the outcome; empty when it could not be loaded.
+	location models.Location
 	// data is what the panel sent, as kept for the run's data download.
 	data []byte
 	// apply reconciles the remote copy with what the panel sent, inside
@@ -78,8 +81,9 @@ func (e *Engine) runAttempt(ctx context.Context, r models.Run) attemptOutcome {
 		err = &runError{code: "internal", message: fmt.Sprintf("runs of kind %s are not executed by workers", r.Kind), permanent: true}
 	}
 	if err != nil {
-		return failedOutcome(classify(err))
+		out = failedOutcome(classify(err))
 	}
+	out.location = loc.Location
 	return out
 }
 
@@ -118,7 +122,10 @@ func (e *Engine) record(ctx context.Context, r models.Run, out attemptOutcome) e
 				Message: fmt.Sprintf("%s succeeded: %s", kindLabel(r.Kind), res.summary),
 				Data:    map[string]any{"kind": r.Kind, "mode": out.mode, "changes": res.counts, "attempt": r.Attempt},
 			})
-			return err
+			if err != nil {
+				return err
+			}
+			return e.reportRun(ctx, r, out.location, "succeeded", res.summary)
 		})
 	}
 	if !out.err.permanent && r.Attempt < e.cfg.MaxAttempts {
@@ -145,7 +152,10 @@ func (e *Engine) record(ctx context.Context, r models.Run, out attemptOutcome) e
 			Message: fmt.Sprintf("%s failed: %s", kindLabel(r.Kind), out.err.message),
 			Data:    map[string]any{"kind": r.Kind, "code": out.err.code, "attempt": r.Attempt},
 		})
-		return err
+		if err != nil {
+			return err
+		}
+		return e.reportRun(ctx, r, out.location, "failed", out.err.message)
 	})
 }
 

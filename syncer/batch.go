@@ -338,7 +338,10 @@ func (e *Engine) batchChanged(ctx context.Context, batchID string) {
 				AccountID: b.AccountID, Type: models.EventBatchFinished, Severity: models.SeverityInfo,
 				Message: batchSummary(b, st), Data: data,
 			})
-			return err
+			if err != nil {
+				return err
+			}
+			return e.reportBatch(ctx, b, st)
 		})
 		if err != nil {
 			e.log.Warn("finish batch", "batch_id", batchID, "error", err.Error())

@@ -53,7 +53,10 @@ type Config struct {
 	ScheduleTick time.Duration
 	// CodeKey keys the digests that stand in for user codes.
 	CodeKey []byte
-	Logger  *slog.Logger
+	// Mailer queues the sync reports mailed to locations' report
+	// e-mails; nil sends none.
+	Mailer Mailer
+	Logger *slog.Logger
 }
 
 func (c *Config) setDefaults() {

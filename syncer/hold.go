@@ -63,7 +63,10 @@ func (e *Engine) hold(ctx context.Context, r models.Run, out attemptOutcome, res
 		Message: fmt.Sprintf("%s held for apply: %s (%s)", kindLabel(r.Kind), res.summary, res.hold),
 		Data:    map[string]any{"kind": r.Kind, "mode": out.mode, "changes": res.counts, "reason": res.hold},
 	})
-	return err
+	if err != nil {
+		return err
+	}
+	return e.reportRun(ctx, r, out.location, "held for apply", fmt.Sprintf("%s; held because %s. Apply or cancel run %s.", res.summary, res.hold, r.ID))
 }
 
 // ApplyRun applies a held run's changes, as a person approved them, and
@@ -130,6 +133,9 @@ func (e *Engine) ApplyRun(ctx context.Context, actor models.Actor, runID string)
 			Data:    map[string]any{"kind": r.Kind, "mode": r.Mode, "changes": res.counts, "applied_by": actor.Name},
 		})
 		if err != nil {
+			return err
+		}
+		if err := e.reportRun(ctx, r, loc.Location, "applied by "+actor.Name, res.summary); err != nil {
 			return err
 		}
 		out, err = e.store.Run(ctx, actor.AccountID, runID)
