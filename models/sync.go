@@ -30,9 +30,23 @@ func (s *Store) PanelUsers(ctx context.Context, locationID string) ([]PanelUser,
 	return users, nil
 }
 
+// UsersReceipt names the users a run received at a location, and which run
+// and when, so that the record can say what the panel last sent for each.
+type UsersReceipt struct {
+	RunID   string
+	At      time.Time
+	Numbers []int
+}
+
+// receiptChunk is how many users one statement stamps: a 10,000-user panel
+// takes 20 statements, each well inside every backend's limit on bound
+// parameters.
+const receiptChunk = 500
+
 // ApplyPanelUsers writes a users sync's changes to the remote copy: rows
-// to insert, rows to update (by id) and user numbers to delete.
-func (s *Store) ApplyPanelUsers(ctx context.Context, locationID string, insert, update []PanelUser, remove []int) error {
+// to insert, rows to update (by id) and user numbers to delete. Every user
+// the receipt names, changed or not, is then stamped with its run and time.
+func (s *Store) ApplyPanelUsers(ctx context.Context, locationID string, insert, update []PanelUser, remove []int, received UsersReceipt) error {
 	db := s.conn(ctx)
 	if len(insert) > 0 {
 		if err := db.CreateInBatches(insert, 500).Error; err != nil {
@@ -51,6 +65,15 @@ func (s *Store) ApplyPanelUsers(ctx context.Context, locationID string, insert, 
 	if len(remove) > 0 {
 		if err := db.Where("location_id = ? AND user_number IN ?", locationID, remove).Delete(&PanelUser{}).Error; err != nil {
 			return fmt.Errorf("delete panel users: %w", err)
+		}
+	}
+	for numbers := range slices.Chunk(received.Numbers, receiptChunk) {
+		// UpdateColumns leaves updated_at alone: it tells when a user last
+		// changed, which receiving the same user again does not.
+		err := db.Model(&PanelUser{}).Where("location_id = ? AND user_number IN ?", locationID, numbers).
+			UpdateColumns(map[string]any{"received_at": received.At, "received_run_id": received.RunID}).Error
+		if err != nil {
+			return fmt.Errorf("record received panel users: %w", err)
 		}
 	}
 	return nil

@@ -161,19 +161,28 @@ type PanelConfigItem struct {
 // itself is never stored; CodeDigest is a keyed digest that tells whether it
 // changed.
 type PanelUser struct {
-	ID             string  `gorm:"primaryKey;size:36"`
-	LocationID     string  `gorm:"size:36;not null;uniqueIndex:idx_panel_users_location_number,priority:1"`
-	UserNumber     int     `gorm:"not null;uniqueIndex:idx_panel_users_location_number,priority:2"`
-	Name           string  `gorm:"size:200;not null"`
-	Email          string  `gorm:"size:254;not null;default:'';index"`
+	ID         string `gorm:"primaryKey;size:36"`
+	LocationID string `gorm:"size:36;not null;uniqueIndex:idx_panel_users_location_number,priority:1;index:idx_panel_users_location_external,priority:1"`
+	UserNumber int    `gorm:"not null;uniqueIndex:idx_panel_users_location_number,priority:2"`
+	Name       string `gorm:"size:200;not null"`
+	Email      string `gorm:"size:254;not null;default:'';index"`
+	// ExternalID is the person's id in the customer's own systems, which
+	// imports bring; empty until one does.
+	ExternalID     string  `gorm:"size:64;not null;default:'';index:idx_panel_users_location_external,priority:2"`
 	Authority      string  `gorm:"size:24;not null"`
 	Partitions     string  `gorm:"size:200;not null;default:''"`
 	AccessSchedule string  `gorm:"size:200;not null;default:''"`
 	HasCode        bool    `gorm:"not null"`
 	CodeDigest     string  `gorm:"size:64;not null;default:''"`
 	LoginID        *string `gorm:"size:36;index"`
-	CreatedAt      time.Time
-	UpdatedAt      time.Time
+	// ReceivedAt and ReceivedRunID say when the record last took this
+	// user from a users run, and which run, whether or not the run
+	// changed it. Both are nil until a run receives the user, as on rows
+	// written before the columns existed.
+	ReceivedAt    *time.Time
+	ReceivedRunID *string `gorm:"size:36"`
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
 }
 
 // Run is one sync of one kind for one location. The run table is also the

@@ -97,7 +97,7 @@ func (e *Engine) ApplyRun(ctx context.Context, actor models.Actor, runID string)
 		if err != nil {
 			return err
 		}
-		res, err := e.applyUsers(ctx, loc, r.Mode, kept, pending.Digests, existing)
+		res, err := e.applyUsers(ctx, loc, r.ID, r.Mode, kept, pending.Digests, existing)
 		if err != nil {
 			return err
 		}

@@ -45,7 +45,7 @@ func TestWorkerKilledHoldingLease_RunIsTakenOverAndAppliedOnce(t *testing.T) {
 		// The dead worker wakes up and tries to apply its own result.
 		late := store.Tx(ctx, func(ctx context.Context) error {
 			extra := models.PanelUser{ID: models.NewID(), LocationID: tb.loc.Location.ID, UserNumber: 999, Name: "Ghost", Authority: "standard"}
-			if err := store.ApplyPanelUsers(ctx, tb.loc.Location.ID, []models.PanelUser{extra}, nil, nil); err != nil {
+			if err := store.ApplyPanelUsers(ctx, tb.loc.Location.ID, []models.PanelUser{extra}, nil, nil, models.UsersReceipt{}); err != nil {
 				return err
 			}
 			return store.FinishRun(ctx, run.ID, "dead-worker", models.RunOutcome{State: models.RunSucceeded, Added: 1}, time.Now())

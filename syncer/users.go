@@ -103,17 +103,23 @@ func (e *Engine) syncUsers(ctx context.Context, r models.Run, loc models.Locatio
 				changes, _ := json.Marshal(Changes{Counts: d.counts, Changes: d.changes})
 				return applied{counts: d.counts, changes: changes, summary: d.counts.String(), hold: reason, pending: pending}, nil
 			}
-			return e.applyUsers(ctx, loc, mode, kept, digests, existing)
+			return e.applyUsers(ctx, loc, r.ID, mode, kept, digests, existing)
 		},
 	}, nil
 }
 
-// applyUsers reconciles the remote copy with the users a run received,
-// in the transaction carried by ctx: the changes, the watermark, and the
-// forced sync that a full sync fulfils.
-func (e *Engine) applyUsers(ctx context.Context, loc models.LocationView, mode models.RunMode, kept UsersData, digests map[int]string, existing []models.PanelUser) (applied, error) {
+// applyUsers reconciles the remote copy with the users run runID received,
+// in the transaction carried by ctx: the changes, the receipt of every user
+// the run received, the watermark, and the forced sync that a full sync
+// fulfils. A held run is stamped when it is applied, as that is when the
+// record takes its users; the run id leads to when the panel sent them.
+func (e *Engine) applyUsers(ctx context.Context, loc models.LocationView, runID string, mode models.RunMode, kept UsersData, digests map[int]string, existing []models.PanelUser) (applied, error) {
 	d := diffUsers(loc.Location.ID, existing, kept, digests)
-	if err := e.store.ApplyPanelUsers(ctx, loc.Location.ID, d.insert, d.update, d.remove); err != nil {
+	received := models.UsersReceipt{RunID: runID, At: e.now(), Numbers: make([]int, len(kept.Users))}
+	for i, u := range kept.Users {
+		received.Numbers[i] = u.Number
+	}
+	if err := e.store.ApplyPanelUsers(ctx, loc.Location.ID, d.insert, d.update, d.remove, received); err != nil {
 		return applied{}, err
 	}
 	if err := e.store.SetUsersWatermark(ctx, loc.Panel.ID, kept.Watermark); err != nil {
