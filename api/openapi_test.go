@@ -153,6 +153,7 @@ func TestOpenAPI_DescribesEveryRoute(t *testing.T) {
 		{"GET /v1/locations/{id}/users", false, []string{"200", "400", "401", "403", "404", "500"}},
 		{"GET /v1/locations/{id}/panel", false, []string{"200", "400", "401", "403", "404", "500"}},
 		{"GET /v1/locations/{id}/status", false, []string{"200", "400", "401", "403", "404", "500"}},
+		{"GET /v1/people", false, []string{"200", "400", "401", "403", "500"}},
 		{"GET /v1/runs", false, []string{"200", "400", "401", "403", "404", "500"}},
 		{"GET /v1/runs/{id}", false, []string{"200", "400", "401", "403", "404", "500"}},
 		{"GET /v1/runs/{id}/data", false, []string{"200", "400", "401", "403", "404", "500"}},

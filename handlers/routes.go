@@ -148,6 +148,9 @@ func New(d Deps) *fiber.App {
 	authed.add(fiber.MethodGet, "/locations/:id/panel", ph.config)
 	authed.add(fiber.MethodGet, "/locations/:id/status", ph.status)
 
+	lkh := lookupHandlers{store: d.Store}
+	authed.add(fiber.MethodGet, "/people", lkh.lookup)
+
 	eh := eventHandlers{store: d.Store}
 	authed.add(fiber.MethodGet, "/events", eh.list)
 

@@ -317,7 +317,7 @@ func (s *Store) ListLocations(ctx context.Context, q LocationQuery) ([]LocationV
 		db = db.Where("group_name = ?", *q.Group)
 	}
 	if q.Cursor != "" {
-		cur, err := decodeCursor(q.Cursor)
+		cur, err := decodeCursor(q.Cursor, func(c locationCursor) bool { return c.ID != "" })
 		if err != nil {
 			return nil, "", err
 		}
@@ -361,19 +361,24 @@ func (s *Store) withPanels(ctx context.Context, locs []Location) ([]LocationView
 	return views, nil
 }
 
-func encodeCursor(c locationCursor) string {
+// encodeCursor turns the position a page ended at into the opaque cursor
+// a client passes back for the next page.
+func encodeCursor[T any](c T) string {
 	b, _ := json.Marshal(c)
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-func decodeCursor(s string) (locationCursor, error) {
-	var c locationCursor
+// decodeCursor reads a cursor encodeCursor made; valid tells a complete
+// position from what a client made up.
+func decodeCursor[T any](s string, valid func(T) bool) (T, error) {
+	var c T
 	b, err := base64.RawURLEncoding.DecodeString(s)
 	if err == nil {
 		err = json.Unmarshal(b, &c)
 	}
-	if err != nil || c.ID == "" {
-		return locationCursor{}, FieldError("cursor", "cursor is not one this server issued")
+	if err != nil || !valid(c) {
+		var zero T
+		return zero, FieldError("cursor", "cursor is not one this server issued")
 	}
 	return c, nil
 }
