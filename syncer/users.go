@@ -110,7 +110,10 @@ func (e *Engine) syncUsers(ctx context.Context, r models.Run, loc models.Locatio
 
 // applyUsers reconciles the remote copy with the users a run received,
 // in the transaction carried by ctx: the changes, the watermark, and the
-// forced sync that a full sync fulfils.
+// forced sync that a full sync fulfils. It writes the panel's row (the
+// watermark) before the run itself is finished, so the transaction takes
+// the panel's lock before it frees the run's place in the queue; the first
+// sync at a panel's link relies on that order (models.LockPanelLocation).
 func (e *Engine) applyUsers(ctx context.Context, loc models.LocationView, mode models.RunMode, kept UsersData, digests map[int]string, existing []models.PanelUser) (applied, error) {
 	d := diffUsers(loc.Location.ID, existing, kept, digests)
 	if err := e.store.ApplyPanelUsers(ctx, loc.Location.ID, d.insert, d.update, d.remove); err != nil {
