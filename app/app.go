@@ -166,20 +166,21 @@ func (a *App) build(ctx context.Context, signingKey, codeKey []byte) error {
 		Logger:          a.log,
 	}, a.store, a.events, b.Conn())
 	a.engine = syncer.New(syncer.Config{
-		Owner:          a.nodeID,
-		Workers:        a.cfg.Workers,
-		Lease:          a.cfg.RunLease,
-		MaxAttempts:    a.cfg.MaxAttempts,
-		RetryBase:      a.cfg.RetryBase,
-		CommandTimeout: a.cfg.CommandTimeout,
-		PerAccount:     a.cfg.AccountRuns,
-		ScheduleTick:   a.cfg.ScheduleTick,
-		CodeKey:        codeKey,
-		Mailer:         a.mail,
-		Logger:         a.log,
+		Owner:           a.nodeID,
+		Workers:         a.cfg.Workers,
+		Lease:           a.cfg.RunLease,
+		MaxAttempts:     a.cfg.MaxAttempts,
+		RetryBase:       a.cfg.RetryBase,
+		CommandTimeout:  a.cfg.CommandTimeout,
+		PerAccount:      a.cfg.AccountRuns,
+		ScheduleTick:    a.cfg.ScheduleTick,
+		UserChangeDelay: a.cfg.UserChangeDelay,
+		CodeKey:         codeKey,
+		Mailer:          a.mail,
+		Logger:          a.log,
 	}, a.store, a.events, a.link, b.NewWaker())
 
-	a.link.SetCheckinHandler(a.engine)
+	a.link.SetHandler(a.engine)
 	a.hub = realtime.NewHub(realtime.Config{WriterShare: a.cfg.RealtimeWriterShare, Logger: a.log}, a.store, b.Conn())
 
 	origins, err := handlers.ParseOrigins(a.cfg.CORSOrigins)

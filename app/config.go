@@ -51,6 +51,7 @@ type Config struct {
 	RealtimeWriterShare int
 	AccountRuns         int
 	ScheduleTick        time.Duration
+	UserChangeDelay     time.Duration
 
 	// SecretKey seals secrets kept at rest; OldSecretKeys (comma-separated)
 	// still open what earlier keys sealed.
@@ -119,6 +120,7 @@ func (c *Config) Settings() []Setting {
 		integer(&c.MailMaxAttempts, "mail-max-attempts", "12", "attempts at sending a mail before it is marked failed"),
 		integer(&c.AccountRuns, "account-concurrency", "16", "most runs one account has in flight across all nodes, so one account's batch leaves room for the others (0: no cap)"),
 		duration(&c.ScheduleTick, "schedule-tick", "30s", "how often each node looks for due scheduled syncs"),
+		duration(&c.UserChangeDelay, "user-change-delay", "30s", "how long after the last user changed at a panel's keypad its incremental users sync starts, so that a burst of edits gives one sync"),
 		duration(&c.EventRetention, "event-retention", "720h", "how long Event Log entries are kept; a realtime client resuming from before that is told to reload"),
 		integer(&c.RealtimeWriterShare, "realtime-writer-share", "256", "fewest realtime clients of one account given a writer of their own: a larger audience is written by up to one writer per core"),
 		integer(&c.BodyLimit, "body-limit", "1048576", "largest request body accepted, in bytes"),
@@ -245,6 +247,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("--account-concurrency must not be negative")
 	case c.ScheduleTick < 100*time.Millisecond:
 		return fmt.Errorf("--schedule-tick must be at least 100ms")
+	case c.UserChangeDelay < 100*time.Millisecond:
+		return fmt.Errorf("--user-change-delay must be at least 100ms")
 	case c.EventRetention < time.Hour:
 		return fmt.Errorf("--event-retention must be at least 1h")
 	case c.NodeHeartbeat < 100*time.Millisecond:

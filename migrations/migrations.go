@@ -40,6 +40,7 @@ func all() []*gormigrate.Migration {
 		v7MailQueue(),
 		v8People(),
 		v9Hold(),
+		v10UserChange(),
 		v11PeopleLookup(),
 	}
 }

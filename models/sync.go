@@ -117,10 +117,16 @@ func (s *Store) SetUsersWatermark(ctx context.Context, panelID, watermark string
 	return s.conn(ctx).Model(&Panel{}).Where("id = ?", panelID).Update("users_watermark", watermark).Error
 }
 
-// MarkLocationSyncing shows the location as syncing while a run is under
-// way.
-func (s *Store) MarkLocationSyncing(ctx context.Context, locationID string) error {
-	return s.conn(ctx).Model(&Location{}).Where("id = ?", locationID).Update("sync_status", SyncSyncing).Error
+// MarkLocationSyncing shows the location as syncing while a newly queued
+// run of kind is under way. A users run also takes over the keypad changes
+// waiting for a sync there: it reads the panel after every change reported
+// so far, so the sync they were waiting for would find nothing more.
+func (s *Store) MarkLocationSyncing(ctx context.Context, locationID string, kind RunKind) error {
+	updates := map[string]any{"sync_status": SyncSyncing}
+	if kind == RunUsers {
+		updates["users_change_due_at"] = nil
+	}
+	return s.conn(ctx).Model(&Location{}).Where("id = ?", locationID).Updates(updates).Error
 }
 
 // RecordRunFinished updates the location's sync summary once a run has

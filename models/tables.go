@@ -106,8 +106,13 @@ type Location struct {
 	PanelSyncedAt          *time.Time
 	RefreshedAt            *time.Time
 	NextScheduledAt        *time.Time `gorm:"index"`
-	CreatedAt              time.Time
-	UpdatedAt              time.Time
+	// UsersChangeDueAt is when an incremental users sync is due because
+	// users were changed at the panel's keypad: a short delay after the
+	// last change reported, so that a burst of edits gives one run. It is
+	// NULL when no change is waiting for a sync.
+	UsersChangeDueAt *time.Time `gorm:"index"`
+	CreatedAt        time.Time
+	UpdatedAt        time.Time
 }
 
 // Panel is the alarm system at a location and the state of its live link.

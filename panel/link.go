@@ -78,10 +78,19 @@ func (c *LinkConfig) setDefaults() {
 	}
 }
 
-// CheckinHandler is told of every check-in after it is recorded, so that
-// work waiting for the panel's next check-in can start.
-type CheckinHandler interface {
+// Handler hears what a panel's link reports, each after it is recorded,
+// so that work waiting on the panel can start. Its methods are called on
+// the connection's own goroutine, with the panel as stored at that
+// moment, and should return quickly.
+type Handler interface {
+	// PanelLinked is told of every new connection, once the panel is
+	// recorded connected and has been greeted.
+	PanelLinked(ctx context.Context, p models.Panel)
+	// PanelCheckedIn is told of every check-in.
 	PanelCheckedIn(ctx context.Context, p models.Panel)
+	// PanelUsersChanged is told of every user changed at the panel's
+	// keypad.
+	PanelUsersChanged(ctx context.Context, p models.Panel)
 }
 
 // Link holds this node's panel connections and routes commands to
@@ -102,7 +111,7 @@ type Link struct {
 	mu        sync.Mutex
 	conns     map[string]*deviceConn
 	subs      map[string][]*nats.Subscription
-	checkins  CheckinHandler
+	handler   Handler
 	closed    bool
 	serving   sync.WaitGroup
 	dispatch  sync.WaitGroup
@@ -141,12 +150,19 @@ func NewLink(cfg LinkConfig, store *models.Store, events *models.EventLog, nc *n
 	return l
 }
 
-// SetCheckinHandler registers who hears of check-ins. It is set once while
-// the node is wired, before panels connect.
-func (l *Link) SetCheckinHandler(h CheckinHandler) {
+// SetHandler registers who hears of connections, check-ins and keypad
+// changes. It is set once while the node is wired, before panels connect.
+func (l *Link) SetHandler(h Handler) {
 	l.mu.Lock()
-	l.checkins = h
+	l.handler = h
 	l.mu.Unlock()
+}
+
+// currentHandler returns the registered handler, or nil.
+func (l *Link) currentHandler() Handler {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.handler
 }
 
 // Authenticate checks a panel's serial and device secret. A wrong secret
@@ -229,6 +245,11 @@ func (l *Link) Serve(ctx context.Context, p models.Panel, sock Socket) {
 		defer close(writerDone)
 		l.writeLoop(c)
 	}()
+	// The handler hears of the connection only now, so that any command it
+	// starts reaches the panel after the hello.
+	if err := l.tellHandler(ctx, c, Handler.PanelLinked); err != nil {
+		log.Error("tell of the panel's connection", "error", err.Error())
+	}
 	reason := l.readLoop(ctx, c, log)
 	c.shutdown(websocket.CloseNormalClosure, "")
 	<-writerDone

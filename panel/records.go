@@ -65,16 +65,21 @@ func (l *Link) recordCheckin(ctx context.Context, c *deviceConn, st Status) erro
 	if err != nil {
 		return err
 	}
-	l.mu.Lock()
-	h := l.checkins
-	l.mu.Unlock()
-	if h != nil {
-		p, err := l.store.PanelByID(ctx, c.panelID)
-		if err != nil {
-			return err
-		}
-		h.PanelCheckedIn(ctx, p)
+	return l.tellHandler(ctx, c, Handler.PanelCheckedIn)
+}
+
+// tellHandler passes the panel, as stored now, to one of the handler's
+// methods.
+func (l *Link) tellHandler(ctx context.Context, c *deviceConn, method func(Handler, context.Context, models.Panel)) error {
+	h := l.currentHandler()
+	if h == nil {
+		return nil
 	}
+	p, err := l.store.PanelByID(ctx, c.panelID)
+	if err != nil {
+		return err
+	}
+	method(h, ctx, p)
 	return nil
 }
 
@@ -107,7 +112,7 @@ func (l *Link) recordPanelEvent(ctx context.Context, c *deviceConn, e PanelEvent
 	case EventUserChanged:
 		ev.Message = fmt.Sprintf("User %d changed at the keypad", e.UserNumber)
 	}
-	return l.store.Tx(ctx, func(ctx context.Context) error {
+	err := l.store.Tx(ctx, func(ctx context.Context) error {
 		if e.Kind == EventArmed || e.Kind == EventDisarmed {
 			if err := l.applyArmChange(ctx, c.panelID, e, now); err != nil {
 				return err
@@ -118,6 +123,10 @@ func (l *Link) recordPanelEvent(ctx context.Context, c *deviceConn, e PanelEvent
 		_, err := l.events.Append(ctx, ev)
 		return err
 	})
+	if err != nil || e.Kind != EventUserChanged {
+		return err
+	}
+	return l.tellHandler(ctx, c, Handler.PanelUsersChanged)
 }
 
 // applyArmChange updates the stored status's partitions and the location's

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/panelsync/panelsync/app/apptest"
+	"github.com/panelsync/panelsync/panel"
 	"github.com/panelsync/panelsync/panel/sim"
 )
 
@@ -32,13 +33,18 @@ func TestSyncUsers_RequestedWithAPIKey_RunsWithTriggerAPIAndNamesTheKey(t *testi
 	forEachBackend(t, nil, sim.Options{Users: 5}, func(t *testing.T, tb *testBundle) {
 		n, locID := tb.node, tb.loc.Location.ID
 		prefix, key := newAPIKey(t, n, tb.token, "Nightly import")
+		// The panel's first link synced its five users; one more is added
+		// at the keypad for the key's sync to find.
+		if err := tb.panel.PutUser(panel.User{Number: 60, Name: "Night Guard", Authority: panel.AuthorityStandard, Partitions: []int{1}}); err != nil {
+			t.Fatal(err)
+		}
 
 		started := n.Sync(t, key, locID, "users")
 		if started.Run.Trigger != "api" {
 			t.Fatalf("run trigger %q, want api", started.Run.Trigger)
 		}
 		run := n.WaitRun(t, key, started.Run.ID)
-		if run.State != "succeeded" || run.Changes.Added != 5 || run.Trigger != "api" {
+		if run.State != "succeeded" || run.Changes.Added != 1 || run.Trigger != "api" {
 			t.Fatalf("run %+v", run)
 		}
 		events := n.Events(t, key, locID)
@@ -61,6 +67,7 @@ func TestSyncUsers_RequestedWithAPIKey_RunsWithTriggerAPIAndNamesTheKey(t *testi
 func TestBatch_StartedWithAPIKey_ChildRunsHaveTriggerAPI(t *testing.T) {
 	forEachBackend(t, nil, sim.Options{Users: 3}, func(t *testing.T, tb *testBundle) {
 		n := tb.node
+		first := n.FirstSync(t, tb.token, tb.loc.Location.ID)
 		_, key := newAPIKey(t, n, tb.token, "Fleet script")
 		f := &fleet{node: n, acct: tb.acct, token: key}
 		b := f.startBatch(t, map[string]any{"kind": "users", "scope": "all"})
@@ -73,8 +80,8 @@ func TestBatch_StartedWithAPIKey_ChildRunsHaveTriggerAPI(t *testing.T) {
 			Items []apptest.Run `json:"items"`
 		}
 		r.JSON(t, &page)
-		if len(page.Items) != 1 || page.Items[0].Trigger != "api" {
-			t.Fatalf("batch runs %+v, want one with trigger api", page.Items)
+		if len(page.Items) != 2 || page.Items[0].Trigger != "api" || page.Items[1].ID != first.ID {
+			t.Fatalf("runs %+v, want the batch's with trigger api after the first sync %s", page.Items, first.ID)
 		}
 	})
 }

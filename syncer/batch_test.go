@@ -273,19 +273,25 @@ func TestFairness_BigBatchDoesNotDelayAnotherAccountsTap(t *testing.T) {
 	}
 }
 
+// twoNodes starts two nodes on one database of backend b.
+func twoNodes(t *testing.T, b dbtest.Backend) (*apptest.Node, *apptest.Node) {
+	t.Helper()
+	cfg := apptest.Config(t, b)
+	nodeA := apptest.Start(t, cfg)
+	cfgB := cfg
+	cfgB.DataDir = t.TempDir()
+	cfgB.JWTSecret, cfgB.CodeDigestKey = "", ""
+	if b.Name == "sqlite" {
+		// Both nodes share one database file.
+		cfgB.DataDir = cfg.DataDir
+	}
+	return nodeA, apptest.Start(t, cfgB)
+}
+
 func TestSchedules_DueLocationsSyncOnceEvenAfterDowntimeAndAcrossNodes(t *testing.T) {
 	for _, b := range dbtest.Backends(t) {
 		t.Run(b.Name, func(t *testing.T) {
-			cfg := apptest.Config(t, b)
-			nodeA := apptest.Start(t, cfg)
-			cfgB := cfg
-			cfgB.DataDir = t.TempDir()
-			cfgB.JWTSecret, cfgB.CodeDigestKey = "", ""
-			if b.Name == "sqlite" {
-				// Both nodes share one database file.
-				cfgB.DataDir = cfg.DataDir
-			}
-			nodeB := apptest.Start(t, cfgB)
+			nodeA, nodeB := twoNodes(t, b)
 			f := newFleet(t, nodeA, "Scheduled", 3, 3, sim.Options{Users: 2})
 			db := nodeA.Store.DB()
 			now := time.Now().UTC()
@@ -321,7 +327,7 @@ func TestSchedules_DueLocationsSyncOnceEvenAfterDowntimeAndAcrossNodes(t *testin
 				}
 				requested := 0
 				for _, e := range nodeA.Events(t, f.token, f.locs[i].Location.ID) {
-					if e.Type == "sync.requested" {
+					if e.Type == "sync.requested" && strings.Contains(string(e.Data), `"trigger":"schedule"`) {
 						requested++
 					}
 				}
@@ -347,9 +353,9 @@ func TestSchedules_DueLocationsSyncOnceEvenAfterDowntimeAndAcrossNodes(t *testin
 func TestForceSync_RunsFullAtNextCheckinAndClearsOnSuccess(t *testing.T) {
 	forEachBackend(t, nil, sim.Options{Users: 4}, func(t *testing.T, tb *testBundle) {
 		n, token, locID := tb.node, tb.token, tb.loc.Location.ID
-		// A first sync leaves a watermark, so a plain sync would be
-		// incremental.
-		n.WaitRun(t, token, n.Sync(t, token, locID, "users").Run.ID)
+		// The panel's first link synced its users and left a watermark, so
+		// a plain sync would be incremental.
+		first := n.FirstSync(t, token, locID)
 
 		r := n.Do(t, "POST", "/v1/locations/"+locID+"/force-sync", token, nil)
 		if r.Status != http.StatusAccepted || !strings.Contains(string(r.Body), "Users will sync on next check-in") {
@@ -372,11 +378,11 @@ func TestForceSync_RunsFullAtNextCheckinAndClearsOnSuccess(t *testing.T) {
 		}
 		var run models.Run
 		apptest.Eventually(t, 10*time.Second, func() (bool, string) {
-			err := n.Store.DB().Where("location_id = ? AND trigger_source = ?", locID, models.TriggerCheckin).Take(&run).Error
+			err := n.Store.DB().Where("location_id = ? AND trigger_source = ? AND id <> ?", locID, models.TriggerCheckin, first.ID).Take(&run).Error
 			return err == nil, "no check-in run yet"
 		})
 		done := n.WaitRun(t, token, run.ID)
-		if done.State != "succeeded" || done.Mode != "full" || done.Trigger != "checkin" {
+		if done.State != "succeeded" || done.Mode != "full" || done.Trigger != "checkin" || done.RequestedBy != "check-in" {
 			t.Fatalf("check-in run %+v", done)
 		}
 		loc = n.Do(t, "GET", "/v1/locations/"+locID, token, nil)

@@ -51,6 +51,10 @@ type Config struct {
 	PerAccount int
 	// ScheduleTick is how often due scheduled syncs are looked for.
 	ScheduleTick time.Duration
+	// UserChangeDelay is how long after the last user changed at a panel's
+	// keypad its incremental users sync starts: long enough that a person
+	// editing several users at the keypad gives one run, not one each.
+	UserChangeDelay time.Duration
 	// CodeKey keys the digests that stand in for user codes.
 	CodeKey []byte
 	// Mailer queues the sync reports mailed to locations' report
@@ -84,6 +88,9 @@ func (c *Config) setDefaults() {
 	if c.ScheduleTick <= 0 {
 		c.ScheduleTick = 30 * time.Second
 	}
+	if c.UserChangeDelay <= 0 {
+		c.UserChangeDelay = 30 * time.Second
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -106,6 +113,12 @@ type Engine struct {
 	batchMu     sync.Mutex
 	batchChecks map[string]bool
 
+	// dueWake and notedDue carry the earliest keypad-change due time
+	// reported on this node to the schedule loop.
+	dueWake  chan struct{}
+	dueMu    sync.Mutex
+	notedDue time.Time
+
 	mu      sync.Mutex
 	cancel  context.CancelFunc
 	running sync.WaitGroup
@@ -126,6 +139,7 @@ func New(cfg Config, store *models.Store, events *models.EventLog, link Link, no
 		now:         func() time.Time { return time.Now().UTC() },
 		wake:        make(chan struct{}, 1),
 		batchWake:   make(chan struct{}, 1),
+		dueWake:     make(chan struct{}, 1),
 		batchChecks: map[string]bool{},
 		slots:       make(chan struct{}, cfg.Workers),
 	}

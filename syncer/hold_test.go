@@ -52,7 +52,7 @@ func syncUsers(t *testing.T, tb *testBundle) apptest.Run {
 func TestSyncUsers_ResetPanelReportingNoUsers_IsHeldUntilApplied(t *testing.T) {
 	forEachBackend(t, nil, sim.Options{Users: 10}, func(t *testing.T, tb *testBundle) {
 		n, token := tb.node, tb.token
-		if first := syncUsers(t, tb); first.State != "succeeded" || first.Changes.Added != 10 {
+		if first := n.FirstSync(t, token, tb.loc.Location.ID); first.State != "succeeded" || first.Changes.Added != 10 {
 			t.Fatalf("first sync %+v", first)
 		}
 		// The panel is reset to factory defaults: it reports no users.
@@ -120,9 +120,10 @@ func TestSyncUsers_ResetPanelReportingNoUsers_IsHeldUntilApplied(t *testing.T) {
 }
 
 func TestSyncUsers_AutoApplyOff_HoldsChangesButNotANoChangeRun(t *testing.T) {
-	forEachBackend(t, nil, sim.Options{Users: 5}, func(t *testing.T, tb *testBundle) {
-		settle(t, tb, map[string]any{"auto_apply": false})
-		first := syncUsers(t, tb)
+	off := false
+	forEachBackendWithSettings(t, nil, models.LocationSettings{AutoApply: &off}, sim.Options{Users: 5}, func(t *testing.T, tb *testBundle) {
+		// The sync the panel's first link started is held like any other.
+		first := tb.node.FirstSync(t, tb.token, tb.loc.Location.ID)
 		if first.State != "awaiting_apply" || first.Changes.Added != 5 || remoteUsers(t, tb) != 0 {
 			t.Fatalf("first sync with auto apply off %+v", first)
 		}
@@ -167,7 +168,7 @@ func TestSyncUsers_ThresholdEdges_AtTheLimitAppliesJustOverHolds(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			forEachBackend(t, nil, sim.Options{Users: 10}, func(t *testing.T, tb *testBundle) {
-				if first := syncUsers(t, tb); first.State != "succeeded" {
+				if first := tb.node.FirstSync(t, tb.token, tb.loc.Location.ID); first.State != "succeeded" {
 					t.Fatalf("first sync %+v", first)
 				}
 				settle(t, tb, tc.settings)
@@ -194,7 +195,7 @@ func TestSyncUsers_ThresholdEdges_AtTheLimitAppliesJustOverHolds(t *testing.T) {
 func TestRunActions_StateTable(t *testing.T) {
 	forEachBackend(t, nil, sim.Options{Users: 4}, func(t *testing.T, tb *testBundle) {
 		n, token, locID := tb.node, tb.token, tb.loc.Location.ID
-		succeeded := syncUsers(t, tb)
+		succeeded := n.FirstSync(t, token, locID)
 		settle(t, tb, map[string]any{"auto_apply": false})
 		if err := tb.panel.RemoveUser(tb.panel.Users()[0].Number); err != nil {
 			t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/panelsync/panelsync/app"
 	"github.com/panelsync/panelsync/models"
+	"github.com/panelsync/panelsync/panel"
 	"github.com/panelsync/panelsync/panel/sim"
 )
 
@@ -19,6 +20,11 @@ func TestWorkerKilledHoldingLease_RunIsTakenOverAndAppliedOnce(t *testing.T) {
 	forEachBackend(t, tweak, sim.Options{Users: 5}, func(t *testing.T, tb *testBundle) {
 		ctx := context.Background()
 		n, store := tb.node, tb.node.Store
+		// The panel's first link synced its five users; the run below
+		// finds one more, added at the keypad.
+		if err := tb.panel.PutUser(panel.User{Number: 60, Name: "Night Guard", Authority: panel.AuthorityStandard, Partitions: []int{1}}); err != nil {
+			t.Fatal(err)
+		}
 		now := time.Now().UTC()
 
 		// Enqueued for later, so no live worker claims it first; the dead
@@ -38,7 +44,7 @@ func TestWorkerKilledHoldingLease_RunIsTakenOverAndAppliedOnce(t *testing.T) {
 		// The live engine takes the run once the lease has run out.
 		n.App.Engine().Wake()
 		finished := n.WaitRun(t, tb.token, run.ID)
-		if finished.State != "succeeded" || finished.Attempt != 2 || finished.Changes.Added != 5 {
+		if finished.State != "succeeded" || finished.Attempt != 2 || finished.Changes.Added != 1 || finished.Changes.Unchanged != 5 {
 			t.Fatalf("taken-over run %+v", finished)
 		}
 
@@ -54,12 +60,12 @@ func TestWorkerKilledHoldingLease_RunIsTakenOverAndAppliedOnce(t *testing.T) {
 			t.Fatalf("late finish by the dead worker: %v", late)
 		}
 		users, err := store.PanelUsers(ctx, tb.loc.Location.ID)
-		if err != nil || len(users) != 5 {
+		if err != nil || len(users) != 6 {
 			t.Fatalf("remote copy has %d users (%v): the run's changes must apply exactly once", len(users), err)
 		}
 		succeeded := 0
 		for _, e := range n.Events(t, tb.token, tb.loc.Location.ID) {
-			if e.Type == "sync.succeeded" {
+			if e.Type == "sync.succeeded" && e.RunID != nil && *e.RunID == run.ID {
 				succeeded++
 			}
 		}

@@ -17,6 +17,9 @@ type SyncRequest struct {
 	Trigger    models.RunTrigger
 	// BatchID groups the runs of one All-Locations request.
 	BatchID string
+	// Full asks for a full users sync even where the panel's watermark
+	// would allow an incremental one.
+	Full bool
 }
 
 // ParseKind checks a kind a client asked for.
@@ -55,7 +58,7 @@ func (e *Engine) RequestSync(ctx context.Context, actor models.Actor, req SyncRe
 // sync.requested event, in the caller's transaction.
 func (e *Engine) enqueue(ctx context.Context, actor models.Actor, loc models.LocationView, req SyncRequest) (models.Run, bool, error) {
 	mode := models.ModeFull
-	if req.Kind == models.RunUsers && !loc.Location.ForcePending && !loc.Location.ForceUpdateAll && loc.Panel.UsersWatermark != "" {
+	if req.Kind == models.RunUsers && !req.Full && !loc.Location.ForcePending && !loc.Location.ForceUpdateAll && loc.Panel.UsersWatermark != "" {
 		mode = models.ModeIncremental
 	}
 	r := models.Run{
@@ -80,7 +83,7 @@ func (e *Engine) enqueue(ctx context.Context, actor models.Actor, loc models.Loc
 	if dedup {
 		return run, true, nil
 	}
-	if err := e.store.MarkLocationSyncing(ctx, loc.Location.ID); err != nil {
+	if err := e.store.MarkLocationSyncing(ctx, loc.Location.ID, req.Kind); err != nil {
 		return run, false, err
 	}
 	by := actor.Name

@@ -9,26 +9,88 @@ import (
 	"github.com/panelsync/panelsync/models"
 )
 
-// scheduleLoop starts the users syncs that are due, until ctx ends.
+// scheduleLoop starts the users syncs that are due, until ctx ends: those
+// of the locations' schedules and those that keypad changes wait for. It
+// looks every schedule tick, and sooner when a keypad change falls due
+// before the next tick: one reported on another node is seen at the next
+// look, one reported here wakes the loop at its due time.
 func (e *Engine) scheduleLoop(ctx context.Context) {
-	tick := time.NewTicker(e.cfg.ScheduleTick)
-	defer tick.Stop()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	var wakeAt time.Time
 	for {
-		for {
-			n, err := e.RunDueSchedules(ctx)
-			if err != nil && ctx.Err() == nil {
-				e.log.Error("scheduled syncs", "error", err.Error())
-			}
-			if n < scheduleChunk || err != nil {
-				break
-			}
-		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
+		case <-e.dueWake:
+			if due := e.takeNotedDue(); !due.IsZero() && due.Before(wakeAt) {
+				wakeAt = due
+				timer.Reset(due.Sub(e.now()))
+			}
+			continue
+		case <-timer.C:
+		}
+		e.runDue(ctx, "scheduled syncs", e.RunDueSchedules)
+		e.runDue(ctx, "keypad change syncs", e.RunDueUsersChanges)
+		wait := e.nextScheduleWake(ctx)
+		wakeAt = e.now().Add(wait)
+		timer.Reset(wait)
+	}
+}
+
+// noteDue tells the schedule loop of a keypad change due at due, so that
+// it wakes then rather than at its next tick.
+func (e *Engine) noteDue(due time.Time) {
+	e.dueMu.Lock()
+	if e.notedDue.IsZero() || due.Before(e.notedDue) {
+		e.notedDue = due
+	}
+	e.dueMu.Unlock()
+	select {
+	case e.dueWake <- struct{}{}:
+	default:
+	}
+}
+
+// takeNotedDue returns the earliest due time noted since the last call, or
+// the zero time.
+func (e *Engine) takeNotedDue() time.Time {
+	e.dueMu.Lock()
+	defer e.dueMu.Unlock()
+	due := e.notedDue
+	e.notedDue = time.Time{}
+	return due
+}
+
+// runDue runs pass until it finds less than a chunk to do.
+func (e *Engine) runDue(ctx context.Context, what string, pass func(context.Context) (int, error)) {
+	for {
+		n, err := pass(ctx)
+		if err != nil && ctx.Err() == nil {
+			e.log.Error(what, "error", err.Error())
+		}
+		if n < scheduleChunk || err != nil {
+			return
 		}
 	}
+}
+
+// nextScheduleWake is how long the schedule loop sleeps: one tick, or less
+// when a keypad change falls due before then.
+func (e *Engine) nextScheduleWake(ctx context.Context) time.Duration {
+	now := e.now()
+	wait := e.cfg.ScheduleTick
+	due, err := e.store.NextUsersChangeDue(ctx, now)
+	if err != nil {
+		if ctx.Err() == nil {
+			e.log.Warn("find the next keypad change", "error", err.Error())
+		}
+		return wait
+	}
+	if !due.IsZero() && due.Sub(now) < wait {
+		wait = due.Sub(now)
+	}
+	return wait
 }
 
 const scheduleChunk = 200
@@ -44,7 +106,7 @@ func (e *Engine) RunDueSchedules(ctx context.Context) (int, error) {
 	return e.store.ClaimDueSchedules(ctx, now, scheduleChunk, func(l models.Location) time.Time {
 		return nextSchedule(now, l.SyncIntervalMinutes)
 	}, func(ctx context.Context, v models.LocationView) error {
-		actor := models.Actor{Kind: "system", Name: "schedule", AccountID: v.Location.AccountID, Role: models.RoleAdmin}
+		actor := systemActor("schedule", v.Location.AccountID)
 		_, _, err := e.enqueueOrFail(ctx, actor, v, SyncRequest{LocationID: v.Location.ID, Kind: models.RunUsers, Trigger: models.TriggerSchedule})
 		return err
 	})
@@ -66,10 +128,101 @@ func (e *Engine) PanelCheckedIn(ctx context.Context, p models.Panel) {
 	if err != nil || !loc.Location.ForcePending {
 		return
 	}
-	actor := models.Actor{Kind: "system", Name: "check-in", AccountID: loc.Location.AccountID, Role: models.RoleAdmin}
+	actor := systemActor("check-in", loc.Location.AccountID)
 	if _, _, err := e.RequestSync(ctx, actor, SyncRequest{LocationID: p.LocationID, Kind: models.RunUsers, Trigger: models.TriggerCheckin}); err != nil {
 		e.log.Warn("forced sync at check-in", "location_id", p.LocationID, "error", err.Error())
 	}
+}
+
+// PanelLinked starts a full users sync when a panel links to a location
+// whose users have never synced, so that a new location has its users at
+// once rather than at its first schedule, up to a day later. "Never
+// synced" is what the location records: no users run has succeeded there
+// (users_synced_at is null). A first sync that failed or was cancelled is
+// therefore tried again at the next connection; one already queued or
+// running is not started twice, and one held for apply waits for a
+// person. A panel that reconnects after its users have synced starts
+// nothing.
+func (e *Engine) PanelLinked(ctx context.Context, p models.Panel) {
+	// Nearly every link is a known panel reconnecting: a plain read settles
+	// those without a lock.
+	loc, err := e.store.LocationByID(ctx, p.LocationID)
+	if err != nil {
+		e.log.Warn("first users sync", "location_id", p.LocationID, "error", err.Error())
+		return
+	}
+	if loc.Location.UsersSyncedAt != nil {
+		return
+	}
+	err = e.store.Tx(ctx, func(ctx context.Context) error {
+		// Decided again under the panel's lock, which a succeeding users
+		// run also takes before it frees its place in the queue: two
+		// connections racing, or a first sync finishing meanwhile, never
+		// start a second run.
+		loc, err := e.store.LockPanelLocation(ctx, p.ID)
+		if err != nil {
+			return err
+		}
+		if loc.Location.UsersSyncedAt != nil || checkRunnable(loc, models.RunUsers) != nil {
+			return nil
+		}
+		actor := systemActor("first connection", loc.Location.AccountID)
+		_, _, err = e.enqueue(ctx, actor, loc, SyncRequest{LocationID: loc.Location.ID, Kind: models.RunUsers, Trigger: models.TriggerCheckin, Full: true})
+		if models.ErrorCode(err) == models.CodeConflict {
+			// A held users run is there: the person who decides on it
+			// decides on the location's first users.
+			return nil
+		}
+		return err
+	})
+	if err != nil && ctx.Err() == nil {
+		e.log.Warn("first users sync", "location_id", p.LocationID, "error", err.Error())
+	}
+}
+
+// PanelUsersChanged notes that a user was changed at the panel's keypad:
+// an incremental users sync of the location falls due one delay after this
+// change, replacing the due time an earlier change set, so that a burst of
+// edits gives one sync. The schedule loop of whichever node finds it due
+// first starts it (RunDueUsersChanges); a users run queued before then
+// takes the changes over.
+func (e *Engine) PanelUsersChanged(ctx context.Context, p models.Panel) {
+	due := e.now().Add(e.cfg.UserChangeDelay)
+	if err := e.store.SetUsersChangeDue(ctx, p.LocationID, due); err != nil {
+		if ctx.Err() == nil {
+			e.log.Warn("keypad change", "location_id", p.LocationID, "error", err.Error())
+		}
+		return
+	}
+	e.noteDue(due)
+}
+
+// RunDueUsersChanges starts an incremental users sync at up to one chunk
+// of locations whose keypad changes are due, with trigger checkin (the
+// panel's own report started it), and returns how many it started or
+// found already queued. A location whose panel is not connected, or whose
+// users run is held for apply or still running, is left waiting, without
+// a failed run or an event: its sync starts once the panel is back, the
+// held run is applied or cancelled, or the running run has ended. Nothing
+// is lost meanwhile, and nothing is retried in a loop.
+func (e *Engine) RunDueUsersChanges(ctx context.Context) (int, error) {
+	return e.store.ClaimDueUsersChanges(ctx, e.now(), scheduleChunk, func(ctx context.Context, v models.LocationView) (bool, error) {
+		if checkRunnable(v, models.RunUsers) != nil {
+			return false, nil
+		}
+		actor := systemActor("keypad change", v.Location.AccountID)
+		_, _, err := e.enqueue(ctx, actor, v, SyncRequest{LocationID: v.Location.ID, Kind: models.RunUsers, Trigger: models.TriggerCheckin})
+		if models.ErrorCode(err) == models.CodeConflict {
+			// Held since the claim looked: it waits like any held one.
+			return false, nil
+		}
+		return err == nil, err
+	})
+}
+
+// systemActor is the service itself acting on an account's location.
+func systemActor(name, accountID string) models.Actor {
+	return models.Actor{Kind: "system", Name: name, AccountID: accountID, Role: models.RoleAdmin}
 }
 
 // ForceSync flags locations for a full users sync at their panels' next

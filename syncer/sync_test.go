@@ -28,7 +28,16 @@ type testBundle struct {
 	stop  func()
 }
 
+// forEachBackend runs fn on a node per backend, with the panel linked and
+// the full users sync its first link started settled.
 func forEachBackend(t *testing.T, tweak func(*app.Config), opts sim.Options, fn func(t *testing.T, tb *testBundle)) {
+	t.Helper()
+	forEachBackendWithSettings(t, tweak, models.LocationSettings{}, opts, fn)
+}
+
+// forEachBackendWithSettings is forEachBackend with the location's
+// settings changed before its panel first links.
+func forEachBackendWithSettings(t *testing.T, tweak func(*app.Config), settings models.LocationSettings, opts sim.Options, fn func(t *testing.T, tb *testBundle)) {
 	t.Helper()
 	for _, b := range dbtest.Backends(t) {
 		t.Run(b.Name, func(t *testing.T) {
@@ -39,30 +48,69 @@ func forEachBackend(t *testing.T, tweak func(*app.Config), opts sim.Options, fn 
 			node := apptest.Start(t, cfg)
 			acct, token := node.Account(t, "Acme Alarms")
 			loc, cred := node.Location(t, acct.ID, "Main Street")
+			if settings != (models.LocationSettings{}) {
+				var err error
+				if loc, err = node.Store.UpdateLocation(t.Context(), models.SystemActor(acct.ID, "test"), loc.Location.ID, settings); err != nil {
+					t.Fatal(err)
+				}
+			}
 			p, stop := node.Panel(t, cred, opts)
 			fn(t, &testBundle{node: node, token: token, acct: acct, loc: loc, cred: cred, panel: p, stop: stop})
 		})
 	}
 }
 
+// runsAt lists the location's runs, newest first.
+func runsAt(t *testing.T, tb *testBundle) []apptest.Run {
+	t.Helper()
+	r := tb.node.Do(t, "GET", "/v1/runs?location_id="+tb.loc.Location.ID, tb.token, nil)
+	if r.Status != http.StatusOK {
+		t.Fatalf("runs: %d %s", r.Status, r.Body)
+	}
+	var page struct {
+		Items []apptest.Run `json:"items"`
+	}
+	r.JSON(t, &page)
+	return page.Items
+}
+
+// runIDs lists the ids of runs.
+func runIDs(runs []apptest.Run) []string {
+	ids := make([]string, len(runs))
+	for i, r := range runs {
+		ids[i] = r.ID
+	}
+	return ids
+}
+
+// eventOfRun returns the run's event of type typ.
+func eventOfRun(t *testing.T, events []apptest.Event, runID, typ string) apptest.Event {
+	t.Helper()
+	for _, e := range events {
+		if e.RunID != nil && *e.RunID == runID && e.Type == typ {
+			return e
+		}
+	}
+	t.Fatalf("run %s has no %s event", runID, typ)
+	return apptest.Event{}
+}
+
 func TestSyncUsers_FullThenIncremental_ReconcilesAndReportsChanges(t *testing.T) {
 	forEachBackend(t, nil, sim.Options{Users: 12}, func(t *testing.T, tb *testBundle) {
 		n, token, locID := tb.node, tb.token, tb.loc.Location.ID
 
-		first := n.Sync(t, token, locID, "users")
-		if first.Message != "User sync process has been initiated" || first.Run.Mode != "full" || first.Run.Trigger != "app" {
-			t.Fatalf("first sync answer %+v", first)
-		}
-		run := n.WaitRun(t, token, first.Run.ID)
-		if run.State != "succeeded" || run.Changes.Added != 12 || run.Changes.Removed != 0 {
+		// The panel's first link synced its users in full by itself.
+		run := n.FirstSync(t, token, locID)
+		if run.State != "succeeded" || run.Mode != "full" || run.Trigger != "checkin" || run.RequestedBy != "first connection" || run.Changes.Added != 12 || run.Changes.Removed != 0 {
 			t.Fatalf("first sync %+v", run)
 		}
+		firstID := run.ID
 		events := n.Events(t, token, locID)
 		if got := apptest.EventsOfRun(events, run.ID); fmt.Sprint(got) != "[sync.requested sync.succeeded]" {
 			t.Fatalf("events of the run: %v", got)
 		}
-		if last := events[len(events)-1]; last.Message != "User sync succeeded: 12 added" {
-			t.Fatalf("success message %q", last.Message)
+		if msg := eventOfRun(t, events, run.ID, "sync.succeeded").Message; msg != "User sync succeeded: 12 added" {
+			t.Fatalf("success message %q", msg)
 		}
 
 		users := n.Do(t, "GET", "/v1/locations/"+locID+"/users", token, nil)
@@ -95,8 +143,8 @@ func TestSyncUsers_FullThenIncremental_ReconcilesAndReportsChanges(t *testing.T)
 		}
 
 		second := n.Sync(t, token, locID, "users")
-		if second.Run.Mode != "incremental" {
-			t.Fatalf("second sync mode %s, want incremental after a watermark", second.Run.Mode)
+		if second.Message != "User sync process has been initiated" || second.Run.Mode != "incremental" || second.Run.Trigger != "app" {
+			t.Fatalf("second sync answer %+v, want an incremental run after a watermark, triggered in the app", second)
 		}
 		run = n.WaitRun(t, token, second.Run.ID)
 		if run.State != "succeeded" || run.Changes.Added != 1 || run.Changes.Updated != 1 || run.Changes.Removed != 1 {
@@ -113,12 +161,12 @@ func TestSyncUsers_FullThenIncremental_ReconcilesAndReportsChanges(t *testing.T)
 			t.Fatalf("success message %q", last.Message)
 		}
 
-		data := n.Do(t, "GET", "/v1/runs/"+first.Run.ID+"/data", token, nil)
+		data := n.Do(t, "GET", "/v1/runs/"+firstID+"/data", token, nil)
 		if data.Status != http.StatusOK || !strings.Contains(string(data.Body), `"users":[`) {
 			t.Fatalf("run data: %d %s", data.Status, data.Body)
 		}
 		assertNoCodes(t, tb, data.Body)
-		csv := n.Do(t, "GET", "/v1/runs/"+first.Run.ID+"/data?format=csv", token, nil)
+		csv := n.Do(t, "GET", "/v1/runs/"+firstID+"/data?format=csv", token, nil)
 		if lines := strings.Count(string(csv.Body), "\n"); csv.Status != http.StatusOK || lines != 13 || !strings.HasPrefix(string(csv.Body), "number,name,email,authority") {
 			t.Fatalf("csv: %d, %d lines: %s", csv.Status, lines, csv.Body)
 		}
@@ -141,7 +189,6 @@ func assertNoCodes(t *testing.T, tb *testBundle, body []byte) {
 func TestSyncUsers_CodeChange_IsDetectedWithoutStoringTheCode(t *testing.T) {
 	forEachBackend(t, nil, sim.Options{Users: 3}, func(t *testing.T, tb *testBundle) {
 		n, token, locID := tb.node, tb.token, tb.loc.Location.ID
-		n.WaitRun(t, token, n.Sync(t, token, locID, "users").Run.ID)
 		u := tb.panel.Users()[0]
 		u.Code = "982431"
 		if err := tb.panel.PutUser(u); err != nil {
@@ -296,19 +343,19 @@ func TestSync_PanelError_FailsAtOnce(t *testing.T) {
 func TestSync_PanelOffline_Answers409(t *testing.T) {
 	forEachBackend(t, nil, sim.Options{}, func(t *testing.T, tb *testBundle) {
 		n, token, locID := tb.node, tb.token, tb.loc.Location.ID
+		first := n.FirstSync(t, token, locID)
 		tb.stop()
 		n.WaitPanel(t, locID, models.PanelDisconnected)
 		r := n.Do(t, "POST", "/v1/locations/"+locID+"/sync", token, map[string]string{"kind": "users"})
 		if r.Status != http.StatusConflict || !strings.Contains(string(r.Body), `"code":"panel_disconnected"`) {
 			t.Fatalf("sync with the panel offline: %d %s", r.Status, r.Body)
 		}
-		runs := n.Do(t, "GET", "/v1/runs?location_id="+locID, token, nil)
-		if !strings.Contains(string(runs.Body), `"items":[]`) {
-			t.Fatalf("a refused sync left a run: %s", runs.Body)
+		if runs := runIDs(runsAt(t, tb)); fmt.Sprint(runs) != fmt.Sprint([]string{first.ID}) {
+			t.Fatalf("a refused sync left a run: runs %v, want only the first sync %s", runs, first.ID)
 		}
 		types := []string{}
 		for _, e := range n.Events(t, token, locID) {
-			if e.Type != "panel.checkin" {
+			if e.Type != "panel.checkin" && (e.RunID == nil || *e.RunID != first.ID) {
 				types = append(types, e.Type)
 			}
 		}
@@ -397,6 +444,7 @@ func TestSync_OtherAccount_Answers404AndStartsNothing(t *testing.T) {
 func TestSync_BadRequests_AreRefused(t *testing.T) {
 	forEachBackend(t, nil, sim.Options{}, func(t *testing.T, tb *testBundle) {
 		n, locID := tb.node, tb.loc.Location.ID
+		first := n.FirstSync(t, tb.token, locID)
 		support := n.Login(t, tb.acct.ID, models.RoleSupport)
 		cases := []struct {
 			token  string
@@ -425,8 +473,8 @@ func TestSync_BadRequests_AreRefused(t *testing.T) {
 				t.Errorf("events%s: %d", q, r.Status)
 			}
 		}
-		if r := n.Do(t, "GET", "/v1/runs?location_id="+locID, tb.token, nil); !strings.Contains(string(r.Body), `"items":[]`) {
-			t.Fatalf("refused requests left runs: %s", r.Body)
+		if runs := runIDs(runsAt(t, tb)); fmt.Sprint(runs) != fmt.Sprint([]string{first.ID}) {
+			t.Fatalf("refused requests left runs: %v, want only the first sync %s", runs, first.ID)
 		}
 	})
 }
@@ -434,6 +482,13 @@ func TestSync_BadRequests_AreRefused(t *testing.T) {
 func TestCancelRun_QueuedRunNeverRuns(t *testing.T) {
 	forEachBackend(t, nil, sim.Options{Latency: 500 * time.Millisecond}, func(t *testing.T, tb *testBundle) {
 		n, token, locID := tb.node, tb.token, tb.loc.Location.ID
+		first := n.FirstSync(t, token, locID)
+		// A user added at the keypad is what the cancelled run would have
+		// applied.
+		added := panel.User{Number: 77, Name: "Never Synced", Authority: panel.AuthorityGuest, Partitions: []int{1}}
+		if err := tb.panel.PutUser(added); err != nil {
+			t.Fatal(err)
+		}
 		res := n.Sync(t, token, locID, "users")
 		r := n.Do(t, "POST", "/v1/runs/"+res.Run.ID+"/cancel", token, nil)
 		if r.Status != http.StatusOK {
@@ -444,8 +499,17 @@ func TestCancelRun_QueuedRunNeverRuns(t *testing.T) {
 			t.Fatalf("run %+v", run)
 		}
 		time.Sleep(700 * time.Millisecond)
-		if users, _ := n.Store.PanelUsers(t.Context(), locID); len(users) != 0 {
-			t.Fatalf("a cancelled run applied %d users", len(users))
+		users, err := n.Store.PanelUsers(t.Context(), locID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, u := range users {
+			if u.UserNumber == added.Number {
+				t.Fatalf("a cancelled run applied user %d", u.UserNumber)
+			}
+		}
+		if len(users) != first.Changes.Added {
+			t.Fatalf("the remote copy has %d users after a cancelled run, want the first sync's %d", len(users), first.Changes.Added)
 		}
 		if r := n.Do(t, "POST", "/v1/runs/"+res.Run.ID+"/cancel", token, nil); r.Status != http.StatusConflict {
 			t.Fatalf("cancel twice: %d", r.Status)

@@ -14,7 +14,7 @@ import (
 func TestSyncUsers_ControlCharacterInAName_FailsNamingTheUserAndChangesNothing(t *testing.T) {
 	forEachBackend(t, nil, sim.Options{Users: 5}, func(t *testing.T, tb *testBundle) {
 		n, token, locID := tb.node, tb.token, tb.loc.Location.ID
-		if run := n.WaitRun(t, token, n.Sync(t, token, locID, "users").Run.ID); run.State != "succeeded" {
+		if run := n.FirstSync(t, token, locID); run.State != "succeeded" {
 			t.Fatalf("first sync %+v", run)
 		}
 		forged := panel.User{Number: 50, Name: "Mallory\r\nBcc: everyone@example.com", Authority: panel.AuthorityStandard, Partitions: []int{1}}

@@ -113,6 +113,10 @@ func (e *Engine) syncUsers(ctx context.Context, r models.Run, loc models.Locatio
 // the run received, the watermark, and the forced sync that a full sync
 // fulfils. A held run is stamped when it is applied, as that is when the
 // record takes its users; the run id leads to when the panel sent them.
+// It writes the panel's row (the watermark) before the run itself is
+// finished, so the transaction takes the panel's lock before it frees the
+// run's place in the queue; the first sync at a panel's link relies on
+// that order (models.LockPanelLocation).
 func (e *Engine) applyUsers(ctx context.Context, loc models.LocationView, runID string, mode models.RunMode, kept UsersData, digests map[int]string, existing []models.PanelUser) (applied, error) {
 	d := diffUsers(loc.Location.ID, existing, kept, digests)
 	received := models.UsersReceipt{RunID: runID, At: e.now(), Numbers: make([]int, len(kept.Users))}

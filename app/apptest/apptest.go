@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -138,11 +139,32 @@ func (n *Node) Location(t testing.TB, accountID, name string) (models.LocationVi
 }
 
 // Panel runs a simulated panel with cred against the node until the test
-// ends or stop is called, and waits until the node has recorded it
-// connected.
+// ends or stop is called, as RunPanel does.
 func (n *Node) Panel(t testing.TB, cred sim.Credentials, opts sim.Options) (p *sim.Panel, stop func()) {
 	t.Helper()
 	p = sim.NewPanel(cred, opts)
+	return p, n.RunPanel(t, p)
+}
+
+// RunPanel runs p against the node until the test ends or stop is called,
+// and waits until the node has recorded it connected. A panel that links
+// to a location whose users have never synced, with no users run queued,
+// running or held there, starts a full users sync of its own; RunPanel
+// then also waits until that run has settled (succeeded, failed or held
+// for apply), so that what the test does next starts from a quiet
+// location and cannot race with it. FirstSync returns that run. A stopped
+// panel may be run again.
+func (n *Node) RunPanel(t testing.TB, p *sim.Panel) (stop func()) {
+	t.Helper()
+	cred := p.Credentials()
+	loc, err := n.Store.LocationByID(context.Background(), cred.LocationID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := n.usersRuns(t, cred.LocationID)
+	firstLink := loc.Location.UsersSyncedAt == nil && !slices.ContainsFunc(before, func(r models.Run) bool {
+		return r.IsActive() || r.State == models.RunAwaitingApply
+	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -164,7 +186,68 @@ func (n *Node) Panel(t testing.TB, cred sim.Credentials, opts sim.Options) (p *s
 		t.Fatalf("panel %s did not connect: %v", cred.Serial, err)
 	}
 	n.WaitPanel(t, cred.LocationID, models.PanelConnected)
-	return p, stop
+	if firstLink {
+		n.waitFirstSync(t, cred.LocationID, before)
+	}
+	return stop
+}
+
+// usersRuns returns the location's users runs, oldest first.
+func (n *Node) usersRuns(t testing.TB, locationID string) []models.Run {
+	t.Helper()
+	var runs []models.Run
+	err := n.Store.DB().Omit("data", "changes", "pending").
+		Where("location_id = ? AND kind = ?", locationID, models.RunUsers).Order("created_at, id").Find(&runs).Error
+	if err != nil {
+		t.Fatal(err)
+	}
+	return runs
+}
+
+// waitFirstSync waits until the users run that a panel's first link
+// started, one not among before, has settled.
+func (n *Node) waitFirstSync(t testing.TB, locationID string, before []models.Run) {
+	t.Helper()
+	known := map[string]bool{}
+	for _, r := range before {
+		known[r.ID] = true
+	}
+	Eventually(t, 30*time.Second, func() (bool, string) {
+		started := false
+		for _, r := range n.usersRuns(t, locationID) {
+			if r.IsActive() {
+				return false, "the first users sync is " + string(r.State)
+			}
+			started = started || (!known[r.ID] && r.TriggerSource == models.TriggerCheckin)
+		}
+		return started, "the panel's first link started no users sync"
+	})
+}
+
+// FirstSync returns the users run that the location's panel started by
+// linking for the first time, once it has settled: the oldest users run
+// there with trigger checkin.
+func (n *Node) FirstSync(t testing.TB, token, locationID string) Run {
+	t.Helper()
+	for _, r := range n.usersRuns(t, locationID) {
+		if r.TriggerSource == models.TriggerCheckin {
+			return n.WaitRun(t, token, r.ID)
+		}
+	}
+	t.Fatalf("location %s has no users run started by its panel", locationID)
+	return Run{}
+}
+
+// MarkUsersSynced records the location's users as synced before, as for a
+// panel that linked and synced in the past: its next link is a
+// reconnection and starts no first users sync. Tests that speak the device
+// protocol by hand, and answer no commands, use it.
+func (n *Node) MarkUsersSynced(t testing.TB, locationID string) {
+	t.Helper()
+	err := n.Store.DB().Model(&models.Location{}).Where("id = ?", locationID).Update("users_synced_at", time.Now().UTC()).Error
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 // WaitPanel waits until the location's panel shows the connection state.
@@ -245,14 +328,15 @@ func (n *Node) Do(t testing.TB, method, path, token string, body any) Response {
 
 // Run is the part of a run the tests read.
 type Run struct {
-	ID         string `json:"id"`
-	LocationID string `json:"location_id"`
-	Kind       string `json:"kind"`
-	Mode       string `json:"mode"`
-	Trigger    string `json:"trigger"`
-	State      string `json:"state"`
-	Attempt    int    `json:"attempt"`
-	Changes    struct {
+	ID          string `json:"id"`
+	LocationID  string `json:"location_id"`
+	Kind        string `json:"kind"`
+	Mode        string `json:"mode"`
+	Trigger     string `json:"trigger"`
+	RequestedBy string `json:"requested_by"`
+	State       string `json:"state"`
+	Attempt     int    `json:"attempt"`
+	Changes     struct {
 		Added     int `json:"added"`
 		Updated   int `json:"updated"`
 		Removed   int `json:"removed"`

@@ -225,6 +225,20 @@ func TestTwoNodes_PanelOnOneClientOnOther_ClientSeesTheSync(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// The panel's first link starts a full users sync of its own; the syncs
+	// below are requested once it has succeeded, so that they start runs
+	// of their own instead of joining it.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		v, err := store.LocationByID(ctx, loc.Location.ID)
+		if err == nil && v.Location.UsersSyncedAt != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the panel's first link did not sync its users: %+v %v", v.Location, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	linked, err := store.PanelBySerial(ctx, "TWO-0001")
 	if err != nil || linked.NodeID != "node-a" || linked.Connection != models.PanelConnected {
 		t.Fatalf("panel should be linked to node-a: %+v %v", linked, err)

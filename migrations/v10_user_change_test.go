@@ -1,0 +1,41 @@
+package migrations_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/panelsync/panelsync/migrations"
+	"github.com/panelsync/panelsync/models/dbtest"
+)
+
+func TestMigrations_UserChange_AddsTheIndexedDueTimeAndRollsItBack(t *testing.T) {
+	for _, b := range dbtest.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			ctx := context.Background()
+			db := dbtest.Open(t, b)
+			if err := migrations.Up(ctx, db); err != nil {
+				t.Fatalf("up: %v", err)
+			}
+			if !db.Migrator().HasColumn("locations", "users_change_due_at") {
+				t.Fatal("locations lacks users_change_due_at after up")
+			}
+			if !db.Migrator().HasIndex("locations", "idx_locations_users_change_due_at") {
+				t.Error("locations lacks the index the schedule loop finds due keypad changes through")
+			}
+			if err := migrations.Down(ctx, db); err != nil {
+				t.Fatalf("down: %v", err)
+			}
+			if db.Migrator().HasColumn("locations", "users_change_due_at") {
+				t.Error("users_change_due_at still exists after rolling the migration back")
+			}
+			// The rollback drops the column in place: the table keeps the
+			// indexes that older rollbacks drop.
+			if !db.Migrator().HasIndex("locations", "idx_locations_account_name") {
+				t.Error("rolling back lost the locations table's other indexes")
+			}
+			if err := migrations.Up(ctx, db); err != nil {
+				t.Fatalf("up again: %v", err)
+			}
+		})
+	}
+}
