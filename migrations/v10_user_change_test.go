@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 
+	"gorm.io/gorm"
+
 	"github.com/panelsync/panelsync/migrations"
 	"github.com/panelsync/panelsync/models/dbtest"
 )
@@ -22,8 +24,11 @@ func TestMigrations_UserChange_AddsTheIndexedDueTimeAndRollsItBack(t *testing.T)
 			if !db.Migrator().HasIndex("locations", "idx_locations_users_change_due_at") {
 				t.Error("locations lacks the index the schedule loop finds due keypad changes through")
 			}
-			if err := migrations.Down(ctx, db); err != nil {
-				t.Fatalf("down: %v", err)
+			// Later migrations roll back first, then this one.
+			for applied(t, db, "202612020010_user_change") {
+				if err := migrations.Down(ctx, db); err != nil {
+					t.Fatalf("down: %v", err)
+				}
 			}
 			if db.Migrator().HasColumn("locations", "users_change_due_at") {
 				t.Error("users_change_due_at still exists after rolling the migration back")
@@ -38,4 +43,20 @@ func TestMigrations_UserChange_AddsTheIndexedDueTimeAndRollsItBack(t *testing.T)
 			}
 		})
 	}
+}
+
+// applied reports whether the migration with id is applied.
+func applied(t *testing.T, db *gorm.DB, id string) bool {
+	t.Helper()
+	st, err := migrations.Status(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range st.Migrations {
+		if m.ID == id {
+			return m.Applied
+		}
+	}
+	t.Fatalf("no migration %s", id)
+	return false
 }
