@@ -114,15 +114,8 @@ func (s *Service) Invite(ctx context.Context, actor models.Actor, in Invitation)
 func (s *Service) ResendInvitation(ctx context.Context, actor models.Actor, loginID string) (Issued, error) {
 	var out Issued
 	err := s.store.Tx(ctx, func(ctx context.Context) error {
-		acct, err := s.store.LockAccount(ctx, actor.AccountID)
+		acct, login, err := s.lockLogin(ctx, actor, loginID)
 		if err != nil {
-			return err
-		}
-		login, err := s.store.LoginInAccount(ctx, actor.AccountID, loginID, true)
-		if err != nil {
-			return err
-		}
-		if err := checkMayChange(actor, login); err != nil {
 			return err
 		}
 		if login.State() != models.LoginInvited {
@@ -385,14 +378,8 @@ func (s *Service) UpdateLogin(ctx context.Context, actor models.Actor, id string
 	}
 	var out models.Login
 	err := s.store.Tx(ctx, func(ctx context.Context) error {
-		if _, err := s.store.LockAccount(ctx, actor.AccountID); err != nil {
-			return err
-		}
-		login, err := s.store.LoginInAccount(ctx, actor.AccountID, id, true)
+		_, login, err := s.lockLogin(ctx, actor, id)
 		if err != nil {
-			return err
-		}
-		if err := checkMayChange(actor, login); err != nil {
 			return err
 		}
 		if ch.Role != nil && login.Role == models.RoleOwner && *ch.Role != models.RoleOwner && login.State() == models.LoginActive {
@@ -425,14 +412,8 @@ func (s *Service) Deactivate(ctx context.Context, actor models.Actor, id string)
 	var out models.Login
 	changed := false
 	err := s.store.Tx(ctx, func(ctx context.Context) error {
-		if _, err := s.store.LockAccount(ctx, actor.AccountID); err != nil {
-			return err
-		}
-		login, err := s.store.LoginInAccount(ctx, actor.AccountID, id, true)
+		_, login, err := s.lockLogin(ctx, actor, id)
 		if err != nil {
-			return err
-		}
-		if err := checkMayChange(actor, login); err != nil {
 			return err
 		}
 		if login.State() == models.LoginDeactivated {
@@ -475,15 +456,8 @@ func (s *Service) Deactivate(ctx context.Context, actor models.Actor, id string)
 func (s *Service) Reactivate(ctx context.Context, actor models.Actor, id string) (models.Login, error) {
 	var out models.Login
 	err := s.store.Tx(ctx, func(ctx context.Context) error {
-		acct, err := s.store.LockAccount(ctx, actor.AccountID)
+		acct, login, err := s.lockLogin(ctx, actor, id)
 		if err != nil {
-			return err
-		}
-		login, err := s.store.LoginInAccount(ctx, actor.AccountID, id, true)
-		if err != nil {
-			return err
-		}
-		if err := checkMayChange(actor, login); err != nil {
 			return err
 		}
 		if login.State() != models.LoginDeactivated {
@@ -506,6 +480,24 @@ func (s *Service) Reactivate(ctx context.Context, actor models.Actor, id string)
 		})
 	})
 	return out, err
+}
+
+// lockLogin takes the account's lock and loads one of its logins for a
+// change by actor, in the transaction carried by ctx. An admin's change to
+// an owner is refused.
+func (s *Service) lockLogin(ctx context.Context, actor models.Actor, id string) (models.Account, models.Login, error) {
+	acct, err := s.store.LockAccount(ctx, actor.AccountID)
+	if err != nil {
+		return models.Account{}, models.Login{}, err
+	}
+	login, err := s.store.LoginInAccount(ctx, actor.AccountID, id, true)
+	if err != nil {
+		return models.Account{}, models.Login{}, err
+	}
+	if err := checkMayChange(actor, login); err != nil {
+		return models.Account{}, models.Login{}, err
+	}
+	return acct, login, nil
 }
 
 // checkMayChange refuses an admin changing an owner: owners are changed by

@@ -162,30 +162,12 @@ func (e *Engine) MarkCancelled(ctx context.Context, actor models.Actor, runID st
 		if !ok {
 			return models.Errorf(models.CodeInvalidState, "the run has already ended (%s); there is nothing to mark cancelled", r.State)
 		}
-		if err := e.store.RefreshSyncStatus(ctx, r.LocationID); err != nil {
-			return err
-		}
-		if r.BatchID != nil {
-			batchID := *r.BatchID
-			models.AfterCommit(ctx, func() { e.noteBatch(batchID) })
-		}
-		if err := e.store.Audit(ctx, actor, models.AuditChange{
-			Action: "run.mark_cancelled", Target: models.AuditTarget{Type: "run", ID: r.ID},
-			Before: map[string]any{"kind": r.Kind, "state": r.State, "location_id": r.LocationID},
-			After:  map[string]any{"kind": r.Kind, "state": models.RunCancelled, "location_id": r.LocationID},
-		}); err != nil {
-			return err
-		}
 		msg := fmt.Sprintf("%s marked cancelled by %s while %s", kindLabel(r.Kind), actor.Name, r.State)
 		if r.State == models.RunRunning {
 			msg += "; it was under way, so the panel may hold part of its changes: check the panel with a full user sync"
 		}
-		_, err = e.events.Append(ctx, models.NewEvent{
-			AccountID: r.AccountID, LocationID: r.LocationID, RunID: r.ID,
-			Type: models.EventSyncCancelled, Severity: models.SeverityWarning, OccurredAt: now,
-			Message: msg,
-			Data:    map[string]any{"kind": r.Kind, "was": r.State, "unsafe": r.State == models.RunRunning},
-		})
+		err = e.recordCancelled(ctx, actor, r, "run.mark_cancelled", msg,
+			map[string]any{"kind": r.Kind, "was": r.State, "unsafe": r.State == models.RunRunning})
 		if err != nil {
 			return err
 		}

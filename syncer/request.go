@@ -201,26 +201,8 @@ func (e *Engine) CancelRun(ctx context.Context, actor models.Actor, runID string
 		if !ok {
 			return models.Errorf(models.CodeInvalidState, "the run has already ended (%s) and can no longer be cancelled", r.State)
 		}
-		if err := e.store.RefreshSyncStatus(ctx, r.LocationID); err != nil {
-			return err
-		}
-		if r.BatchID != nil {
-			batchID := *r.BatchID
-			models.AfterCommit(ctx, func() { e.noteBatch(batchID) })
-		}
-		if err := e.store.Audit(ctx, actor, models.AuditChange{
-			Action: "run.cancel", Target: models.AuditTarget{Type: "run", ID: r.ID},
-			Before: map[string]any{"kind": r.Kind, "state": r.State, "location_id": r.LocationID},
-			After:  map[string]any{"kind": r.Kind, "state": models.RunCancelled, "location_id": r.LocationID},
-		}); err != nil {
-			return err
-		}
-		_, err = e.events.Append(ctx, models.NewEvent{
-			AccountID: r.AccountID, LocationID: r.LocationID, RunID: r.ID,
-			Type: models.EventSyncCancelled, Severity: models.SeverityWarning,
-			Message: fmt.Sprintf("%s cancelled by %s", kindLabel(r.Kind), actor.Name),
-			Data:    map[string]any{"kind": r.Kind},
-		})
+		err = e.recordCancelled(ctx, actor, r, "run.cancel",
+			fmt.Sprintf("%s cancelled by %s", kindLabel(r.Kind), actor.Name), map[string]any{"kind": r.Kind})
 		if err != nil {
 			return err
 		}
@@ -228,6 +210,32 @@ func (e *Engine) CancelRun(ctx context.Context, actor models.Actor, runID string
 		return err
 	})
 	return out, err
+}
+
+// recordCancelled writes what follows a run's cancellation, in the
+// transaction carried by ctx: the location's status, its batch's
+// progress, the audit entry and the sync.cancelled event.
+func (e *Engine) recordCancelled(ctx context.Context, actor models.Actor, r models.Run, action, message string, data map[string]any) error {
+	if err := e.store.RefreshSyncStatus(ctx, r.LocationID); err != nil {
+		return err
+	}
+	if r.BatchID != nil {
+		batchID := *r.BatchID
+		models.AfterCommit(ctx, func() { e.noteBatch(batchID) })
+	}
+	if err := e.store.Audit(ctx, actor, models.AuditChange{
+		Action: action, Target: models.AuditTarget{Type: "run", ID: r.ID},
+		Before: map[string]any{"kind": r.Kind, "state": r.State, "location_id": r.LocationID},
+		After:  map[string]any{"kind": r.Kind, "state": models.RunCancelled, "location_id": r.LocationID},
+	}); err != nil {
+		return err
+	}
+	_, err := e.events.Append(ctx, models.NewEvent{
+		AccountID: r.AccountID, LocationID: r.LocationID, RunID: r.ID,
+		Type: models.EventSyncCancelled, Severity: models.SeverityWarning, OccurredAt: e.now(),
+		Message: message, Data: data,
+	})
+	return err
 }
 
 // eventData adds the batch id to an event's data when the run has one.
