@@ -265,21 +265,8 @@ func (s *Service) ResetPassword(ctx context.Context, token, password string) err
 		if login, err = s.redeem(ctx, token, models.TokenPasswordReset, models.LoginActive, invalid, now); err != nil {
 			return err
 		}
-		if err := s.store.UpdateLoginFields(ctx, login.ID, map[string]any{"password_hash": hash}); err != nil {
-			return err
-		}
-		if _, err := s.store.RevokeLoginSessions(ctx, login.ID, "", "password_reset", now); err != nil {
-			return err
-		}
-		if err := s.store.ExpireLoginTokens(ctx, login.ID, "", now); err != nil {
-			return err
-		}
-		if err := s.store.Audit(ctx, selfActor(login), models.AuditChange{Action: "login.password_reset", Target: loginTarget(login)}); err != nil {
-			return err
-		}
-		m := passwordChangedMail(login)
-		m.AccountID = login.AccountID
-		return s.cfg.Mailer.Enqueue(ctx, m)
+		_, err = s.replacePassword(ctx, login, hash, passwordChange{action: "login.password_reset", expire: ""}, now)
+		return err
 	})
 	if err != nil {
 		return err
@@ -322,24 +309,10 @@ func (s *Service) ChangePassword(ctx context.Context, p Principal, clientIP, cur
 	now := s.now()
 	var ended []string
 	err = s.store.Tx(ctx, func(ctx context.Context) error {
-		if err := s.store.UpdateLoginFields(ctx, login.ID, map[string]any{"password_hash": hash}); err != nil {
-			return err
-		}
-		ended, err = s.store.RevokeLoginSessions(ctx, login.ID, p.SessionID, "password_change", now)
-		if err != nil {
-			return err
-		}
-		if err := s.store.ExpireLoginTokens(ctx, login.ID, models.TokenPasswordReset, now); err != nil {
-			return err
-		}
-		// The login's own account keeps the entry, even when support staff
-		// change their password while acting on a customer's account.
-		if err := s.store.Audit(ctx, selfActor(login), models.AuditChange{Action: "login.password_change", Target: loginTarget(login)}); err != nil {
-			return err
-		}
-		m := passwordChangedMail(login)
-		m.AccountID = login.AccountID
-		return s.cfg.Mailer.Enqueue(ctx, m)
+		ended, err = s.replacePassword(ctx, login, hash, passwordChange{
+			action: "login.password_change", keepSession: p.SessionID, expire: models.TokenPasswordReset,
+		}, now)
+		return err
 	})
 	if err != nil {
 		return err
@@ -348,6 +321,40 @@ func (s *Service) ChangePassword(ctx context.Context, p Principal, clientIP, cur
 		s.sessionEnded(id)
 	}
 	return nil
+}
+
+// passwordChange says how a new password is put in place: the audit
+// action, the session that stays signed in (none after a reset), and the
+// mailed tokens that stop working ("" for every kind).
+type passwordChange struct {
+	action      string
+	keepSession string
+	expire      models.TokenPurpose
+}
+
+// replacePassword stores a login's new password hash in the transaction
+// carried by ctx, ends its other sessions, expires its mailed tokens,
+// audits the change in the login's own account (even when support staff
+// act on a customer's account) and mails the login a notice. It returns
+// the sessions it ended.
+func (s *Service) replacePassword(ctx context.Context, login models.Login, hash string, ch passwordChange, now time.Time) ([]string, error) {
+	if err := s.store.UpdateLoginFields(ctx, login.ID, map[string]any{"password_hash": hash}); err != nil {
+		return nil, err
+	}
+	reason := strings.TrimPrefix(ch.action, "login.")
+	ended, err := s.store.RevokeLoginSessions(ctx, login.ID, ch.keepSession, reason, now)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.store.ExpireLoginTokens(ctx, login.ID, ch.expire, now); err != nil {
+		return nil, err
+	}
+	if err := s.store.Audit(ctx, selfActor(login), models.AuditChange{Action: ch.action, Target: loginTarget(login)}); err != nil {
+		return nil, err
+	}
+	m := passwordChangedMail(login)
+	m.AccountID = login.AccountID
+	return ended, s.cfg.Mailer.Enqueue(ctx, m)
 }
 
 // LoginChange is a change to a login's name or role; nil leaves it.
