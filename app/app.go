@@ -176,6 +176,7 @@ func (a *App) build(ctx context.Context, signingKey, codeKey []byte) error {
 		ScheduleTick:    a.cfg.ScheduleTick,
 		UserChangeDelay: a.cfg.UserChangeDelay,
 		CodeKey:         codeKey,
+		Sealer:          a.sealer,
 		Mailer:          a.mail,
 		Logger:          a.log,
 	}, a.store, a.events, a.link, b.NewWaker())

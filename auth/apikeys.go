@@ -16,11 +16,13 @@ import (
 type Scope string
 
 // The scopes an API key can hold. Read covers every GET route; sync covers
-// starting and cancelling syncs and batches. Nothing that needs the owner
-// or admin role is open to a key, whatever its scopes.
+// starting and cancelling syncs and batches; import covers uploading user
+// lists, which an integrator's script does. Nothing else that needs the
+// owner or admin role is open to a key, whatever its scopes.
 const (
-	ScopeRead Scope = "read"
-	ScopeSync Scope = "sync"
+	ScopeRead   Scope = "read"
+	ScopeSync   Scope = "sync"
+	ScopeImport Scope = "import"
 )
 
 // Scopes is the set of scopes a principal holds; a login holds none, as
@@ -43,13 +45,13 @@ func (s Scopes) Strings() []string {
 // known, none twice.
 func ParseScopes(raw []string) (Scopes, error) {
 	if len(raw) == 0 {
-		return nil, models.FieldError("scopes", "scopes must list at least one of read and sync")
+		return nil, models.FieldError("scopes", "scopes must list at least one of read, sync and import")
 	}
 	out := make(Scopes, 0, len(raw))
 	for _, r := range raw {
 		sc := Scope(r)
-		if sc != ScopeRead && sc != ScopeSync {
-			return nil, models.FieldError("scopes", "unknown scope %q: scopes are read and sync", r)
+		if sc != ScopeRead && sc != ScopeSync && sc != ScopeImport {
+			return nil, models.FieldError("scopes", "unknown scope %q: scopes are read, sync and import", r)
 		}
 		if out.Has(sc) {
 			return nil, models.FieldError("scopes", "scope %q is listed twice", r)

@@ -141,6 +141,19 @@ type Problem struct {
 	Code      string `json:"code"`
 	Field     string `json:"field,omitempty"`
 	RequestID string `json:"request_id,omitempty"`
+	// Errors lists every problem of an uploaded file; ErrorsOmitted
+	// counts those beyond the list.
+	Errors        []ProblemDetail `json:"errors,omitempty"`
+	ErrorsOmitted int             `json:"errors_omitted,omitempty"`
+}
+
+// ProblemDetail is one problem of an uploaded file: which file, the row
+// (0 for the file as a whole) and column, and what is wrong.
+type ProblemDetail struct {
+	File    string `json:"file"`
+	Row     int    `json:"row"`
+	Column  string `json:"column"`
+	Message string `json:"message"`
 }
 
 // problemFor converts any error into a problem document. Errors that are
@@ -170,14 +183,19 @@ func problemFor(err error) (Problem, *models.Error) {
 	if !ok {
 		status = fiber.StatusInternalServerError
 	}
-	return Problem{
-		Type:   "urn:panelsync:problem:" + de.Code,
-		Title:  title(de.Code),
-		Status: status,
-		Detail: de.Message,
-		Code:   de.Code,
-		Field:  de.Field,
-	}, de
+	p := Problem{
+		Type:          "urn:panelsync:problem:" + de.Code,
+		Title:         title(de.Code),
+		Status:        status,
+		Detail:        de.Message,
+		Code:          de.Code,
+		Field:         de.Field,
+		ErrorsOmitted: de.DetailsOmitted,
+	}
+	for _, d := range de.Details {
+		p.Errors = append(p.Errors, ProblemDetail{File: d.File, Row: d.Row, Column: d.Column, Message: d.Message})
+	}
+	return p, de
 }
 
 // NewErrorHandler returns the one Fiber error handler: it writes every

@@ -89,6 +89,12 @@ func matrixRows() []matrixRow {
 		{route: "POST /v1/runs/:id/cancel", want: "unyyyfffyu"},
 		{route: "POST /v1/runs/:id/apply", want: "unyyfffffu"},
 		{route: "POST /v1/runs/:id/mark-cancelled", want: "unyyfffffu", body: map[string]bool{"confirm": true}},
+		{route: "POST /v1/runs/:id/reapply", want: "unyyfffffu"},
+		{route: "GET /v1/runs/:id/control", want: "unyyyfyyfu"},
+
+		// An API key needs the import scope, which neither key here has;
+		// the syncer tests upload with one.
+		{route: "POST /v1/imports", want: "uyyyfffffu", body: empty},
 
 		{route: "POST /v1/sync", want: "uyyyyfffyu", body: empty},
 		{route: "GET /v1/batches/:id", want: "unyyyfyyfu"},

@@ -223,6 +223,10 @@ type RunResponse struct {
 	FinishedAt  *time.Time   `json:"finished_at"`
 	Changes     ChangeCounts `json:"changes"`
 	Error       *RunError    `json:"error"`
+	// ReappliedFrom names the run a re-apply restores; ImportID the upload
+	// an import run came from.
+	ReappliedFrom *string `json:"reapplied_from"`
+	ImportID      *string `json:"import_id"`
 }
 
 // ChangeCounts counts what a run changed.
@@ -304,19 +308,21 @@ type PanelStatusResponse struct {
 
 func toRunResponse(r models.Run) RunResponse {
 	out := RunResponse{
-		ID:          r.ID,
-		LocationID:  r.LocationID,
-		BatchID:     r.BatchID,
-		Kind:        string(r.Kind),
-		Mode:        string(r.Mode),
-		Trigger:     string(r.TriggerSource),
-		State:       string(r.State),
-		RequestedBy: r.RequestedBy,
-		Attempt:     r.Attempt,
-		CreatedAt:   apiTime(r.CreatedAt),
-		StartedAt:   apiTimePtr(r.StartedAt),
-		FinishedAt:  apiTimePtr(r.FinishedAt),
-		Changes:     ChangeCounts{Added: r.Added, Updated: r.Updated, Removed: r.Removed, Unchanged: r.Unchanged},
+		ID:            r.ID,
+		LocationID:    r.LocationID,
+		BatchID:       r.BatchID,
+		Kind:          string(r.Kind),
+		Mode:          string(r.Mode),
+		Trigger:       string(r.TriggerSource),
+		State:         string(r.State),
+		RequestedBy:   r.RequestedBy,
+		Attempt:       r.Attempt,
+		CreatedAt:     apiTime(r.CreatedAt),
+		StartedAt:     apiTimePtr(r.StartedAt),
+		FinishedAt:    apiTimePtr(r.FinishedAt),
+		Changes:       ChangeCounts{Added: r.Added, Updated: r.Updated, Removed: r.Removed, Unchanged: r.Unchanged},
+		ReappliedFrom: r.ReappliedFrom,
+		ImportID:      r.ImportID,
 	}
 	if r.ErrorCode != "" {
 		out.Error = &RunError{Code: r.ErrorCode, Message: r.ErrorMessage}

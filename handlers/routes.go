@@ -60,8 +60,10 @@ type Deps struct {
 func New(d Deps) *fiber.App {
 	log := d.Logger
 	app := fiber.New(fiber.Config{
-		AppName:               "panelsync",
-		BodyLimit:             d.BodyLimit,
+		AppName: "panelsync",
+		// Uploads may be larger than any other body; limitBody holds every
+		// other route to the configured limit.
+		BodyLimit:             max(d.BodyLimit, importBodyLimit),
 		ErrorHandler:          NewErrorHandler(log),
 		DisableStartupMessage: true,
 		// Strings taken from a request stay valid after the handler
@@ -80,6 +82,7 @@ func New(d Deps) *fiber.App {
 	guardServer(app, obs)
 	app.Use(obs.middleware)
 	app.Use(recover.New())
+	app.Use(limitBody(d.BodyLimit))
 	if len(d.CORSOrigins) > 0 {
 		app.Use(allowOrigins(d.CORSOrigins))
 	}
@@ -135,6 +138,11 @@ func New(d Deps) *fiber.App {
 	authed.add(fiber.MethodPost, "/runs/:id/cancel", requireOperator, sh.cancelRun)
 	authed.add(fiber.MethodPost, "/runs/:id/apply", requireAdmin, sh.applyRun)
 	authed.add(fiber.MethodPost, "/runs/:id/mark-cancelled", requireAdmin, sh.markCancelled)
+	authed.add(fiber.MethodPost, "/runs/:id/reapply", requireAdmin, sh.reapplyRun)
+	authed.add(fiber.MethodGet, "/runs/:id/control", sh.runControl)
+
+	ih := importHandlers{engine: d.Engine}
+	authed.add(fiber.MethodPost, "/imports", requireImporter, ih.upload)
 
 	bh := batchHandlers{engine: d.Engine}
 	authed.add(fiber.MethodPost, "/sync", requireOperator, bh.start)

@@ -139,6 +139,39 @@ func (h syncHandlers) applyRun(c *fiber.Ctx) error {
 	return c.JSON(toRunResponse(r))
 }
 
+// reapplyRun starts a run that restores a finished run's user list.
+func (h syncHandlers) reapplyRun(c *fiber.Ctx) error {
+	r, err := h.engine.ReapplyRun(c.UserContext(), actor(c), c.Params("id"))
+	if err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusAccepted).JSON(SyncResponse{Run: toRunResponse(r), Message: "Re-apply process has been initiated"})
+}
+
+// runControl serves the control file an import run was uploaded with.
+func (h syncHandlers) runControl(c *fiber.Ctx) error {
+	if err := allowQuery(c); err != nil {
+		return err
+	}
+	r, err := h.store.Run(c.UserContext(), principal(c).AccountID, c.Params("id"))
+	if err != nil {
+		return err
+	}
+	if r.ImportID == nil {
+		return models.Errorf(models.CodeNotFound, "only runs of an upload have a control file; this %s run has none", r.Kind)
+	}
+	imp, err := h.store.Import(c.UserContext(), r.AccountID, *r.ImportID)
+	if err != nil {
+		return err
+	}
+	if imp.Control == nil {
+		return models.Errorf(models.CodeNotFound, "the import was uploaded without a control file")
+	}
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	c.Set(fiber.HeaderContentDisposition, `attachment; filename="import-`+imp.ID+`-control.json"`)
+	return c.Send(imp.Control)
+}
+
 type markCancelledRequest struct {
 	Confirm *bool `json:"confirm"`
 }
@@ -160,19 +193,37 @@ func (h syncHandlers) markCancelled(c *fiber.Ctx) error {
 	return c.JSON(toRunResponse(r))
 }
 
-// runData serves what the panel sent, as JSON or, with ?format=csv, as a
-// spreadsheet of its records.
+// runData serves what the panel or the upload sent, as JSON or, with
+// ?format=csv, as a spreadsheet of its records. An import run's data is
+// the data file as uploaded, codes masked, in the format it came in
+// unless another is asked for; the other format lists the run's own
+// location's users.
 func (h syncHandlers) runData(c *fiber.Ctx) error {
 	if err := allowQuery(c, "format"); err != nil {
 		return err
 	}
-	format := c.Query("format", "json")
-	if format != "json" && format != "csv" {
+	asked := c.Query("format")
+	if asked != "" && asked != "json" && asked != "csv" {
 		return models.FieldError("format", "format must be json or csv")
 	}
 	r, err := h.store.RunPayload(c.UserContext(), principal(c).AccountID, c.Params("id"))
 	if err != nil {
 		return err
+	}
+	if r.ImportID != nil {
+		imp, err := h.store.Import(c.UserContext(), r.AccountID, *r.ImportID)
+		if err != nil {
+			return err
+		}
+		if asked == "" || asked == imp.Format {
+			c.Set(fiber.HeaderContentType, importContentType(imp.Format))
+			c.Set(fiber.HeaderContentDisposition, `attachment; filename="import-`+imp.ID+`-data.`+imp.Format+`"`)
+			return c.Send(imp.Data)
+		}
+	}
+	format := asked
+	if format == "" {
+		format = "json"
 	}
 	if len(r.Data) == 0 {
 		if r.IsActive() {
@@ -266,6 +317,13 @@ func dataCSV(r models.Run) ([]byte, error) {
 	}
 	w.Flush()
 	return buf.Bytes(), w.Error()
+}
+
+func importContentType(format string) string {
+	if format == "csv" {
+		return "text/csv; charset=utf-8"
+	}
+	return fiber.MIMEApplicationJSON
 }
 
 // csvSafe keeps a spreadsheet from reading a panel-supplied name as a

@@ -42,6 +42,7 @@ func all() []*gormigrate.Migration {
 		v9Hold(),
 		v10UserChange(),
 		v11PeopleLookup(),
+		v12Imports(),
 	}
 }
 

@@ -25,8 +25,11 @@ func TestMigrations_PeopleLookup_AddsReceiptAndExternalIDAndRollsThemBack(t *tes
 			if !db.Migrator().HasIndex("panel_users", "idx_panel_users_location_external") {
 				t.Error("panel_users lacks the (location_id, external_id) index the lookup by external id reads")
 			}
-			if err := migrations.Down(ctx, db); err != nil {
-				t.Fatalf("down: %v", err)
+			// Later migrations roll back first, then this one.
+			for applied(t, db, "202612020011_people_lookup") {
+				if err := migrations.Down(ctx, db); err != nil {
+					t.Fatalf("down: %v", err)
+				}
 			}
 			for _, col := range columns {
 				if db.Migrator().HasColumn("panel_users", col) {

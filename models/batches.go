@@ -316,3 +316,13 @@ func (s *Store) BatchRunOutcomes(ctx context.Context, batchID string) ([]BatchRu
 	}
 	return out, nil
 }
+
+// MarkBatchHeldReported notes that a batch's held runs were reported. It
+// reports false when they already were, so that one node mails them once.
+func (s *Store) MarkBatchHeldReported(ctx context.Context, id string, now time.Time) (bool, error) {
+	res := s.conn(ctx).Model(&Batch{}).Where("id = ? AND held_reported_at IS NULL", id).Update("held_reported_at", now)
+	if res.Error != nil {
+		return false, fmt.Errorf("mark batch held reported: %w", res.Error)
+	}
+	return res.RowsAffected == 1, nil
+}

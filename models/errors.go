@@ -49,6 +49,23 @@ type Error struct {
 	Field string
 	// RetryAfter tells a rate-limited caller when to come back.
 	RetryAfter time.Duration
+	// Details lists every problem found in an uploaded file, each placed
+	// where a person can find it; DetailsOmitted counts those beyond it.
+	Details        []ErrorDetail
+	DetailsOmitted int
+}
+
+// ErrorDetail is one problem in an uploaded file.
+type ErrorDetail struct {
+	// File is "data" or "control".
+	File string
+	// Row is the data file's row (its spreadsheet row for CSV, the 1-based
+	// index of the user for JSON), or 0 for the file as a whole.
+	Row int
+	// Column is the column as the file spells it, or the JSON path in the
+	// control file, or "".
+	Column  string
+	Message string
 }
 
 func (e *Error) Error() string {

@@ -57,7 +57,7 @@ func (s *Store) activeRun(ctx context.Context, key string) (Run, error) {
 	// Under read committed this read sees the row whose insert made ours a
 	// duplicate. It takes no lock: concurrent duplicates all hold a shared
 	// lock on that index entry, and upgrading it would deadlock them.
-	if err := s.conn(ctx).Omit("data", "changes", "pending").Where("active_key = ?", key).Take(&r).Error; err != nil {
+	if err := s.conn(ctx).Omit("data", "changes", "pending", "codes").Where("active_key = ?", key).Take(&r).Error; err != nil {
 		return Run{}, notFound(err, "active run")
 	}
 	return r, nil
@@ -110,7 +110,7 @@ func (s *Store) ClaimRuns(ctx context.Context, owner string, n int, now, leaseUn
 		if err != nil {
 			return fmt.Errorf("claim runs: %w", err)
 		}
-		return db.Omit("data", "changes", "pending").Where("id IN ?", ids).Order("available_at").Find(&claimed).Error
+		return db.Omit("data", "changes", "pending", "codes").Where("id IN ?", ids).Order("available_at").Find(&claimed).Error
 	})
 	return claimed, err
 }
@@ -290,7 +290,7 @@ func (s *Store) RetryRun(ctx context.Context, runID, owner string, availableAt t
 // Run loads one run of the account, without its data and changes.
 func (s *Store) Run(ctx context.Context, accountID, id string) (Run, error) {
 	var r Run
-	err := s.conn(ctx).Omit("data", "changes", "pending").Where("id = ? AND account_id = ?", id, accountID).Take(&r).Error
+	err := s.conn(ctx).Omit("data", "changes", "pending", "codes").Where("id = ? AND account_id = ?", id, accountID).Take(&r).Error
 	if err != nil {
 		return Run{}, notFound(err, "run")
 	}
@@ -301,7 +301,7 @@ func (s *Store) Run(ctx context.Context, accountID, id string) (Run, error) {
 // that follows in the caller's transaction.
 func (s *Store) RunForUpdate(ctx context.Context, accountID, id string) (Run, error) {
 	var r Run
-	err := lockForUpdate(s.conn(ctx)).Omit("data", "changes", "pending").Where("id = ? AND account_id = ?", id, accountID).Take(&r).Error
+	err := lockForUpdate(s.conn(ctx)).Omit("data", "changes", "pending", "codes").Where("id = ? AND account_id = ?", id, accountID).Take(&r).Error
 	if err != nil {
 		return Run{}, notFound(err, "run")
 	}
@@ -311,7 +311,7 @@ func (s *Store) RunForUpdate(ctx context.Context, accountID, id string) (Run, er
 // RunForWorker loads a run by id alone, for the worker that claimed it.
 func (s *Store) RunForWorker(ctx context.Context, id string) (Run, error) {
 	var r Run
-	if err := s.conn(ctx).Omit("data", "changes", "pending").Where("id = ?", id).Take(&r).Error; err != nil {
+	if err := s.conn(ctx).Omit("data", "changes", "pending", "codes").Where("id = ?", id).Take(&r).Error; err != nil {
 		return Run{}, notFound(err, "run")
 	}
 	return r, nil
@@ -341,7 +341,7 @@ type RunQuery struct {
 // next page (empty on the last). Ids are time-ordered, so paging by id is
 // paging by creation.
 func (s *Store) ListRuns(ctx context.Context, q RunQuery) ([]Run, string, error) {
-	db := s.conn(ctx).Omit("data", "changes", "pending").Where("account_id = ?", q.AccountID)
+	db := s.conn(ctx).Omit("data", "changes", "pending", "codes").Where("account_id = ?", q.AccountID)
 	if q.LocationID != "" {
 		db = db.Where("location_id = ?", q.LocationID)
 	}

@@ -55,7 +55,7 @@ func (s *Store) ApplyPanelUsers(ctx context.Context, locationID string, insert, 
 	}
 	for _, u := range update {
 		err := db.Model(&PanelUser{}).Where("id = ?", u.ID).Updates(map[string]any{
-			"name": u.Name, "email": u.Email, "authority": u.Authority, "partitions": u.Partitions,
+			"name": u.Name, "email": u.Email, "external_id": u.ExternalID, "authority": u.Authority, "partitions": u.Partitions,
 			"access_schedule": u.AccessSchedule, "has_code": u.HasCode, "code_digest": u.CodeDigest,
 		}).Error
 		if err != nil {
@@ -166,7 +166,7 @@ func (s *Store) RecordRunFinished(ctx context.Context, locationID string, kind R
 // when the run was no longer queued.
 func (s *Store) CancelQueuedRun(ctx context.Context, runID string, now time.Time) (bool, error) {
 	res := s.conn(ctx).Model(&Run{}).Where("id = ? AND state = ?", runID, RunQueued).Updates(map[string]any{
-		"state": RunCancelled, "active_key": nil, "finished_at": now, "lease_owner": "",
+		"state": RunCancelled, "active_key": nil, "finished_at": now, "lease_owner": "", "codes": nil,
 	})
 	if res.Error != nil {
 		return false, fmt.Errorf("cancel run: %w", res.Error)
@@ -178,7 +178,7 @@ func (s *Store) CancelQueuedRun(ctx context.Context, runID string, now time.Time
 // it next renews its lease, and its result is then refused.
 func (s *Store) CancelRunningRun(ctx context.Context, runID string, now time.Time) (bool, error) {
 	res := s.conn(ctx).Model(&Run{}).Where("id = ? AND state = ?", runID, RunRunning).Updates(map[string]any{
-		"state": RunCancelled, "active_key": nil, "finished_at": now, "lease_owner": "",
+		"state": RunCancelled, "active_key": nil, "finished_at": now, "lease_owner": "", "codes": nil,
 	})
 	if res.Error != nil {
 		return false, fmt.Errorf("cancel run: %w", res.Error)
@@ -256,6 +256,9 @@ func (s *Store) SettleHeldRun(ctx context.Context, runID string, out RunOutcome,
 	updates := map[string]any{
 		"state": out.State, "active_key": nil, "finished_at": now, "pending": nil,
 	}
+	if out.State == RunCancelled {
+		updates["codes"] = nil
+	}
 	if out.State == RunSucceeded {
 		updates["added"], updates["updated"], updates["removed"], updates["unchanged"] = out.Added, out.Updated, out.Removed, out.Unchanged
 		if out.Changes != nil {
@@ -275,7 +278,7 @@ func (s *Store) SettleHeldRun(ctx context.Context, runID string, out RunOutcome,
 func (s *Store) MarkRunCancelled(ctx context.Context, runID string, now time.Time) (bool, error) {
 	res := s.conn(ctx).Model(&Run{}).
 		Where("id = ? AND state IN ?", runID, []RunState{RunQueued, RunRunning, RunAwaitingApply}).
-		Updates(map[string]any{"state": RunCancelled, "active_key": nil, "finished_at": now, "lease_owner": "", "pending": nil})
+		Updates(map[string]any{"state": RunCancelled, "active_key": nil, "finished_at": now, "lease_owner": "", "pending": nil, "codes": nil})
 	if res.Error != nil {
 		return false, fmt.Errorf("mark run cancelled: %w", res.Error)
 	}

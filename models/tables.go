@@ -220,7 +220,19 @@ type Run struct {
 	// Pending is what a held run needs to be applied later and is never
 	// shown: the keyed digests of the codes the panel sent. It is wiped
 	// when the run is applied or cancelled.
-	Pending    []byte    `gorm:"type:longblob"`
+	Pending []byte `gorm:"type:longblob"`
+	// ImportID names the upload an import run came from; nil for every
+	// other run, re-applies included.
+	ImportID *string `gorm:"size:36;index"`
+	// ReappliedFrom names the run a re-apply brings the panel back to.
+	ReappliedFrom *string `gorm:"size:36"`
+	// Codes are the user codes an import or re-apply pushes, sealed
+	// (decision 13): opened only to send them to the panel, kept so that
+	// a re-apply restores them, wiped when the run is cancelled.
+	Codes []byte `gorm:"type:longblob"`
+	// ApprovedBy is who let the run push to its panel without the safety
+	// hold: the person who applied it, or who asked for a re-apply.
+	ApprovedBy string    `gorm:"size:254;not null;default:''"`
 	CreatedAt  time.Time `gorm:"index:idx_runs_account_created,priority:2;index:idx_runs_location_created,priority:2"`
 	StartedAt  *time.Time
 	FinishedAt *time.Time
@@ -325,6 +337,27 @@ type Batch struct {
 	CancelledAt   *time.Time
 	FinishedAt    *time.Time
 	ProgressAt    *time.Time
-	CreatedAt     time.Time `gorm:"index:idx_batches_account_created,priority:2"`
+	// HeldReportedAt is when the batch's report e-mails were told that
+	// every run it has left waits for a person's Apply.
+	HeldReportedAt *time.Time
+	CreatedAt      time.Time `gorm:"index:idx_batches_account_created,priority:2"`
 	UpdatedAt     time.Time
+}
+
+// Import is one upload of a user list: the data file as received with its
+// codes masked, and the control file, kept for every run it started.
+type Import struct {
+	ID          string `gorm:"primaryKey;size:36"`
+	AccountID   string `gorm:"size:36;not null;index"`
+	BatchID     string `gorm:"size:36;not null;index"`
+	RequestedBy string `gorm:"size:254;not null;default:''"`
+	// Format is "csv" or "json".
+	Format   string `gorm:"size:8;not null"`
+	FileName string `gorm:"size:255;not null;default:''"`
+	Rows     int    `gorm:"not null"`
+	// Data is the data file with every code replaced by a mask.
+	Data []byte `gorm:"type:longblob"`
+	// Control is the control file as uploaded, or nil without one.
+	Control   []byte `gorm:"type:longblob"`
+	CreatedAt time.Time
 }

@@ -35,6 +35,13 @@ type applied struct {
 	// was applied, and pending is what its apply will need.
 	hold    string
 	pending []byte
+	// failed, when set, ends the run failed although its changes were
+	// applied: the panel refused or did not keep some of the users pushed
+	// to it, and the record holds what the panel confirmed.
+	failed *runError
+	// note completes the event's data, such as how many users need a new
+	// code.
+	note map[string]any
 }
 
 type counts struct {
@@ -77,6 +84,8 @@ func (e *Engine) runAttempt(ctx context.Context, r models.Run) attemptOutcome {
 		out, err = e.syncPanel(ctx, r, loc)
 	case models.RunRefresh:
 		out, err = e.refresh(ctx, r, loc)
+	case models.RunImport:
+		out, err = e.importUsers(ctx, r, loc)
 	default:
 		err = &runError{code: "internal", message: fmt.Sprintf("runs of kind %s are not executed by workers", r.Kind), permanent: true}
 	}
@@ -102,6 +111,9 @@ func (e *Engine) record(ctx context.Context, r models.Run, out attemptOutcome) e
 			if res.hold != "" {
 				return e.hold(ctx, r, out, res, now)
 			}
+			if res.failed != nil {
+				return e.failApplied(ctx, r, out, res, now)
+			}
 			err = e.store.FinishRun(ctx, r.ID, e.cfg.Owner, models.RunOutcome{
 				State: models.RunSucceeded, Mode: out.mode,
 				Added: res.counts.Added, Updated: res.counts.Updated, Removed: res.counts.Removed, Unchanged: res.counts.Unchanged,
@@ -119,8 +131,8 @@ func (e *Engine) record(ctx context.Context, r models.Run, out attemptOutcome) e
 			_, err = e.events.Append(ctx, models.NewEvent{
 				AccountID: r.AccountID, LocationID: r.LocationID, RunID: r.ID,
 				Type: models.EventSyncSucceeded, Severity: models.SeverityInfo, OccurredAt: now,
-				Message: fmt.Sprintf("%s succeeded: %s", kindLabel(r.Kind), res.summary),
-				Data:    map[string]any{"kind": r.Kind, "mode": out.mode, "changes": res.counts, "attempt": r.Attempt},
+				Message: fmt.Sprintf("%s succeeded: %s", runLabel(r.Kind, r.TriggerSource), res.summary),
+				Data:    withNote(map[string]any{"kind": r.Kind, "mode": out.mode, "changes": res.counts, "attempt": r.Attempt}, res.note),
 			})
 			if err != nil {
 				return err
@@ -149,7 +161,7 @@ func (e *Engine) record(ctx context.Context, r models.Run, out attemptOutcome) e
 		_, err = e.events.Append(ctx, models.NewEvent{
 			AccountID: r.AccountID, LocationID: r.LocationID, RunID: r.ID,
 			Type: models.EventSyncFailed, Severity: models.SeverityError, OccurredAt: now,
-			Message: fmt.Sprintf("%s failed: %s", kindLabel(r.Kind), out.err.message),
+			Message: fmt.Sprintf("%s failed: %s", runLabel(r.Kind, r.TriggerSource), out.err.message),
 			Data:    map[string]any{"kind": r.Kind, "code": out.err.code, "attempt": r.Attempt},
 		})
 		if err != nil {
@@ -171,6 +183,53 @@ func kindLabel(k models.RunKind) string {
 		return "User import"
 	}
 	return string(k)
+}
+
+// runLabel names a run in messages: a re-apply by what it does, any other
+// run by its kind.
+func runLabel(k models.RunKind, trigger models.RunTrigger) string {
+	if trigger == models.TriggerReapply {
+		return "Re-apply"
+	}
+	return kindLabel(k)
+}
+
+// withNote adds a run's note to its event's data.
+func withNote(data, note map[string]any) map[string]any {
+	for k, v := range note {
+		data[k] = v
+	}
+	return data
+}
+
+// failApplied finishes a run whose changes were applied in part: the
+// record holds what the panel confirmed, the changes list each user that
+// failed, and the run is a Sync Failure so that someone looks.
+func (e *Engine) failApplied(ctx context.Context, r models.Run, out attemptOutcome, res applied, now time.Time) error {
+	err := e.store.FinishRun(ctx, r.ID, e.cfg.Owner, models.RunOutcome{
+		State: models.RunFailed, Mode: out.mode,
+		Added: res.counts.Added, Updated: res.counts.Updated, Removed: res.counts.Removed, Unchanged: res.counts.Unchanged,
+		ErrorCode: res.failed.code, ErrorMessage: res.failed.message, Data: out.data, Changes: res.changes,
+	}, now)
+	if err != nil {
+		return err
+	}
+	if err := e.store.RecordRunFinished(ctx, r.LocationID, r.Kind, false, now); err != nil {
+		return err
+	}
+	if r.BatchID != nil {
+		models.AfterCommit(ctx, func() { e.noteBatch(*r.BatchID) })
+	}
+	_, err = e.events.Append(ctx, models.NewEvent{
+		AccountID: r.AccountID, LocationID: r.LocationID, RunID: r.ID,
+		Type: models.EventSyncFailed, Severity: models.SeverityError, OccurredAt: now,
+		Message: fmt.Sprintf("%s failed: %s", runLabel(r.Kind, r.TriggerSource), res.failed.message),
+		Data:    withNote(map[string]any{"kind": r.Kind, "code": res.failed.code, "attempt": r.Attempt, "changes": res.counts}, res.note),
+	})
+	if err != nil {
+		return err
+	}
+	return e.reportRun(ctx, r, out.location, "failed", res.failed.message+" Applied: "+res.summary+".")
 }
 
 // InitiatedMessage is the answer to a sync request, as the apps show it.

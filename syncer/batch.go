@@ -38,6 +38,9 @@ type BatchStatus struct {
 	Succeeded int
 	Failed    int
 	Cancelled int
+	// Held counts the runs awaiting a person's Apply, which Running
+	// includes: the batch is not done while they wait.
+	Held int
 }
 
 // validateScope checks a scope and returns its location count.
@@ -131,6 +134,7 @@ func (e *Engine) status(ctx context.Context, b models.Batch) (BatchStatus, error
 		Succeeded: counts[models.RunSucceeded],
 		Failed:    counts[models.RunFailed],
 		Cancelled: counts[models.RunCancelled],
+		Held:      counts[models.RunAwaitingApply],
 	}
 	created := 0
 	for _, n := range counts {
@@ -347,6 +351,20 @@ func (e *Engine) batchChanged(ctx context.Context, batchID string) {
 			e.log.Warn("finish batch", "batch_id", batchID, "error", err.Error())
 		}
 		return
+	}
+	if b.Expanded && st.Queued == 0 && st.Running == st.Held && b.HeldReportedAt == nil {
+		// Every run left waits for a person: say so once, in one mail,
+		// rather than leave a held batch unnoticed until someone looks.
+		err := e.store.Tx(ctx, func(ctx context.Context) error {
+			won, err := e.store.MarkBatchHeldReported(ctx, b.ID, now)
+			if err != nil || !won {
+				return err
+			}
+			return e.reportBatch(ctx, b, st)
+		})
+		if err != nil {
+			e.log.Warn("report held batch", "batch_id", batchID, "error", err.Error())
+		}
 	}
 	err = e.store.Tx(ctx, func(ctx context.Context) error {
 		won, err := e.store.MarkBatchProgress(ctx, b.ID, now, batchProgressEvery)

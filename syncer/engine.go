@@ -57,6 +57,9 @@ type Config struct {
 	UserChangeDelay time.Duration
 	// CodeKey keys the digests that stand in for user codes.
 	CodeKey []byte
+	// Sealer seals the codes an import brings, and opens them only to push
+	// them to a panel. Imports are refused without one.
+	Sealer Sealer
 	// Mailer queues the sync reports mailed to locations' report
 	// e-mails; nil sends none.
 	Mailer Mailer
@@ -94,6 +97,12 @@ func (c *Config) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+}
+
+// Sealer seals secrets at rest (decision 13).
+type Sealer interface {
+	Seal(plaintext []byte) (string, error)
+	Open(sealed string) ([]byte, error)
 }
 
 // Engine enqueues runs and executes them on a bounded set of workers.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/panelsync/panelsync/models"
@@ -83,6 +84,13 @@ func (e *Engine) ApplyRun(ctx context.Context, actor models.Actor, runID string)
 		}
 		loc, err := e.store.LocationByID(ctx, r.LocationID)
 		if err != nil {
+			return err
+		}
+		if r.Kind == models.RunImport {
+			if err := e.approvePush(ctx, actor, r, loc); err != nil {
+				return err
+			}
+			out, err = e.store.Run(ctx, actor.AccountID, runID)
 			return err
 		}
 		var kept UsersData
@@ -172,6 +180,105 @@ func (e *Engine) MarkCancelled(ctx context.Context, actor models.Actor, runID st
 			return err
 		}
 		out, err = e.store.Run(ctx, actor.AccountID, runID)
+		return err
+	})
+	return out, err
+}
+
+// approvePush sends a held import back to the queue approved, in the
+// transaction carried by ctx: a worker pushes it to the panel, reads the
+// panel back and finishes it. The panel must be able to take it now.
+func (e *Engine) approvePush(ctx context.Context, actor models.Actor, r models.Run, loc models.LocationView) error {
+	if err := checkRunnable(loc, r.Kind); err != nil {
+		return err
+	}
+	now := e.now()
+	ok, err := e.store.ApproveHeldRun(ctx, r.ID, actor.Name, now)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return models.Errorf(models.CodeInvalidState, "the run is no longer awaiting apply")
+	}
+	if err := e.store.MarkLocationSyncing(ctx, r.LocationID, r.Kind); err != nil {
+		return err
+	}
+	if err := e.store.Audit(ctx, actor, models.AuditChange{
+		Action: "run.apply", Target: models.AuditTarget{Type: "run", ID: r.ID, Name: loc.Location.Name},
+		Before: map[string]any{"kind": r.Kind, "state": r.State, "location_id": r.LocationID},
+		After:  map[string]any{"kind": r.Kind, "state": models.RunQueued, "location_id": r.LocationID, "approved_by": actor.Name},
+	}); err != nil {
+		return err
+	}
+	_, err = e.events.Append(ctx, models.NewEvent{
+		AccountID: r.AccountID, LocationID: r.LocationID, RunID: r.ID,
+		Type: models.EventSyncRequested, Severity: models.SeverityInfo, OccurredAt: now,
+		Message: fmt.Sprintf("%s applied by %s: sending it to the panel", runLabel(r.Kind, r.TriggerSource), actor.Name),
+		Data:    map[string]any{"kind": r.Kind, "mode": r.Mode, "trigger": r.TriggerSource, "applied_by": actor.Name},
+	})
+	if err != nil {
+		return err
+	}
+	models.AfterCommit(ctx, e.announce)
+	return nil
+}
+
+// ReapplyRun starts a run that brings a location's panel and record back
+// to the user list of a finished users or import run, applied at once (a
+// person asked for exactly that list). An import's codes come back with
+// it; a panel read's cannot, as panels' codes are kept only as digests, so
+// users it puts back have none and are listed as code_missing.
+func (e *Engine) ReapplyRun(ctx context.Context, actor models.Actor, runID string) (models.Run, error) {
+	var out models.Run
+	err := e.store.Tx(ctx, func(ctx context.Context) error {
+		src, err := e.store.RunPayload(ctx, actor.AccountID, runID)
+		if err != nil {
+			return err
+		}
+		if src.Kind != models.RunUsers && src.Kind != models.RunImport {
+			return models.Errorf(models.CodeInvalidState, "a %s run has no user list to re-apply; only users and import runs do", src.Kind)
+		}
+		if src.State != models.RunSucceeded && src.State != models.RunFailed {
+			return models.Errorf(models.CodeInvalidState, "the run is %s; only a finished run (succeeded or failed) can be re-applied", strings.ReplaceAll(string(src.State), "_", " "))
+		}
+		if len(src.Data) == 0 {
+			return models.Errorf(models.CodeInvalidState, "the run ended before it received a user list; there is nothing to re-apply")
+		}
+		var list UsersData
+		if err := json.Unmarshal(src.Data, &list); err != nil {
+			return fmt.Errorf("read run %s: %w", src.ID, err)
+		}
+		if !list.Full {
+			return models.Errorf(models.CodeInvalidState, "the run read only the changes since the sync before it, not the whole list; re-apply a full user sync")
+		}
+		loc, err := e.store.Location(ctx, actor.AccountID, src.LocationID)
+		if err != nil {
+			return err
+		}
+		if err := checkRunnable(loc, models.RunImport); err != nil {
+			return err
+		}
+		restore := UsersData{Full: true, Users: list.Users, ExternalIDs: list.ExternalIDs, Protected: list.Protected, KeepUnsetCodes: list.KeepUnsetCodes}
+		data, err := json.Marshal(restore)
+		if err != nil {
+			return err
+		}
+		from := src.ID
+		push := &pushPayload{data: data, codes: src.Codes, reappliedFrom: &from, approvedBy: actor.Name}
+		run, dedup, err := e.enqueue(ctx, actor, loc, SyncRequest{LocationID: loc.Location.ID, Kind: models.RunImport, Trigger: models.TriggerReapply, Push: push})
+		if err != nil {
+			return err
+		}
+		if dedup {
+			return models.Errorf(models.CodeConflict, "an import is already %s at this location (run %s): wait for it or cancel it, then re-apply", run.State, run.ID)
+		}
+		if err := e.store.Audit(ctx, actor, models.AuditChange{
+			Action: "run.reapply", Target: models.AuditTarget{Type: "run", ID: src.ID, Name: loc.Location.Name},
+			After: map[string]any{"run_id": run.ID, "kind": src.Kind, "location_id": src.LocationID, "users": len(list.Users)},
+		}); err != nil {
+			return err
+		}
+		out, err = e.store.Run(ctx, actor.AccountID, run.ID)
 		return err
 	})
 	return out, err

@@ -81,6 +81,9 @@ func (e *Engine) reportBatch(ctx context.Context, b models.Batch, st BatchStatus
 		return nil
 	}
 	subject := batchSummary(b, st)
+	if st.Held > 0 {
+		subject += fmt.Sprintf(", %d held for apply", st.Held)
+	}
 	lines := []reportLine{
 		{"Batch", b.ID},
 		{"Requested by", b.RequestedBy},
@@ -88,6 +91,9 @@ func (e *Engine) reportBatch(ctx context.Context, b models.Batch, st BatchStatus
 		{"Succeeded", fmt.Sprint(st.Succeeded)},
 		{"Failed", fmt.Sprint(st.Failed)},
 		{"Cancelled", fmt.Sprint(st.Cancelled)},
+	}
+	if st.Held > 0 {
+		lines = append(lines, reportLine{"Held for apply", fmt.Sprint(st.Held)})
 	}
 	sort.Slice(notable, func(i, j int) bool { return notable[i].Label < notable[j].Label })
 	if len(notable) > maxReportLines {

@@ -20,6 +20,25 @@ type SyncRequest struct {
 	// Full asks for a full users sync even where the panel's watermark
 	// would allow an incremental one.
 	Full bool
+	// Push is what an import or re-apply run carries to its panel.
+	Push *pushPayload
+}
+
+// pushPayload is what a run that pushes users to a panel is created with.
+type pushPayload struct {
+	data          []byte
+	codes         []byte
+	importID      *string
+	reappliedFrom *string
+	approvedBy    string
+}
+
+// apply copies the payload onto a run about to be inserted.
+func (p *pushPayload) apply(r *models.Run) {
+	if p == nil {
+		return
+	}
+	r.Data, r.Codes, r.ImportID, r.ReappliedFrom, r.ApprovedBy = p.data, p.codes, p.importID, p.reappliedFrom, p.approvedBy
 }
 
 // ParseKind checks a kind a client asked for.
@@ -73,6 +92,7 @@ func (e *Engine) enqueue(ctx context.Context, actor models.Actor, loc models.Loc
 	if req.BatchID != "" {
 		r.BatchID = &req.BatchID
 	}
+	req.Push.apply(&r)
 	run, dedup, err := e.store.EnqueueRun(ctx, r)
 	if err != nil {
 		return run, false, err
@@ -93,7 +113,7 @@ func (e *Engine) enqueue(ctx context.Context, actor models.Actor, loc models.Loc
 	_, err = e.events.Append(ctx, models.NewEvent{
 		AccountID: loc.Location.AccountID, LocationID: loc.Location.ID, RunID: run.ID,
 		Type: models.EventSyncRequested, Severity: models.SeverityInfo,
-		Message: fmt.Sprintf("%s requested by %s", kindLabel(req.Kind), by),
+		Message: fmt.Sprintf("%s requested by %s", runLabel(req.Kind, req.Trigger), by),
 		Data:    eventData(map[string]any{"kind": req.Kind, "mode": mode, "trigger": req.Trigger}, req.BatchID),
 	})
 	if err != nil {
@@ -128,6 +148,9 @@ func (e *Engine) enqueueOrFail(ctx context.Context, actor models.Actor, loc mode
 	if req.BatchID != "" {
 		r.BatchID = &req.BatchID
 	}
+	// A pushed list that could not start is kept, so it can be re-applied
+	// once the panel is back.
+	req.Push.apply(&r)
 	run, err := e.store.InsertFailedRun(ctx, r)
 	if err != nil {
 		return false, false, err

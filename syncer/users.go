@@ -22,13 +22,23 @@ const (
 	maxPartitionNo = 64
 )
 
-// UsersData is what a users run keeps of the panel's answer: the users
-// without their codes.
+// UsersData is the user list a run keeps, never with codes: what a panel
+// sent for a users run, or what an import or re-apply pushes.
 type UsersData struct {
 	Full      bool         `json:"full"`
-	Watermark string       `json:"watermark"`
+	Watermark string       `json:"watermark,omitempty"`
 	Users     []panel.User `json:"users"`
 	Removed   []int        `json:"removed,omitempty"`
+	// ExternalIDs are the integrator's ids of the users an import lists,
+	// by user number. A user it does not name keeps the id on record:
+	// panels know nothing of them.
+	ExternalIDs map[int]string `json:"external_ids,omitempty"`
+	// Protected are user numbers a push never writes or removes.
+	Protected []int `json:"protected_user_numbers,omitempty"`
+	// KeepUnsetCodes says that a user listed without a code keeps the code
+	// it has, as a data file row without a code means; otherwise has_code
+	// says whether the user should have one.
+	KeepUnsetCodes bool `json:"keep_unset_codes,omitempty"`
 }
 
 // Change is one record a run added, updated or removed.
@@ -38,6 +48,10 @@ type Change struct {
 	Number int           `json:"number"`
 	Name   string        `json:"name"`
 	Fields []FieldChange `json:"fields,omitempty"`
+	// Code and Message say why the panel did not take a user a push sent
+	// (action "failed"), or why a user needs a new code.
+	Code    string `json:"code,omitempty"`
+	Message string `json:"message,omitempty"`
 }
 
 // FieldChange is one field of an updated record. A user code's change is
@@ -235,6 +249,7 @@ func diffUsers(locationID string, existing []models.PanelUser, got UsersData, di
 			UserNumber:     u.Number,
 			Name:           u.Name,
 			Email:          u.Email,
+			ExternalID:     got.ExternalIDs[u.Number],
 			Authority:      u.Authority,
 			Partitions:     joinInts(u.Partitions),
 			AccessSchedule: u.AccessSchedule,
@@ -248,6 +263,9 @@ func diffUsers(locationID string, existing []models.PanelUser, got UsersData, di
 			d.counts.Added++
 			d.changes = append(d.changes, Change{Action: "added", Number: u.Number, Name: u.Name})
 			continue
+		}
+		if _, named := got.ExternalIDs[u.Number]; !named {
+			row.ExternalID = old.ExternalID
 		}
 		if row.HasCode && row.CodeDigest == "" {
 			// The panel says there is a code without disclosing it: keep
@@ -297,6 +315,7 @@ func userFieldChanges(old, row models.PanelUser) []FieldChange {
 	}
 	add("name", old.Name, row.Name)
 	add("email", old.Email, row.Email)
+	add("external_id", old.ExternalID, row.ExternalID)
 	add("authority", old.Authority, row.Authority)
 	if old.Partitions != row.Partitions {
 		out = append(out, FieldChange{Field: "partitions", From: splitInts(old.Partitions), To: splitInts(row.Partitions)})

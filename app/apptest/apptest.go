@@ -10,7 +10,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime/multipart"
 	"net/http"
+	"net/textproto"
+	"net/url"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -62,7 +65,14 @@ func Config(t testing.TB, b dbtest.Backend) app.Config {
 // Start serves a node built from cfg until the test ends.
 func Start(t testing.TB, cfg app.Config) *Node {
 	t.Helper()
-	a, err := app.New(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	return StartLogged(t, cfg, slog.New(slog.DiscardHandler))
+}
+
+// StartLogged is Start with the node's logs going to log, for tests that
+// read what a node logs.
+func StartLogged(t testing.TB, cfg app.Config, log *slog.Logger) *Node {
+	t.Helper()
+	a, err := app.New(context.Background(), cfg, log)
 	if err != nil {
 		t.Fatalf("start node: %v", err)
 	}
@@ -196,7 +206,7 @@ func (n *Node) RunPanel(t testing.TB, p *sim.Panel) (stop func()) {
 func (n *Node) usersRuns(t testing.TB, locationID string) []models.Run {
 	t.Helper()
 	var runs []models.Run
-	err := n.Store.DB().Omit("data", "changes", "pending").
+	err := n.Store.DB().Omit("data", "changes", "pending", "codes").
 		Where("location_id = ? AND kind = ?", locationID, models.RunUsers).Order("created_at, id").Find(&runs).Error
 	if err != nil {
 		t.Fatal(err)
@@ -326,17 +336,77 @@ func (n *Node) Do(t testing.TB, method, path, token string, body any) Response {
 	return Response{Status: resp.StatusCode, Header: resp.Header, Body: raw}
 }
 
+// ImportFile is one file part of an upload.
+type ImportFile struct {
+	// Part is the form part's name: data or control.
+	Part        string
+	Filename    string
+	ContentType string
+	Body        []byte
+}
+
+// Upload posts a user import as multipart/form-data: the files, then the
+// form fields.
+func (n *Node) Upload(t testing.TB, token string, files []ImportFile, fields url.Values) Response {
+	t.Helper()
+	var body bytes.Buffer
+	w := multipart.NewWriter(&body)
+	for _, f := range files {
+		h := textproto.MIMEHeader{}
+		h.Set("Content-Disposition", fmt.Sprintf(`form-data; name=%q; filename=%q`, f.Part, f.Filename))
+		if f.ContentType != "" {
+			h.Set("Content-Type", f.ContentType)
+		}
+		part, err := w.CreatePart(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := part.Write(f.Body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, values := range fields {
+		for _, v := range values {
+			if err := w.WriteField(name, v); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequest("POST", n.BaseURL+"/v1/imports", &body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", w.FormDataContentType())
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("upload: %v", err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Response{Status: resp.StatusCode, Header: resp.Header, Body: raw}
+}
+
 // Run is the part of a run the tests read.
 type Run struct {
-	ID          string `json:"id"`
-	LocationID  string `json:"location_id"`
-	Kind        string `json:"kind"`
-	Mode        string `json:"mode"`
-	Trigger     string `json:"trigger"`
-	RequestedBy string `json:"requested_by"`
-	State       string `json:"state"`
-	Attempt     int    `json:"attempt"`
-	Changes     struct {
+	ID            string  `json:"id"`
+	BatchID       *string `json:"batch_id"`
+	ReappliedFrom *string `json:"reapplied_from"`
+	ImportID      *string `json:"import_id"`
+	LocationID    string  `json:"location_id"`
+	Kind          string  `json:"kind"`
+	Mode          string  `json:"mode"`
+	Trigger       string  `json:"trigger"`
+	RequestedBy   string  `json:"requested_by"`
+	State         string  `json:"state"`
+	Attempt       int     `json:"attempt"`
+	Changes       struct {
 		Added     int `json:"added"`
 		Updated   int `json:"updated"`
 		Removed   int `json:"removed"`

@@ -252,7 +252,10 @@ func (s *state) upsertLocked(u panel.User) bool {
 	case u.Code != "":
 		u.HasCode = true
 	case u.HasCode && old != nil:
-		u.Code = old.user.Code
+		u.Code, u.HasCode = old.user.Code, old.user.HasCode
+	case u.HasCode:
+		// A new user sent to keep its code has none to keep.
+		u.HasCode = false
 	}
 	if old != nil && usersEqual(old.user, u) {
 		return false
