@@ -341,7 +341,7 @@ type Batch struct {
 	// every run it has left waits for a person's Apply.
 	HeldReportedAt *time.Time
 	CreatedAt      time.Time `gorm:"index:idx_batches_account_created,priority:2"`
-	UpdatedAt     time.Time
+	UpdatedAt      time.Time
 }
 
 // Import is one upload of a user list: the data file as received with its
