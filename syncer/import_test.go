@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/panelsync/panelsync/app"
 	"github.com/panelsync/panelsync/app/apptest"
@@ -672,6 +673,136 @@ func TestImport_ManyLocations_ByLocationColumn(t *testing.T) {
 		got, _ := json.Marshal(names)
 		if len(names) != 3 || !strings.Contains(string(got), "2 Carla") || !strings.Contains(string(got), "3 Dora") {
 			t.Fatalf("Elm Road's users after the import %s, want its protected master, Carla and Dora", got)
+		}
+	})
+}
+
+// fileOf writes a data file that lists the panel's users as they are, but
+// for user 1 (protected by the control file) and those in drop.
+func fileOf(t *testing.T, users []panel.User, drop ...int) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	w := csv.NewWriter(&buf)
+	_ = w.Write([]string{"user_number", "name", "email", "authority", "partitions", "schedule"})
+	for _, u := range users {
+		if u.Number == 1 || slices.Contains(drop, u.Number) {
+			continue
+		}
+		parts := make([]string, len(u.Partitions))
+		for i, p := range u.Partitions {
+			parts[i] = fmt.Sprint(p)
+		}
+		_ = w.Write([]string{fmt.Sprint(u.Number), u.Name, u.Email, u.Authority, strings.Join(parts, ";"), u.AccessSchedule})
+	}
+	w.Flush()
+	return buf.Bytes()
+}
+
+// withNewUsers adds a row per user number to a file fileOf wrote.
+func withNewUsers(file []byte, numbers ...int) []byte {
+	for _, n := range numbers {
+		file = append(file, fmt.Sprintf("%d,New User %d,,standard,1,\n", n, n)...)
+	}
+	return file
+}
+
+func TestImport_ThresholdEdges_AtTheLimitAppliesJustOverHolds(t *testing.T) {
+	forEachBackend(t, nil, sim.Options{Users: 10, Seed: 21}, func(t *testing.T, tb *testBundle) {
+		n, token := tb.node, tb.token
+		n.FirstSync(t, token, tb.loc.Location.ID)
+		settle(t, tb, map[string]any{"safety_threshold_percent": 20})
+		protect := controlFile(`{"protected_user_numbers":[1]}`)
+		users := tb.panel.Users()
+		// Two of the ten on record removed: exactly 20%.
+		at := importRun(t, tb, token, dataFile(fileOf(t, users, users[1].Number, users[2].Number)), protect)
+		if at.State != "succeeded" || at.Changes.Removed != 2 || at.Changes.Updated != 0 {
+			t.Fatalf("import removing 20%% %+v, want applied", at)
+		}
+		if got := len(tb.panel.Users()); got != 8 {
+			t.Fatalf("panel holds %d users after removing 2 of 10", got)
+		}
+		// Two of the eight left: 25%, just over.
+		users = tb.panel.Users()
+		over := importRun(t, tb, token, dataFile(fileOf(t, users, users[1].Number, users[2].Number)), protect)
+		if over.State != "awaiting_apply" || over.Changes.Removed != 2 {
+			t.Fatalf("import removing 25%% %+v, want held", over)
+		}
+		n.Do(t, "POST", "/v1/runs/"+over.ID+"/cancel", token, nil)
+		// The count: three changes at a count of 3 apply, four hold.
+		settle(t, tb, map[string]any{"safety_threshold_percent": 100, "safety_threshold_count": 3})
+		users = tb.panel.Users()
+		three := importRun(t, tb, token, dataFile(withNewUsers(fileOf(t, users), 201, 202, 203)), protect)
+		if three.State != "succeeded" || three.Changes.Added != 3 {
+			t.Fatalf("import of 3 changes at a count of 3 %+v, want applied", three)
+		}
+		users = tb.panel.Users()
+		four := importRun(t, tb, token, dataFile(withNewUsers(fileOf(t, users), 301, 302, 303, 304)), protect)
+		if four.State != "awaiting_apply" || four.Changes.Added != 4 {
+			t.Fatalf("import of 4 changes at a count of 3 %+v, want held", four)
+		}
+	})
+}
+
+func TestImport_MarkCancelledWhilePushing_SaysItMayBeUnsafeAndRecordsNothing(t *testing.T) {
+	forEachBackend(t, nil, sim.Options{Users: 6, Seed: 4}, func(t *testing.T, tb *testBundle) {
+		n, token, locID := tb.node, tb.token, tb.loc.Location.ID
+		n.FirstSync(t, token, locID)
+		settle(t, tb, map[string]any{"safety_threshold_percent": 100})
+		before := remoteUsers(t, tb)
+		tb.panel.SetLatency(700 * time.Millisecond)
+		r := n.Upload(t, token, []apptest.ImportFile{dataFile(keepTwoAddOne(tb.panel)), controlFile(importControl)}, url.Values{"location_ids": {locID}})
+		if r.Status != http.StatusAccepted {
+			t.Fatalf("upload: %d %s", r.Status, r.Body)
+		}
+		var runID string
+		apptest.Eventually(t, 10*time.Second, func() (bool, string) {
+			for _, run := range runsAt(t, tb) {
+				if run.Kind == "import" && run.State == "running" {
+					runID = run.ID
+					return true, ""
+				}
+			}
+			return false, "no import running yet"
+		})
+		if r := n.Do(t, "POST", "/v1/runs/"+runID+"/cancel", token, nil); r.Status != http.StatusOK {
+			t.Fatalf("cancel while pushing: %d %s", r.Status, r.Body)
+		}
+		events := n.Events(t, token, locID)
+		if last := events[len(events)-1]; last.Type != "sync.cancelled" {
+			t.Fatalf("last event %+v", last)
+		}
+		tb.panel.SetLatency(0)
+		// The worker's result is refused: the run stays cancelled and the
+		// record does not take what the panel answered.
+		r = n.Upload(t, token, []apptest.ImportFile{dataFile(keepTwoAddOne(tb.panel)), controlFile(importControl)}, url.Values{"location_ids": {locID}})
+		if r.Status != http.StatusAccepted {
+			t.Fatalf("upload after cancel: %d %s", r.Status, r.Body)
+		}
+		tb.panel.SetLatency(700 * time.Millisecond)
+		apptest.Eventually(t, 10*time.Second, func() (bool, string) {
+			for _, run := range runsAt(t, tb) {
+				if run.Kind == "import" && run.State == "running" {
+					runID = run.ID
+					return true, ""
+				}
+			}
+			return false, "no second import running yet"
+		})
+		marked := n.Do(t, "POST", "/v1/runs/"+runID+"/mark-cancelled", token, map[string]bool{"confirm": true})
+		if marked.Status != http.StatusOK {
+			t.Fatalf("mark cancelled: %d %s", marked.Status, marked.Body)
+		}
+		events = n.Events(t, token, locID)
+		last := events[len(events)-1]
+		if last.Type != "sync.cancelled" || !strings.Contains(last.Message, "may hold part of its changes") || !strings.Contains(string(last.Data), `"unsafe":true`) {
+			t.Fatalf("last event %+v, want the unsafe mark", last)
+		}
+		tb.panel.SetLatency(0)
+		if r := n.WaitRun(t, token, runID); r.State != "cancelled" {
+			t.Fatalf("marked run %+v", r)
+		}
+		if got := remoteUsers(t, tb); got != before {
+			t.Fatalf("the record changed from %d to %d users after cancelled imports", before, got)
 		}
 	})
 }
