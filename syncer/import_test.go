@@ -806,3 +806,32 @@ func TestImport_MarkCancelledWhilePushing_SaysItMayBeUnsafeAndRecordsNothing(t *
 		}
 	})
 }
+
+func TestImport_ForceUpdateAll_PushesUnchangedUsersAndKeepsTheirCodes(t *testing.T) {
+	forEachBackend(t, nil, sim.Options{Users: 6, Seed: 8}, func(t *testing.T, tb *testBundle) {
+		n, token := tb.node, tb.token
+		n.FirstSync(t, token, tb.loc.Location.ID)
+		protect := controlFile(`{"protected_user_numbers":[1]}`)
+		before := tb.panel.Users()
+		puts := func() int64 { return tb.panel.Stats().Commands[panel.CmdUsersPut] }
+
+		same := importRun(t, tb, token, dataFile(fileOf(t, before)), protect)
+		if same.State != "succeeded" || same.Changes.Added+same.Changes.Updated+same.Changes.Removed != 0 || puts() != 0 {
+			t.Fatalf("an import of the panel's own list %+v sent %d users.put, want none", same, puts())
+		}
+		settle(t, tb, map[string]any{"force_update_all": true})
+		forced := importRun(t, tb, token, dataFile(fileOf(t, before)), protect)
+		if forced.State != "succeeded" || puts() != 1 {
+			t.Fatalf("a forced import %+v sent %d users.put, want one with every user", forced, puts())
+		}
+		after := tb.panel.Users()
+		if len(after) != len(before) {
+			t.Fatalf("panel users %d after a forced push of the same list, want %d", len(after), len(before))
+		}
+		for i := range before {
+			if after[i].Code != before[i].Code || after[i].HasCode != before[i].HasCode {
+				t.Fatalf("user %d lost or changed its code in a forced push of a list without codes", before[i].Number)
+			}
+		}
+	})
+}
