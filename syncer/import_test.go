@@ -228,6 +228,10 @@ func TestImport_HeldAppliedReappliedAndCodesNeverLeave(t *testing.T) {
 				t.Fatalf("second upload while held: %d %s", again.Status, again.Body)
 			}
 
+			// The report e-mails hear of the hold before anyone acts on it.
+			if got := waitReports(t, tb, 1); !strings.Contains(got[0], "1 held for apply") {
+				t.Fatalf("first report %q, want the hold", got[0])
+			}
 			applied := keep(n.Do(t, "POST", "/v1/runs/"+held.ID+"/apply", token, nil))
 			if applied.Status != http.StatusOK {
 				t.Fatalf("apply: %d %s", applied.Status, applied.Body)
@@ -333,6 +337,35 @@ func TestImport_HeldAppliedReappliedAndCodesNeverLeave(t *testing.T) {
 				}
 			}
 			assertNoCodesStored(t, n.Store, cfg)
+
+			// The report e-mails: one when the upload's only run was held,
+			// one when its batch finished, one per re-apply.
+			mails := waitReports(t, tb, 4)
+			var subjects []string
+			for _, m := range mails {
+				for _, code := range secretCodes {
+					if strings.Contains(m, code) {
+						t.Fatal("a report mail holds an uploaded code")
+					}
+				}
+				for line := range strings.SplitSeq(m, "\n") {
+					if subject, ok := strings.CutPrefix(line, "Subject: "); ok {
+						subjects = append(subjects, strings.TrimSpace(subject))
+					}
+				}
+			}
+			// The batch's summary waits for a look at the batch, so it may
+			// come after the re-applies' reports.
+			want := []string{
+				"Main Street: re-apply succeeded",
+				"Main Street: re-apply succeeded",
+				"Selected locations: 0 succeeded, 1 held for apply (user import)",
+				"Selected locations: 1 succeeded (user import)",
+			}
+			slices.Sort(subjects)
+			if !slices.Equal(subjects, want) {
+				t.Fatalf("report subjects %q, want %q", subjects, want)
+			}
 		})
 	}
 }

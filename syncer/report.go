@@ -36,7 +36,7 @@ func (e *Engine) reportRun(ctx context.Context, r models.Run, loc models.Locatio
 	if len(to) == 0 {
 		return nil
 	}
-	subject := fmt.Sprintf("%s: %s %s", loc.Name, strings.ToLower(kindLabel(r.Kind)), outcome)
+	subject := fmt.Sprintf("%s: %s %s", loc.Name, strings.ToLower(runLabel(r.Kind, r.TriggerSource)), outcome)
 	lines := []reportLine{
 		{"Location", loc.Name},
 		{"Outcome", outcome},
@@ -44,6 +44,9 @@ func (e *Engine) reportRun(ctx context.Context, r models.Run, loc models.Locatio
 		{"Run", r.ID},
 		{"Requested by", r.RequestedBy},
 		{"Trigger", string(r.TriggerSource)},
+	}
+	if r.ReappliedFrom != nil {
+		lines = append(lines, reportLine{"Restores run", *r.ReappliedFrom})
 	}
 	text, html := renderReport(subject, lines, nil)
 	for _, addr := range to {
@@ -84,6 +87,7 @@ func (e *Engine) reportBatch(ctx context.Context, b models.Batch, st BatchStatus
 	if st.Held > 0 {
 		subject += fmt.Sprintf(", %d held for apply", st.Held)
 	}
+	subject += " (" + strings.ToLower(kindLabel(b.Kind)) + ")"
 	lines := []reportLine{
 		{"Batch", b.ID},
 		{"Requested by", b.RequestedBy},

@@ -1,6 +1,7 @@
 package syncer_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -36,7 +37,7 @@ func waitReports(t *testing.T, tb *testBundle, n int) []string {
 	var got []string
 	apptest.Eventually(t, 15*time.Second, func() (bool, string) {
 		got = reports(t, tb)
-		return len(got) >= n, "sync reports in the outbox"
+		return len(got) >= n, fmt.Sprintf("%d of %d sync reports in the outbox: %q", len(got), n, got)
 	})
 	return got
 }
