@@ -64,7 +64,14 @@ func (h importHandlers) upload(c *fiber.Ctx) error {
 		req.Scope = v[0]
 	}
 	if v := form.Value["group"]; len(v) == 1 {
-		req.Group = v[0]
+		group, err := models.Label("group", v[0], models.MaxGroupRunes, false)
+		if err != nil {
+			return err
+		}
+		req.Group = group
+	}
+	if req.Scope != "" && req.Scope != models.ScopeLocations && len(req.LocationIDs) > 0 {
+		return models.FieldError("location_ids", "location_ids only go with scope locations")
 	}
 	data, err := onePart(form, "data", importfile.MaxDataBytes, true)
 	if err != nil {

@@ -466,6 +466,7 @@ func TestImport_BadFiles_AreRefusedWithEveryProblemAndStoreNothing(t *testing.T)
 			{"unknown control key", []apptest.ImportFile{dataFile(keepTwoAddOne(tb.panel)), controlFile(`{"colums":{}}`)}, ids, 400, `"file":"control"`},
 			{"no data part", []apptest.ImportFile{controlFile(importControl)}, ids, 400, "the data file is required"},
 			{"two data parts", []apptest.ImportFile{dataFile(keepTwoAddOne(tb.panel)), dataFile(keepTwoAddOne(tb.panel))}, ids, 400, "send one"},
+			{"ids with scope all", []apptest.ImportFile{dataFile(keepTwoAddOne(tb.panel)), controlFile(importControl)}, url.Values{"location_ids": {locID}, "scope": {"all"}}, 400, "only go with scope locations"},
 			{"unknown field", []apptest.ImportFile{dataFile(keepTwoAddOne(tb.panel))}, url.Values{"location_ids": {locID}, "dry_run": {"1"}}, 400, "unknown field"},
 			{"unknown location", []apptest.ImportFile{dataFile(keepTwoAddOne(tb.panel)), controlFile(importControl)}, url.Values{"location_ids": {models.NewID()}}, 404, "not found"},
 			{"location column naming no location", []apptest.ImportFile{
