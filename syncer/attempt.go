@@ -112,32 +112,22 @@ func (e *Engine) record(ctx context.Context, r models.Run, out attemptOutcome) e
 				return e.hold(ctx, r, out, res, now)
 			}
 			if res.failed != nil {
-				return e.failApplied(ctx, r, out, res, now)
+				// The panel took part of the push: the record holds what it
+				// confirmed, and the run is a Sync Failure so that someone
+				// looks at the users it lists as failed.
+				return e.settle(ctx, r, out.location, models.RunOutcome{
+					State: models.RunFailed, Mode: out.mode,
+					Added: res.counts.Added, Updated: res.counts.Updated, Removed: res.counts.Removed, Unchanged: res.counts.Unchanged,
+					ErrorCode: res.failed.code, ErrorMessage: res.failed.message, Data: out.data, Changes: res.changes,
+				}, res.failed.message, res.failed.message+" Applied: "+res.summary+".",
+					withNote(map[string]any{"kind": r.Kind, "code": res.failed.code, "attempt": r.Attempt, "changes": res.counts}, res.note), now)
 			}
-			err = e.store.FinishRun(ctx, r.ID, e.cfg.Owner, models.RunOutcome{
+			return e.settle(ctx, r, out.location, models.RunOutcome{
 				State: models.RunSucceeded, Mode: out.mode,
 				Added: res.counts.Added, Updated: res.counts.Updated, Removed: res.counts.Removed, Unchanged: res.counts.Unchanged,
 				Data: out.data, Changes: res.changes,
-			}, now)
-			if err != nil {
-				return err
-			}
-			if err := e.store.RecordRunFinished(ctx, r.LocationID, r.Kind, true, now); err != nil {
-				return err
-			}
-			if r.BatchID != nil {
-				models.AfterCommit(ctx, func() { e.noteBatch(*r.BatchID) })
-			}
-			_, err = e.events.Append(ctx, models.NewEvent{
-				AccountID: r.AccountID, LocationID: r.LocationID, RunID: r.ID,
-				Type: models.EventSyncSucceeded, Severity: models.SeverityInfo, OccurredAt: now,
-				Message: fmt.Sprintf("%s succeeded: %s", runLabel(r.Kind, r.TriggerSource), res.summary),
-				Data:    withNote(map[string]any{"kind": r.Kind, "mode": out.mode, "changes": res.counts, "attempt": r.Attempt}, res.note),
-			})
-			if err != nil {
-				return err
-			}
-			return e.reportRun(ctx, r, out.location, "succeeded", res.summary)
+			}, res.summary, res.summary,
+				withNote(map[string]any{"kind": r.Kind, "mode": out.mode, "changes": res.counts, "attempt": r.Attempt}, res.note), now)
 		})
 	}
 	if !out.err.permanent && r.Attempt < e.cfg.MaxAttempts {
@@ -146,29 +136,39 @@ func (e *Engine) record(ctx context.Context, r models.Run, out attemptOutcome) e
 		return e.store.RetryRun(ctx, r.ID, e.cfg.Owner, now.Add(wait), out.err.code, out.err.message)
 	}
 	return e.store.Tx(ctx, func(ctx context.Context) error {
-		err := e.store.FinishRun(ctx, r.ID, e.cfg.Owner, models.RunOutcome{
+		return e.settle(ctx, r, out.location, models.RunOutcome{
 			State: models.RunFailed, ErrorCode: out.err.code, ErrorMessage: out.err.message, Data: out.data,
-		}, now)
-		if err != nil {
-			return err
-		}
-		if err := e.store.RecordRunFinished(ctx, r.LocationID, r.Kind, false, now); err != nil {
-			return err
-		}
-		if r.BatchID != nil {
-			models.AfterCommit(ctx, func() { e.noteBatch(*r.BatchID) })
-		}
-		_, err = e.events.Append(ctx, models.NewEvent{
-			AccountID: r.AccountID, LocationID: r.LocationID, RunID: r.ID,
-			Type: models.EventSyncFailed, Severity: models.SeverityError, OccurredAt: now,
-			Message: fmt.Sprintf("%s failed: %s", runLabel(r.Kind, r.TriggerSource), out.err.message),
-			Data:    map[string]any{"kind": r.Kind, "code": out.err.code, "attempt": r.Attempt},
-		})
-		if err != nil {
-			return err
-		}
-		return e.reportRun(ctx, r, out.location, "failed", out.err.message)
+		}, out.err.message, out.err.message, map[string]any{"kind": r.Kind, "code": out.err.code, "attempt": r.Attempt}, now)
 	})
+}
+
+// settle finishes a run succeeded or failed, in the transaction carried by
+// ctx and guarded by its lease: the outcome, the location's sync summary,
+// its batch's progress, the sync.succeeded or sync.failed event (the Sync
+// Failure) saying detail, and the report mailed with reportDetail.
+func (e *Engine) settle(ctx context.Context, r models.Run, loc models.Location, outcome models.RunOutcome, detail, reportDetail string, data map[string]any, now time.Time) error {
+	if err := e.store.FinishRun(ctx, r.ID, e.cfg.Owner, outcome, now); err != nil {
+		return err
+	}
+	succeeded := outcome.State == models.RunSucceeded
+	if err := e.store.RecordRunFinished(ctx, r.LocationID, r.Kind, succeeded, now); err != nil {
+		return err
+	}
+	if r.BatchID != nil {
+		models.AfterCommit(ctx, func() { e.noteBatch(*r.BatchID) })
+	}
+	ev := models.NewEvent{
+		AccountID: r.AccountID, LocationID: r.LocationID, RunID: r.ID, OccurredAt: now, Data: data,
+		Type: models.EventSyncSucceeded, Severity: models.SeverityInfo,
+		Message: fmt.Sprintf("%s %s: %s", runLabel(r.Kind, r.TriggerSource), outcome.State, detail),
+	}
+	if !succeeded {
+		ev.Type, ev.Severity = models.EventSyncFailed, models.SeverityError
+	}
+	if _, err := e.events.Append(ctx, ev); err != nil {
+		return err
+	}
+	return e.reportRun(ctx, r, loc, string(outcome.State), reportDetail)
 }
 
 func kindLabel(k models.RunKind) string {
@@ -200,36 +200,6 @@ func withNote(data, note map[string]any) map[string]any {
 		data[k] = v
 	}
 	return data
-}
-
-// failApplied finishes a run whose changes were applied in part: the
-// record holds what the panel confirmed, the changes list each user that
-// failed, and the run is a Sync Failure so that someone looks.
-func (e *Engine) failApplied(ctx context.Context, r models.Run, out attemptOutcome, res applied, now time.Time) error {
-	err := e.store.FinishRun(ctx, r.ID, e.cfg.Owner, models.RunOutcome{
-		State: models.RunFailed, Mode: out.mode,
-		Added: res.counts.Added, Updated: res.counts.Updated, Removed: res.counts.Removed, Unchanged: res.counts.Unchanged,
-		ErrorCode: res.failed.code, ErrorMessage: res.failed.message, Data: out.data, Changes: res.changes,
-	}, now)
-	if err != nil {
-		return err
-	}
-	if err := e.store.RecordRunFinished(ctx, r.LocationID, r.Kind, false, now); err != nil {
-		return err
-	}
-	if r.BatchID != nil {
-		models.AfterCommit(ctx, func() { e.noteBatch(*r.BatchID) })
-	}
-	_, err = e.events.Append(ctx, models.NewEvent{
-		AccountID: r.AccountID, LocationID: r.LocationID, RunID: r.ID,
-		Type: models.EventSyncFailed, Severity: models.SeverityError, OccurredAt: now,
-		Message: fmt.Sprintf("%s failed: %s", runLabel(r.Kind, r.TriggerSource), res.failed.message),
-		Data:    withNote(map[string]any{"kind": r.Kind, "code": res.failed.code, "attempt": r.Attempt, "changes": res.counts}, res.note),
-	})
-	if err != nil {
-		return err
-	}
-	return e.reportRun(ctx, r, out.location, "failed", res.failed.message+" Applied: "+res.summary+".")
 }
 
 // InitiatedMessage is the answer to a sync request, as the apps show it.

@@ -777,6 +777,23 @@ func TestImport_ThresholdEdges_AtTheLimitAppliesJustOverHolds(t *testing.T) {
 	})
 }
 
+// runningImport waits for an import run at the location to be running and
+// returns its id.
+func runningImport(t *testing.T, tb *testBundle) string {
+	t.Helper()
+	var runID string
+	apptest.Eventually(t, 10*time.Second, func() (bool, string) {
+		for _, run := range runsAt(t, tb) {
+			if run.Kind == "import" && run.State == "running" {
+				runID = run.ID
+				return true, ""
+			}
+		}
+		return false, "no import running yet"
+	})
+	return runID
+}
+
 func TestImport_MarkCancelledWhilePushing_SaysItMayBeUnsafeAndRecordsNothing(t *testing.T) {
 	forEachBackend(t, nil, sim.Options{Users: 6, Seed: 4}, func(t *testing.T, tb *testBundle) {
 		n, token, locID := tb.node, tb.token, tb.loc.Location.ID
@@ -788,16 +805,7 @@ func TestImport_MarkCancelledWhilePushing_SaysItMayBeUnsafeAndRecordsNothing(t *
 		if r.Status != http.StatusAccepted {
 			t.Fatalf("upload: %d %s", r.Status, r.Body)
 		}
-		var runID string
-		apptest.Eventually(t, 10*time.Second, func() (bool, string) {
-			for _, run := range runsAt(t, tb) {
-				if run.Kind == "import" && run.State == "running" {
-					runID = run.ID
-					return true, ""
-				}
-			}
-			return false, "no import running yet"
-		})
+		runID := runningImport(t, tb)
 		if r := n.Do(t, "POST", "/v1/runs/"+runID+"/cancel", token, nil); r.Status != http.StatusOK {
 			t.Fatalf("cancel while pushing: %d %s", r.Status, r.Body)
 		}
@@ -813,15 +821,7 @@ func TestImport_MarkCancelledWhilePushing_SaysItMayBeUnsafeAndRecordsNothing(t *
 			t.Fatalf("upload after cancel: %d %s", r.Status, r.Body)
 		}
 		tb.panel.SetLatency(700 * time.Millisecond)
-		apptest.Eventually(t, 10*time.Second, func() (bool, string) {
-			for _, run := range runsAt(t, tb) {
-				if run.Kind == "import" && run.State == "running" {
-					runID = run.ID
-					return true, ""
-				}
-			}
-			return false, "no second import running yet"
-		})
+		runID = runningImport(t, tb)
 		marked := n.Do(t, "POST", "/v1/runs/"+runID+"/mark-cancelled", token, map[string]bool{"confirm": true})
 		if marked.Status != http.StatusOK {
 			t.Fatalf("mark cancelled: %d %s", marked.Status, marked.Body)
