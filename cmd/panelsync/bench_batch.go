@@ -55,7 +55,13 @@ func benchAllLocations(ctx context.Context, env cmdEnv, args []string) error {
 		return err
 	}
 	defer stopPanels()
-	fmt.Fprintf(env.stderr, "seeded and linked %d panels in %s\n", *n, time.Since(seedStart).Round(time.Second))
+	// Each panel's first link starts a users sync of its own; the batch
+	// waits for them to end, or it would find most locations already
+	// syncing and time only the rest.
+	if err := waitFirstSyncs(ctx, a, seed.AccountID, 30*time.Minute); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.stderr, "seeded and linked %d panels, and synced their users, in %s\n", *n, time.Since(seedStart).Round(time.Second))
 
 	tokens, err := a.Auth().Login(ctx, seed.Email, seed.Password, "127.0.0.1")
 	if err != nil {
