@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/panelsync/panelsync/app"
 	"github.com/panelsync/panelsync/models"
 	"github.com/panelsync/panelsync/panel/sim"
 	"github.com/panelsync/panelsync/realtime"
@@ -49,44 +50,18 @@ func benchAllLocations(ctx context.Context, env cmdEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	dir, err := os.MkdirTemp("", "panelsync-batch-")
+	stopPanels, err := startBenchPanels(ctx, env, a, seed, *latency)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	credsPath := filepath.Join(dir, "panels.json")
-	if err := sim.WriteCredentialsFile(credsPath, seed.Panels); err != nil {
+	defer stopPanels()
+	// Each panel's first link starts a users sync of its own; the batch
+	// waits for them to end, or it would find most locations already
+	// syncing and time only the rest.
+	if err := waitFirstSyncs(ctx, a, seed.AccountID, 30*time.Minute); err != nil {
 		return err
 	}
-	self, err := os.Executable()
-	if err != nil {
-		return err
-	}
-	helper := exec.CommandContext(ctx, self, "bench", "panels", "--credentials", credsPath, "--latency", latency.String())
-	helper.Stderr = env.stderr
-	stdin, _ := helper.StdinPipe()
-	stdout, _ := helper.StdoutPipe()
-	if err := helper.Start(); err != nil {
-		return err
-	}
-	defer func() { _ = stdin.Close(); _ = helper.Wait() }()
-	line := make([]byte, 6)
-	if _, err := io.ReadFull(stdout, line); err != nil || string(line) != "ready\n" {
-		return fmt.Errorf("panel helper did not start: %q %v", line, err)
-	}
-	// Wait until the node has recorded every panel connected.
-	for deadline := time.Now().Add(2 * time.Minute); ; {
-		var connected int64
-		a.Store().DB().Model(&models.Panel{}).Where("account_id = ? AND connection = ?", seed.AccountID, models.PanelConnected).Count(&connected)
-		if int(connected) == *n {
-			break
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("only %d of %d panels connected", connected, *n)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	fmt.Fprintf(env.stderr, "seeded and linked %d panels in %s\n", *n, time.Since(seedStart).Round(time.Second))
+	fmt.Fprintf(env.stderr, "seeded and linked %d panels, and synced their users, in %s\n", *n, time.Since(seedStart).Round(time.Second))
 
 	tokens, err := a.Auth().Login(ctx, seed.Email, seed.Password, "127.0.0.1")
 	if err != nil {
@@ -143,6 +118,62 @@ func benchAllLocations(ctx context.Context, env cmdEnv, args []string) error {
 		ms(postTook), took.Round(time.Millisecond), ideal, float64(took)/float64(ideal), summary)
 	fmt.Fprintf(env.stdout, "  node peak RSS %d MB\n", ru.Maxrss/1024)
 	return nil
+}
+
+// startBenchPanels links a seed's panels from a helper process, so that
+// their work and memory are not the node's, and waits until the node has
+// recorded every one connected. The returned function stops the panels;
+// call it before stopping the node.
+func startBenchPanels(ctx context.Context, env cmdEnv, a *app.App, seed app.SeedResult, latency time.Duration) (func(), error) {
+	dir, err := os.MkdirTemp("", "panelsync-panels-")
+	if err != nil {
+		return nil, err
+	}
+	credsPath := filepath.Join(dir, "panels.json")
+	self, err := os.Executable()
+	if err == nil {
+		err = sim.WriteCredentialsFile(credsPath, seed.Panels)
+	}
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	helper := exec.CommandContext(ctx, self, "bench", "panels", "--credentials", credsPath, "--latency", latency.String())
+	helper.Stderr = env.stderr
+	stdin, _ := helper.StdinPipe()
+	stdout, _ := helper.StdoutPipe()
+	if err := helper.Start(); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	stop := func() {
+		_ = stdin.Close()
+		_ = helper.Wait()
+		os.RemoveAll(dir)
+	}
+	line := make([]byte, 6)
+	if _, err := io.ReadFull(stdout, line); err != nil || string(line) != "ready\n" {
+		stop()
+		return nil, fmt.Errorf("panel helper did not start: %q %v", line, err)
+	}
+	n := len(seed.Panels.Panels)
+	for deadline := time.Now().Add(2 * time.Minute); ; {
+		var connected int64
+		a.Store().DB().Model(&models.Panel{}).Where("account_id = ? AND connection = ?", seed.AccountID, models.PanelConnected).Count(&connected)
+		if int(connected) == n {
+			return stop, nil
+		}
+		if time.Now().After(deadline) {
+			stop()
+			return nil, fmt.Errorf("only %d of %d panels connected", connected, n)
+		}
+		select {
+		case <-time.After(100 * time.Millisecond):
+		case <-ctx.Done():
+			stop()
+			return nil, ctx.Err()
+		}
+	}
 }
 
 // benchPanels is all-locations' helper: it links the panels of a

@@ -36,6 +36,14 @@ func TestMain(m *testing.M) {
 		stop()
 		os.Exit(code)
 	}
+	// Bench commands start their helper processes as os.Executable() with
+	// the arguments "bench <helper> …", and in tests that is this binary.
+	if len(os.Args) > 2 && os.Args[1] == "bench" {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
+		stop()
+		os.Exit(code)
+	}
 	os.Exit(m.Run())
 }
 
