@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"gorm.io/gorm"
 )
 
 // CreateImport records an upload in the caller's transaction.
@@ -76,4 +78,38 @@ func (s *Store) ApproveHeldRun(ctx context.Context, runID, approvedBy string, no
 		return false, fmt.Errorf("approve held run: %w", res.Error)
 	}
 	return res.RowsAffected == 1, nil
+}
+
+// InsertRuns inserts runs in the caller's transaction, a few hundred to a
+// statement. A run whose active key is taken (a run of its kind is open at
+// its location) fails the whole insert with a conflict.
+func (s *Store) InsertRuns(ctx context.Context, runs []Run) error {
+	if len(runs) == 0 {
+		return nil
+	}
+	// A savepoint keeps a duplicate-key failure from poisoning the
+	// caller's transaction on databases that abort it on error.
+	err := s.conn(ctx).Transaction(func(tx *gorm.DB) error { return tx.CreateInBatches(runs, 100).Error })
+	if isDuplicate(err) {
+		return Errorf(CodeConflict, "a run of that kind is already open at one of the locations")
+	}
+	if err != nil {
+		return fmt.Errorf("insert runs: %w", err)
+	}
+	return nil
+}
+
+// MarkLocationsSyncing shows locations as syncing once runs of kind are
+// queued there, in statements of a few hundred locations.
+func (s *Store) MarkLocationsSyncing(ctx context.Context, locationIDs []string, kind RunKind) error {
+	updates := map[string]any{"sync_status": SyncSyncing}
+	if kind == RunUsers {
+		updates["users_change_due_at"] = nil
+	}
+	for ids := range slices.Chunk(locationIDs, 500) {
+		if err := s.conn(ctx).Model(&Location{}).Where("id IN ?", ids).Updates(updates).Error; err != nil {
+			return fmt.Errorf("mark locations syncing: %w", err)
+		}
+	}
+	return nil
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"gorm.io/gorm/clause"
 )
 
 // LocationByID loads a location and its panel by id alone, for workers
@@ -53,13 +55,26 @@ func (s *Store) ApplyPanelUsers(ctx context.Context, locationID string, insert, 
 			return fmt.Errorf("insert panel users: %w", err)
 		}
 	}
-	for _, u := range update {
-		err := db.Model(&PanelUser{}).Where("id = ?", u.ID).Updates(map[string]any{
-			"name": u.Name, "email": u.Email, "external_id": u.ExternalID, "authority": u.Authority, "partitions": u.Partitions,
-			"access_schedule": u.AccessSchedule, "has_code": u.HasCode, "code_digest": u.CodeDigest,
-		}).Error
+	if len(update) > 0 {
+		// Changed users are written back by id in a few multi-row
+		// statements rather than one UPDATE each: an import that changes
+		// every user of a panel would otherwise hold the write lock for
+		// hundreds of statements. Every row exists, so the insert half
+		// never applies; the columns not listed (the link to a login, the
+		// receipt, when the user was first seen) are left alone.
+		now := time.Now().UTC()
+		rows := make([]PanelUser, len(update))
+		for i, u := range update {
+			u.CreatedAt, u.UpdatedAt = now, now
+			rows[i] = u
+		}
+		err := db.Clauses(clause.OnConflict{
+			Columns: []clause.Column{{Name: "id"}},
+			DoUpdates: clause.AssignmentColumns([]string{"name", "email", "external_id", "authority", "partitions",
+				"access_schedule", "has_code", "code_digest", "updated_at"}),
+		}).CreateInBatches(rows, 200).Error
 		if err != nil {
-			return fmt.Errorf("update panel user %d: %w", u.UserNumber, err)
+			return fmt.Errorf("update panel users: %w", err)
 		}
 	}
 	if len(remove) > 0 {
@@ -122,11 +137,7 @@ func (s *Store) SetUsersWatermark(ctx context.Context, panelID, watermark string
 // waiting for a sync there: it reads the panel after every change reported
 // so far, so the sync they were waiting for would find nothing more.
 func (s *Store) MarkLocationSyncing(ctx context.Context, locationID string, kind RunKind) error {
-	updates := map[string]any{"sync_status": SyncSyncing}
-	if kind == RunUsers {
-		updates["users_change_due_at"] = nil
-	}
-	return s.conn(ctx).Model(&Location{}).Where("id = ?", locationID).Updates(updates).Error
+	return s.MarkLocationsSyncing(ctx, []string{locationID}, kind)
 }
 
 // RecordRunFinished updates the location's sync summary once a run has

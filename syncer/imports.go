@@ -120,22 +120,8 @@ func (e *Engine) StartImport(ctx context.Context, actor models.Actor, req Import
 		if err := e.store.CreateImport(ctx, &imp); err != nil {
 			return err
 		}
-		for _, p := range perLocation {
-			push, err := e.importPayload(p, ctl, imp.ID)
-			if err != nil {
-				return err
-			}
-			dedup, _, err := e.enqueueOrFail(ctx, actor, p.loc, SyncRequest{
-				LocationID: p.loc.Location.ID, Kind: models.RunImport, Trigger: req.Trigger, BatchID: b.ID, Push: push,
-			})
-			if err != nil {
-				return err
-			}
-			if dedup {
-				// Another upload got there between the check above and
-				// this transaction.
-				return models.Errorf(models.CodeConflict, "an import is already open at %s: wait for it to finish, or cancel it, then upload again", p.loc.Location.Name)
-			}
+		if err := e.enqueueImport(ctx, actor, b, req.Trigger, perLocation, ctl, imp.ID); err != nil {
+			return err
 		}
 		if err := e.store.Audit(ctx, actor, models.AuditChange{
 			Action: "import.create", Target: models.AuditTarget{Type: "import", ID: imp.ID, Name: imp.FileName},
@@ -152,6 +138,74 @@ func (e *Engine) StartImport(ctx context.Context, actor models.Actor, req Import
 	}
 	e.batchChanged(context.WithoutCancel(ctx), status.Batch.ID)
 	return e.status(ctx, status.Batch)
+}
+
+// enqueueImport creates an upload's runs, one per location, with their
+// events, in the transaction carried by ctx. It writes them in a few
+// multi-row statements, not a handful per location: the caller has
+// checked that no import is open at these locations, and should one have
+// been opened since, the runs' unique active keys refuse the whole upload.
+// A location whose panel cannot take a push now gets a run that failed at
+// once with the reason, its list kept for a re-apply.
+func (e *Engine) enqueueImport(ctx context.Context, actor models.Actor, b models.Batch, trigger models.RunTrigger, perLocation []locationRows, ctl importfile.Control, importID string) error {
+	now := e.now()
+	runs := make([]models.Run, 0, len(perLocation))
+	events := make([]models.NewEvent, 0, len(perLocation))
+	var queued, failed []string
+	for _, p := range perLocation {
+		push, err := e.importPayload(p, ctl, importID)
+		if err != nil {
+			return err
+		}
+		r := models.Run{
+			ID: models.NewID(), AccountID: b.AccountID, LocationID: p.loc.Location.ID, BatchID: &b.ID,
+			Kind: models.RunImport, Mode: models.ModeFull, TriggerSource: trigger, RequestedBy: actor.Name, AvailableAt: now,
+		}
+		push.apply(&r)
+		ev := models.NewEvent{AccountID: r.AccountID, LocationID: r.LocationID, RunID: r.ID, OccurredAt: now}
+		if refusal := checkRunnable(p.loc, models.RunImport); refusal != nil {
+			de, _ := refusal.(*models.Error)
+			r.State, r.ErrorCode, r.ErrorMessage, r.FinishedAt = models.RunFailed, de.Code, de.Message, &now
+			ev.Type, ev.Severity = models.EventSyncFailed, models.SeverityError
+			ev.Message = fmt.Sprintf("%s failed: %s", kindLabel(r.Kind), de.Message)
+			ev.Data = eventData(map[string]any{"kind": r.Kind, "code": de.Code, "attempt": 0}, b.ID)
+			failed = append(failed, r.LocationID)
+		} else {
+			key := models.ActiveKey(r.LocationID, r.Kind)
+			r.State, r.ActiveKey = models.RunQueued, &key
+			ev.Type, ev.Severity = models.EventSyncRequested, models.SeverityInfo
+			ev.Message = fmt.Sprintf("%s requested by %s", kindLabel(r.Kind), actor.Name)
+			ev.Data = eventData(map[string]any{"kind": r.Kind, "mode": r.Mode, "trigger": trigger}, b.ID)
+			queued = append(queued, r.LocationID)
+		}
+		runs = append(runs, r)
+		events = append(events, ev)
+	}
+	if err := e.store.InsertRuns(ctx, runs); err != nil {
+		if models.ErrorCode(err) == models.CodeConflict {
+			return models.Errorf(models.CodeConflict, "an import was opened at one of these locations meanwhile: wait for it to finish, or cancel it, then upload again")
+		}
+		return err
+	}
+	if err := e.store.MarkLocationsSyncing(ctx, queued, models.RunImport); err != nil {
+		return err
+	}
+	for _, id := range failed {
+		if err := e.store.RecordRunFinished(ctx, id, models.RunImport, false, now); err != nil {
+			return err
+		}
+	}
+	for len(events) > 0 {
+		chunk := events[:min(len(events), cancelEventChunk)]
+		events = events[len(chunk):]
+		if _, err := e.events.Append(ctx, chunk...); err != nil {
+			return err
+		}
+	}
+	if len(queued) > 0 {
+		models.AfterCommit(ctx, e.announce)
+	}
+	return nil
 }
 
 // locationRows are the records of one location of an import.

@@ -57,7 +57,9 @@ func Config(t testing.TB, b dbtest.Backend) app.Config {
 	cfg.LoginPerMinutePerEmail = 10000
 	cfg.CommandTimeout = 2 * time.Second
 	cfg.RetryBase = 20 * time.Millisecond
-	cfg.ShutdownTimeout = 2 * time.Second
+	// Shutdowns get room: on a busy machine a node stopping with runs and
+	// sockets in flight can take longer than a quiet one would.
+	cfg.ShutdownTimeout = 10 * time.Second
 	cfg.LogLevel = "error"
 	return cfg
 }
