@@ -109,7 +109,8 @@ func IsMySQL(db *gorm.DB) bool { return db.Dialector.Name() == "mysql" }
 
 // NormalizeMySQLDSN accepts the driver's DSN form or a mysql:// URL and
 // returns the driver's form with the options this service relies on: times
-// parsed as UTC and a full Unicode character set.
+// parsed as UTC, a full Unicode character set, and arguments interpolated
+// on the client.
 func NormalizeMySQLDSN(raw string) (string, error) {
 	var cfg *gomysql.Config
 	if strings.HasPrefix(raw, "mysql://") {
@@ -141,6 +142,12 @@ func NormalizeMySQLDSN(raw string) (string, error) {
 	}
 	cfg.ParseTime = true
 	cfg.Loc = time.UTC
+	// Arguments are written into each statement on the client (safely:
+	// the character set is utf8mb4) instead of preparing, executing and
+	// closing a server-side statement for every query: one round trip a
+	// statement instead of three, which counts most in transactions that
+	// hold a hot row's lock, such as an account's Event Log counter.
+	cfg.InterpolateParams = true
 	if cfg.Params == nil {
 		cfg.Params = map[string]string{}
 	}

@@ -126,6 +126,25 @@ func eventRow(e NewEvent, offset int64) (Event, error) {
 // of one account queue here rather than deadlocking on a read-then-write.
 func (s *Store) bumpEventOffset(ctx context.Context, accountID string, n int) (int64, error) {
 	db := s.conn(ctx)
+	if IsMySQL(db) {
+		// The counter row stays locked until the transaction commits, so
+		// every statement spent here is spent by all of the account's
+		// writers in turn. LAST_INSERT_ID(expr) hands the new value back
+		// in the UPDATE's own answer, saving the read that follows it.
+		res, err := db.Statement.ConnPool.ExecContext(ctx,
+			"UPDATE accounts SET last_event_offset = LAST_INSERT_ID(last_event_offset + ?) WHERE id = ?", n, accountID)
+		if err != nil {
+			return 0, fmt.Errorf("advance event offset: %w", err)
+		}
+		if affected, err := res.RowsAffected(); err != nil || affected == 0 {
+			return 0, NotFound("account")
+		}
+		last, err := res.LastInsertId()
+		if err != nil {
+			return 0, fmt.Errorf("read event offset: %w", err)
+		}
+		return last, nil
+	}
 	res := db.Model(&Account{}).Where("id = ?", accountID).
 		UpdateColumn("last_event_offset", gorm.Expr("last_event_offset + ?", n))
 	if res.Error != nil {
