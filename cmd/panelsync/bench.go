@@ -132,6 +132,11 @@ func benchTap(ctx context.Context, env cmdEnv, args []string) error {
 	if err := fleet.WaitConnected(waitCtx); err != nil {
 		return err
 	}
+	// The panel's first link starts a full users sync of its own; a tap
+	// during it would only join that run.
+	if err := waitFirstSyncs(ctx, a, seed.AccountID, 30*time.Second); err != nil {
+		return err
+	}
 	tokens, err := a.Auth().Login(ctx, seed.Email, seed.Password, "127.0.0.1")
 	if err != nil {
 		return err

@@ -476,8 +476,8 @@ func prepareImportLocations(ctx context.Context, a *app.App, seed app.SeedResult
 }
 
 // waitFirstSyncs waits until every location of the account has had its
-// users synced and no run is queued or running, so that a timed import
-// runs alone.
+// users synced and no run is queued or running, so that what a benchmark
+// times next runs alone.
 func waitFirstSyncs(ctx context.Context, a *app.App, accountID string, limit time.Duration) error {
 	db := a.Store().DB().WithContext(ctx)
 	for deadline := time.Now().Add(limit); ; {
