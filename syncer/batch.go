@@ -352,19 +352,8 @@ func (e *Engine) batchChanged(ctx context.Context, batchID string) {
 		}
 		return
 	}
-	if b.Expanded && st.Queued == 0 && st.Running == st.Held && b.HeldReportedAt == nil {
-		// Every run left waits for a person: say so once, in one mail,
-		// rather than leave a held batch unnoticed until someone looks.
-		err := e.store.Tx(ctx, func(ctx context.Context) error {
-			won, err := e.store.MarkBatchHeldReported(ctx, b.ID, now)
-			if err != nil || !won {
-				return err
-			}
-			return e.reportBatch(ctx, b, st)
-		})
-		if err != nil {
-			e.log.Warn("report held batch", "batch_id", batchID, "error", err.Error())
-		}
+	if err := e.store.Tx(ctx, func(ctx context.Context) error { return e.reportHeldBatch(ctx, b, st, now) }); err != nil {
+		e.log.Warn("report held batch", "batch_id", batchID, "error", err.Error())
 	}
 	err = e.store.Tx(ctx, func(ctx context.Context) error {
 		won, err := e.store.MarkBatchProgress(ctx, b.ID, now, batchProgressEvery)
@@ -380,6 +369,20 @@ func (e *Engine) batchChanged(ctx context.Context, batchID string) {
 	if err != nil {
 		e.log.Warn("batch progress", "batch_id", batchID, "error", err.Error())
 	}
+}
+
+// reportHeldBatch mails the batch's report e-mails, once, when every run
+// it has left waits for a person, in the transaction carried by ctx:
+// rather than leave a held batch unnoticed until someone looks.
+func (e *Engine) reportHeldBatch(ctx context.Context, b models.Batch, st BatchStatus, now time.Time) error {
+	if !b.Expanded || b.HeldReportedAt != nil || st.Held == 0 || st.Queued > 0 || st.Running > st.Held {
+		return nil
+	}
+	won, err := e.store.MarkBatchHeldReported(ctx, b.ID, now)
+	if err != nil || !won {
+		return err
+	}
+	return e.reportBatch(ctx, b, st)
 }
 
 // sweepBatches finishes batches whose last run ended somewhere that did

@@ -57,6 +57,19 @@ func (e *Engine) hold(ctx context.Context, r models.Run, out attemptOutcome, res
 	}
 	if r.BatchID != nil {
 		models.AfterCommit(ctx, func() { e.noteBatch(*r.BatchID) })
+		// The batch's held notice goes out with the hold that completes
+		// it, so that a person quick to apply cannot overtake it.
+		b, err := e.store.BatchByID(ctx, *r.BatchID)
+		if err != nil {
+			return err
+		}
+		st, err := e.status(ctx, b)
+		if err != nil {
+			return err
+		}
+		if err := e.reportHeldBatch(ctx, b, st, now); err != nil {
+			return err
+		}
 	}
 	_, err = e.events.Append(ctx, models.NewEvent{
 		AccountID: r.AccountID, LocationID: r.LocationID, RunID: r.ID,

@@ -228,10 +228,8 @@ func TestImport_HeldAppliedReappliedAndCodesNeverLeave(t *testing.T) {
 				t.Fatalf("second upload while held: %d %s", again.Status, again.Body)
 			}
 
-			// The report e-mails hear of the hold before anyone acts on it.
-			if got := waitReports(t, tb, 1); !strings.Contains(got[0], "1 held for apply") {
-				t.Fatalf("first report %q, want the hold", got[0])
-			}
+			// The report e-mails hear of the hold however quickly someone
+			// acts on it: the notice is written with the hold.
 			applied := keep(n.Do(t, "POST", "/v1/runs/"+held.ID+"/apply", token, nil))
 			if applied.Status != http.StatusOK {
 				t.Fatalf("apply: %d %s", applied.Status, applied.Body)
