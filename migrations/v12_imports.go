@@ -44,8 +44,6 @@ type v12Batch struct {
 
 func (v12Batch) TableName() string { return "batches" }
 
-var v12RunColumns = []string{"ImportID", "ReappliedFrom", "Codes", "ApprovedBy"}
-
 func v12Imports() *gormigrate.Migration {
 	return &gormigrate.Migration{
 		ID: "202612020012_imports",
@@ -53,7 +51,7 @@ func v12Imports() *gormigrate.Migration {
 			if err := tx.Migrator().CreateTable(&v12Import{}); err != nil {
 				return err
 			}
-			for _, col := range v12RunColumns {
+			for _, col := range []string{"ImportID", "ReappliedFrom", "Codes", "ApprovedBy"} {
 				if err := tx.Migrator().AddColumn(&v12Run{}, col); err != nil {
 					return err
 				}
