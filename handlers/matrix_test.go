@@ -67,6 +67,15 @@ func matrixRows() []matrixRow {
 		{route: "POST /v1/logins/:id/reactivate", want: "unyyfffffu"},
 		{route: "POST /v1/logins/:id/invitation", want: "unyyfffffu"},
 
+		{route: "POST /v1/logins/:id/force-sync", want: "unyyfffffu"},
+		{route: "POST /v1/links/load", want: "uyyyfffffu", body: empty},
+		{route: "POST /v1/links/auto", want: "uyyyfffffu", body: empty},
+		{route: "POST /v1/links/save", want: "uyyyfffffu", body: empty},
+		{route: "POST /v1/links", want: "uyyyfffffu", body: empty},
+		{route: "GET /v1/links", want: "uyyyfffffu"},
+		{route: "PATCH /v1/links/:id", want: "unyyfffffu", body: map[string]any{"options": map[string]bool{"code": true}}},
+		{route: "DELETE /v1/links/:id", want: "unyyfffffu"},
+
 		{route: "GET /v1/audit", want: "uyyyffyffu"},
 
 		{route: "GET /v1/locations", want: "uyyyyfyyfu"},
@@ -254,6 +263,14 @@ func newMatrixFixture(t *testing.T, tb *testBundle) matrixFixture {
 		t.Fatal(err)
 	}
 
+	link := models.Link{
+		ID: models.NewID(), AccountID: tb.acctA.ID, LoginID: victim.ID, LocationID: loc.ID, UserNumber: 7,
+		State: models.LinkDraft, SyncCode: true, SyncSchedule: true, SyncPartitions: true, Propagate: models.PropagateNone,
+	}
+	if err := tb.store.DB().Create(&link).Error; err != nil {
+		t.Fatal(err)
+	}
+
 	bearer := func(token string) []string { return []string{"Authorization", "Bearer " + token} }
 	onA := func(token string) []string { return append(bearer(token), "X-Account-Id", tb.acctA.ID) }
 	return matrixFixture{
@@ -262,6 +279,7 @@ func newMatrixFixture(t *testing.T, tb *testBundle) matrixFixture {
 			"/v1/locations/:id":                  loc.ID,
 			"/v1/runs/:id":                       run.ID,
 			"/v1/batches/:id":                    batch.ID,
+			"/v1/links/:id":                      link.ID,
 			"/v1/logins/:id":                     victim.ID,
 			"/v1/api-keys/:id":                   victimKey.ID,
 			"/v1/staff-grants/:id":               victimGrant,

@@ -118,6 +118,16 @@ func New(d Deps) *fiber.App {
 	authed.add(fiber.MethodPost, "/logins/:id/reactivate", requireAdmin, loh.reactivate)
 	authed.add(fiber.MethodPost, "/logins/:id/invitation", requireAdmin, loh.resendInvitation)
 
+	lnh := linkHandlers{store: d.Store, engine: d.Engine}
+	authed.add(fiber.MethodPost, "/logins/:id/force-sync", requireAdmin, lnh.forceSync)
+	authed.add(fiber.MethodPost, "/links/load", requireAdmin, lnh.load)
+	authed.add(fiber.MethodPost, "/links/auto", requireAdmin, lnh.auto)
+	authed.add(fiber.MethodPost, "/links/save", requireAdmin, lnh.save)
+	authed.add(fiber.MethodPost, "/links", requireAdmin, lnh.propose)
+	authed.add(fiber.MethodGet, "/links", requireAdmin, lnh.list)
+	authed.add(fiber.MethodPatch, "/links/:id", requireAdmin, lnh.options)
+	authed.add(fiber.MethodDelete, "/links/:id", requireAdmin, lnh.remove)
+
 	audh := auditHandlers{store: d.Store}
 	authed.add(fiber.MethodGet, "/audit", requireAuditReader, audh.list)
 

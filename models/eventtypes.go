@@ -11,6 +11,8 @@ const (
 	EventSyncForceRequested = "sync.force_requested"
 	EventBatchProgress      = "batch.progress"
 	EventBatchFinished      = "batch.finished"
+	EventLinkSaved          = "link.saved"
+	EventLinkRemoved        = "link.removed"
 
 	EventPanelConnected            = "panel.connected"
 	EventPanelDisconnected         = "panel.disconnected"
@@ -28,7 +30,7 @@ const (
 func EventTypes() []string {
 	return []string{
 		EventSyncRequested, EventSyncSucceeded, EventSyncFailed, EventSyncHeld, EventSyncCancelled,
-		EventSyncForceRequested, EventBatchProgress, EventBatchFinished,
+		EventSyncForceRequested, EventBatchProgress, EventBatchFinished, EventLinkSaved, EventLinkRemoved,
 		EventPanelConnected, EventPanelDisconnected, EventPanelAuthorizationExpired, EventPanelCheckin,
 		EventPanelArmed, EventPanelDisarmed, EventPanelAlarm, EventPanelTrouble, EventPanelUserChanged,
 	}

@@ -113,3 +113,16 @@ func (s *Store) MarkLocationsSyncing(ctx context.Context, locationIDs []string, 
 	}
 	return nil
 }
+
+// LatestImportData returns the user list of the newest upload run at a
+// location that has one, or nil: what its control file protected applies
+// to whatever else is pushed there.
+func (s *Store) LatestImportData(ctx context.Context, locationID string) ([]byte, error) {
+	var r Run
+	res := s.conn(ctx).Select("data").Where("location_id = ? AND kind = ? AND import_id IS NOT NULL", locationID, RunImport).
+		Order("id DESC").Limit(1).Find(&r)
+	if res.Error != nil {
+		return nil, fmt.Errorf("find latest import: %w", res.Error)
+	}
+	return r.Data, nil
+}

@@ -51,6 +51,17 @@ const receiptChunk = 500
 func (s *Store) ApplyPanelUsers(ctx context.Context, locationID string, insert, update []PanelUser, remove []int, received UsersReceipt) error {
 	db := s.conn(ctx)
 	if len(insert) > 0 {
+		// A user slot linked to a login is that login's person again when
+		// it comes back.
+		linked, err := s.SavedLinksAt(ctx, locationID)
+		if err != nil {
+			return err
+		}
+		for i := range insert {
+			if l, ok := linked[insert[i].UserNumber]; ok {
+				insert[i].LoginID = &l.LoginID
+			}
+		}
 		if err := db.CreateInBatches(insert, 500).Error; err != nil {
 			return fmt.Errorf("insert panel users: %w", err)
 		}

@@ -361,3 +361,28 @@ type Import struct {
 	Control   []byte `gorm:"type:longblob"`
 	CreatedAt time.Time
 }
+
+// Link says that a panel user at a location is a login's person. A draft
+// changes nothing until it is saved. The options say what pushes keep in
+// sync for the person, and where the person is propagated.
+type Link struct {
+	ID         string `gorm:"primaryKey;size:36"`
+	AccountID  string `gorm:"size:36;not null;index:idx_links_account_state,priority:1"`
+	LoginID    string `gorm:"size:36;not null;uniqueIndex:idx_links_login_location,priority:1"`
+	LocationID string `gorm:"size:36;not null;uniqueIndex:idx_links_login_location,priority:2;uniqueIndex:idx_links_location_number,priority:1"`
+	UserNumber int    `gorm:"not null;uniqueIndex:idx_links_location_number,priority:2"`
+	// State is LinkDraft or LinkSaved.
+	State string `gorm:"size:16;not null;index:idx_links_account_state,priority:2"`
+	// SyncCode, SyncSchedule and SyncPartitions say whether pushes write
+	// the person's code, access schedule and partitions; a field left out
+	// keeps what the panel has.
+	SyncCode       bool `gorm:"not null;default:true"`
+	SyncSchedule   bool `gorm:"not null;default:true"`
+	SyncPartitions bool `gorm:"not null;default:true"`
+	// Propagate is PropagateNone, PropagateGroup or PropagateAll.
+	Propagate string `gorm:"size:8;not null;default:'none'"`
+	CreatedBy string `gorm:"size:254;not null;default:''"`
+	SavedAt   *time.Time
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}

@@ -120,7 +120,15 @@ func (e *Engine) StartImport(ctx context.Context, actor models.Actor, req Import
 		if err := e.store.CreateImport(ctx, &imp); err != nil {
 			return err
 		}
-		if err := e.enqueueImport(ctx, actor, b, req.Trigger, perLocation, ctl, imp.ID); err != nil {
+		items := make([]pushItem, len(perLocation))
+		for i, p := range perLocation {
+			push, err := e.importPayload(p, ctl, imp.ID)
+			if err != nil {
+				return err
+			}
+			items[i] = pushItem{loc: p.loc, push: push}
+		}
+		if err := e.enqueuePushes(ctx, actor, b, req.Trigger, items); err != nil {
 			return err
 		}
 		if err := e.store.Audit(ctx, actor, models.AuditChange{
@@ -140,23 +148,27 @@ func (e *Engine) StartImport(ctx context.Context, actor models.Actor, req Import
 	return e.status(ctx, status.Batch)
 }
 
-// enqueueImport creates an upload's runs, one per location, with their
+// pushItem is one location's run of a batch of pushes, and what it
+// carries.
+type pushItem struct {
+	loc  models.LocationView
+	push *pushPayload
+}
+
+// enqueuePushes creates a batch's import runs, one per location, with their
 // events, in the transaction carried by ctx. It writes them in a few
 // multi-row statements, not a handful per location: the caller has
 // checked that no import is open at these locations, and should one have
 // been opened since, the runs' unique active keys refuse the whole upload.
 // A location whose panel cannot take a push now gets a run that failed at
 // once with the reason, its list kept for a re-apply.
-func (e *Engine) enqueueImport(ctx context.Context, actor models.Actor, b models.Batch, trigger models.RunTrigger, perLocation []locationRows, ctl importfile.Control, importID string) error {
+func (e *Engine) enqueuePushes(ctx context.Context, actor models.Actor, b models.Batch, trigger models.RunTrigger, items []pushItem) error {
 	now := e.now()
-	runs := make([]models.Run, 0, len(perLocation))
-	events := make([]models.NewEvent, 0, len(perLocation))
+	runs := make([]models.Run, 0, len(items))
+	events := make([]models.NewEvent, 0, len(items))
 	var queued, failed []string
-	for _, p := range perLocation {
-		push, err := e.importPayload(p, ctl, importID)
-		if err != nil {
-			return err
-		}
+	for _, p := range items {
+		push := p.push
 		r := models.Run{
 			ID: models.NewID(), AccountID: b.AccountID, LocationID: p.loc.Location.ID, BatchID: &b.ID,
 			Kind: models.RunImport, Mode: models.ModeFull, TriggerSource: trigger, RequestedBy: actor.Name, AvailableAt: now,

@@ -47,6 +47,9 @@ type desiredUser struct {
 
 // pushPlan is what an import or re-apply means to do at one location.
 type pushPlan struct {
+	// full says the list is the location's whole list: users it does not
+	// hold are removed. A propagation lists only the people it adds.
+	full      bool
 	desired   map[int]desiredUser
 	numbers   []int
 	protected map[int]bool
@@ -82,7 +85,11 @@ func (e *Engine) importUsers(ctx context.Context, r models.Run, loc models.Locat
 	if err != nil {
 		return attemptOutcome{}, err
 	}
-	plan := e.planPush(loc.Location, want, codes, existing)
+	linked, err := e.store.SavedLinksAt(ctx, loc.Location.ID)
+	if err != nil {
+		return attemptOutcome{}, err
+	}
+	plan := e.planPush(loc.Location, want, codes, existing, linked)
 	if r.ApprovedBy == "" {
 		if reason := holdReason(loc.Location, len(existing), plan.diff.counts); reason != "" {
 			changes, _ := json.Marshal(Changes{Counts: plan.diff.counts, Changes: plan.diff.changes})
@@ -138,8 +145,10 @@ func (e *Engine) importUsers(ctx context.Context, r models.Run, loc models.Locat
 }
 
 // planPush works out what a list means for the panel at a location.
-func (e *Engine) planPush(loc models.Location, want UsersData, codes map[int]string, existing []models.PanelUser) pushPlan {
-	p := pushPlan{desired: make(map[int]desiredUser, len(want.Users)), protected: map[int]bool{}}
+// A linked person's options may leave their code, schedule or partitions
+// out of every push: those keep what the record says the panel has.
+func (e *Engine) planPush(loc models.Location, want UsersData, codes map[int]string, existing []models.PanelUser, linked map[int]models.Link) pushPlan {
+	p := pushPlan{full: want.Full, desired: make(map[int]desiredUser, len(want.Users)), protected: map[int]bool{}}
 	for _, n := range want.Protected {
 		p.protected[n] = true
 	}
@@ -160,12 +169,24 @@ func (e *Engine) planPush(loc models.Location, want UsersData, codes map[int]str
 		u.Code = ""
 		d := desiredUser{user: u}
 		old, known := onRecord[u.Number]
-		switch code := codes[u.Number]; {
+		code := codes[u.Number]
+		if l, ok := linked[u.Number]; ok {
+			if !l.SyncCode {
+				code = ""
+			}
+			if !l.SyncSchedule && known {
+				d.user.AccessSchedule = old.AccessSchedule
+			}
+			if !l.SyncPartitions && known {
+				d.user.Partitions = splitInts(old.Partitions)
+			}
+		}
+		switch {
 		case code != "":
 			d.code, d.digest = code, e.codeDigest(loc.ID, u.Number, code)
 			d.user.HasCode = true
 			digests[u.Number] = d.digest
-		case want.KeepUnsetCodes || (u.HasCode && known && old.HasCode):
+		case want.KeepUnsetCodes || (u.HasCode && known && old.HasCode) || !linked[u.Number].SyncCode && linked[u.Number].ID != "":
 			// The panel keeps the code it has; the record's view of it
 			// stands for the comparison.
 			d.keepCode = true
@@ -296,6 +317,9 @@ func (p pushPlan) residual(back panelUsers, refused map[int]panel.UserPutResult)
 		}
 	}
 	for _, u := range back.users {
+		if !p.full {
+			break
+		}
 		if _, listed := p.desired[u.Number]; listed || p.protected[u.Number] {
 			continue
 		}
