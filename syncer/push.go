@@ -160,7 +160,7 @@ func (e *Engine) planPush(loc models.Location, want UsersData, codes map[int]str
 			guarded = append(guarded, u)
 		}
 	}
-	list := UsersData{Full: true, ExternalIDs: want.ExternalIDs}
+	list := UsersData{Full: want.Full, ExternalIDs: want.ExternalIDs}
 	digests := map[int]string{}
 	for _, u := range want.Users {
 		if p.protected[u.Number] {
