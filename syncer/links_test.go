@@ -1,6 +1,8 @@
 package syncer_test
 
 import (
+	"bytes"
+	"encoding/csv"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -354,16 +356,26 @@ func TestLinks_OptionsLeavingFieldsOut_KeepThemOnEveryPush(t *testing.T) {
 		}
 		// The upload renames the person, moves their schedule and gives a
 		// new code: only the name may change.
-		var rows strings.Builder
-		rows.WriteString("user_number,name,email,partitions,schedule,code\n")
-		for _, u := range tb.panel.Users() {
-			if u.Number == 1 || u.Number == person.Number {
-				continue
-			}
-			fmt.Fprintf(&rows, "%d,%s,%s,%s,%s,\n", u.Number, u.Name, u.Email, joinPartitions(u.Partitions), u.AccessSchedule)
+		rows, err := csv.NewReader(bytes.NewReader(fileOf(t, tb.panel.Users(), person.Number))).ReadAll()
+		if err != nil {
+			t.Fatal(err)
 		}
-		fmt.Fprintf(&rows, "%d,Pat Renamed,%s,1,weekends,99887766\n", person.Number, person.Email)
-		run := importRun(t, tb, token, dataFile([]byte(rows.String())), controlFile(`{"protected_user_numbers":[1]}`))
+		rows = append(rows, []string{fmt.Sprint(person.Number), "Pat Renamed", person.Email, "standard", "1", "weekends"})
+		var buf bytes.Buffer
+		w := csv.NewWriter(&buf)
+		for i, row := range rows {
+			code := ""
+			switch {
+			case i == 0:
+				code = "code"
+			case i == len(rows)-1:
+				code = "99887766"
+			}
+			_ = w.Write(append(row, code))
+		}
+		w.Flush()
+		file := buf.Bytes()
+		run := importRun(t, tb, token, dataFile(file), controlFile(`{"protected_user_numbers":[1]}`))
 		if run.State != "succeeded" {
 			t.Fatalf("import %+v", run)
 		}
@@ -373,12 +385,4 @@ func TestLinks_OptionsLeavingFieldsOut_KeepThemOnEveryPush(t *testing.T) {
 				got.Name, got.AccessSchedule, got.Code == "4455")
 		}
 	})
-}
-
-func joinPartitions(ps []int) string {
-	parts := make([]string, len(ps))
-	for i, p := range ps {
-		parts[i] = fmt.Sprint(p)
-	}
-	return strings.Join(parts, ";")
 }
