@@ -177,11 +177,11 @@ func (s *Store) UpdateLinkOptions(ctx context.Context, l Link) error {
 	return nil
 }
 
-// LoginsByEmail returns the account's logins by their (normalised) e-mail,
-// for matching panel users to people.
+// LoginsByEmail returns the account's logins that are not deactivated, by
+// their (normalised) e-mail, for matching panel users to people.
 func (s *Store) LoginsByEmail(ctx context.Context, accountID string) (map[string][]Login, error) {
 	var logins []Login
-	if err := s.conn(ctx).Where("account_id = ?", accountID).Find(&logins).Error; err != nil {
+	if err := s.conn(ctx).Where("account_id = ? AND disabled_at IS NULL", accountID).Find(&logins).Error; err != nil {
 		return nil, fmt.Errorf("load logins: %w", err)
 	}
 	out := make(map[string][]Login, len(logins))

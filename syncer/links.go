@@ -132,8 +132,12 @@ func (e *Engine) linkLocations(ctx context.Context, accountID string, ids []stri
 func (e *Engine) ProposeLink(ctx context.Context, actor models.Actor, loginID, locationID string, number int) (models.Link, error) {
 	var l models.Link
 	err := e.store.Tx(ctx, func(ctx context.Context) error {
-		if _, err := e.store.LoginInAccount(ctx, actor.AccountID, loginID, false); err != nil {
+		login, err := e.store.LoginInAccount(ctx, actor.AccountID, loginID, false)
+		if err != nil {
 			return &models.Error{Code: models.CodeNotFound, Field: "login_id", Message: "login not found"}
+		}
+		if login.DisabledAt != nil {
+			return models.Errorf(models.CodeInvalidState, "the login is deactivated; reactivate it before linking it")
 		}
 		if _, err := e.store.Location(ctx, actor.AccountID, locationID); err != nil {
 			return &models.Error{Code: models.CodeNotFound, Field: "location_id", Message: "location not found"}

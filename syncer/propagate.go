@@ -133,7 +133,7 @@ func (e *Engine) propagationTo(ctx context.Context, actor models.Actor, origin m
 	}
 	if _, err := e.events.Append(ctx, models.NewEvent{
 		AccountID: link.AccountID, LocationID: link.LocationID, Type: models.EventLinkSaved, Severity: models.SeverityInfo,
-		Message: fmt.Sprintf("User %d linked to a login propagated by %s", number, actor.Name),
+		Message: fmt.Sprintf("User %d linked to a login: the person is propagated here by %s", number, actor.Name),
 		Data:    map[string]any{"link_id": link.ID, "login_id": link.LoginID, "user_number": number, "propagated_from": origin.ID},
 	}); err != nil {
 		return pushItem{}, false, err
