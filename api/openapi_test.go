@@ -188,6 +188,14 @@ func TestOpenAPI_DescribesEveryRoute(t *testing.T) {
 		{"POST /v1/logins/{id}/deactivate", false, []string{"200", "401", "403", "404", "409", "500"}},
 		{"POST /v1/logins/{id}/reactivate", false, []string{"200", "401", "403", "404", "500"}},
 		{"POST /v1/logins/{id}/invitation", false, []string{"202", "401", "403", "404", "409", "500"}},
+		{"POST /v1/logins/{id}/force-sync", false, []string{"202", "401", "403", "404", "409", "500"}},
+		{"POST /v1/links/load", false, []string{"202", "400", "401", "403", "404", "413", "415", "500"}},
+		{"POST /v1/links/auto", false, []string{"200", "400", "401", "403", "404", "413", "415", "500"}},
+		{"GET /v1/links", false, []string{"200", "400", "401", "403", "500"}},
+		{"POST /v1/links", false, []string{"201", "400", "401", "403", "404", "409", "413", "415", "500"}},
+		{"POST /v1/links/save", false, []string{"200", "400", "401", "403", "404", "409", "413", "415", "500"}},
+		{"PATCH /v1/links/{id}", false, []string{"200", "400", "401", "403", "404", "409", "413", "415", "500"}},
+		{"DELETE /v1/links/{id}", false, []string{"204", "401", "403", "404", "500"}},
 		{"GET /v1/audit", false, []string{"200", "400", "401", "403", "500"}},
 		// The panel link authenticates with HTTP Basic, not a token, so it
 		// is not public either.
