@@ -41,3 +41,21 @@ func TestConfig_CORSOrigins_AreExactOriginsCheckedAtStart(t *testing.T) {
 		}
 	}
 }
+
+func TestConfig_Ranks_AreDistinctRanksCheckedAtStart(t *testing.T) {
+	for _, ok := range []string{"", "1", "1,2", " 3 , 1000", "0,7"} {
+		cfg := app.DefaultConfig()
+		cfg.Ranks = ok
+		if err := cfg.Validate(); err != nil {
+			t.Errorf("--ranks %q refused: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"1,1", "-1", "1001", "one", "1,,2", "1;2", "2.5"} {
+		cfg := app.DefaultConfig()
+		cfg.Ranks = bad
+		err := cfg.Validate()
+		if err == nil || !strings.Contains(err.Error(), "--ranks") {
+			t.Errorf("--ranks %q: %v, want a refusal naming the setting", bad, err)
+		}
+	}
+}

@@ -43,6 +43,7 @@ func all() []*gormigrate.Migration {
 		v10UserChange(),
 		v11PeopleLookup(),
 		v12Imports(),
+		v14Ranks(),
 	}
 }
 

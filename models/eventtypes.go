@@ -11,6 +11,9 @@ const (
 	EventSyncForceRequested = "sync.force_requested"
 	EventBatchProgress      = "batch.progress"
 	EventBatchFinished      = "batch.finished"
+	// EventRunsStranded warns an account that its runs of a rank wait
+	// because no running node serves that rank.
+	EventRunsStranded = "runs.stranded"
 
 	EventPanelConnected            = "panel.connected"
 	EventPanelDisconnected         = "panel.disconnected"
@@ -28,7 +31,7 @@ const (
 func EventTypes() []string {
 	return []string{
 		EventSyncRequested, EventSyncSucceeded, EventSyncFailed, EventSyncHeld, EventSyncCancelled,
-		EventSyncForceRequested, EventBatchProgress, EventBatchFinished,
+		EventSyncForceRequested, EventBatchProgress, EventBatchFinished, EventRunsStranded,
 		EventPanelConnected, EventPanelDisconnected, EventPanelAuthorizationExpired, EventPanelCheckin,
 		EventPanelArmed, EventPanelDisarmed, EventPanelAlarm, EventPanelTrouble, EventPanelUserChanged,
 	}
