@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 
@@ -50,7 +51,11 @@ func TestConfig_Ranks_AreDistinctRanksCheckedAtStart(t *testing.T) {
 			t.Errorf("--ranks %q refused: %v", ok, err)
 		}
 	}
-	for _, bad := range []string{"1,1", "-1", "1001", "one", "1,,2", "1;2", "2.5"} {
+	var tooMany []string
+	for r := range 33 {
+		tooMany = append(tooMany, strconv.Itoa(r+1))
+	}
+	for _, bad := range []string{"1,1", "-1", "1001", "one", "1,,2", "1;2", "2.5", strings.Join(tooMany, ",")} {
 		cfg := app.DefaultConfig()
 		cfg.Ranks = bad
 		err := cfg.Validate()

@@ -28,6 +28,10 @@ import (
 // MaxRank is the highest rank a location or a node may have.
 const MaxRank = 1000
 
+// MaxNodeRanks bounds the ranks one node serves: its list is kept in its
+// heartbeat row, in 255 characters.
+const MaxNodeRanks = 32
+
 // ValidateRank checks a rank a client or an operator gave.
 func ValidateRank(field string, rank int) error {
 	if rank < 0 || rank > MaxRank {
@@ -54,13 +58,18 @@ func FormatRanks(ranks []int) string {
 }
 
 // ParseRanks reads a comma-separated rank list such as "1,2". Every entry
-// must be a rank from 0 to MaxRank, given once.
+// must be a rank from 0 to MaxRank, given once, and there may be at most
+// MaxNodeRanks of them.
 func ParseRanks(s string) ([]int, error) {
 	if strings.TrimSpace(s) == "" {
 		return nil, nil
 	}
+	parts := strings.Split(s, ",")
+	if len(parts) > MaxNodeRanks {
+		return nil, fmt.Errorf("%d ranks listed, at most %d", len(parts), MaxNodeRanks)
+	}
 	var out []int
-	for _, part := range strings.Split(s, ",") {
+	for _, part := range parts {
 		r, err := strconv.Atoi(strings.TrimSpace(part))
 		if err != nil || r < 0 || r > MaxRank {
 			return nil, fmt.Errorf("%q is not a rank from 0 to %d", strings.TrimSpace(part), MaxRank)

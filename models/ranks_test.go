@@ -261,6 +261,7 @@ func TestParseRanks_AcceptsAListOfDistinctRanks(t *testing.T) {
 		{"1001", nil, false},
 		{"1,,2", nil, false},
 		{"a", nil, false},
+		{strings.Repeat("1,", models.MaxNodeRanks) + "1", nil, false},
 	} {
 		got, err := models.ParseRanks(tc.in)
 		if (err == nil) != tc.ok || !slices.Equal(got, tc.want) {

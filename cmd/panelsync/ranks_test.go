@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/panelsync/panelsync/app/apptest"
 	"github.com/panelsync/panelsync/auth"
 	"github.com/panelsync/panelsync/models"
 	"github.com/panelsync/panelsync/panel/sim"
@@ -104,7 +105,7 @@ func TestTwoNodes_Ranks_EachNodeTakesItsRankAndBothShareRankZero(t *testing.T) {
 		return byRank
 	}
 	var first []models.Run
-	waitFor(t, 30*time.Second, func() (bool, string) {
+	apptest.Eventually(t, 30*time.Second, func() (bool, string) {
 		first = nil
 		err := c.store.DB().Omit("data", "changes", "pending", "codes").
 			Where("account_id = ? AND trigger_source = ? AND state = ?", acct.ID, models.TriggerCheckin, models.RunSucceeded).Find(&first).Error
@@ -126,7 +127,7 @@ func TestTwoNodes_Ranks_EachNodeTakesItsRankAndBothShareRankZero(t *testing.T) {
 	if status != http.StatusAccepted || json.Unmarshal([]byte(body), &accepted) != nil {
 		t.Fatalf("All Locations: %d %s", status, body)
 	}
-	waitFor(t, 30*time.Second, func() (bool, string) {
+	apptest.Eventually(t, 30*time.Second, func() (bool, string) {
 		_, body := call(t, "GET", c.nodes["a"]+"/v1/batches/"+accepted.Batch.ID, token, "")
 		return strings.Contains(body, `"state":"done"`), body
 	})
@@ -156,7 +157,7 @@ func TestTwoNodes_Ranks_EachNodeTakesItsRankAndBothShareRankZero(t *testing.T) {
 	}
 	runID := requestSync(t, c.nodes["a"], token, stranded)
 	for _, on := range []string{"a", "b"} {
-		waitFor(t, 10*time.Second, func() (bool, string) {
+		apptest.Eventually(t, 10*time.Second, func() (bool, string) {
 			status, body := call(t, "GET", c.nodes[on]+"/readyz", "", "")
 			return status == http.StatusOK && strings.Contains(body, `"stranded_ranks":[{"rank":3,"queued":1}]`), body
 		})
@@ -196,20 +197,4 @@ func call(t *testing.T, method, url, token, body string) (int, string) {
 		t.Fatal(err)
 	}
 	return resp.StatusCode, string(b)
-}
-
-// waitFor polls cond until it holds, failing the test after within.
-func waitFor(t *testing.T, within time.Duration, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		ok, why := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %v: %s", within, why)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
