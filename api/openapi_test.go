@@ -169,6 +169,7 @@ func TestOpenAPI_DescribesEveryRoute(t *testing.T) {
 		{"POST /v1/batches/{id}/cancel", false, []string{"200", "401", "403", "404", "409", "500"}},
 		{"POST /v1/locations/{id}/force-sync", false, []string{"202", "401", "403", "404", "500"}},
 		{"POST /v1/force-sync", false, []string{"202", "400", "401", "403", "404", "413", "415", "500"}},
+		{"PUT /v1/groups/{name}/rank", false, []string{"200", "400", "401", "403", "404", "413", "415", "500"}},
 		{"GET /v1/events", false, []string{"200", "400", "401", "403", "404", "500"}},
 		{"POST /v1/realtime/tickets", false, []string{"201", "401", "403", "500"}},
 		// The realtime socket refuses credentials with a close code after

@@ -158,21 +158,29 @@ func (a *App) build(ctx context.Context, signingKey, codeKey []byte) error {
 	a.auth = authSvc
 
 	a.events = models.NewEventLog(a.store, realtime.NewPublisher(b.Conn(), a.log))
+	// Validate has read the list already.
+	ranks, _ := a.cfg.ranks()
 	a.link = panel.NewLink(panel.LinkConfig{
 		NodeID:          a.nodeID,
 		CommandTimeout:  a.cfg.CommandTimeout,
 		CheckinInterval: a.cfg.CheckinInterval,
 		Heartbeat:       a.cfg.NodeHeartbeat,
+		Ranks:           models.FormatRanks(ranks),
 		Logger:          a.log,
 	}, a.store, a.events, b.Conn())
 	a.engine = syncer.New(syncer.Config{
-		Owner:           a.nodeID,
-		Workers:         a.cfg.Workers,
-		Lease:           a.cfg.RunLease,
-		MaxAttempts:     a.cfg.MaxAttempts,
-		RetryBase:       a.cfg.RetryBase,
-		CommandTimeout:  a.cfg.CommandTimeout,
-		PerAccount:      a.cfg.AccountRuns,
+		Owner:          a.nodeID,
+		Workers:        a.cfg.Workers,
+		Lease:          a.cfg.RunLease,
+		MaxAttempts:    a.cfg.MaxAttempts,
+		RetryBase:      a.cfg.RetryBase,
+		CommandTimeout: a.cfg.CommandTimeout,
+		PerAccount:     a.cfg.AccountRuns,
+		Ranks:          ranks,
+		// A node's ranks stop counting as served when the panel link
+		// counts the node lost: three heartbeats without one.
+		RankCheck:       a.cfg.NodeHeartbeat,
+		NodeLostAfter:   3 * a.cfg.NodeHeartbeat,
 		ScheduleTick:    a.cfg.ScheduleTick,
 		UserChangeDelay: a.cfg.UserChangeDelay,
 		CodeKey:         codeKey,
@@ -189,7 +197,8 @@ func (a *App) build(ctx context.Context, signingKey, codeKey []byte) error {
 		return err
 	}
 	registry := prometheus.NewRegistry()
-	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		newStrandedCollector(a.engine))
 	a.registry = registry
 
 	a.http = handlers.New(handlers.Deps{

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/panelsync/panelsync/handlers"
+	"github.com/panelsync/panelsync/models"
 )
 
 // Config is everything an operator can set, by flag or by the PANELSYNC_*
@@ -50,8 +51,11 @@ type Config struct {
 	// get a fan-out writer of their own.
 	RealtimeWriterShare int
 	AccountRuns         int
-	ScheduleTick        time.Duration
-	UserChangeDelay     time.Duration
+	// Ranks lists the ranks whose runs this node takes besides rank 0,
+	// which every node serves: "1,2".
+	Ranks           string
+	ScheduleTick    time.Duration
+	UserChangeDelay time.Duration
 
 	// SecretKey seals secrets kept at rest; OldSecretKeys (comma-separated)
 	// still open what earlier keys sealed.
@@ -119,6 +123,7 @@ func (c *Config) Settings() []Setting {
 		duration(&c.MailRetryBase, "mail-retry-base", "30s", "longest wait before a mail's first retry; it doubles each attempt up to 1h, and the wait is drawn at random below it"),
 		integer(&c.MailMaxAttempts, "mail-max-attempts", "12", "attempts at sending a mail before it is marked failed"),
 		integer(&c.AccountRuns, "account-concurrency", "16", "most runs one account has in flight across all nodes, so one account's batch leaves room for the others (0: no cap)"),
+		str(&c.Ranks, "ranks", "", "comma-separated ranks (0 to 1000, each once, at most 32) whose locations' runs this node takes, besides rank 0, which every node serves; empty serves rank 0 only"),
 		duration(&c.ScheduleTick, "schedule-tick", "30s", "how often each node looks for due scheduled syncs"),
 		duration(&c.UserChangeDelay, "user-change-delay", "30s", "how long after the last user changed at a panel's keypad its incremental users sync starts, so that a burst of edits gives one sync"),
 		duration(&c.EventRetention, "event-retention", "720h", "how long Event Log entries are kept; a realtime client resuming from before that is told to reload"),
@@ -261,6 +266,9 @@ func (c *Config) Validate() error {
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		return err
 	}
+	if _, err := c.ranks(); err != nil {
+		return err
+	}
 	if addr := c.metricsAddr(); addr != "" {
 		if _, _, err := net.SplitHostPort(addr); err != nil {
 			return fmt.Errorf("--metrics-addr must be host:port, empty or off: %w", err)
@@ -279,6 +287,16 @@ func (c *Config) metricsAddr() string {
 		return ""
 	}
 	return c.MetricsAddr
+}
+
+// ranks returns the ranks this node serves besides 0. Rank 0 may be
+// listed, though it changes nothing.
+func (c *Config) ranks() ([]int, error) {
+	ranks, err := models.ParseRanks(c.Ranks)
+	if err != nil {
+		return nil, fmt.Errorf("--ranks must list up to %d ranks from 0 to %d, each once, separated by commas: %w", models.MaxNodeRanks, models.MaxRank, err)
+	}
+	return ranks, nil
 }
 
 // SQLitePath is the embedded database file inside the data dir.

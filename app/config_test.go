@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 
@@ -38,6 +39,28 @@ func TestConfig_CORSOrigins_AreExactOriginsCheckedAtStart(t *testing.T) {
 		err := cfg.Validate()
 		if err == nil || !strings.Contains(err.Error(), "--cors-origins") {
 			t.Errorf("--cors-origins %q: %v, want a refusal naming the setting", bad, err)
+		}
+	}
+}
+
+func TestConfig_Ranks_AreDistinctRanksCheckedAtStart(t *testing.T) {
+	for _, ok := range []string{"", "1", "1,2", " 3 , 1000", "0,7"} {
+		cfg := app.DefaultConfig()
+		cfg.Ranks = ok
+		if err := cfg.Validate(); err != nil {
+			t.Errorf("--ranks %q refused: %v", ok, err)
+		}
+	}
+	var tooMany []string
+	for r := range 33 {
+		tooMany = append(tooMany, strconv.Itoa(r+1))
+	}
+	for _, bad := range []string{"1,1", "-1", "1001", "one", "1,,2", "1;2", "2.5", strings.Join(tooMany, ",")} {
+		cfg := app.DefaultConfig()
+		cfg.Ranks = bad
+		err := cfg.Validate()
+		if err == nil || !strings.Contains(err.Error(), "--ranks") {
+			t.Errorf("--ranks %q: %v, want a refusal naming the setting", bad, err)
 		}
 	}
 }

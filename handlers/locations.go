@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"net/url"
 	"strconv"
 
 	"github.com/gofiber/fiber/v2"
@@ -32,7 +33,12 @@ type createLocationRequest struct {
 type updateLocationRequest struct {
 	Name     *string                  `json:"name"`
 	Group    *string                  `json:"group"`
+	Rank     *int                     `json:"rank"`
 	Settings *locationSettingsRequest `json:"settings"`
+}
+
+type groupRankRequest struct {
+	Rank *int `json:"rank"`
 }
 
 func settingsFrom(name, group *string, s *locationSettingsRequest) models.LocationSettings {
@@ -116,14 +122,38 @@ func (h locationHandlers) update(c *fiber.Ctx) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	if req.Name == nil && req.Group == nil && req.Settings == nil {
-		return models.Errorf(models.CodeInvalidRequest, "nothing to update: send name, group or settings")
+	if req.Name == nil && req.Group == nil && req.Rank == nil && req.Settings == nil {
+		return models.Errorf(models.CodeInvalidRequest, "nothing to update: send name, group, rank or settings")
 	}
-	v, err := h.store.UpdateLocation(c.UserContext(), actor(c), c.Params("id"), settingsFrom(req.Name, req.Group, req.Settings))
+	set := settingsFrom(req.Name, req.Group, req.Settings)
+	set.Rank = req.Rank
+	v, err := h.store.UpdateLocation(c.UserContext(), actor(c), c.Params("id"), set)
 	if err != nil {
 		return err
 	}
 	return c.JSON(toLocationResponse(v))
+}
+
+// setGroupRank gives every location of a group one rank.
+func (h locationHandlers) setGroupRank(c *fiber.Ctx) error {
+	var req groupRankRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	if req.Rank == nil {
+		return models.FieldError("rank", "rank is required")
+	}
+	// The group is a path segment: a name with spaces or slashes arrives
+	// escaped.
+	group, err := url.PathUnescape(c.Params("name"))
+	if err != nil {
+		return models.FieldError("name", "the group name in the path is not validly escaped")
+	}
+	n, err := h.store.SetGroupRank(c.UserContext(), actor(c), group, *req.Rank)
+	if err != nil {
+		return err
+	}
+	return c.JSON(GroupRankResponse{Group: group, Rank: *req.Rank, Locations: n})
 }
 
 // queryLimit reads ?limit=, defaulting and bounding it.

@@ -90,6 +90,7 @@ func matrixRows() []matrixRow {
 		{route: "GET /v1/locations/:id/status", want: "unyyyfyyfu"},
 		{route: "POST /v1/locations/:id/force-sync", want: "unyyfffffu"},
 		{route: "POST /v1/force-sync", want: "uyyyfffffu", body: empty},
+		{route: "PUT /v1/groups/:name/rank", want: "unyyfffffu", body: map[string]int{"rank": 0}},
 
 		{route: "GET /v1/runs", want: "uyyyyfyyfu"},
 		{route: "GET /v1/runs/:id", want: "unyyyfyyfu"},
@@ -224,6 +225,9 @@ func newMatrixFixture(t *testing.T, tb *testBundle) matrixFixture {
 	owner := tb.signIn(t, "owner@a.test").AccessToken
 	loc := tb.createLocation(t, owner, "Matrix Site", "PNL-MATRIX-1")
 	spare := tb.createLocation(t, owner, "Spare Site", "PNL-MATRIX-2")
+	if r := tb.do(t, "PATCH", "/v1/locations/"+loc.ID, owner, map[string]any{"group": "Matrix-Group"}); r.status != http.StatusOK {
+		t.Fatalf("file the location in a group: %d %s", r.status, r.body)
+	}
 	for _, email := range []string{"granted@staff.test", "victim@staff.test"} {
 		if r := tb.do(t, "POST", "/v1/staff-grants", owner, map[string]any{"email": email}); r.status != http.StatusCreated {
 			t.Fatalf("grant %s: %d %s", email, r.status, r.body)
@@ -284,6 +288,7 @@ func newMatrixFixture(t *testing.T, tb *testBundle) matrixFixture {
 			"/v1/api-keys/:id":                   victimKey.ID,
 			"/v1/staff-grants/:id":               victimGrant,
 			"/docs/assets/:name":                 "redoc.standalone.js",
+			"/v1/groups/:name":                   "Matrix-Group",
 		},
 		callers: [][]string{
 			nil,

@@ -8,6 +8,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/panelsync/panelsync/models"
+	"github.com/panelsync/panelsync/syncer"
 )
 
 type opsHandlers struct {
@@ -16,6 +17,9 @@ type opsHandlers struct {
 	openapi   []byte
 	docs      []byte
 	asset     func(name string) ([]byte, string, bool)
+	// stranded reports the ranks no running node serves, as of the
+	// engine's last check; nil on a node without an engine.
+	stranded func() []syncer.StrandedRank
 }
 
 // healthz says the process is alive; it checks nothing else so that a
@@ -40,6 +44,11 @@ func (h opsHandlers) readyz(c *fiber.Ctx) error {
 			continue
 		}
 		resp.Checks[chk.Name] = "ok"
+	}
+	if h.stranded != nil {
+		for _, r := range h.stranded() {
+			resp.StrandedRanks = append(resp.StrandedRanks, StrandedRankResponse{Rank: r.Rank, Queued: r.Queued})
+		}
 	}
 	if resp.Status != "ready" {
 		c.Status(fiber.StatusServiceUnavailable)

@@ -77,6 +77,7 @@ type LocationResponse struct {
 	ID        string                   `json:"id"`
 	Name      string                   `json:"name"`
 	Group     string                   `json:"group"`
+	Rank      int                      `json:"rank"`
 	Panel     PanelSummary             `json:"panel"`
 	Sync      SyncSummary              `json:"sync"`
 	Settings  LocationSettingsResponse `json:"settings"`
@@ -125,10 +126,28 @@ type LocationPage struct {
 	NextCursor *string            `json:"next_cursor"`
 }
 
+// GroupRankResponse answers PUT /v1/groups/{name}/rank.
+type GroupRankResponse struct {
+	Group     string `json:"group"`
+	Rank      int    `json:"rank"`
+	Locations int    `json:"locations"`
+}
+
 // HealthResponse answers /healthz and /readyz.
 type HealthResponse struct {
 	Status string            `json:"status"`
 	Checks map[string]string `json:"checks,omitempty"`
+	// StrandedRanks lists the ranks whose runs wait with no running node
+	// to serve them. They leave this node ready: the remedy is a node of
+	// that rank, not traffic taken from this one.
+	StrandedRanks []StrandedRankResponse `json:"stranded_ranks,omitempty"`
+}
+
+// StrandedRankResponse is one rank's queued runs, all accounts together,
+// that no running node serves.
+type StrandedRankResponse struct {
+	Rank   int `json:"rank"`
+	Queued int `json:"queued"`
 }
 
 func toTokenResponse(t auth.Tokens) TokenResponse {
@@ -167,6 +186,7 @@ func toLocationResponse(v models.LocationView) LocationResponse {
 		ID:    l.ID,
 		Name:  l.Name,
 		Group: l.GroupName,
+		Rank:  l.WorkerRank,
 		Panel: PanelSummary{
 			Serial:     p.Serial,
 			Connection: string(p.Connection),

@@ -88,6 +88,9 @@ func New(d Deps) *fiber.App {
 	}
 
 	ops := opsHandlers{log: log, readiness: d.Readiness, openapi: d.OpenAPI, docs: d.DocsHTML, asset: d.DocsAsset}
+	if d.Engine != nil {
+		ops.stranded = d.Engine.Stranded
+	}
 	app.Get("/healthz", ops.healthz)
 	app.Get("/readyz", ops.readyz)
 	app.Get("/openapi.yaml", ops.openAPI)
@@ -136,6 +139,7 @@ func New(d Deps) *fiber.App {
 	authed.add(fiber.MethodPost, "/locations", requireAdmin, lh.create)
 	authed.add(fiber.MethodGet, "/locations/:id", lh.get)
 	authed.add(fiber.MethodPatch, "/locations/:id", requireAdmin, lh.update)
+	authed.add(fiber.MethodPut, "/groups/:name/rank", requireAdmin, lh.setGroupRank)
 
 	sh := syncHandlers{store: d.Store, engine: d.Engine, link: d.Link}
 	authed.add(fiber.MethodPost, "/locations/:id/sync", requireOperator, sh.requestSync)

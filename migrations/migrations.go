@@ -44,6 +44,7 @@ func all() []*gormigrate.Migration {
 		v11PeopleLookup(),
 		v12Imports(),
 		v13Links(),
+		v14Ranks(),
 	}
 }
 

@@ -13,6 +13,9 @@ const (
 	EventBatchFinished      = "batch.finished"
 	EventLinkSaved          = "link.saved"
 	EventLinkRemoved        = "link.removed"
+	// EventRunsStranded warns an account that its runs of a rank wait
+	// because no running node serves that rank.
+	EventRunsStranded = "runs.stranded"
 
 	EventPanelConnected            = "panel.connected"
 	EventPanelDisconnected         = "panel.disconnected"
@@ -30,7 +33,7 @@ const (
 func EventTypes() []string {
 	return []string{
 		EventSyncRequested, EventSyncSucceeded, EventSyncFailed, EventSyncHeld, EventSyncCancelled,
-		EventSyncForceRequested, EventBatchProgress, EventBatchFinished, EventLinkSaved, EventLinkRemoved,
+		EventSyncForceRequested, EventBatchProgress, EventBatchFinished, EventLinkSaved, EventLinkRemoved, EventRunsStranded,
 		EventPanelConnected, EventPanelDisconnected, EventPanelAuthorizationExpired, EventPanelCheckin,
 		EventPanelArmed, EventPanelDisarmed, EventPanelAlarm, EventPanelTrouble, EventPanelUserChanged,
 	}

@@ -60,6 +60,8 @@ type LocationSettings struct {
 	SafetyThresholdPercent *int
 	SafetyThresholdCount   *int
 	ReportEmails           *[]string
+	// Rank is the rank of the nodes that run the location's syncs.
+	Rank *int
 }
 
 // NewLocation is what creating a location needs. SecretHash is the digest
@@ -100,6 +102,11 @@ func (s LocationSettings) validate() error {
 			return FieldError("settings.safety_threshold_count", "safety_threshold_count must be between 0 (no count limit) and %d", MaxSafetyThresholdCount)
 		}
 	}
+	if s.Rank != nil {
+		if err := ValidateRank("rank", *s.Rank); err != nil {
+			return err
+		}
+	}
 	if s.ReportEmails != nil {
 		if len(*s.ReportEmails) > MaxReportEmails {
 			return FieldError("settings.report_emails", "at most %d report e-mail addresses", MaxReportEmails)
@@ -136,6 +143,9 @@ func (s LocationSettings) apply(loc *Location) {
 	}
 	if s.SafetyThresholdCount != nil {
 		loc.SafetyThresholdCount = *s.SafetyThresholdCount
+	}
+	if s.Rank != nil {
+		loc.WorkerRank = *s.Rank
 	}
 	if s.ReportEmails != nil {
 		emails := make([]string, 0, len(*s.ReportEmails))
@@ -230,6 +240,11 @@ func (s *Store) UpdateLocation(ctx context.Context, actor Actor, id string, set 
 		if err := s.conn(ctx).Save(&v.Location).Error; err != nil {
 			return fmt.Errorf("update location: %w", err)
 		}
+		if v.Location.WorkerRank != before.WorkerRank {
+			if err := s.setOpenRunsRank(ctx, []string{id}, v.Location.WorkerRank); err != nil {
+				return err
+			}
+		}
 		oldValues, newValues := settingsDiff(before, v.Location)
 		if err := s.Audit(ctx, actor, AuditChange{
 			Action: "location.update", Target: AuditTarget{Type: "location", ID: id, Name: v.Location.Name},
@@ -268,6 +283,7 @@ func locationAuditValues(loc Location, serial string) map[string]any {
 		"safety_threshold_percent": loc.SafetyThresholdPercent,
 		"safety_threshold_count":   loc.SafetyThresholdCount,
 		"report_emails":            loc.ReportEmailList(),
+		"rank":                     loc.WorkerRank,
 	}
 	if serial != "" {
 		v["panel_serial"] = serial

@@ -8,13 +8,13 @@ import (
 	"gorm.io/gorm/clause"
 )
 
-// NodeHeartbeat records that node nodeID is alive at now, adding it on
-// its first beat.
-func (s *Store) NodeHeartbeat(ctx context.Context, nodeID string, now time.Time) error {
+// NodeHeartbeat records that node nodeID, serving ranks (besides 0, as
+// FormatRanks writes them), is alive at now, adding it on its first beat.
+func (s *Store) NodeHeartbeat(ctx context.Context, nodeID, ranks string, now time.Time) error {
 	err := s.conn(ctx).Clauses(clause.OnConflict{
 		Columns:   []clause.Column{{Name: "id"}},
-		DoUpdates: clause.AssignmentColumns([]string{"heartbeat_at"}),
-	}).Create(&Node{ID: nodeID, StartedAt: now, HeartbeatAt: now}).Error
+		DoUpdates: clause.AssignmentColumns([]string{"heartbeat_at", "ranks"}),
+	}).Create(&Node{ID: nodeID, StartedAt: now, HeartbeatAt: now, Ranks: ranks}).Error
 	if err != nil {
 		return fmt.Errorf("node heartbeat: %w", err)
 	}

@@ -68,12 +68,14 @@ func (s *Store) activeRun(ctx context.Context, key string) (Run, error) {
 // (their worker died) come first. Queued runs are shared fairly: each
 // account with due work is offered a slot in turn, oldest waiting first,
 // and no account has more than perAccount runs in flight across all nodes
-// (0: no cap). On MySQL, SKIP LOCKED lets workers on many nodes claim side
-// by side without waiting on each other's rows.
-func (s *Store) ClaimRuns(ctx context.Context, owner string, n int, now, leaseUntil time.Time, perAccount int) ([]Run, error) {
+// (0: no cap). Only runs of a rank in ranks are taken; rank 0 is always
+// among them, as every node serves it. On MySQL, SKIP LOCKED lets workers
+// on many nodes claim side by side without waiting on each other's rows.
+func (s *Store) ClaimRuns(ctx context.Context, owner string, n int, now, leaseUntil time.Time, perAccount int, ranks []int) ([]Run, error) {
 	if n <= 0 {
 		return nil, nil
 	}
+	served := ServedRanks(ranks)
 	var claimed []Run
 	err := s.Tx(ctx, func(ctx context.Context) error {
 		db := s.conn(ctx)
@@ -85,12 +87,12 @@ func (s *Store) ClaimRuns(ctx context.Context, owner string, n int, now, leaseUn
 		}
 		var ids []string
 		if err := skipLocked(db.Model(&Run{}).Select("id").
-			Where("state = ? AND available_at <= ?", RunRunning, now).
+			Where("state = ? AND worker_rank IN ? AND available_at <= ?", RunRunning, served, now).
 			Order("available_at").Limit(n)).Pluck("id", &ids).Error; err != nil {
 			return fmt.Errorf("find expired leases: %w", err)
 		}
 		if free := n - len(ids); free > 0 {
-			more, err := s.claimFairly(ctx, skipLocked, free, now, perAccount)
+			more, err := s.claimFairly(ctx, skipLocked, free, now, perAccount, served)
 			if err != nil {
 				return err
 			}
@@ -115,13 +117,15 @@ func (s *Store) ClaimRuns(ctx context.Context, owner string, n int, now, leaseUn
 	return claimed, err
 }
 
-// claimFairly picks up to free queued runs, a slot per account in turn.
-func (s *Store) claimFairly(ctx context.Context, skipLocked func(*gorm.DB) *gorm.DB, free int, now time.Time, perAccount int) ([]string, error) {
+// claimFairly picks up to free queued runs of the served ranks, a slot per
+// account in turn. The per-account cap counts the account's runs in flight
+// of every rank: it protects the other accounts, whichever nodes run them.
+func (s *Store) claimFairly(ctx context.Context, skipLocked func(*gorm.DB) *gorm.DB, free int, now time.Time, perAccount int, served []int) ([]string, error) {
 	db := s.conn(ctx)
 	// Accounts with due work, the one waiting longest first.
 	var accounts []string
 	err := db.Model(&Run{}).
-		Where("state = ? AND available_at <= ?", RunQueued, now).
+		Where("state = ? AND worker_rank IN ? AND available_at <= ?", RunQueued, served, now).
 		Group("account_id").Order("MIN(available_at)").Limit(100).Pluck("account_id", &accounts).Error
 	if err != nil {
 		return nil, fmt.Errorf("find accounts with due runs: %w", err)
@@ -176,7 +180,7 @@ func (s *Store) claimFairly(ctx context.Context, skipLocked func(*gorm.DB) *gorm
 		}
 		var got []string
 		err := skipLocked(db.Model(&Run{}).Select("id").
-			Where("state = ? AND account_id = ? AND available_at <= ?", RunQueued, a, now).
+			Where("state = ? AND worker_rank IN ? AND account_id = ? AND available_at <= ?", RunQueued, served, a, now).
 			Order("available_at").Limit(quota[a])).Pluck("id", &got).Error
 		if err != nil {
 			return nil, fmt.Errorf("claim runs of an account: %w", err)
@@ -225,13 +229,15 @@ func IsLeaseLost(err error) bool { return errors.Is(err, errLeaseLost) }
 // FinishRun writes a run's outcome, guarded by its state and owner: when
 // the run is no longer running under owner it returns an error for which
 // IsLeaseLost is true, so the transaction that applied the run's changes
-// rolls back and nothing is applied twice.
+// rolls back and nothing is applied twice. The run keeps owner in
+// lease_owner, so that an operator can tell which node ran it (with
+// ranks, that it was a node of its rank); only a running run's owner
+// holds a lease.
 func (s *Store) FinishRun(ctx context.Context, runID, owner string, out RunOutcome, now time.Time) error {
 	updates := map[string]any{
 		"state":         out.State,
 		"active_key":    nil,
 		"finished_at":   now,
-		"lease_owner":   "",
 		"added":         out.Added,
 		"updated":       out.Updated,
 		"removed":       out.Removed,

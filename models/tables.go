@@ -111,8 +111,11 @@ type Location struct {
 	// last change reported, so that a burst of edits gives one run. It is
 	// NULL when no change is waiting for a sync.
 	UsersChangeDueAt *time.Time `gorm:"index"`
-	CreatedAt        time.Time
-	UpdatedAt        time.Time
+	// WorkerRank is the rank of the nodes that run the location's syncs;
+	// 0 is served by every node.
+	WorkerRank int `gorm:"not null;default:0"`
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
 }
 
 // Panel is the alarm system at a location and the state of its live link.
@@ -146,6 +149,17 @@ type Node struct {
 	ID          string    `gorm:"primaryKey;size:64"`
 	StartedAt   time.Time `gorm:"not null"`
 	HeartbeatAt time.Time `gorm:"not null;index"`
+	// Ranks lists the ranks the node serves besides 0, comma-separated.
+	Ranks string `gorm:"size:255;not null;default:''"`
+}
+
+// StrandedRank records that an account's runs of a rank wait with no
+// running node to serve it, from Since until a node serves it again or no
+// run of it waits: the warning is written when the row is added, once.
+type StrandedRank struct {
+	AccountID  string    `gorm:"primaryKey;size:36"`
+	WorkerRank int       `gorm:"primaryKey;autoIncrement:false"`
+	Since      time.Time `gorm:"not null"`
 }
 
 // PanelConfigItem is the remote copy of one partition, zone or device of a
@@ -202,11 +216,11 @@ type Run struct {
 	Kind           RunKind    `gorm:"size:16;not null"`
 	Mode           RunMode    `gorm:"size:16;not null"`
 	TriggerSource  RunTrigger `gorm:"size:16;not null"`
-	State          RunState   `gorm:"size:16;not null;index:idx_runs_state_available,priority:1"`
+	State          RunState   `gorm:"size:16;not null;index:idx_runs_state_available,priority:1;index:idx_runs_state_rank_available,priority:1"`
 	ActiveKey      *string    `gorm:"size:64;uniqueIndex"`
 	RequestedBy    string     `gorm:"size:200;not null;default:''"`
 	Attempt        int        `gorm:"not null;default:0"`
-	AvailableAt    time.Time  `gorm:"index:idx_runs_state_available,priority:2"`
+	AvailableAt    time.Time  `gorm:"index:idx_runs_state_available,priority:2;index:idx_runs_state_rank_available,priority:3"`
 	LeaseOwner     string     `gorm:"size:64;not null;default:''"`
 	LeaseExpiresAt *time.Time
 	Added          int    `gorm:"not null;default:0"`
@@ -232,7 +246,11 @@ type Run struct {
 	Codes []byte `gorm:"type:longblob"`
 	// ApprovedBy is who let the run push to its panel without the safety
 	// hold: the person who applied it, or who asked for a re-apply.
-	ApprovedBy string    `gorm:"size:254;not null;default:''"`
+	ApprovedBy string `gorm:"size:254;not null;default:''"`
+	// WorkerRank is its location's rank, copied when the run is queued
+	// and kept equal while the run is open (SetLocationRanks), so that a
+	// claim filters on the runs table alone.
+	WorkerRank int       `gorm:"not null;default:0;index:idx_runs_state_rank_available,priority:2"`
 	CreatedAt  time.Time `gorm:"index:idx_runs_account_created,priority:2;index:idx_runs_location_created,priority:2"`
 	StartedAt  *time.Time
 	FinishedAt *time.Time

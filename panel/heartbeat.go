@@ -30,7 +30,7 @@ func (l *Link) heartbeatLoop() {
 	for {
 		now := time.Now().UTC()
 		ctx, cancel := context.WithTimeout(context.Background(), max(l.cfg.Heartbeat, time.Second))
-		if err := l.store.NodeHeartbeat(ctx, l.cfg.NodeID, now); err != nil {
+		if err := l.store.NodeHeartbeat(ctx, l.cfg.NodeID, l.cfg.Ranks, now); err != nil {
 			l.log.Warn("node heartbeat", "error", err.Error())
 		} else {
 			// Silent for as long as it takes to be thought lost, this node

@@ -42,7 +42,12 @@ type LinkConfig struct {
 	// the panels it held are marked disconnected: three heartbeats unless
 	// set.
 	NodeLostAfter time.Duration
-	Logger        *slog.Logger
+	// Ranks are the ranks this node's workers serve besides 0, as
+	// models.FormatRanks writes them. The heartbeat records them so that
+	// every node can tell a rank that no running node serves; the link
+	// itself takes any panel whatever its rank.
+	Ranks  string
+	Logger *slog.Logger
 }
 
 func (c *LinkConfig) setDefaults() {

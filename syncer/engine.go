@@ -49,6 +49,14 @@ type Config struct {
 	// PerAccount caps one account's runs in flight across all nodes, so a
 	// dealer's 10,000-location batch leaves room for everyone else.
 	PerAccount int
+	// Ranks are the ranks this node serves besides 0, which every node
+	// serves: it claims only runs of those ranks.
+	Ranks []int
+	// RankCheck is how often the node looks for runs of ranks that no
+	// running node serves; NodeLostAfter is how long a node's heartbeat
+	// may be silent before its ranks no longer count as served.
+	RankCheck     time.Duration
+	NodeLostAfter time.Duration
 	// ScheduleTick is how often due scheduled syncs are looked for.
 	ScheduleTick time.Duration
 	// UserChangeDelay is how long after the last user changed at a panel's
@@ -94,6 +102,12 @@ func (c *Config) setDefaults() {
 	if c.UserChangeDelay <= 0 {
 		c.UserChangeDelay = 30 * time.Second
 	}
+	if c.RankCheck <= 0 {
+		c.RankCheck = 10 * time.Second
+	}
+	if c.NodeLostAfter <= 0 {
+		c.NodeLostAfter = 3 * c.RankCheck
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -127,6 +141,8 @@ type Engine struct {
 	dueWake  chan struct{}
 	dueMu    sync.Mutex
 	notedDue time.Time
+
+	stranded strandedView
 
 	mu      sync.Mutex
 	cancel  context.CancelFunc
@@ -168,7 +184,7 @@ func (e *Engine) Start(ctx context.Context) error {
 		}
 		e.unsub = unsub
 	}
-	e.running.Add(3)
+	e.running.Add(4)
 	go func() {
 		defer e.running.Done()
 		e.produce(ctx)
@@ -180,6 +196,10 @@ func (e *Engine) Start(ctx context.Context) error {
 	go func() {
 		defer e.running.Done()
 		e.scheduleLoop(ctx)
+	}()
+	go func() {
+		defer e.running.Done()
+		e.rankLoop(ctx)
 	}()
 	return nil
 }
@@ -226,7 +246,7 @@ func (e *Engine) produce(ctx context.Context) {
 				break
 			}
 			now := e.now()
-			runs, err := e.store.ClaimRuns(ctx, e.cfg.Owner, free, now, now.Add(e.cfg.Lease), e.cfg.PerAccount)
+			runs, err := e.store.ClaimRuns(ctx, e.cfg.Owner, free, now, now.Add(e.cfg.Lease), e.cfg.PerAccount, e.cfg.Ranks)
 			if err != nil {
 				if ctx.Err() == nil {
 					e.log.Error("claim runs", "error", err.Error())

@@ -172,6 +172,7 @@ func (e *Engine) enqueuePushes(ctx context.Context, actor models.Actor, b models
 		r := models.Run{
 			ID: models.NewID(), AccountID: b.AccountID, LocationID: p.loc.Location.ID, BatchID: &b.ID,
 			Kind: models.RunImport, Mode: models.ModeFull, TriggerSource: trigger, RequestedBy: actor.Name, AvailableAt: now,
+			WorkerRank: p.loc.Location.WorkerRank,
 		}
 		push.apply(&r)
 		ev := models.NewEvent{AccountID: r.AccountID, LocationID: r.LocationID, RunID: r.ID, OccurredAt: now}

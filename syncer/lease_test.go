@@ -36,7 +36,7 @@ func TestWorkerKilledHoldingLease_RunIsTakenOverAndAppliedOnce(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		claimed, err := store.ClaimRuns(ctx, "dead-worker", 1, now.Add(time.Hour), now.Add(time.Second), 0)
+		claimed, err := store.ClaimRuns(ctx, "dead-worker", 1, now.Add(time.Hour), now.Add(time.Second), 0, nil)
 		if err != nil || len(claimed) != 1 || claimed[0].ID != run.ID {
 			t.Fatalf("dead worker claim: %v %v", claimed, err)
 		}

@@ -88,6 +88,7 @@ func (e *Engine) enqueue(ctx context.Context, actor models.Actor, loc models.Loc
 		TriggerSource: req.Trigger,
 		RequestedBy:   actor.Name,
 		AvailableAt:   e.now(),
+		WorkerRank:    loc.Location.WorkerRank,
 	}
 	if req.BatchID != "" {
 		r.BatchID = &req.BatchID
@@ -143,7 +144,7 @@ func (e *Engine) enqueueOrFail(ctx context.Context, actor models.Actor, loc mode
 	r := models.Run{
 		AccountID: loc.Location.AccountID, LocationID: loc.Location.ID, Kind: req.Kind, Mode: models.ModeFull,
 		TriggerSource: req.Trigger, RequestedBy: actor.Name, AvailableAt: e.now(),
-		ErrorCode: de.Code, ErrorMessage: de.Message,
+		ErrorCode: de.Code, ErrorMessage: de.Message, WorkerRank: loc.Location.WorkerRank,
 	}
 	if req.BatchID != "" {
 		r.BatchID = &req.BatchID

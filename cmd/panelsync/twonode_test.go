@@ -126,6 +126,13 @@ type cluster struct {
 // where MySQL or nats-server is missing outside CI.
 func startCluster(t *testing.T) *cluster {
 	t.Helper()
+	return startClusterWith(t, nil)
+}
+
+// startClusterWith is startCluster with variables of its own for each
+// node, by node name.
+func startClusterWith(t *testing.T, nodeEnv map[string][]string) *cluster {
+	t.Helper()
 	var mysql *dbtest.Backend
 	for _, b := range dbtest.Backends(t) {
 		if b.Name == "mysql" {
@@ -177,6 +184,7 @@ func startCluster(t *testing.T) *cluster {
 			"PANELSYNC_DATA_DIR="+t.TempDir(),
 			"PANELSYNC_NODE_ID=node-"+name,
 		)
+		cmd.Env = append(cmd.Env, nodeEnv[name]...)
 		startProcess(t, cmd, "node-"+name)
 		processes[name] = cmd
 		nodes[name] = "http://127.0.0.1:" + fmt.Sprint(port)
