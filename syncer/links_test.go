@@ -43,6 +43,23 @@ type autoLinkResult struct {
 	} `json:"ambiguous"`
 }
 
+// panelWithPartitions adds a location whose simulated panel has a number
+// of partitions that fits, and links it; RunPanel waits for its first
+// sync.
+func panelWithPartitions(t *testing.T, n *apptest.Node, accountID, name string, fits func(int) bool) (models.LocationView, *sim.Panel) {
+	t.Helper()
+	loc, cred := n.Location(t, accountID, name)
+	for seed := int64(1); seed < 500; seed++ {
+		p := sim.NewPanel(cred, sim.Options{Users: 3, Seed: seed})
+		if fits(len(p.Config().Partitions)) {
+			n.RunPanel(t, p)
+			return loc, p
+		}
+	}
+	t.Fatalf("no simulated panel for %s has a fitting number of partitions", name)
+	return loc, nil
+}
+
 // invite makes a login with the given e-mail and returns its id.
 func invite(t *testing.T, tb *testBundle, email string) string {
 	t.Helper()
@@ -209,22 +226,35 @@ func TestLinks_AutoLink_MatchedUnmatchedAmbiguous_DraftsChangeNothingUntilSaved(
 
 func TestLinks_PropagateToAllLocations_OneHeldByItsThreshold_ThenForceSync(t *testing.T) {
 	forEachBackend(t, nil, sim.Options{Users: 4, Seed: 41}, func(t *testing.T, tb *testBundle) {
-		n, token, locID := tb.node, tb.token, tb.loc.Location.ID
-		n.FirstSync(t, token, locID)
-		person := panel.User{Number: 30, Name: "Pat Person", Email: "pat@example.com", Authority: panel.AuthorityStandard, Partitions: []int{1}, AccessSchedule: "always"}
-		if err := tb.panel.PutUser(person); err != nil {
+		n, token := tb.node, tb.token
+		// The person's home panel has several partitions, and the person
+		// uses them all; the branches' panels have one. Propagation gives
+		// each branch only the partitions its panel has, as its panel
+		// sync recorded them, since a panel refuses a partition it lacks.
+		home, homePanel := panelWithPartitions(t, n, tb.acct.ID, "Head Office", func(k int) bool { return k >= 2 })
+		locID := home.Location.ID
+		var all []int
+		for _, p := range homePanel.Config().Partitions {
+			all = append(all, p.Number)
+		}
+		person := panel.User{Number: 30, Name: "Pat Person", Email: "pat@example.com", Authority: panel.AuthorityStandard, Partitions: all, AccessSchedule: "always"}
+		if err := homePanel.PutUser(person); err != nil {
 			t.Fatal(err)
 		}
-		syncUsers(t, tb)
+		if r := n.WaitRun(t, token, n.Sync(t, token, locID, "users").Run.ID); r.State != "succeeded" {
+			t.Fatalf("users sync at home %+v", r)
+		}
 		loginID := invite(t, tb, person.Email)
-		others := make([]string, 5)
-		for i := range others {
-			loc, cred := n.Location(t, tb.acct.ID, fmt.Sprintf("Branch %d", i+1))
-			if _, stop := n.Panel(t, cred, sim.Options{Users: 3, Seed: int64(50 + i)}); stop == nil {
-				t.Fatal("no panel")
+		// The five other locations: Main Street and four branches.
+		others := []string{tb.loc.Location.ID}
+		for i := range 4 {
+			loc, _ := panelWithPartitions(t, n, tb.acct.ID, fmt.Sprintf("Branch %d", i+1), func(k int) bool { return k == 1 })
+			others = append(others, loc.Location.ID)
+		}
+		for _, id := range others {
+			if r := n.WaitRun(t, token, n.Sync(t, token, id, "panel").Run.ID); r.State != "succeeded" {
+				t.Fatalf("panel sync %+v", r)
 			}
-			n.FirstSync(t, token, loc.Location.ID)
-			others[i] = loc.Location.ID
 		}
 		// One branch applies nothing by itself.
 		if r := n.Do(t, "PATCH", "/v1/locations/"+others[2], token, map[string]any{"settings": map[string]any{"auto_apply": false}}); r.Status != http.StatusOK {

@@ -138,10 +138,14 @@ func (e *Engine) propagationTo(ctx context.Context, actor models.Actor, origin m
 	}); err != nil {
 		return pushItem{}, false, err
 	}
+	partitions, err := e.fittingPartitions(ctx, v.Location.ID, splitInts(person.Partitions))
+	if err != nil {
+		return pushItem{}, false, err
+	}
 	data, err := json.Marshal(UsersData{
 		Users: []panel.User{{
 			Number: number, Name: person.Name, Email: person.Email, Authority: person.Authority,
-			Partitions: splitInts(person.Partitions), AccessSchedule: person.AccessSchedule,
+			Partitions: partitions, AccessSchedule: person.AccessSchedule,
 		}},
 		ExternalIDs: map[int]string{number: person.ExternalID}, Protected: protected, KeepUnsetCodes: true,
 	})
@@ -153,3 +157,35 @@ func (e *Engine) propagationTo(ctx context.Context, actor models.Actor, origin m
 
 // pointer returns a pointer to a copy of v.
 func pointer[T any](v T) *T { return &v }
+
+// fittingPartitions keeps the person's partitions that the location's
+// panel has, as its last panel sync recorded them: a panel refuses a user
+// with a partition it lacks. A person none of whose partitions exist there
+// gets the panel's first partition. Without a recorded configuration the
+// partitions go as they are, and the panel judges them.
+func (e *Engine) fittingPartitions(ctx context.Context, locationID string, want []int) ([]int, error) {
+	items, err := e.store.PanelConfigItems(ctx, locationID)
+	if err != nil {
+		return nil, err
+	}
+	var have []int
+	for _, it := range items {
+		if it.Kind == itemPartition {
+			have = append(have, it.Number)
+		}
+	}
+	if len(have) == 0 {
+		return want, nil
+	}
+	slices.Sort(have)
+	var out []int
+	for _, p := range want {
+		if slices.Contains(have, p) {
+			out = append(out, p)
+		}
+	}
+	if len(out) == 0 {
+		out = []int{have[0]}
+	}
+	return out, nil
+}
