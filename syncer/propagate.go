@@ -161,8 +161,10 @@ func pointer[T any](v T) *T { return &v }
 // fittingPartitions keeps the person's partitions that the location's
 // panel has, as its last panel sync recorded them: a panel refuses a user
 // with a partition it lacks. A person none of whose partitions exist there
-// gets the panel's first partition. Without a recorded configuration the
-// partitions go as they are, and the panel judges them.
+// gets the panel's first partition. Without a recorded configuration only
+// partition 1 is sure to exist, as every panel numbers its partitions
+// from 1, so the person gets that one; a panel sync there first lets the
+// others through.
 func (e *Engine) fittingPartitions(ctx context.Context, locationID string, want []int) ([]int, error) {
 	items, err := e.store.PanelConfigItems(ctx, locationID)
 	if err != nil {
@@ -175,7 +177,7 @@ func (e *Engine) fittingPartitions(ctx context.Context, locationID string, want 
 		}
 	}
 	if len(have) == 0 {
-		return want, nil
+		have = []int{1}
 	}
 	slices.Sort(have)
 	var out []int
