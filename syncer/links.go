@@ -220,14 +220,10 @@ func (e *Engine) SaveLinks(ctx context.Context, actor models.Actor, ids []string
 // user stays on the panel; it is simply no longer the login's person.
 func (e *Engine) RemoveLink(ctx context.Context, actor models.Actor, id string) error {
 	return e.store.Tx(ctx, func(ctx context.Context) error {
-		links, err := e.store.LinksByIDs(ctx, actor.AccountID, []string{id})
+		l, err := e.lockedLink(ctx, actor.AccountID, id)
 		if err != nil {
 			return err
 		}
-		if len(links) == 0 {
-			return models.NotFound("link")
-		}
-		l := links[0]
 		if err := e.store.DeleteLink(ctx, l); err != nil {
 			return err
 		}
@@ -267,14 +263,10 @@ func (e *Engine) UpdateLinkOptions(ctx context.Context, actor models.Actor, id s
 		batch BatchStatus
 	)
 	err := e.store.Tx(ctx, func(ctx context.Context) error {
-		links, err := e.store.LinksByIDs(ctx, actor.AccountID, []string{id})
+		l, err := e.lockedLink(ctx, actor.AccountID, id)
 		if err != nil {
 			return err
 		}
-		if len(links) == 0 {
-			return models.NotFound("link")
-		}
-		l := links[0]
 		before := linkAudit(l)
 		wasPropagating := l.Propagate
 		for _, f := range []struct {
@@ -331,6 +323,19 @@ func (e *Engine) ForceSyncLogin(ctx context.Context, actor models.Actor, loginID
 		Action: "login.force_sync", Target: models.AuditTarget{Type: "login", ID: loginID},
 		After: map[string]any{"locations": len(ids), "flagged": n},
 	})
+}
+
+// lockedLink loads one link of the account, locked for the change that
+// follows in the transaction carried by ctx.
+func (e *Engine) lockedLink(ctx context.Context, accountID, id string) (models.Link, error) {
+	links, err := e.store.LinksByIDs(ctx, accountID, []string{id})
+	if err != nil {
+		return models.Link{}, err
+	}
+	if len(links) == 0 {
+		return models.Link{}, models.NotFound("link")
+	}
+	return links[0], nil
 }
 
 // linkAudit is how the audit log shows a link.
