@@ -446,6 +446,11 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	a.link.Close(linkCtx)
 	cancel()
 	shutdownErr := a.http.ShutdownWithTimeout(a.cfg.ShutdownTimeout)
+	// The server closes only the listeners it has begun to serve: a stop
+	// that comes right after the start can find the listener not yet
+	// registered, and the server would then accept on it for ever.
+	// Closing it here ends the serving either way.
+	_ = ln.Close()
 	<-served
 	return errors.Join(shutdownErr, stopMetrics(), a.Close())
 }
