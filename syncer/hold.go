@@ -140,11 +140,7 @@ func (e *Engine) ApplyRun(ctx context.Context, actor models.Actor, runID string)
 			batchID := *r.BatchID
 			models.AfterCommit(ctx, func() { e.noteBatch(batchID) })
 		}
-		if err := e.store.Audit(ctx, actor, models.AuditChange{
-			Action: "run.apply", Target: models.AuditTarget{Type: "run", ID: r.ID, Name: loc.Location.Name},
-			Before: map[string]any{"kind": r.Kind, "state": r.State, "location_id": r.LocationID},
-			After:  map[string]any{"kind": r.Kind, "state": models.RunSucceeded, "location_id": r.LocationID, "changes": res.counts},
-		}); err != nil {
+		if err := e.auditApply(ctx, actor, r, loc.Location, map[string]any{"state": models.RunSucceeded, "changes": res.counts}); err != nil {
 			return err
 		}
 		_, err = e.events.Append(ctx, models.NewEvent{
@@ -198,6 +194,17 @@ func (e *Engine) MarkCancelled(ctx context.Context, actor models.Actor, runID st
 	return out, err
 }
 
+// auditApply records a person's Apply of a held run; after holds what the
+// run became beside its kind and location.
+func (e *Engine) auditApply(ctx context.Context, actor models.Actor, r models.Run, loc models.Location, after map[string]any) error {
+	after["kind"], after["location_id"] = r.Kind, r.LocationID
+	return e.store.Audit(ctx, actor, models.AuditChange{
+		Action: "run.apply", Target: models.AuditTarget{Type: "run", ID: r.ID, Name: loc.Name},
+		Before: map[string]any{"kind": r.Kind, "state": r.State, "location_id": r.LocationID},
+		After:  after,
+	})
+}
+
 // approvePush sends a held import back to the queue approved, in the
 // transaction carried by ctx: a worker pushes it to the panel, reads the
 // panel back and finishes it. The panel must be able to take it now.
@@ -216,11 +223,7 @@ func (e *Engine) approvePush(ctx context.Context, actor models.Actor, r models.R
 	if err := e.store.MarkLocationSyncing(ctx, r.LocationID, r.Kind); err != nil {
 		return err
 	}
-	if err := e.store.Audit(ctx, actor, models.AuditChange{
-		Action: "run.apply", Target: models.AuditTarget{Type: "run", ID: r.ID, Name: loc.Location.Name},
-		Before: map[string]any{"kind": r.Kind, "state": r.State, "location_id": r.LocationID},
-		After:  map[string]any{"kind": r.Kind, "state": models.RunQueued, "location_id": r.LocationID, "approved_by": actor.Name},
-	}); err != nil {
+	if err := e.auditApply(ctx, actor, r, loc.Location, map[string]any{"state": models.RunQueued, "approved_by": actor.Name}); err != nil {
 		return err
 	}
 	_, err = e.events.Append(ctx, models.NewEvent{
