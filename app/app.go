@@ -224,6 +224,7 @@ func (a *App) build(ctx context.Context, signingKey, codeKey []byte) error {
 		OpenAPI:     api.OpenAPI(),
 		DocsHTML:    web.DocsHTML(),
 		DocsAsset:   web.Asset,
+		Console:     web.Console(),
 		BodyLimit:   a.cfg.BodyLimit,
 		ProxyHeader: a.cfg.ProxyHeader,
 		CORSOrigins: origins,

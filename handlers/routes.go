@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"io/fs"
 	"log/slog"
 	"time"
 
@@ -32,6 +33,9 @@ type Deps struct {
 	// OpenAPI is the contract served at /openapi.yaml; DocsHTML renders it.
 	OpenAPI  []byte
 	DocsHTML []byte
+	// Console is the web console's files, served at / and /app/; nil
+	// serves no console.
+	Console fs.FS
 	// DocsAsset serves the docs page's scripts by name.
 	DocsAsset func(name string) (body []byte, contentType string, ok bool)
 	// BodyLimit caps request bodies in bytes.
@@ -96,6 +100,17 @@ func New(d Deps) *fiber.App {
 	app.Get("/openapi.yaml", ops.openAPI)
 	app.Get("/docs", ops.docsPage)
 	app.Get("/docs/assets/:name", ops.docsAsset)
+
+	if d.Console != nil {
+		console, err := newConsoleHandlers(d.Console)
+		if err != nil {
+			// The console is embedded in the binary, so a file that cannot
+			// be read is a broken build; the API still serves.
+			log.Error("the web console is not served", "error", err)
+		} else {
+			console.routes(app)
+		}
+	}
 
 	v1 := app.Group("/v1")
 	ah := authHandlers{svc: d.Auth, store: d.Store}

@@ -1,14 +1,36 @@
 // Package web holds the static files the server sends to browsers: the
-// API reference page at /docs and the assets it loads from
-// /docs/assets/. They are embedded so that the binary needs nothing on
-// disk and the page works on a server without internet access.
+// web console served at /, the API reference page at /docs and the
+// assets it loads from /docs/assets/. They are embedded so that the
+// binary needs nothing on disk and the pages work on a server without
+// internet access.
 package web
 
 import (
 	"embed"
+	"io/fs"
 	"path"
 	"strings"
 )
+
+// console holds the web console: index.html and the scripts, styles and
+// images it loads. It runs without a build step, so these files are what
+// the browser receives.
+//
+//go:embed console
+var console embed.FS
+
+// Console returns the web console's files, rooted so that "index.html"
+// is the page itself. An embedded file system is read-only, so every
+// caller sees the same files.
+func Console() fs.FS {
+	sub, err := fs.Sub(console, "console")
+	if err != nil {
+		// fs.Sub fails only for an invalid path name, and "console" is a
+		// valid one, so this cannot happen with the embedded tree.
+		return console
+	}
+	return sub
+}
 
 // docsHTML is kept as a string, which is immutable, so no caller can
 // change the page that the others receive.
@@ -43,18 +65,24 @@ func Asset(name string) (data []byte, contentType string, ok bool) {
 	if err != nil {
 		return nil, "", false
 	}
-	return b, assetContentType(name), true
+	return b, ContentType(name), true
 }
 
-// assetContentType names the media type of an asset by its extension. The
-// table is fixed here rather than taken from the operating system's MIME
+// ContentType names the media type of a file the server sends by its
+// extension, from a fixed table rather than the operating system's MIME
 // tables, which differ between machines.
-func assetContentType(name string) string {
+func ContentType(name string) string {
 	switch path.Ext(name) {
 	case ".js":
 		return "text/javascript; charset=utf-8"
 	case ".css":
 		return "text/css; charset=utf-8"
+	case ".html":
+		return "text/html; charset=utf-8"
+	case ".svg":
+		return "image/svg+xml"
+	case ".json":
+		return "application/json"
 	case ".txt":
 		return "text/plain; charset=utf-8"
 	}
