@@ -129,9 +129,13 @@ export async function render(ctx) {
       reread();
     },
   }).start();
+  // "Last seen 3 minutes ago" is worded relative to now, so the rows are
+  // redrawn each minute to keep it true.
+  const ticker = setInterval(() => rows.forEach((row) => row.render()), 60000);
   ctx.onCleanup(() => {
     feed.stop();
     clearTimeout(timer);
+    clearInterval(ticker);
   });
 }
 
