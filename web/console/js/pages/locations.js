@@ -131,12 +131,20 @@ export async function render(ctx) {
   }).start();
   // "Last seen 3 minutes ago" is worded relative to now, so the rows are
   // redrawn each minute to keep it true.
-  const ticker = setInterval(() => rows.forEach((row) => row.render()), 60000);
+  const ticker = setInterval(() => rows.forEach((row) => row.tick()), 60000);
   ctx.onCleanup(() => {
     feed.stop();
     clearTimeout(timer);
     clearInterval(ticker);
   });
+}
+
+// focusKey names a focused control of a row by what survives a redraw.
+function focusKey(el) {
+  if (el.dataset.kind) return `button[data-kind="${el.dataset.kind}"]`;
+  if (el.classList.contains('location-summary')) return '.location-summary';
+  if (el.getAttribute('href')) return `a[href="${CSS.escape(el.getAttribute('href'))}"]`;
+  return null;
 }
 
 // LocationRow is one location: a summary that opens its detail.
@@ -162,7 +170,19 @@ class LocationRow {
     this.render();
   }
 
+  tick() {
+    for (const el of this.el.querySelectorAll('[data-ago]')) el.textContent = `Last seen ${ago(el.dataset.ago)}`;
+  }
+
+  // render redraws the row. A person working in it keeps their place: the
+  // control that had focus has it again afterwards.
   render() {
+    const active = this.el.contains(document.activeElement) ? focusKey(document.activeElement) : null;
+    this.draw();
+    if (active) this.el.querySelector(active)?.focus();
+  }
+
+  draw() {
     const l = this.location;
     const open = this.expanded.has(l.id);
     const status = l.sync?.status || 'never';
@@ -180,7 +200,7 @@ class LocationRow {
     h('span', { class: 'facts' },
       l.group ? h('span', {}, l.group) : null,
       h('span', {}, armedLabel[l.panel?.armed_state ?? ''] || l.panel?.armed_state),
-      h('span', {}, 'Last seen ', l.panel?.last_seen_at ? ago(l.panel.last_seen_at) : 'never')));
+      h('span', { dataset: l.panel?.last_seen_at ? { ago: l.panel.last_seen_at } : {} }, 'Last seen ', l.panel?.last_seen_at ? ago(l.panel.last_seen_at) : 'never')));
     const failure = status === 'sync_failure' && l.sync?.last_failure
       ? h('p', { class: 'sync-failure-message' }, 'Sync Failure: ', l.sync.last_failure.message)
       : null;
