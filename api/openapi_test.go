@@ -169,6 +169,7 @@ func TestOpenAPI_DescribesEveryRoute(t *testing.T) {
 		{"GET /v1/runs/{id}/control", false, []string{"200", "400", "401", "403", "404", "500"}},
 		{"POST /v1/imports", false, []string{"202", "400", "401", "403", "404", "409", "413", "415", "500"}},
 		{"POST /v1/sync", false, []string{"202", "400", "401", "403", "404", "413", "415", "500"}},
+		{"GET /v1/batches", false, []string{"200", "400", "401", "403", "500"}},
 		{"GET /v1/batches/{id}", false, []string{"200", "400", "401", "403", "404", "500"}},
 		{"POST /v1/batches/{id}/cancel", false, []string{"200", "401", "403", "404", "409", "500"}},
 		{"POST /v1/locations/{id}/force-sync", false, []string{"202", "401", "403", "404", "500"}},

@@ -22,20 +22,27 @@ type scopeRequest struct {
 
 // BatchResponse is the Batch of the API contract.
 type BatchResponse struct {
-	ID         string     `json:"id"`
-	Kind       string     `json:"kind"`
-	Scope      string     `json:"scope"`
-	Group      string     `json:"group,omitempty"`
-	State      string     `json:"state"`
-	Total      int        `json:"total"`
-	Queued     int        `json:"queued"`
-	Running    int        `json:"running"`
-	Succeeded  int        `json:"succeeded"`
-	Failed     int        `json:"failed"`
-	Cancelled  int        `json:"cancelled"`
-	Skipped    int        `json:"skipped"`
-	CreatedAt  time.Time  `json:"created_at"`
-	FinishedAt *time.Time `json:"finished_at"`
+	ID          string     `json:"id"`
+	Kind        string     `json:"kind"`
+	Scope       string     `json:"scope"`
+	Group       string     `json:"group,omitempty"`
+	State       string     `json:"state"`
+	Total       int        `json:"total"`
+	Queued      int        `json:"queued"`
+	Running     int        `json:"running"`
+	Succeeded   int        `json:"succeeded"`
+	Failed      int        `json:"failed"`
+	Cancelled   int        `json:"cancelled"`
+	Skipped     int        `json:"skipped"`
+	RequestedBy string     `json:"requested_by"`
+	CreatedAt   time.Time  `json:"created_at"`
+	FinishedAt  *time.Time `json:"finished_at"`
+}
+
+// BatchPage is one page of batches, newest first.
+type BatchPage struct {
+	Items      []BatchResponse `json:"items"`
+	NextCursor *string         `json:"next_cursor"`
 }
 
 // BatchStartResponse answers an All-Locations request.
@@ -55,7 +62,7 @@ func toBatchResponse(st syncer.BatchStatus) BatchResponse {
 	return BatchResponse{
 		ID: b.ID, Kind: string(b.Kind), Scope: b.Scope, Group: b.GroupName, State: b.State,
 		Total: b.Total - b.Skipped, Queued: st.Queued, Running: st.Running, Succeeded: st.Succeeded,
-		Failed: st.Failed, Cancelled: st.Cancelled, Skipped: b.Skipped,
+		Failed: st.Failed, Cancelled: st.Cancelled, Skipped: b.Skipped, RequestedBy: b.RequestedBy,
 		CreatedAt: apiTime(b.CreatedAt), FinishedAt: apiTimePtr(b.FinishedAt),
 	}
 }
@@ -100,6 +107,34 @@ func (h batchHandlers) start(c *fiber.Ctx) error {
 	}
 	c.Location("/v1/batches/" + st.Batch.ID)
 	return c.Status(fiber.StatusAccepted).JSON(BatchStartResponse{Batch: toBatchResponse(st), Message: syncer.InitiatedMessage(kind)})
+}
+
+// list pages the account's batches, newest first, for a person following
+// what was asked of all their locations.
+func (h batchHandlers) list(c *fiber.Ctx) error {
+	if err := allowQuery(c, "cursor", "limit"); err != nil {
+		return err
+	}
+	limit, err := queryLimit(c, 50, 200)
+	if err != nil {
+		return err
+	}
+	q := models.BatchQuery{AccountID: principal(c).AccountID, Before: c.Query("cursor"), Limit: limit}
+	if err := checkIDCursor(q.Before); err != nil {
+		return err
+	}
+	batches, next, err := h.engine.Batches(c.UserContext(), q)
+	if err != nil {
+		return err
+	}
+	page := BatchPage{Items: make([]BatchResponse, len(batches))}
+	for i, st := range batches {
+		page.Items[i] = toBatchResponse(st)
+	}
+	if next != "" {
+		page.NextCursor = &next
+	}
+	return c.JSON(page)
 }
 
 func (h batchHandlers) get(c *fiber.Ctx) error {

@@ -14,10 +14,10 @@ type eventHandlers struct {
 }
 
 // list pages the Event Log: with after, oldest first from the offset after
-// it (a client catching up); with before, newest first (a person scrolling
-// back).
+// it (a client catching up); with before, or with order=newest, newest
+// first (a person scrolling back from the latest entry).
 func (h eventHandlers) list(c *fiber.Ctx) error {
-	if err := allowQuery(c, "location_id", "type", "after", "before", "limit"); err != nil {
+	if err := allowQuery(c, "location_id", "type", "after", "before", "order", "limit"); err != nil {
 		return err
 	}
 	limit, err := queryLimit(c, 100, 1000)
@@ -37,7 +37,21 @@ func (h eventHandlers) list(c *fiber.Ctx) error {
 	if after != nil && before != nil {
 		return models.FieldError("before", "give after or before, not both")
 	}
-	if after == nil && before == nil {
+	switch order := c.Query("order"); order {
+	case "":
+	case "newest":
+		if after != nil {
+			return models.FieldError("order", "order=newest pages back from the latest entry and cannot start after an offset; leave after out, or page with before")
+		}
+		q.Newest = true
+	case "oldest":
+		if before != nil {
+			return models.FieldError("order", "before pages newest first; leave order out or send order=newest with it")
+		}
+	default:
+		return models.FieldError("order", "order must be newest or oldest")
+	}
+	if after == nil && before == nil && !q.Newest {
 		zero := int64(0)
 		after = &zero
 	}

@@ -74,10 +74,11 @@ func (h locationHandlers) list(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	page := LocationPage{Items: make([]LocationResponse, len(views))}
-	for i, v := range views {
-		page.Items[i] = toLocationResponse(v)
+	items, err := locationResponses(c.UserContext(), h.store, views)
+	if err != nil {
+		return err
 	}
+	page := LocationPage{Items: items}
 	if next != "" {
 		page.NextCursor = &next
 	}
@@ -92,7 +93,7 @@ func (h locationHandlers) get(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(toLocationResponse(v))
+	return h.respond(c, v)
 }
 
 func (h locationHandlers) create(c *fiber.Ctx) error {
@@ -114,7 +115,8 @@ func (h locationHandlers) create(c *fiber.Ctx) error {
 	}
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	c.Location("/v1/locations/" + v.Location.ID)
-	return c.Status(fiber.StatusCreated).JSON(CreatedLocationResponse{Location: toLocationResponse(v), DeviceSecret: secret})
+	// A new location has synced nothing yet: its status points at no run.
+	return c.Status(fiber.StatusCreated).JSON(CreatedLocationResponse{Location: toLocationResponse(v, models.SyncCause{}), DeviceSecret: secret})
 }
 
 func (h locationHandlers) update(c *fiber.Ctx) error {
@@ -131,7 +133,16 @@ func (h locationHandlers) update(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(toLocationResponse(v))
+	return h.respond(c, v)
+}
+
+// respond answers with the location as it stands.
+func (h locationHandlers) respond(c *fiber.Ctx, v models.LocationView) error {
+	resp, err := locationResponse(c.UserContext(), h.store, v)
+	if err != nil {
+		return err
+	}
+	return c.JSON(resp)
 }
 
 // setGroupRank gives every location of a group one rank.

@@ -1,11 +1,16 @@
 package handlers_test
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/panelsync/panelsync/models"
 )
 
 func TestLocations_CreateGetListUpdate(t *testing.T) {
@@ -243,6 +248,131 @@ func TestOversizedBody_Answers413(t *testing.T) {
 		}
 		if l, _ := tb.counts(t); l != 0 {
 			t.Fatalf("oversized request wrote %d locations", l)
+		}
+	})
+}
+
+// syncCauseResp is the part of a location's sync block that says why it
+// is in its status.
+type syncCauseResp struct {
+	ID   string `json:"id"`
+	Sync struct {
+		Status      string `json:"status"`
+		LastFailure *struct {
+			RunID   string `json:"run_id"`
+			Code    string `json:"code"`
+			Message string `json:"message"`
+			At      string `json:"at"`
+		} `json:"last_failure"`
+		HeldRunID *string `json:"held_run_id"`
+	} `json:"sync"`
+}
+
+func TestLocations_SyncPointsAtTheFailedRunOrTheHeldRun(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, tb *testBundle) {
+		ctx := context.Background()
+		owner := tb.signIn(t, "owner@a.test").AccessToken
+		failing := tb.createLocation(t, owner, "A Failing Site", "PNL-CAUSE-1")
+		held := tb.createLocation(t, owner, "B Held Site", "PNL-CAUSE-2")
+		untouched := tb.createLocation(t, owner, "C Untouched Site", "PNL-CAUSE-3")
+		tb.serve(t)
+
+		// Every panel is away, so a batch's runs fail at once.
+		fail := func(locationID string) string {
+			t.Helper()
+			b := tb.startBatch(t, owner, map[string]any{"kind": "users", "scope": "locations", "location_ids": []string{locationID}})
+			tb.waitBatchesDone(t, owner)
+			runs := tb.listRuns(t, owner, "?batch_id="+b.ID)
+			if len(runs.Items) != 1 || runs.Items[0].State != "failed" {
+				t.Fatalf("the batch's runs: %+v", runs)
+			}
+			return runs.Items[0].ID
+		}
+		fail(failing.ID)
+		latest := fail(failing.ID)
+
+		// Two runs wait for Apply at the held site, which had failed too.
+		fail(held.ID)
+		var heldIDs []string
+		for _, kind := range []models.RunKind{models.RunUsers, models.RunImport} {
+			now := time.Now().UTC()
+			r := models.Run{
+				ID: models.NewID(), AccountID: tb.acctA.ID, LocationID: held.ID, Kind: kind, Mode: models.ModeFull,
+				TriggerSource: models.TriggerApp, State: models.RunAwaitingApply, CreatedAt: now, AvailableAt: now,
+			}
+			if err := tb.store.DB().Create(&r).Error; err != nil {
+				t.Fatal(err)
+			}
+			heldIDs = append(heldIDs, r.ID)
+		}
+		if err := tb.store.RecordRunHeld(ctx, held.ID); err != nil {
+			t.Fatal(err)
+		}
+
+		read := func() map[string]syncCauseResp {
+			t.Helper()
+			r := tb.do(t, "GET", "/v1/locations", owner, nil)
+			var page struct {
+				Items []syncCauseResp `json:"items"`
+			}
+			r.json(t, &page)
+			out := map[string]syncCauseResp{}
+			for _, l := range page.Items {
+				one := tb.do(t, "GET", "/v1/locations/"+l.ID, owner, nil)
+				if !strings.Contains(string(one.body), `"last_failure":`) || !strings.Contains(string(one.body), `"held_run_id":`) {
+					t.Errorf("location %s lacks last_failure or held_run_id: %s", l.ID, one.body)
+				}
+				var got syncCauseResp
+				one.json(t, &got)
+				alone, _ := json.Marshal(got)
+				listed, _ := json.Marshal(l)
+				if string(alone) != string(listed) {
+					t.Errorf("location %s reads %s alone, %s in the list", l.ID, alone, listed)
+				}
+				out[l.ID] = l
+			}
+			return out
+		}
+		locs := read()
+
+		f := locs[failing.ID].Sync
+		if f.Status != "sync_failure" || f.HeldRunID != nil || f.LastFailure == nil {
+			t.Fatalf("the failing site's sync: %+v", f)
+		}
+		if lf := f.LastFailure; lf.RunID != latest || lf.Code != "panel_disconnected" || lf.Message != "the panel is not connected" || lf.At == "" {
+			t.Errorf("last_failure %+v, want the latest failed run %s", *lf, latest)
+		}
+		run := tb.do(t, "GET", "/v1/runs/"+latest, owner, nil)
+		var failed struct {
+			FinishedAt string `json:"finished_at"`
+		}
+		run.json(t, &failed)
+		if f.LastFailure.At != failed.FinishedAt {
+			t.Errorf("last_failure.at %s, the run finished at %s", f.LastFailure.At, failed.FinishedAt)
+		}
+
+		h := locs[held.ID].Sync
+		if h.Status != "held" || h.LastFailure != nil || h.HeldRunID == nil || *h.HeldRunID != heldIDs[1] {
+			t.Errorf("the held site's sync: %+v, want held_run_id %s (the newest held run)", h, heldIDs[1])
+		}
+		if u := locs[untouched.ID].Sync; u.Status != "never" || u.LastFailure != nil || u.HeldRunID != nil {
+			t.Errorf("the untouched site's sync: %+v", u)
+		}
+
+		// A success after the failure clears it.
+		now := time.Now().UTC()
+		ok := models.Run{
+			ID: models.NewID(), AccountID: tb.acctA.ID, LocationID: failing.ID, Kind: models.RunRefresh, Mode: models.ModeFull,
+			TriggerSource: models.TriggerApp, State: models.RunSucceeded, CreatedAt: now, AvailableAt: now, FinishedAt: &now,
+		}
+		if err := tb.store.DB().Create(&ok).Error; err != nil {
+			t.Fatal(err)
+		}
+		if err := tb.store.RecordRunFinished(ctx, failing.ID, models.RunRefresh, true, now); err != nil {
+			t.Fatal(err)
+		}
+		if f := read()[failing.ID].Sync; f.Status != "ok" || f.LastFailure != nil || f.HeldRunID != nil {
+			t.Errorf("after a success the site's sync is %+v", f)
 		}
 	})
 }

@@ -50,6 +50,11 @@ func matrixRows() []matrixRow {
 		{route: "GET /openapi.yaml", want: "yyyyyyyyyy"},
 		{route: "GET /docs", want: "yyyyyyyyyy"},
 		{route: "GET /docs/assets/:name", want: "yyyyyyyyyy"},
+		// The web console's pages and files are public; the API they call
+		// is not.
+		{route: "GET /accept-invitation", want: "yyyyyyyyyy"},
+		{route: "GET /reset-password", want: "yyyyyyyyyy"},
+		{route: "GET /app/*", want: "yyyyyyyyyy"},
 
 		{route: "POST /v1/auth/login", want: "yyyyyyyyyy", body: empty},
 		{route: "POST /v1/auth/refresh", want: "yyyyyyyyyy", body: empty},
@@ -107,6 +112,7 @@ func matrixRows() []matrixRow {
 		{route: "POST /v1/imports", want: "uyyyfffffu", body: empty},
 
 		{route: "POST /v1/sync", want: "uyyyyfffyu", body: empty},
+		{route: "GET /v1/batches", want: "uyyyyfyyfu"},
 		{route: "GET /v1/batches/:id", want: "unyyyfyyfu"},
 		{route: "POST /v1/batches/:id/cancel", want: "unyyyfffyu"},
 

@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"encoding/json"
 	"time"
 
@@ -101,6 +102,19 @@ type SyncSummary struct {
 	RefreshedAt     *time.Time `json:"refreshed_at"`
 	ForcePending    bool       `json:"force_pending"`
 	NextScheduledAt *time.Time `json:"next_scheduled_at"`
+	// LastFailure is the failed run behind sync_failure; HeldRunID the
+	// run awaiting Apply behind held. Each is null in any other status.
+	LastFailure *SyncFailureResponse `json:"last_failure"`
+	HeldRunID   *string              `json:"held_run_id"`
+}
+
+// SyncFailureResponse is the failed run that put a location in
+// sync_failure.
+type SyncFailureResponse struct {
+	RunID   string    `json:"run_id"`
+	Code    string    `json:"code"`
+	Message string    `json:"message"`
+	At      time.Time `json:"at"`
 }
 
 // LocationSettingsResponse holds the per-location sync options.
@@ -180,9 +194,12 @@ func toAPIKeyResponse(k models.APIKey) APIKeyResponse {
 	}
 }
 
-func toLocationResponse(v models.LocationView) LocationResponse {
+// toLocationResponse converts a location; cause is the run its sync status
+// points at (models.Store.SyncCauses), zero for a status that points at
+// none.
+func toLocationResponse(v models.LocationView, cause models.SyncCause) LocationResponse {
 	l, p := v.Location, v.Panel
-	return LocationResponse{
+	out := LocationResponse{
 		ID:    l.ID,
 		Name:  l.Name,
 		Group: l.GroupName,
@@ -212,6 +229,41 @@ func toLocationResponse(v models.LocationView) LocationResponse {
 		CreatedAt: apiTime(l.CreatedAt),
 		UpdatedAt: apiTime(l.UpdatedAt),
 	}
+	if f := cause.LastFailure; f != nil && l.SyncStatus == models.SyncFailure {
+		out.Sync.LastFailure = &SyncFailureResponse{RunID: f.RunID, Code: f.Code, Message: f.Message, At: apiTime(f.At)}
+	}
+	if cause.HeldRunID != "" && l.SyncStatus == models.SyncHeld {
+		out.Sync.HeldRunID = &cause.HeldRunID
+	}
+	return out
+}
+
+// locationResponses converts a page of locations, finding the runs their
+// sync statuses point at with one query for the whole page.
+func locationResponses(ctx context.Context, store *models.Store, views []models.LocationView) ([]LocationResponse, error) {
+	locs := make([]models.Location, len(views))
+	for i, v := range views {
+		locs[i] = v.Location
+	}
+	causes, err := store.SyncCauses(ctx, locs)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]LocationResponse, len(views))
+	for i, v := range views {
+		out[i] = toLocationResponse(v, causes[v.Location.ID])
+	}
+	return out, nil
+}
+
+// locationResponse converts one location with the run its sync status
+// points at.
+func locationResponse(ctx context.Context, store *models.Store, v models.LocationView) (LocationResponse, error) {
+	out, err := locationResponses(ctx, store, []models.LocationView{v})
+	if err != nil {
+		return LocationResponse{}, err
+	}
+	return out[0], nil
 }
 
 // apiTime renders times in UTC at millisecond precision, the precision

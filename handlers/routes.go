@@ -175,6 +175,7 @@ func New(d Deps) *fiber.App {
 
 	bh := batchHandlers{engine: d.Engine}
 	authed.add(fiber.MethodPost, "/sync", requireOperator, bh.start)
+	authed.add(fiber.MethodGet, "/batches", bh.list)
 	authed.add(fiber.MethodGet, "/batches/:id", bh.get)
 	authed.add(fiber.MethodPost, "/batches/:id/cancel", requireOperator, bh.cancel)
 	authed.add(fiber.MethodPost, "/locations/:id/force-sync", requireAdmin, bh.forceOne)

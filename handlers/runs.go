@@ -63,18 +63,19 @@ func kindName(k models.RunKind) string {
 }
 
 func (h syncHandlers) listRuns(c *fiber.Ctx) error {
-	if err := allowQuery(c, "location_id", "state", "kind", "cursor", "limit"); err != nil {
+	if err := allowQuery(c, "location_id", "batch_id", "state", "kind", "cursor", "limit"); err != nil {
 		return err
 	}
 	limit, err := queryLimit(c, 50, 200)
 	if err != nil {
 		return err
 	}
-	q := models.RunQuery{AccountID: principal(c).AccountID, LocationID: c.Query("location_id"), Before: c.Query("cursor"), Limit: limit}
-	if q.Before != "" {
-		if _, err := uuid.Parse(q.Before); err != nil {
-			return models.FieldError("cursor", "cursor is not one this server issued")
-		}
+	q := models.RunQuery{
+		AccountID: principal(c).AccountID, LocationID: c.Query("location_id"), BatchID: c.Query("batch_id"),
+		Before: c.Query("cursor"), Limit: limit,
+	}
+	if err := checkIDCursor(q.Before); err != nil {
+		return err
 	}
 	if s := c.Query("state"); s != "" {
 		switch st := models.RunState(s); st {
@@ -97,6 +98,11 @@ func (h syncHandlers) listRuns(c *fiber.Ctx) error {
 			return err
 		}
 	}
+	if q.BatchID != "" {
+		if _, err := h.store.Batch(c.UserContext(), q.AccountID, q.BatchID); err != nil {
+			return err
+		}
+	}
 	runs, next, err := h.store.ListRuns(c.UserContext(), q)
 	if err != nil {
 		return err
@@ -109,6 +115,18 @@ func (h syncHandlers) listRuns(c *fiber.Ctx) error {
 		page.NextCursor = &next
 	}
 	return c.JSON(page)
+}
+
+// checkIDCursor refuses a cursor that is not the id of a record, the only
+// cursor the pages ordered by id hand out.
+func checkIDCursor(cursor string) error {
+	if cursor == "" {
+		return nil
+	}
+	if _, err := uuid.Parse(cursor); err != nil {
+		return models.FieldError("cursor", "cursor is not one this server issued")
+	}
+	return nil
 }
 
 func (h syncHandlers) getRun(c *fiber.Ctx) error {
@@ -336,12 +354,23 @@ func csvSafe(s string) string {
 }
 
 func (h syncHandlers) rotateCredential(c *fiber.Ctx) error {
+	// The run behind the sync status is read before the credential
+	// changes, so that failing to read it cannot cost the caller the new
+	// secret, which is shown once; a rotation leaves the status alone.
+	before, err := h.store.Location(c.UserContext(), principal(c).AccountID, c.Params("id"))
+	if err != nil {
+		return err
+	}
+	causes, err := h.store.SyncCauses(c.UserContext(), []models.Location{before.Location})
+	if err != nil {
+		return err
+	}
 	v, secret, err := h.link.RotateCredential(c.UserContext(), actor(c), c.Params("id"))
 	if err != nil {
 		return err
 	}
 	c.Set(fiber.HeaderCacheControl, "no-store")
-	return c.JSON(CreatedLocationResponse{Location: toLocationResponse(v), DeviceSecret: secret})
+	return c.JSON(CreatedLocationResponse{Location: toLocationResponse(v, causes[v.Location.ID]), DeviceSecret: secret})
 }
 
 func (h syncHandlers) revokeCredential(c *fiber.Ctx) error {
@@ -349,5 +378,9 @@ func (h syncHandlers) revokeCredential(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(toLocationResponse(v))
+	loc, err := locationResponse(c.UserContext(), h.store, v)
+	if err != nil {
+		return err
+	}
+	return c.JSON(loc)
 }

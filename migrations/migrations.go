@@ -45,6 +45,7 @@ func all() []*gormigrate.Migration {
 		v12Imports(),
 		v13Links(),
 		v14Ranks(),
+		v15ConsoleReads(),
 	}
 }
 

@@ -72,6 +72,34 @@ func (s *Store) Batch(ctx context.Context, accountID, id string) (Batch, error) 
 	return b, nil
 }
 
+// BatchQuery selects a page of an account's batches, newest first.
+type BatchQuery struct {
+	AccountID string
+	// Before is the id of the last batch of the previous page.
+	Before string
+	Limit  int
+}
+
+// ListBatches returns a page of batches, newest first, and the cursor of
+// the next page (empty on the last). Ids are time-ordered, so paging by id
+// is paging by creation.
+func (s *Store) ListBatches(ctx context.Context, q BatchQuery) ([]Batch, string, error) {
+	db := s.conn(ctx).Where("account_id = ?", q.AccountID)
+	if q.Before != "" {
+		db = db.Where("id < ?", q.Before)
+	}
+	var batches []Batch
+	if err := db.Order("id DESC").Limit(q.Limit + 1).Find(&batches).Error; err != nil {
+		return nil, "", fmt.Errorf("list batches: %w", err)
+	}
+	next := ""
+	if len(batches) > q.Limit {
+		batches = batches[:q.Limit]
+		next = batches[len(batches)-1].ID
+	}
+	return batches, next, nil
+}
+
 // BatchByID loads a batch by id alone, for the workers.
 func (s *Store) BatchByID(ctx context.Context, id string) (Batch, error) {
 	var b Batch
@@ -125,16 +153,36 @@ func (s *Store) AdvanceBatchExpansion(ctx context.Context, id, owner, cursor str
 
 // BatchCounts counts a batch's runs by state.
 func (s *Store) BatchCounts(ctx context.Context, batchID string) (map[RunState]int, error) {
-	var rows []struct {
-		State RunState
-		N     int
+	counts, err := s.BatchCountsOf(ctx, []string{batchID})
+	if err != nil {
+		return nil, err
 	}
-	if err := s.conn(ctx).Model(&Run{}).Select("state, COUNT(*) AS n").Where("batch_id = ?", batchID).Group("state").Scan(&rows).Error; err != nil {
+	return counts[batchID], nil
+}
+
+// BatchCountsOf counts the runs of several batches by state, in one query:
+// a page of batches costs one count, not one per batch. Every batch asked
+// for has an entry, empty when it has no runs yet.
+func (s *Store) BatchCountsOf(ctx context.Context, batchIDs []string) (map[string]map[RunState]int, error) {
+	out := make(map[string]map[RunState]int, len(batchIDs))
+	for _, id := range batchIDs {
+		out[id] = map[RunState]int{}
+	}
+	if len(batchIDs) == 0 {
+		return out, nil
+	}
+	var rows []struct {
+		BatchID string
+		State   RunState
+		N       int
+	}
+	err := s.conn(ctx).Model(&Run{}).Select("batch_id, state, COUNT(*) AS n").
+		Where("batch_id IN ?", batchIDs).Group("batch_id, state").Scan(&rows).Error
+	if err != nil {
 		return nil, fmt.Errorf("count batch runs: %w", err)
 	}
-	out := map[RunState]int{}
 	for _, r := range rows {
-		out[r.State] = r.N
+		out[r.BatchID][r.State] = r.N
 	}
 	return out, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"gorm.io/gorm"
@@ -15,12 +16,15 @@ import (
 type NewEvent struct {
 	AccountID  string
 	LocationID string
-	RunID      string
-	Type       string
-	Severity   Severity
-	Message    string
-	Data       any
-	OccurredAt time.Time
+	// LocationName is the location's name, given by a producer that has
+	// the location at hand; left empty, the writer looks it up.
+	LocationName string
+	RunID        string
+	Type         string
+	Severity     Severity
+	Message      string
+	Data         any
+	OccurredAt   time.Time
 }
 
 // EventPublisher delivers committed events to live subscribers.
@@ -53,6 +57,12 @@ func (l *EventLog) Append(ctx context.Context, events ...NewEvent) ([]Event, err
 	}
 	var written []Event
 	err := l.store.Tx(ctx, func(ctx context.Context) error {
+		// Names are read before the offsets are taken, so the lookup does
+		// not lengthen the time the account's counter row stays locked.
+		names, err := l.store.missingLocationNames(ctx, events)
+		if err != nil {
+			return err
+		}
 		byAccount := map[string][]int{}
 		var order []string
 		for i, e := range events {
@@ -70,7 +80,7 @@ func (l *EventLog) Append(ctx context.Context, events ...NewEvent) ([]Event, err
 			}
 			first := last - int64(len(idx)) + 1
 			for n, i := range idx {
-				row, err := eventRow(events[i], first+int64(n))
+				row, err := eventRow(events[i], names, first+int64(n))
 				if err != nil {
 					return err
 				}
@@ -89,7 +99,31 @@ func (l *EventLog) Append(ctx context.Context, events ...NewEvent) ([]Event, err
 	return written, err
 }
 
-func eventRow(e NewEvent, offset int64) (Event, error) {
+// missingLocationNames looks up, in one query, the names of the events'
+// locations that their producers left out.
+func (s *Store) missingLocationNames(ctx context.Context, events []NewEvent) (map[string]string, error) {
+	var ids []string
+	seen := map[string]bool{}
+	for _, e := range events {
+		if e.LocationID != "" && e.LocationName == "" && !seen[e.LocationID] {
+			seen[e.LocationID] = true
+			ids = append(ids, e.LocationID)
+		}
+	}
+	names := make(map[string]string, len(ids))
+	for chunk := range slices.Chunk(ids, 500) {
+		var locs []Location
+		if err := s.conn(ctx).Select("id", "name").Where("id IN ?", chunk).Find(&locs).Error; err != nil {
+			return nil, fmt.Errorf("name the events' locations: %w", err)
+		}
+		for _, l := range locs {
+			names[l.ID] = l.Name
+		}
+	}
+	return names, nil
+}
+
+func eventRow(e NewEvent, names map[string]string, offset int64) (Event, error) {
 	row := Event{
 		ID:         NewID(),
 		AccountID:  e.AccountID,
@@ -107,6 +141,13 @@ func eventRow(e NewEvent, offset int64) (Event, error) {
 	}
 	if e.LocationID != "" {
 		row.LocationID = &e.LocationID
+		name, known := e.LocationName, e.LocationName != ""
+		if !known {
+			name, known = names[e.LocationID]
+		}
+		if known {
+			row.LocationName = &name
+		}
 	}
 	if e.RunID != "" {
 		row.RunID = &e.RunID
@@ -169,6 +210,9 @@ type EventQuery struct {
 	// newest first from the offset before it. At most one is set.
 	After  *int64
 	Before *int64
+	// Newest pages newest first: from Before when it is set, otherwise
+	// from the latest entry.
+	Newest bool
 	Limit  int
 }
 
@@ -181,7 +225,7 @@ func (s *Store) ListEvents(ctx context.Context, q EventQuery) ([]Event, error) {
 	if q.Type != "" {
 		db = db.Where("type = ?", q.Type)
 	}
-	desc := q.Before != nil
+	desc := q.Before != nil || q.Newest
 	switch {
 	case q.Before != nil:
 		db = db.Where("log_offset < ?", *q.Before)

@@ -336,6 +336,7 @@ func (s *Store) RunPayload(ctx context.Context, accountID, id string) (Run, erro
 type RunQuery struct {
 	AccountID  string
 	LocationID string
+	BatchID    string
 	State      RunState
 	Kind       RunKind
 	// Before is the id of the last run of the previous page.
@@ -350,6 +351,9 @@ func (s *Store) ListRuns(ctx context.Context, q RunQuery) ([]Run, string, error)
 	db := s.conn(ctx).Omit("data", "changes", "pending", "codes").Where("account_id = ?", q.AccountID)
 	if q.LocationID != "" {
 		db = db.Where("location_id = ?", q.LocationID)
+	}
+	if q.BatchID != "" {
+		db = db.Where("batch_id = ?", q.BatchID)
 	}
 	if q.State != "" {
 		db = db.Where("state = ?", q.State)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"gorm.io/gorm/clause"
@@ -305,4 +306,71 @@ func (s *Store) MarkRunCancelled(ctx context.Context, runID string, now time.Tim
 		return false, fmt.Errorf("mark run cancelled: %w", res.Error)
 	}
 	return res.RowsAffected == 1, nil
+}
+
+// SyncCause is the run a location's sync status points at: the failed run
+// that put it in sync_failure, or the run awaiting Apply that holds it.
+type SyncCause struct {
+	LastFailure *RunFailure
+	// HeldRunID is the newest run awaiting Apply there.
+	HeldRunID string
+}
+
+// RunFailure is a failed run as a location's sync summary shows it.
+type RunFailure struct {
+	RunID   string
+	Code    string
+	Message string
+	At      time.Time
+}
+
+// syncCauseChunk bounds the locations one SyncCauses statement covers:
+// each is a term of a compound SELECT, and SQLite allows 500 terms.
+const syncCauseChunk = 200
+
+// SyncCauses finds the run behind each location's sync status: for a
+// location in sync_failure its latest failed run (the latest run to finish
+// decides the status, so the latest failed one is what put it there), for
+// a held one its newest run awaiting Apply. A page of locations costs one
+// statement, each location in it one index seek; locations in any other
+// status cost nothing and have no entry.
+func (s *Store) SyncCauses(ctx context.Context, locs []Location) (map[string]SyncCause, error) {
+	out := map[string]SyncCause{}
+	var wanted []Location
+	for _, l := range locs {
+		if l.SyncStatus == SyncFailure || l.SyncStatus == SyncHeld {
+			wanted = append(wanted, l)
+		}
+	}
+	for chunk := range slices.Chunk(wanted, syncCauseChunk) {
+		var (
+			terms []string
+			args  []any
+		)
+		for i, l := range chunk {
+			state, order := RunFailed, "finished_at DESC, id DESC"
+			if l.SyncStatus == SyncHeld {
+				state, order = RunAwaitingApply, "id DESC"
+			}
+			terms = append(terms, fmt.Sprintf("SELECT * FROM (SELECT id, location_id, state, error_code, error_message, finished_at, created_at"+
+				" FROM runs WHERE location_id = ? AND state = ? ORDER BY %s LIMIT 1) AS cause%d", order, i))
+			args = append(args, l.ID, state)
+		}
+		var rows []Run
+		if err := s.conn(ctx).Raw(strings.Join(terms, " UNION ALL "), args...).Scan(&rows).Error; err != nil {
+			return nil, fmt.Errorf("find the runs behind sync statuses: %w", err)
+		}
+		for _, r := range rows {
+			if r.State == RunAwaitingApply {
+				out[r.LocationID] = SyncCause{HeldRunID: r.ID}
+				continue
+			}
+			at := r.CreatedAt
+			if r.FinishedAt != nil {
+				at = *r.FinishedAt
+			}
+			out[r.LocationID] = SyncCause{LastFailure: &RunFailure{RunID: r.ID, Code: r.ErrorCode, Message: r.ErrorMessage, At: at}}
+		}
+	}
+	return out, nil
 }

@@ -211,12 +211,12 @@ type PanelUser struct {
 type Run struct {
 	ID             string     `gorm:"primaryKey;size:36"`
 	AccountID      string     `gorm:"size:36;not null;index:idx_runs_account_created,priority:1"`
-	LocationID     string     `gorm:"size:36;not null;index:idx_runs_location_created,priority:1"`
+	LocationID     string     `gorm:"size:36;not null;index:idx_runs_location_created,priority:1;index:idx_runs_location_state_finished,priority:1"`
 	BatchID        *string    `gorm:"size:36;index"`
 	Kind           RunKind    `gorm:"size:16;not null"`
 	Mode           RunMode    `gorm:"size:16;not null"`
 	TriggerSource  RunTrigger `gorm:"size:16;not null"`
-	State          RunState   `gorm:"size:16;not null;index:idx_runs_state_available,priority:1;index:idx_runs_state_rank_available,priority:1"`
+	State          RunState   `gorm:"size:16;not null;index:idx_runs_state_available,priority:1;index:idx_runs_state_rank_available,priority:1;index:idx_runs_location_state_finished,priority:2"`
 	ActiveKey      *string    `gorm:"size:64;uniqueIndex"`
 	RequestedBy    string     `gorm:"size:200;not null;default:''"`
 	Attempt        int        `gorm:"not null;default:0"`
@@ -253,23 +253,27 @@ type Run struct {
 	WorkerRank int       `gorm:"not null;default:0;index:idx_runs_state_rank_available,priority:2"`
 	CreatedAt  time.Time `gorm:"index:idx_runs_account_created,priority:2;index:idx_runs_location_created,priority:2"`
 	StartedAt  *time.Time
-	FinishedAt *time.Time
+	FinishedAt *time.Time `gorm:"index:idx_runs_location_state_finished,priority:3"`
 	UpdatedAt  time.Time
 }
 
 // Event is one Event Log entry. Offset grows by one per event within an
 // account, in commit order.
 type Event struct {
-	ID         string   `gorm:"primaryKey;size:36"`
-	AccountID  string   `gorm:"size:36;not null;uniqueIndex:idx_events_account_offset,priority:1;index:idx_events_account_location,priority:1"`
-	Offset     int64    `gorm:"column:log_offset;not null;uniqueIndex:idx_events_account_offset,priority:2;index:idx_events_account_location,priority:3"`
-	LocationID *string  `gorm:"size:36;index:idx_events_account_location,priority:2"`
-	RunID      *string  `gorm:"size:36;index"`
-	Type       string   `gorm:"size:64;not null"`
-	Severity   Severity `gorm:"size:16;not null"`
-	Message    string   `gorm:"size:500;not null"`
-	Data       string   `gorm:"type:text"`
-	OccurredAt time.Time
+	ID         string  `gorm:"primaryKey;size:36"`
+	AccountID  string  `gorm:"size:36;not null;uniqueIndex:idx_events_account_offset,priority:1;index:idx_events_account_location,priority:1"`
+	Offset     int64   `gorm:"column:log_offset;not null;uniqueIndex:idx_events_account_offset,priority:2;index:idx_events_account_location,priority:3"`
+	LocationID *string `gorm:"size:36;index:idx_events_account_location,priority:2"`
+	// LocationName is the location's name when the entry was written, so
+	// that a log reads by name without a lookup per entry; a later rename
+	// leaves it as it was.
+	LocationName *string  `gorm:"size:200"`
+	RunID        *string  `gorm:"size:36;index"`
+	Type         string   `gorm:"size:64;not null"`
+	Severity     Severity `gorm:"size:16;not null"`
+	Message      string   `gorm:"size:500;not null"`
+	Data         string   `gorm:"type:text"`
+	OccurredAt   time.Time
 }
 
 // AuditEntry records one change a person, a key or the service made: who,

@@ -24,16 +24,18 @@ const eventSubjectAll = "psync.events.*"
 // clients. It is built from the stored row by NewEvent, which picks the
 // fields a client may see.
 type Event struct {
-	Offset     int64           `json:"offset"`
-	ID         string          `json:"id"`
-	AccountID  string          `json:"account_id"`
-	LocationID *string         `json:"location_id"`
-	Type       string          `json:"type"`
-	Severity   string          `json:"severity"`
-	Message    string          `json:"message"`
-	RunID      *string         `json:"run_id"`
-	Data       json.RawMessage `json:"data"`
-	OccurredAt time.Time       `json:"occurred_at"`
+	Offset     int64   `json:"offset"`
+	ID         string  `json:"id"`
+	AccountID  string  `json:"account_id"`
+	LocationID *string `json:"location_id"`
+	// LocationName is the location's name when the entry was written.
+	LocationName *string         `json:"location_name"`
+	Type         string          `json:"type"`
+	Severity     string          `json:"severity"`
+	Message      string          `json:"message"`
+	RunID        *string         `json:"run_id"`
+	Data         json.RawMessage `json:"data"`
+	OccurredAt   time.Time       `json:"occurred_at"`
 }
 
 // NewEvent converts a stored event.
@@ -43,16 +45,17 @@ func NewEvent(e models.Event) Event {
 		data = json.RawMessage("{}")
 	}
 	return Event{
-		Offset:     e.Offset,
-		ID:         e.ID,
-		AccountID:  e.AccountID,
-		LocationID: e.LocationID,
-		Type:       e.Type,
-		Severity:   string(e.Severity),
-		Message:    e.Message,
-		RunID:      e.RunID,
-		Data:       data,
-		OccurredAt: e.OccurredAt.UTC().Truncate(time.Millisecond),
+		Offset:       e.Offset,
+		ID:           e.ID,
+		AccountID:    e.AccountID,
+		LocationID:   e.LocationID,
+		LocationName: e.LocationName,
+		Type:         e.Type,
+		Severity:     string(e.Severity),
+		Message:      e.Message,
+		RunID:        e.RunID,
+		Data:         data,
+		OccurredAt:   e.OccurredAt.UTC().Truncate(time.Millisecond),
 	}
 }
 

@@ -60,10 +60,11 @@ type frame struct {
 	Message string `json:"message"`
 	Offset  *int64 `json:"offset"`
 	Event   *struct {
-		Offset     int64   `json:"offset"`
-		Type       string  `json:"type"`
-		AccountID  string  `json:"account_id"`
-		LocationID *string `json:"location_id"`
+		Offset       int64   `json:"offset"`
+		Type         string  `json:"type"`
+		AccountID    string  `json:"account_id"`
+		LocationID   *string `json:"location_id"`
+		LocationName *string `json:"location_name"`
 	} `json:"event"`
 }
 
@@ -265,6 +266,62 @@ func TestSubscribe_Locations_FilterAndUnsubscribe(t *testing.T) {
 		c.send(map[string]any{"op": "ping"})
 		c.expect("pong")
 	})
+}
+
+// TestEvents_CarryTheirLocationsName_LiveAndOnResume: a watcher reads an
+// entry by its location's name, as it was when the entry was written,
+// whether the entry arrives live or is replayed after a reconnect.
+func TestEvents_CarryTheirLocationsName_LiveAndOnResume(t *testing.T) {
+	forEachBackend(t, nil, func(t *testing.T, tb *testBundle) {
+		ctx := context.Background()
+		c := connect(t, tb.node.BaseURL, tb.token)
+		c.send(map[string]any{"op": "subscribe", "after": 0})
+		c.expect("subscribed")
+		// One entry whose producer names the location, one the writer
+		// names, and one account-wide.
+		_, err := tb.node.App.Events().Append(ctx,
+			models.NewEvent{AccountID: tb.acct.ID, LocationID: tb.loc.Location.ID, LocationName: "HQ", Type: "test.named", Message: "named"},
+			models.NewEvent{AccountID: tb.acct.ID, LocationID: tb.loc.Location.ID, Type: "test.unnamed", Message: "looked up"},
+			models.NewEvent{AccountID: tb.acct.ID, Type: "test.account", Message: "account-wide"},
+		)
+		if err != nil {
+			t.Fatal(err)
+		}
+		check := func(how string, c *wsClient) {
+			t.Helper()
+			for _, want := range []*string{ptr("HQ"), ptr("HQ"), nil} {
+				f := c.expect("event")
+				got := f.Event.LocationName
+				if (got == nil) != (want == nil) || (got != nil && *got != *want) {
+					t.Errorf("%s, %s came with location_name %v, want %v", how, f.Event.Type, deref(got), deref(want))
+				}
+			}
+		}
+		check("live", c)
+
+		// A rename changes what later entries say, not what was written.
+		renamed := "Head Office"
+		if _, err := tb.node.Store.UpdateLocation(ctx, models.SystemActor(tb.acct.ID, "test"), tb.loc.Location.ID, models.LocationSettings{Name: &renamed}); err != nil {
+			t.Fatal(err)
+		}
+		resumed := connect(t, tb.node.BaseURL, tb.token)
+		resumed.send(map[string]any{"op": "subscribe", "after": 0})
+		resumed.expect("subscribed")
+		check("replayed after a rename", resumed)
+		appendEvents(t, tb.node, tb.acct.ID, tb.loc.Location.ID, 1, nil)
+		if f := resumed.expect("event"); f.Event.LocationName == nil || *f.Event.LocationName != renamed {
+			t.Errorf("an entry written after the rename came with location_name %v, want %q", deref(f.Event.LocationName), renamed)
+		}
+	})
+}
+
+func ptr(s string) *string { return &s }
+
+func deref(s *string) any {
+	if s == nil {
+		return nil
+	}
+	return *s
 }
 
 func TestSlowClient_IsClosedWith4008WhileOthersReceiveEverything(t *testing.T) {

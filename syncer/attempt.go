@@ -158,7 +158,7 @@ func (e *Engine) settle(ctx context.Context, r models.Run, loc models.Location, 
 		models.AfterCommit(ctx, func() { e.noteBatch(*r.BatchID) })
 	}
 	ev := models.NewEvent{
-		AccountID: r.AccountID, LocationID: r.LocationID, RunID: r.ID, OccurredAt: now, Data: data,
+		AccountID: r.AccountID, LocationID: r.LocationID, LocationName: loc.Name, RunID: r.ID, OccurredAt: now, Data: data,
 		Type: models.EventSyncSucceeded, Severity: models.SeverityInfo,
 		Message: fmt.Sprintf("%s %s: %s", runLabel(r.Kind, r.TriggerSource), outcome.State, detail),
 	}

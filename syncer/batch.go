@@ -121,11 +121,40 @@ func (e *Engine) Batch(ctx context.Context, accountID, id string) (BatchStatus, 
 	return e.status(ctx, b)
 }
 
+// Batches returns a page of the account's batches, newest first, with
+// their counts, and the cursor of the next page (empty on the last).
+func (e *Engine) Batches(ctx context.Context, q models.BatchQuery) ([]BatchStatus, string, error) {
+	batches, next, err := e.store.ListBatches(ctx, q)
+	if err != nil {
+		return nil, "", err
+	}
+	ids := make([]string, len(batches))
+	for i, b := range batches {
+		ids[i] = b.ID
+	}
+	counts, err := e.store.BatchCountsOf(ctx, ids)
+	if err != nil {
+		return nil, "", err
+	}
+	out := make([]BatchStatus, len(batches))
+	for i, b := range batches {
+		out[i] = statusOf(b, counts[b.ID])
+	}
+	return out, next, nil
+}
+
 func (e *Engine) status(ctx context.Context, b models.Batch) (BatchStatus, error) {
 	counts, err := e.store.BatchCounts(ctx, b.ID)
 	if err != nil {
 		return BatchStatus{}, err
 	}
+	return statusOf(b, counts), nil
+}
+
+// statusOf counts a batch's runs by what a client is told: held runs are
+// still running, and locations whose runs are not created yet are queued,
+// or cancelled once the batch is.
+func statusOf(b models.Batch, counts map[models.RunState]int) BatchStatus {
 	st := BatchStatus{
 		Batch:  b,
 		Queued: counts[models.RunQueued],
@@ -147,7 +176,7 @@ func (e *Engine) status(ctx context.Context, b models.Batch) (BatchStatus, error
 			st.Queued += pending
 		}
 	}
-	return st, nil
+	return st
 }
 
 // CancelBatch cancels a batch's runs not yet started and stops creating

@@ -72,7 +72,7 @@ func (e *Engine) hold(ctx context.Context, r models.Run, out attemptOutcome, res
 		}
 	}
 	_, err = e.events.Append(ctx, models.NewEvent{
-		AccountID: r.AccountID, LocationID: r.LocationID, RunID: r.ID,
+		AccountID: r.AccountID, LocationID: r.LocationID, LocationName: out.location.Name, RunID: r.ID,
 		Type: models.EventSyncHeld, Severity: models.SeverityWarning, OccurredAt: now,
 		Message: fmt.Sprintf("%s held for apply: %s (%s)", kindLabel(r.Kind), res.summary, res.hold),
 		Data:    map[string]any{"kind": r.Kind, "mode": out.mode, "changes": res.counts, "reason": res.hold},
@@ -144,7 +144,7 @@ func (e *Engine) ApplyRun(ctx context.Context, actor models.Actor, runID string)
 			return err
 		}
 		_, err = e.events.Append(ctx, models.NewEvent{
-			AccountID: r.AccountID, LocationID: r.LocationID, RunID: r.ID,
+			AccountID: r.AccountID, LocationID: r.LocationID, LocationName: loc.Location.Name, RunID: r.ID,
 			Type: models.EventSyncSucceeded, Severity: models.SeverityInfo, OccurredAt: now,
 			Message: fmt.Sprintf("%s applied by %s: %s", kindLabel(r.Kind), actor.Name, res.summary),
 			Data:    map[string]any{"kind": r.Kind, "mode": r.Mode, "changes": res.counts, "applied_by": actor.Name},
@@ -227,7 +227,7 @@ func (e *Engine) approvePush(ctx context.Context, actor models.Actor, r models.R
 		return err
 	}
 	_, err = e.events.Append(ctx, models.NewEvent{
-		AccountID: r.AccountID, LocationID: r.LocationID, RunID: r.ID,
+		AccountID: r.AccountID, LocationID: r.LocationID, LocationName: loc.Location.Name, RunID: r.ID,
 		Type: models.EventSyncRequested, Severity: models.SeverityInfo, OccurredAt: now,
 		Message: fmt.Sprintf("%s applied by %s: sending it to the panel", runLabel(r.Kind, r.TriggerSource), actor.Name),
 		Data:    map[string]any{"kind": r.Kind, "mode": r.Mode, "trigger": r.TriggerSource, "applied_by": actor.Name},

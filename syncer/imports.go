@@ -175,7 +175,7 @@ func (e *Engine) enqueuePushes(ctx context.Context, actor models.Actor, b models
 			WorkerRank: p.loc.Location.WorkerRank,
 		}
 		push.apply(&r)
-		ev := models.NewEvent{AccountID: r.AccountID, LocationID: r.LocationID, RunID: r.ID, OccurredAt: now}
+		ev := models.NewEvent{AccountID: r.AccountID, LocationID: r.LocationID, LocationName: p.loc.Location.Name, RunID: r.ID, OccurredAt: now}
 		if refusal := checkRunnable(p.loc, models.RunImport); refusal != nil {
 			de, _ := refusal.(*models.Error)
 			r.State, r.ErrorCode, r.ErrorMessage, r.FinishedAt = models.RunFailed, de.Code, de.Message, &now

@@ -112,7 +112,7 @@ func (e *Engine) enqueue(ctx context.Context, actor models.Actor, loc models.Loc
 		by = string(req.Trigger)
 	}
 	_, err = e.events.Append(ctx, models.NewEvent{
-		AccountID: loc.Location.AccountID, LocationID: loc.Location.ID, RunID: run.ID,
+		AccountID: loc.Location.AccountID, LocationID: loc.Location.ID, LocationName: loc.Location.Name, RunID: run.ID,
 		Type: models.EventSyncRequested, Severity: models.SeverityInfo,
 		Message: fmt.Sprintf("%s requested by %s", runLabel(req.Kind, req.Trigger), by),
 		Data:    eventData(map[string]any{"kind": req.Kind, "mode": mode, "trigger": req.Trigger}, req.BatchID),
@@ -160,7 +160,7 @@ func (e *Engine) enqueueOrFail(ctx context.Context, actor models.Actor, loc mode
 		return false, false, err
 	}
 	_, err = e.events.Append(ctx, models.NewEvent{
-		AccountID: loc.Location.AccountID, LocationID: loc.Location.ID, RunID: run.ID,
+		AccountID: loc.Location.AccountID, LocationID: loc.Location.ID, LocationName: loc.Location.Name, RunID: run.ID,
 		Type: models.EventSyncFailed, Severity: models.SeverityError,
 		Message: fmt.Sprintf("%s failed: %s", kindLabel(req.Kind), de.Message),
 		Data:    eventData(map[string]any{"kind": req.Kind, "code": de.Code, "attempt": 0}, req.BatchID),
