@@ -6,13 +6,33 @@ import { h, timeEl } from './ui.js';
 
 export const severityLabel = { info: 'Info', warning: 'Warning', error: 'Error' };
 
-// Entry types people filter by, in the order a menu shows them.
-export const eventTypes = [
-  'sync.requested', 'sync.succeeded', 'sync.failed', 'sync.held', 'sync.cancelled', 'sync.retrying',
-  'sync.force_requested', 'batch.progress', 'batch.finished', 'panel.connected', 'panel.disconnected',
-  'panel.checkin', 'panel.armed', 'panel.disarmed', 'panel.alarm', 'panel.trouble', 'panel.user_changed',
-  'link.saved', 'link.removed', 'runs.stranded',
-];
+// Entry types people filter by, in the order a menu shows them, with the
+// words the menu shows.
+export const eventTypeLabel = {
+  'sync.requested': 'Sync requested',
+  'sync.succeeded': 'Sync succeeded',
+  'sync.failed': 'Sync Failure',
+  'sync.retrying': 'Sync retrying',
+  'sync.held': 'Sync held for apply',
+  'sync.cancelled': 'Sync cancelled',
+  'sync.force_requested': 'Sync on next check-in',
+  'batch.progress': 'All Locations progress',
+  'batch.finished': 'All Locations finished',
+  'panel.connected': 'Panel connected',
+  'panel.disconnected': 'Panel disconnected',
+  'panel.authorization_expired': 'Panel authorization expired',
+  'panel.checkin': 'Panel check-in',
+  'panel.armed': 'Armed',
+  'panel.disarmed': 'Disarmed',
+  'panel.alarm': 'Alarm',
+  'panel.trouble': 'Trouble',
+  'panel.user_changed': 'User changed at the keypad',
+  'link.saved': 'User linked',
+  'link.removed': 'User link removed',
+  'runs.stranded': 'Runs waiting for a server',
+};
+
+export const eventTypes = Object.keys(eventTypeLabel);
 
 export class EventList {
   // options.max bounds the rows kept; options.describe(event) adds text

@@ -5,7 +5,7 @@
 
 import { pageAll, qs } from '../api.js';
 import { EventFeed } from '../realtime.js';
-import { EventList, eventTypes } from '../eventlog.js';
+import { EventList, eventTypes, eventTypeLabel } from '../eventlog.js';
 import { h, fill, pageHeader, errorBox, empty, field } from '../ui.js';
 
 const pageSize = 100;
@@ -24,7 +24,7 @@ export async function render(ctx) {
     locations.map((l) => h('option', { value: l.id, selected: l.id === locationId }, l.name)));
   const typePicker = h('select', { name: 'type', id: 'events-type' },
     h('option', { value: '' }, 'All entries'),
-    eventTypes.map((t) => h('option', { value: t, selected: t === type }, t)));
+    eventTypes.map((t) => h('option', { value: t, selected: t === type }, eventTypeLabel[t])));
   const go = () => ctx.navigate(`/events${qs({ location: picker.value, type: typePicker.value })}`);
   picker.addEventListener('change', go);
   typePicker.addEventListener('change', go);

@@ -4,7 +4,7 @@
 
 import { pageAll, qs } from '../api.js';
 import { EventFeed } from '../realtime.js';
-import { EventList, eventTypes, severityLabel } from '../eventlog.js';
+import { EventList, eventTypes, eventTypeLabel, severityLabel } from '../eventlog.js';
 import { h, fill, pageHeader, empty, field, timeEl, errorText } from '../ui.js';
 
 const kept = 1000;
@@ -27,7 +27,7 @@ export async function render(ctx) {
     account: h('select', { name: 'account' }, h('option', { value: '' }, 'All accounts'),
       grants.map((g) => h('option', { value: g.account_id }, g.account_name))),
     location: h('select', { name: 'location' }, h('option', { value: '' }, 'All locations')),
-    type: h('select', { name: 'type' }, h('option', { value: '' }, 'All types'), eventTypes.map((t) => h('option', { value: t }, t))),
+    type: h('select', { name: 'type' }, h('option', { value: '' }, 'All types'), eventTypes.map((t) => h('option', { value: t }, eventTypeLabel[t]))),
     severity: h('select', { name: 'severity' }, h('option', { value: '' }, 'Any severity'),
       Object.entries(severityLabel).map(([v, l]) => h('option', { value: v }, l))),
   };
