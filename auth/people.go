@@ -103,7 +103,7 @@ func (s *Service) Invite(ctx context.Context, actor models.Actor, in Invitation)
 			return err
 		}
 		return s.store.Audit(ctx, actor, models.AuditChange{
-			Action: "login.invite", Target: loginTarget(login), After: loginAuditValues(login),
+			Action: "login.invite", Target: models.LoginTarget(login), After: loginAuditValues(login),
 		})
 	})
 	return out, err
@@ -126,7 +126,7 @@ func (s *Service) ResendInvitation(ctx context.Context, actor models.Actor, logi
 		if err != nil {
 			return err
 		}
-		return s.store.Audit(ctx, actor, models.AuditChange{Action: "login.invite_resend", Target: loginTarget(login)})
+		return s.store.Audit(ctx, actor, models.AuditChange{Action: "login.invite_resend", Target: models.LoginTarget(login)})
 	})
 	return out, err
 }
@@ -174,7 +174,7 @@ func (s *Service) AcceptInvitation(ctx context.Context, token, password string) 
 		}
 		login.PasswordHash = hash
 		return s.store.Audit(ctx, selfActor(login), models.AuditChange{
-			Action: "login.invitation_accepted", Target: loginTarget(login),
+			Action: "login.invitation_accepted", Target: models.LoginTarget(login),
 			Before: map[string]any{"state": models.LoginInvited}, After: map[string]any{"state": models.LoginActive},
 		})
 	})
@@ -349,7 +349,7 @@ func (s *Service) replacePassword(ctx context.Context, login models.Login, hash 
 	if err := s.store.ExpireLoginTokens(ctx, login.ID, ch.expire, now); err != nil {
 		return nil, err
 	}
-	if err := s.store.Audit(ctx, selfActor(login), models.AuditChange{Action: ch.action, Target: loginTarget(login)}); err != nil {
+	if err := s.store.Audit(ctx, selfActor(login), models.AuditChange{Action: ch.action, Target: models.LoginTarget(login)}); err != nil {
 		return nil, err
 	}
 	m := passwordChangedMail(login)
@@ -406,7 +406,7 @@ func (s *Service) UpdateLogin(ctx context.Context, actor models.Actor, id string
 		}
 		out = login
 		return s.store.Audit(ctx, actor, models.AuditChange{
-			Action: "login.update", Target: loginTarget(login), Before: before, After: loginAuditValues(login),
+			Action: "login.update", Target: models.LoginTarget(login), Before: before, After: loginAuditValues(login),
 		})
 	})
 	return out, err
@@ -446,7 +446,7 @@ func (s *Service) Deactivate(ctx context.Context, actor models.Actor, id string)
 		login.DisabledAt = &now
 		out, changed = login, true
 		return s.store.Audit(ctx, actor, models.AuditChange{
-			Action: "login.deactivate", Target: loginTarget(login), Before: before, After: loginAuditValues(login),
+			Action: "login.deactivate", Target: models.LoginTarget(login), Before: before, After: loginAuditValues(login),
 		})
 	})
 	if err != nil {
@@ -483,7 +483,7 @@ func (s *Service) Reactivate(ctx context.Context, actor models.Actor, id string)
 		}
 		out = login
 		return s.store.Audit(ctx, actor, models.AuditChange{
-			Action: "login.reactivate", Target: loginTarget(login), Before: before, After: loginAuditValues(login),
+			Action: "login.reactivate", Target: models.LoginTarget(login), Before: before, After: loginAuditValues(login),
 		})
 	})
 	return out, err
@@ -540,10 +540,6 @@ func selfActor(l models.Login) models.Actor {
 	return models.Actor{Kind: "login", ID: l.ID, Name: l.Email, AccountID: l.AccountID, Role: l.Role}
 }
 
-func loginTarget(l models.Login) models.AuditTarget {
-	return models.AuditTarget{Type: "login", ID: l.ID, Name: l.Email}
-}
-
 // loginAuditValues is what the audit log keeps of a login: never its
 // password hash.
 func loginAuditValues(l models.Login) map[string]any {
@@ -578,7 +574,7 @@ func (s *Service) OperatorInvite(ctx context.Context, acct models.Account, in In
 			return err
 		}
 		return s.store.Audit(ctx, models.SystemActor(acct.ID, "operator"), models.AuditChange{
-			Action: "login.invite", Target: loginTarget(login), After: loginAuditValues(login),
+			Action: "login.invite", Target: models.LoginTarget(login), After: loginAuditValues(login),
 		})
 	})
 	return out, err

@@ -71,6 +71,11 @@ func (h authHandlers) me(c *fiber.Ctx) error {
 	}
 	p := principal(c)
 	out := toMeResponse(p)
+	acct, err := h.store.Account(c.UserContext(), p.AccountID)
+	if err != nil {
+		return err
+	}
+	out.AccountName = acct.Name
 	if p.Role == models.RoleSupport && !p.IsAPIKey() {
 		grants, err := h.store.GrantedAccounts(c.UserContext(), p.LoginID, time.Now().UTC())
 		if err != nil {

@@ -26,13 +26,16 @@ type TokenResponse struct {
 // MeResponse describes who the token speaks for: a signed-in login, or an
 // API key with its scopes.
 type MeResponse struct {
-	ID        string   `json:"id"`
-	Email     string   `json:"email"`
-	Name      string   `json:"name"`
-	Role      string   `json:"role"`
-	AccountID string   `json:"account_id"`
-	Kind      string   `json:"kind"`
-	Scopes    []string `json:"scopes,omitempty"`
+	ID        string `json:"id"`
+	Email     string `json:"email"`
+	Name      string `json:"name"`
+	Role      string `json:"role"`
+	AccountID string `json:"account_id"`
+	// AccountName names the account the request acts on, so a person
+	// sees which customer account a login belongs to.
+	AccountName string   `json:"account_name"`
+	Kind        string   `json:"kind"`
+	Scopes      []string `json:"scopes,omitempty"`
 	// HomeAccountID and Grants are for support logins: the staff account
 	// they belong to, and the customer accounts they may act on now (with
 	// the X-Account-Id header).

@@ -21,13 +21,25 @@ type grantRequest struct {
 	ExpiresAt *time.Time `json:"expires_at"`
 }
 
-// StaffGrantResponse is one support login's access to the account.
+// StaffGrantResponse is one support login's access to the account, with
+// whom it is for.
 type StaffGrantResponse struct {
-	ID        string     `json:"id"`
-	LoginID   string     `json:"login_id"`
+	ID         string `json:"id"`
+	LoginID    string `json:"login_id"`
+	LoginEmail string `json:"login_email"`
+	LoginName  string `json:"login_name"`
+	// Email repeats LoginEmail in the answer to a grant, where clients
+	// have read it from the start.
 	Email     string     `json:"email,omitempty"`
 	ExpiresAt *time.Time `json:"expires_at"`
 	CreatedAt time.Time  `json:"created_at"`
+}
+
+func toStaffGrantResponse(g models.StaffGrantView) StaffGrantResponse {
+	return StaffGrantResponse{
+		ID: g.ID, LoginID: g.LoginID, LoginEmail: g.LoginEmail, LoginName: g.LoginName,
+		ExpiresAt: apiTimePtr(g.ExpiresAt), CreatedAt: apiTime(g.CreatedAt),
+	}
 }
 
 func (h staffHandlers) grant(c *fiber.Ctx) error {
@@ -45,9 +57,9 @@ func (h staffHandlers) grant(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.Status(fiber.StatusCreated).JSON(StaffGrantResponse{
-		ID: g.ID, LoginID: g.LoginID, Email: login.Email, ExpiresAt: apiTimePtr(g.ExpiresAt), CreatedAt: apiTime(g.CreatedAt),
-	})
+	out := toStaffGrantResponse(models.StaffGrantView{StaffGrant: g, LoginEmail: login.Email, LoginName: login.Name})
+	out.Email = login.Email
+	return c.Status(fiber.StatusCreated).JSON(out)
 }
 
 func (h staffHandlers) list(c *fiber.Ctx) error {
@@ -62,7 +74,7 @@ func (h staffHandlers) list(c *fiber.Ctx) error {
 		Items []StaffGrantResponse `json:"items"`
 	}{Items: make([]StaffGrantResponse, len(grants))}
 	for i, g := range grants {
-		out.Items[i] = StaffGrantResponse{ID: g.ID, LoginID: g.LoginID, ExpiresAt: apiTimePtr(g.ExpiresAt), CreatedAt: apiTime(g.CreatedAt)}
+		out.Items[i] = toStaffGrantResponse(g)
 	}
 	return c.JSON(out)
 }

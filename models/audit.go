@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -46,6 +47,38 @@ type AuditTarget struct {
 	// Name is how a person recognises the record (a location's name, a
 	// login's e-mail), kept as it was at the time of the change.
 	Name string
+}
+
+// LoginTarget is how the audit log names a login: by its e-mail, which
+// tells people apart even where they share a name.
+func LoginTarget(l Login) AuditTarget {
+	return AuditTarget{Type: "login", ID: l.ID, Name: l.Email}
+}
+
+// PersonName is how a login is shown as a person: by name, or by e-mail
+// for a login that has no name.
+func (l Login) PersonName() string {
+	if strings.TrimSpace(l.Name) != "" {
+		return l.Name
+	}
+	return l.Email
+}
+
+// LocationNames returns the names of the account's locations among ids,
+// by id; an id of no such location is left out.
+func (s *Store) LocationNames(ctx context.Context, accountID string, ids []string) (map[string]string, error) {
+	out := make(map[string]string, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	var locs []Location
+	if err := s.conn(ctx).Select("id", "name").Where("account_id = ? AND id IN ?", accountID, ids).Find(&locs).Error; err != nil {
+		return nil, fmt.Errorf("load location names: %w", err)
+	}
+	for _, l := range locs {
+		out[l.ID] = l.Name
+	}
+	return out, nil
 }
 
 // AuditChange is one audited change: what was done to which record, and

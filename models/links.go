@@ -191,3 +191,51 @@ func (s *Store) LoginsByEmail(ctx context.Context, accountID string) (map[string
 	}
 	return out, nil
 }
+
+// LinkAuditTargets names each of the account's links as the audit log
+// shows it, in the order given: "<person> at <location> (user N)", the
+// person by name or, without one, by e-mail. The names are read at the
+// change, and the entry keeps them as they were then.
+func (s *Store) LinkAuditTargets(ctx context.Context, accountID string, links []Link) ([]AuditTarget, error) {
+	out := make([]AuditTarget, len(links))
+	if len(links) == 0 {
+		return out, nil
+	}
+	loginIDs := make([]string, len(links))
+	locationIDs := make([]string, len(links))
+	for i, l := range links {
+		loginIDs[i], locationIDs[i] = l.LoginID, l.LocationID
+	}
+	var logins []Login
+	if err := s.conn(ctx).Select("id", "email", "name").Where("account_id = ? AND id IN ?", accountID, loginIDs).Find(&logins).Error; err != nil {
+		return nil, fmt.Errorf("load linked logins: %w", err)
+	}
+	people := make(map[string]string, len(logins))
+	for _, l := range logins {
+		people[l.ID] = l.PersonName()
+	}
+	places, err := s.LocationNames(ctx, accountID, locationIDs)
+	if err != nil {
+		return nil, err
+	}
+	for i, l := range links {
+		who, where := people[l.LoginID], places[l.LocationID]
+		if who == "" {
+			who = "A login"
+		}
+		if where == "" {
+			where = "a location"
+		}
+		out[i] = AuditTarget{Type: "link", ID: l.ID, Name: fmt.Sprintf("%s at %s (user %d)", who, where, l.UserNumber)}
+	}
+	return out, nil
+}
+
+// LinkAuditTarget is LinkAuditTargets for one link.
+func (s *Store) LinkAuditTarget(ctx context.Context, l Link) (AuditTarget, error) {
+	targets, err := s.LinkAuditTargets(ctx, l.AccountID, []Link{l})
+	if err != nil {
+		return AuditTarget{}, err
+	}
+	return targets[0], nil
+}

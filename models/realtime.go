@@ -115,11 +115,42 @@ func (s *Store) GrantStaff(ctx context.Context, actor Actor, loginEmail string, 
 	return g, login, err
 }
 
-// StaffGrants lists who has been granted access to the account.
-func (s *Store) StaffGrants(ctx context.Context, accountID string) ([]StaffGrant, error) {
-	var out []StaffGrant
-	err := s.conn(ctx).Where("account_id = ?", accountID).Order("created_at").Find(&out).Error
-	return out, err
+// StaffGrantView is a staff grant with the support login it is for, so
+// that an owner sees whom they let in.
+type StaffGrantView struct {
+	StaffGrant
+	LoginEmail string
+	LoginName  string
+}
+
+// StaffGrants lists who has been granted access to the account, oldest
+// first.
+func (s *Store) StaffGrants(ctx context.Context, accountID string) ([]StaffGrantView, error) {
+	var grants []StaffGrant
+	if err := s.conn(ctx).Where("account_id = ?", accountID).Order("created_at").Find(&grants).Error; err != nil {
+		return nil, fmt.Errorf("list staff grants: %w", err)
+	}
+	if len(grants) == 0 {
+		return []StaffGrantView{}, nil
+	}
+	ids := make([]string, len(grants))
+	for i, g := range grants {
+		ids[i] = g.LoginID
+	}
+	var logins []Login
+	if err := s.conn(ctx).Select("id", "email", "name").Where("id IN ?", ids).Find(&logins).Error; err != nil {
+		return nil, fmt.Errorf("load granted logins: %w", err)
+	}
+	byID := make(map[string]Login, len(logins))
+	for _, l := range logins {
+		byID[l.ID] = l
+	}
+	out := make([]StaffGrantView, len(grants))
+	for i, g := range grants {
+		l := byID[g.LoginID]
+		out[i] = StaffGrantView{StaffGrant: g, LoginEmail: l.Email, LoginName: l.Name}
+	}
+	return out, nil
 }
 
 // RevokeStaffGrant removes a grant of the account and returns it.
@@ -136,13 +167,14 @@ func (s *Store) RevokeStaffGrant(ctx context.Context, actor Actor, grantID strin
 		if res.RowsAffected == 0 {
 			return NotFound("staff grant")
 		}
-		name := ""
-		if l, err := s.LoginByID(ctx, g.LoginID); err == nil {
-			name = l.Email
+		// Logins are never deleted, so the grant's login is there to name.
+		login, err := s.LoginByID(ctx, g.LoginID)
+		if err != nil {
+			return err
 		}
 		return s.Audit(ctx, actor, AuditChange{
-			Action: "staff.revoke", Target: AuditTarget{Type: "staff_grant", ID: grantID, Name: name},
-			Before: map[string]any{"login_id": g.LoginID, "email": name, "expires_at": g.ExpiresAt},
+			Action: "staff.revoke", Target: AuditTarget{Type: "staff_grant", ID: grantID, Name: login.Email},
+			Before: map[string]any{"login_id": g.LoginID, "email": login.Email, "expires_at": g.ExpiresAt},
 		})
 	})
 	return g, err

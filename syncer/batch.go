@@ -211,7 +211,7 @@ func (e *Engine) CancelBatch(ctx context.Context, actor models.Actor, id string)
 			}
 		}
 		return e.store.Audit(ctx, actor, models.AuditChange{
-			Action: "batch.cancel", Target: models.AuditTarget{Type: "batch", ID: id},
+			Action: "batch.cancel", Target: models.AuditTarget{Type: "batch", ID: id, Name: batchName(b)},
 			Before: map[string]any{"kind": b.Kind, "scope": b.Scope, "state": b.State},
 			After:  map[string]any{"kind": b.Kind, "scope": b.Scope, "state": "done", "runs_cancelled": len(cancelled)},
 		})
@@ -434,6 +434,18 @@ func scopeLabel(b models.Batch) string {
 		return "Selected locations"
 	}
 	return "All locations"
+}
+
+// batchName is how a person recognises a batch, such as "User sync of
+// group North".
+func batchName(b models.Batch) string {
+	switch b.Scope {
+	case models.ScopeGroup:
+		return kindLabel(b.Kind) + " of group " + b.GroupName
+	case models.ScopeLocations:
+		return kindLabel(b.Kind) + " of selected locations"
+	}
+	return kindLabel(b.Kind) + " of all locations"
 }
 
 // batchSummary is the finished batch's message, such as "All locations:

@@ -231,6 +231,10 @@ func TestBatch_Cancel_StopsRunsNotYetStarted(t *testing.T) {
 			if r := node.Do(t, "POST", "/v1/batches/"+start.ID+"/cancel", f.token, nil); r.Status != http.StatusConflict {
 				t.Fatalf("cancel twice: %d", r.Status)
 			}
+			// The audit log says which batch was cancelled, in words.
+			if e := auditLog(t, node, f.token)[0]; e.Action != "batch.cancel" || e.Target.ID != start.ID || e.Target.Name != "User sync of all locations" {
+				t.Fatalf("newest audit entry %+v, want batch.cancel of %s named \"User sync of all locations\"", e, start.ID)
+			}
 		})
 	}
 }

@@ -131,8 +131,13 @@ func (e *Engine) StartImport(ctx context.Context, actor models.Actor, req Import
 		if err := e.enqueuePushes(ctx, actor, b, req.Trigger, items); err != nil {
 			return err
 		}
+		name := imp.FileName
+		if name == "" {
+			// A file sent under no usable name is known by its size.
+			name = fmt.Sprintf("Upload of %d rows", len(records))
+		}
 		if err := e.store.Audit(ctx, actor, models.AuditChange{
-			Action: "import.create", Target: models.AuditTarget{Type: "import", ID: imp.ID, Name: imp.FileName},
+			Action: "import.create", Target: models.AuditTarget{Type: "import", ID: imp.ID, Name: name},
 			After: map[string]any{"batch_id": b.ID, "format": format, "rows": len(records), "locations": len(perLocation),
 				"scope": req.Scope, "control_file": req.Control != nil},
 		}); err != nil {

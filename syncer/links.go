@@ -108,8 +108,12 @@ func (e *Engine) AutoLink(ctx context.Context, actor models.Actor, locationIDs [
 				}
 			}
 		}
+		acct, err := e.store.Account(ctx, actor.AccountID)
+		if err != nil {
+			return err
+		}
 		return e.store.Audit(ctx, actor, models.AuditChange{
-			Action: "link.auto", Target: models.AuditTarget{Type: "account", ID: actor.AccountID},
+			Action: "link.auto", Target: models.AuditTarget{Type: "account", ID: acct.ID, Name: acct.Name},
 			After: map[string]any{"locations": len(locs), "drafts": len(out.Drafts), "unmatched": len(out.Unmatched), "ambiguous": len(out.Ambiguous)},
 		})
 	})
@@ -157,10 +161,11 @@ func (e *Engine) ProposeLink(ctx context.Context, actor models.Actor, loginID, l
 		if err := e.store.CreateLink(ctx, &l); err != nil {
 			return err
 		}
-		return e.store.Audit(ctx, actor, models.AuditChange{
-			Action: "link.propose", Target: models.AuditTarget{Type: "link", ID: l.ID},
-			After: linkAudit(l),
-		})
+		target, err := e.store.LinkAuditTarget(ctx, l)
+		if err != nil {
+			return err
+		}
+		return e.store.Audit(ctx, actor, models.AuditChange{Action: "link.propose", Target: target, After: linkAudit(l)})
 	})
 	return l, err
 }
@@ -191,10 +196,14 @@ func (e *Engine) SaveLinks(ctx context.Context, actor models.Actor, ids []string
 				return models.Errorf(models.CodeInvalidState, "link %s is already saved", id)
 			}
 		}
+		targets, err := e.store.LinkAuditTargets(ctx, actor.AccountID, links)
+		if err != nil {
+			return err
+		}
 		now := e.now()
 		events := make([]models.NewEvent, 0, len(links))
 		changes := make([]models.AuditChange, 0, len(links))
-		for _, l := range links {
+		for i, l := range links {
 			if err := e.store.SaveLink(ctx, l, now); err != nil {
 				return err
 			}
@@ -206,7 +215,7 @@ func (e *Engine) SaveLinks(ctx context.Context, actor models.Actor, ids []string
 				Message: fmt.Sprintf("User %d linked to a login by %s", l.UserNumber, actor.Name),
 				Data:    map[string]any{"link_id": l.ID, "login_id": l.LoginID, "user_number": l.UserNumber},
 			})
-			changes = append(changes, models.AuditChange{Action: "link.save", Target: models.AuditTarget{Type: "link", ID: l.ID}, Before: before, After: linkAudit(l)})
+			changes = append(changes, models.AuditChange{Action: "link.save", Target: targets[i], Before: before, After: linkAudit(l)})
 		}
 		if _, err := e.events.Append(ctx, events...); err != nil {
 			return err
@@ -224,6 +233,10 @@ func (e *Engine) RemoveLink(ctx context.Context, actor models.Actor, id string) 
 		if err != nil {
 			return err
 		}
+		target, err := e.store.LinkAuditTarget(ctx, l)
+		if err != nil {
+			return err
+		}
 		if err := e.store.DeleteLink(ctx, l); err != nil {
 			return err
 		}
@@ -236,7 +249,7 @@ func (e *Engine) RemoveLink(ctx context.Context, actor models.Actor, id string) 
 				return err
 			}
 		}
-		return e.store.Audit(ctx, actor, models.AuditChange{Action: "link.remove", Target: models.AuditTarget{Type: "link", ID: l.ID}, Before: linkAudit(l)})
+		return e.store.Audit(ctx, actor, models.AuditChange{Action: "link.remove", Target: target, Before: linkAudit(l)})
 	})
 }
 
@@ -286,7 +299,11 @@ func (e *Engine) UpdateLinkOptions(ctx context.Context, actor models.Actor, id s
 		if err := e.store.UpdateLinkOptions(ctx, l); err != nil {
 			return err
 		}
-		if err := e.store.Audit(ctx, actor, models.AuditChange{Action: "link.options", Target: models.AuditTarget{Type: "link", ID: l.ID}, Before: before, After: linkAudit(l)}); err != nil {
+		target, err := e.store.LinkAuditTarget(ctx, l)
+		if err != nil {
+			return err
+		}
+		if err := e.store.Audit(ctx, actor, models.AuditChange{Action: "link.options", Target: target, Before: before, After: linkAudit(l)}); err != nil {
 			return err
 		}
 		out = l
@@ -301,7 +318,8 @@ func (e *Engine) UpdateLinkOptions(ctx context.Context, actor models.Actor, id s
 // ForceSyncLogin flags every location a login is linked at for a full
 // users sync on its panel's next check-in.
 func (e *Engine) ForceSyncLogin(ctx context.Context, actor models.Actor, loginID string) (int, error) {
-	if _, err := e.store.LoginInAccount(ctx, actor.AccountID, loginID, false); err != nil {
+	login, err := e.store.LoginInAccount(ctx, actor.AccountID, loginID, false)
+	if err != nil {
 		return 0, err
 	}
 	links, err := e.store.SavedLinksOfLogin(ctx, loginID)
@@ -320,7 +338,7 @@ func (e *Engine) ForceSyncLogin(ctx context.Context, actor models.Actor, loginID
 		return n, err
 	}
 	return n, e.store.Audit(ctx, actor, models.AuditChange{
-		Action: "login.force_sync", Target: models.AuditTarget{Type: "login", ID: loginID},
+		Action: "login.force_sync", Target: models.LoginTarget(login),
 		After: map[string]any{"locations": len(ids), "flagged": n},
 	})
 }

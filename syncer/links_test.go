@@ -416,3 +416,93 @@ func TestLinks_OptionsLeavingFieldsOut_KeepThemOnEveryPush(t *testing.T) {
 		}
 	})
 }
+
+// auditEntry is the part of an audit entry these tests read.
+type auditEntry struct {
+	Action string `json:"action"`
+	Target struct {
+		Type string `json:"type"`
+		ID   string `json:"id"`
+		Name string `json:"name"`
+	} `json:"target"`
+}
+
+// auditLog reads the token's account's audit log, newest first.
+func auditLog(t *testing.T, n *apptest.Node, token string) []auditEntry {
+	t.Helper()
+	r := n.Do(t, "GET", "/v1/audit?limit=200", token, nil)
+	if r.Status != http.StatusOK {
+		t.Fatalf("audit log: %d %s", r.Status, r.Body)
+	}
+	var page struct {
+		Items []auditEntry `json:"items"`
+	}
+	r.JSON(t, &page)
+	return page.Items
+}
+
+func TestAudit_LinkAndForceSyncEntries_NameThePersonAndThePlace(t *testing.T) {
+	forEachBackend(t, nil, sim.Options{Users: 3, Seed: 71}, func(t *testing.T, tb *testBundle) {
+		n, token, locID := tb.node, tb.token, tb.loc.Location.ID
+		n.FirstSync(t, token, locID)
+		person := panel.User{Number: 31, Name: "Robin Keyholder", Email: "robin@example.com", Authority: panel.AuthorityStandard, Partitions: []int{1}}
+		if err := tb.panel.PutUser(person); err != nil {
+			t.Fatal(err)
+		}
+		syncUsers(t, tb)
+		loginID := invite(t, tb, person.Email)
+
+		var auto autoLinkResult
+		n.Do(t, "POST", "/v1/links/auto", token, map[string]any{"location_ids": []string{locID}}).JSON(t, &auto)
+		if len(auto.Drafts) != 1 {
+			t.Fatalf("drafts %+v", auto.Drafts)
+		}
+		linkID := auto.Drafts[0].ID
+		steps := []struct {
+			method, path string
+			body         any
+			status       int
+		}{
+			{"POST", "/v1/links/save", map[string]any{"ids": []string{linkID}}, http.StatusOK},
+			{"PATCH", "/v1/links/" + linkID, map[string]any{"options": map[string]any{"code": false}}, http.StatusOK},
+			{"POST", "/v1/logins/" + loginID + "/force-sync", nil, http.StatusAccepted},
+			{"DELETE", "/v1/links/" + linkID, nil, http.StatusNoContent},
+			{"POST", "/v1/links", map[string]any{"login_id": loginID, "location_id": locID, "user_number": person.Number}, http.StatusCreated},
+		}
+		for _, s := range steps {
+			if r := n.Do(t, s.method, s.path, token, s.body); r.Status != s.status {
+				t.Fatalf("%s %s: %d %s, want %d", s.method, s.path, r.Status, r.Body, s.status)
+			}
+		}
+
+		link := fmt.Sprintf("Person robin@example.com at Main Street (user %d)", person.Number)
+		want := map[string]string{
+			"link.auto":           "Acme Alarms",
+			"link.save":           link,
+			"link.options":        link,
+			"login.force_sync":    "robin@example.com",
+			"location.force_sync": "Main Street",
+			"link.remove":         link,
+			"link.propose":        link,
+		}
+		log := auditLog(t, n, token)
+		seen := map[string]bool{}
+		for _, e := range log {
+			// Whatever was done, a person can tell to what.
+			if strings.TrimSpace(e.Target.Name) == "" {
+				t.Errorf("%s on %s %s names no target", e.Action, e.Target.Type, e.Target.ID)
+			}
+			if name, ok := want[e.Action]; ok {
+				seen[e.Action] = true
+				if e.Target.Name != name {
+					t.Errorf("%s names its target %q, want %q", e.Action, e.Target.Name, name)
+				}
+			}
+		}
+		for action := range want {
+			if !seen[action] {
+				t.Errorf("no %s entry in the audit log", action)
+			}
+		}
+	})
+}

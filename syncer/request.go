@@ -247,14 +247,19 @@ func (e *Engine) recordCancelled(ctx context.Context, actor models.Actor, r mode
 		batchID := *r.BatchID
 		models.AfterCommit(ctx, func() { e.noteBatch(batchID) })
 	}
+	// A run is known by where it ran, as the Apply of a held run names it.
+	places, err := e.store.LocationNames(ctx, r.AccountID, []string{r.LocationID})
+	if err != nil {
+		return err
+	}
 	if err := e.store.Audit(ctx, actor, models.AuditChange{
-		Action: action, Target: models.AuditTarget{Type: "run", ID: r.ID},
+		Action: action, Target: models.AuditTarget{Type: "run", ID: r.ID, Name: places[r.LocationID]},
 		Before: map[string]any{"kind": r.Kind, "state": r.State, "location_id": r.LocationID},
 		After:  map[string]any{"kind": r.Kind, "state": models.RunCancelled, "location_id": r.LocationID},
 	}); err != nil {
 		return err
 	}
-	_, err := e.events.Append(ctx, models.NewEvent{
+	_, err = e.events.Append(ctx, models.NewEvent{
 		AccountID: r.AccountID, LocationID: r.LocationID, RunID: r.ID,
 		Type: models.EventSyncCancelled, Severity: models.SeverityWarning, OccurredAt: e.now(),
 		Message: message, Data: data,

@@ -243,8 +243,10 @@ func (e *Engine) ForceSync(ctx context.Context, actor models.Actor, scope, group
 			}
 			done = len(chunk) < 500
 			chunkIDs := make([]string, len(chunk))
+			names := make(map[string]string, len(chunk))
 			for i, v := range chunk {
 				chunkIDs[i] = v.Location.ID
+				names[v.Location.ID] = v.Location.Name
 				cursor = v.Location.ID
 			}
 			if len(chunkIDs) == 0 {
@@ -267,7 +269,7 @@ func (e *Engine) ForceSync(ctx context.Context, actor models.Actor, scope, group
 			changes := make([]models.AuditChange, len(fresh))
 			for i, id := range fresh {
 				changes[i] = models.AuditChange{
-					Action: "location.force_sync", Target: models.AuditTarget{Type: "location", ID: id},
+					Action: "location.force_sync", Target: models.AuditTarget{Type: "location", ID: id, Name: names[id]},
 					Before: map[string]any{"force_pending": false}, After: map[string]any{"force_pending": true},
 				}
 			}

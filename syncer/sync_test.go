@@ -514,6 +514,10 @@ func TestCancelRun_QueuedRunNeverRuns(t *testing.T) {
 		if r := n.Do(t, "POST", "/v1/runs/"+res.Run.ID+"/cancel", token, nil); r.Status != http.StatusConflict {
 			t.Fatalf("cancel twice: %d", r.Status)
 		}
+		// The audit log names the cancelled run by where it ran.
+		if e := auditLog(t, n, token)[0]; e.Action != "run.cancel" || e.Target.ID != res.Run.ID || e.Target.Name != "Main Street" {
+			t.Fatalf("newest audit entry %+v, want run.cancel of run %s at Main Street", e, res.Run.ID)
+		}
 		if got := apptest.EventsOfRun(n.Events(t, token, locID), res.Run.ID); fmt.Sprint(got) != "[sync.requested sync.cancelled]" {
 			t.Fatalf("events %v", got)
 		}

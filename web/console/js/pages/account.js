@@ -23,11 +23,15 @@ export async function render(ctx) {
 }
 
 function whoAmI(me) {
+  // A support login acting under a grant looks at a customer's account
+  // that is not its own.
+  const acting = me.home_account_id && me.account_id !== me.home_account_id;
   return h('section', { class: 'card', 'aria-labelledby': 'me-title' },
     h('h2', { id: 'me-title', class: 'card-title' }, 'Signed in as'),
     h('dl', { class: 'facts-list' },
       h('dt', {}, 'Name'), h('dd', {}, me.name || '—'),
       h('dt', {}, 'E-mail'), h('dd', { class: 'wrap-anywhere' }, me.email),
+      h('dt', {}, acting ? 'Looking at' : 'Account'), h('dd', { class: 'wrap-anywhere' }, me.account_name || '—'),
       h('dt', {}, 'Role'), h('dd', {}, roleLabel[me.role] || me.role)));
 }
 
@@ -36,7 +40,7 @@ function whoAmI(me) {
 function supportAccounts(ctx, me) {
   const acting = me.account_id && me.account_id !== me.home_account_id ? me.account_id : '';
   const grants = me.grants || [];
-  const actingGrant = grants.find((g) => g.account_id === acting);
+  const actingName = me.account_name || grants.find((g) => g.account_id === acting)?.account_name || 'a customer account';
   const status = h('div', { class: 'outcome', 'aria-live': 'polite' });
   const actOn = (accountId) => async (ev) => busy(ev.currentTarget, async () => {
     const was = ctx.client.actingAccount;
@@ -67,7 +71,7 @@ function supportAccounts(ctx, me) {
     h('p', { class: 'muted' }, 'Customers let support staff look at their account, read-only, for a while. Choose one to see its locations, events and audit log.'),
     acting
       ? h('div', { class: 'alert alert-info' },
-        h('p', {}, `You are acting on ${actingGrant ? actingGrant.account_name.replace(/\.$/, '') : 'a customer account'}.`),
+        h('p', {}, `You are acting on ${actingName.replace(/\.$/, '')}.`),
         h('button', { type: 'button', onclick: actOn('') }, 'Back to my home account'))
       : null,
     status,

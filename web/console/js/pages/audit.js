@@ -230,7 +230,7 @@ class AuditPage {
       // one the record had then.
       if (f.target_type === 'login' && this.dir.logins.has(f.target_id)) return this.dir.loginName(f.target_id);
       if (f.target_type === 'location' && this.dir.locations.has(f.target_id)) return this.dir.locationName(f.target_id);
-      const e = items.find((x) => x.target?.name || x.target?.type === 'link');
+      const e = items.find((x) => this.targetName(x));
       return e ? this.targetName(e) : '';
     }
     if (f.actor_id) {
@@ -304,20 +304,24 @@ class AuditPage {
     return h('a', { href: to[0] }, to[1]);
   }
 
-  // targetName is how a person recognises the record: its name then, or
-  // for a link the person and place it joins.
+  // targetName is how a person recognises the record: the name the entry
+  // keeps from the time of the change. Entries recorded before the
+  // service named every target are named from the ids they hold.
   targetName(e) {
     const t = e.target || {};
+    if (t.name) return t.name;
     if (t.type === 'link') {
       const v = e.after || e.before || {};
-      const who = v.login_id ? this.dir.loginName(v.login_id) : '';
-      const where = v.location_id ? this.dir.locationName(v.location_id) : '';
-      if (who || where) return `${who || 'a login'} at ${where || 'a location'}${v.user_number ? `, user ${v.user_number}` : ''}`;
+      if (v.login_id || v.location_id) {
+        const who = v.login_id ? this.dir.loginName(v.login_id) : 'A login';
+        const where = v.location_id ? this.dir.locationName(v.location_id) : 'a location';
+        return `${who} at ${where}${v.user_number ? ` (user ${v.user_number})` : ''}`;
+      }
     }
-    if (t.type === 'account' && !t.name) return 'This account';
-    if (!t.name && t.type === 'login' && this.dir.logins.has(t.id)) return this.dir.loginName(t.id);
-    if (!t.name && t.type === 'location' && this.dir.locations.has(t.id)) return this.dir.locationName(t.id);
-    return t.name || '';
+    if (t.type === 'account') return 'This account';
+    if (t.type === 'login' && this.dir.logins.has(t.id)) return this.dir.loginName(t.id);
+    if (t.type === 'location' && this.dir.locations.has(t.id)) return this.dir.locationName(t.id);
+    return '';
   }
 
   // diff shows what the change did, field by field: old → new for an

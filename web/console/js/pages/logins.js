@@ -342,7 +342,6 @@ class SupportAccess {
     this.ctx = ctx;
     this.say = say;
     this.grants = [];
-    this.emails = new Map();
     this.list = h('div', {}, loading('Loading support access…'));
     this.form = this.grantForm();
     this.el = h('section', { class: 'support-access', 'aria-labelledby': 'support-access-title' },
@@ -355,7 +354,7 @@ class SupportAccess {
   async load() {
     let res;
     try {
-      [res] = await Promise.all([this.ctx.client.get('/v1/staff-grants'), this.loadEmails()]);
+      res = await this.ctx.client.get('/v1/staff-grants');
     } catch (err) {
       if (!this.ctx.current()) return;
       fill(this.list, errorBox(err, () => { fill(this.list, loading('Loading support access…')); this.load(); }));
@@ -364,19 +363,6 @@ class SupportAccess {
     if (!this.ctx.current()) return;
     this.grants = res.items;
     this.draw();
-  }
-
-  // loadEmails finds each grant's e-mail in the audit log, since the list
-  // of grants names the support login by id only.
-  async loadEmails() {
-    try {
-      const page = await this.ctx.client.get(`/v1/audit${qs({ action: 'staff.grant', limit: 200 })}`);
-      for (const e of page.items) {
-        if (e.target?.id && e.target.name) this.emails.set(e.target.id, e.target.name);
-      }
-    } catch {
-      // Without the audit log the grants are still listed, by date.
-    }
   }
 
   draw() {
@@ -391,10 +377,12 @@ class SupportAccess {
         h('thead', {}, h('tr', {}, ['Support login', 'Access until', 'Given', 'State', 'Actions'].map((c) => h('th', { scope: 'col' }, c)))),
         h('tbody', {}, this.grants.map((g) => {
           const expired = g.expires_at && new Date(g.expires_at).getTime() <= now;
-          const who = this.emails.get(g.id) || g.email || 'A support login';
+          const who = grantee(g);
           const whoId = `grant-${g.id}`;
           return h('tr', { dataset: { id: g.id } },
-            h('td', { 'data-label': 'Support login' }, h('span', { id: whoId, class: 'wrap-anywhere' }, who)),
+            h('td', { 'data-label': 'Support login' }, h('span', { class: 'person' },
+              h('span', { id: whoId, class: 'person-name wrap-anywhere' }, who),
+              g.login_name && g.login_email ? h('span', { class: 'person-email muted wrap-anywhere' }, g.login_email) : null)),
             h('td', { 'data-label': 'Access until' }, g.expires_at ? timeEl(g.expires_at) : 'Until revoked'),
             h('td', { 'data-label': 'Given' }, timeEl(g.created_at)),
             h('td', { 'data-label': 'State' }, expired ? badge('Expired', 'neutral') : badge('Active', 'good')),
@@ -433,12 +421,11 @@ class SupportAccess {
           const g = await this.ctx.client.post('/v1/staff-grants', body);
           if (!this.ctx.current()) return;
           this.grants.push(g);
-          if (g.email) this.emails.set(g.id, g.email);
           this.draw();
           email.value = '';
           until.value = '';
           this.say(h('div', { class: 'alert alert-good', role: 'status' }, h('p', {},
-            `${g.email || body.email} can now see this account, read-only, `,
+            `${grantee(g)} can now see this account, read-only, `,
             g.expires_at ? ['until ', timeEl(g.expires_at), '.'] : 'until you revoke it.')));
         } catch (err) {
           if (!fieldErrors(form, err)) {
@@ -469,6 +456,12 @@ class SupportAccess {
       this.say(h('div', { class: 'alert alert-bad', role: 'alert' }, h('p', {}, errorText(err))));
     }
   }
+}
+
+// grantee names the support login a grant is for: by name, or by e-mail
+// when it has no name.
+function grantee(g) {
+  return g.login_name || g.login_email || g.email || 'A support login';
 }
 
 // sentence ends a text with a full stop, once.
