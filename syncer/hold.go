@@ -122,6 +122,7 @@ func (e *Engine) ApplyRun(ctx context.Context, actor models.Actor, runID string)
 		if err != nil {
 			return err
 		}
+		res.summary = usersSummary(res.counts, len(existing), kept.Full)
 		now := e.now()
 		ok, err := e.store.SettleHeldRun(ctx, r.ID, models.RunOutcome{
 			State: models.RunSucceeded, Added: res.counts.Added, Updated: res.counts.Updated,
