@@ -32,7 +32,7 @@ func (h apiKeyHandlers) create(c *fiber.Ctx) error {
 		return models.FieldError("name", "name is required")
 	}
 	if req.Scopes == nil {
-		return models.FieldError("scopes", "scopes is required: read, sync or both")
+		return models.FieldError("scopes", "scopes is required: one or more of read, sync and import")
 	}
 	in := auth.NewAPIKey{Name: *req.Name, Scopes: req.Scopes}
 	if req.ExpiresAt != nil {

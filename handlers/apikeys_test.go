@@ -433,6 +433,10 @@ func TestAPIKeys_BadBodies_Answer400AndWriteNothing(t *testing.T) {
 		if _, audit := tb.counts(t); audit != 0 {
 			t.Fatalf("refused bodies wrote %d audit entries", audit)
 		}
+		// A missing scopes list names every scope there is.
+		if p := tb.do(t, "POST", "/v1/api-keys", owner, map[string]any{"name": "k"}).problem(t); !strings.Contains(p.Detail, "read, sync and import") {
+			t.Errorf("missing scopes says %q, want it to name read, sync and import", p.Detail)
+		}
 		// A name of exactly 200 characters, not bytes, is accepted.
 		tb.createKey(t, owner, map[string]any{"name": strings.Repeat("é", 200), "scopes": []string{"read"}})
 	})

@@ -180,7 +180,7 @@ func (e *Engine) MarkCancelled(ctx context.Context, actor models.Actor, runID st
 		if !ok {
 			return models.Errorf(models.CodeInvalidState, "the run has already ended (%s); there is nothing to mark cancelled", r.State)
 		}
-		msg := fmt.Sprintf("%s marked cancelled by %s while %s", kindLabel(r.Kind), actor.Name, r.State)
+		msg := fmt.Sprintf("%s marked cancelled by %s while %s", kindLabel(r.Kind), actor.Name, strings.ReplaceAll(string(r.State), "_", " "))
 		if r.State == models.RunRunning {
 			msg += "; it was under way, so the panel may hold part of its changes: check the panel with a full user sync"
 		}
