@@ -67,22 +67,3 @@ func SeedAccount(ctx context.Context, store *models.Store, authSvc *auth.Service
 	}
 	return res, nil
 }
-
-// demoPanelCredentials issues fresh device secrets for the demo's panels,
-// since stored secrets are digests that cannot be shown again, and returns
-// them for the simulated panels.
-func demoPanelCredentials(ctx context.Context, store *models.Store, accountID string, views []models.LocationView) ([]sim.Credentials, error) {
-	actor := models.SystemActor(accountID, "demo seed")
-	creds := make([]sim.Credentials, 0, len(views))
-	err := store.Tx(ctx, func(ctx context.Context) error {
-		for _, v := range views {
-			secret, digest := auth.NewDeviceSecret()
-			if _, err := store.RotatePanelCredential(ctx, actor, v.Location.ID, digest, nil); err != nil {
-				return err
-			}
-			creds = append(creds, sim.Credentials{Serial: v.Panel.Serial, Secret: secret, LocationID: v.Location.ID, Name: v.Location.Name})
-		}
-		return nil
-	})
-	return creds, err
-}

@@ -32,7 +32,7 @@ func (h apiKeyHandlers) create(c *fiber.Ctx) error {
 		return models.FieldError("name", "name is required")
 	}
 	if req.Scopes == nil {
-		return models.FieldError("scopes", "scopes is required: read, sync or both")
+		return models.FieldError("scopes", "scopes is required: one or more of read, sync and import")
 	}
 	in := auth.NewAPIKey{Name: *req.Name, Scopes: req.Scopes}
 	if req.ExpiresAt != nil {
@@ -48,7 +48,10 @@ func (h apiKeyHandlers) create(c *fiber.Ctx) error {
 	}
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	c.Location("/v1/api-keys/" + k.ID)
-	return c.Status(fiber.StatusCreated).JSON(CreatedAPIKeyResponse{APIKey: toAPIKeyResponse(k), Secret: secret})
+	// The creator is the login making this request.
+	p := principal(c)
+	creator := models.LoginRef{ID: k.CreatedBy, Name: p.Name, Email: p.Email}
+	return c.Status(fiber.StatusCreated).JSON(CreatedAPIKeyResponse{APIKey: toAPIKeyResponse(models.APIKeyView{APIKey: k, Creator: creator}), Secret: secret})
 }
 
 func (h apiKeyHandlers) list(c *fiber.Ctx) error {

@@ -22,15 +22,20 @@ import (
 
 // apiKeyResp is the APIKey of the API.
 type apiKeyResp struct {
-	ID         string   `json:"id"`
-	Name       string   `json:"name"`
-	Prefix     string   `json:"prefix"`
-	Scopes     []string `json:"scopes"`
-	CreatedBy  string   `json:"created_by"`
-	CreatedAt  string   `json:"created_at"`
-	LastUsedAt *string  `json:"last_used_at"`
-	ExpiresAt  *string  `json:"expires_at"`
-	RevokedAt  *string  `json:"revoked_at"`
+	ID        string   `json:"id"`
+	Name      string   `json:"name"`
+	Prefix    string   `json:"prefix"`
+	Scopes    []string `json:"scopes"`
+	CreatedBy string   `json:"created_by"`
+	Creator   struct {
+		ID    string `json:"id"`
+		Name  string `json:"name"`
+		Email string `json:"email"`
+	} `json:"creator"`
+	CreatedAt  string  `json:"created_at"`
+	LastUsedAt *string `json:"last_used_at"`
+	ExpiresAt  *string `json:"expires_at"`
+	RevokedAt  *string `json:"revoked_at"`
 }
 
 var apiKeyFormat = regexp.MustCompile(`^psk_[a-z2-7]{8}_[A-Za-z0-9_-]{43}$`)
@@ -110,6 +115,10 @@ func TestAPIKeys_CreateShowsTheSecretOnce_ListAndGetNever(t *testing.T) {
 			k.ExpiresAt == nil || *k.ExpiresAt != expires.Format(time.RFC3339) || k.LastUsedAt != nil || k.RevokedAt != nil {
 			t.Fatalf("created key %+v", k)
 		}
+		// Who made the key is named, not only identified.
+		if k.Creator.ID != tb.ownerA.ID || k.Creator.Email != "owner@a.test" || k.Creator.Name != tb.ownerA.Name || k.Creator.Name == "" {
+			t.Fatalf("created key's creator %+v, want %s (%s)", k.Creator, tb.ownerA.Name, tb.ownerA.Email)
+		}
 		if loc := r.header.Get("Location"); loc != "/v1/api-keys/"+k.ID {
 			t.Errorf("Location %q", loc)
 		}
@@ -145,8 +154,13 @@ func TestAPIKeys_CreateShowsTheSecretOnce_ListAndGetNever(t *testing.T) {
 		}
 		var one apiKeyResp
 		tb.do(t, "GET", "/v1/api-keys/"+k.ID, owner, nil).json(t, &one)
-		if one.Name != k.Name || one.Prefix != k.Prefix || fmt.Sprint(one.Scopes) != "[sync read]" {
+		if one.Name != k.Name || one.Prefix != k.Prefix || fmt.Sprint(one.Scopes) != "[sync read]" || one.Creator != k.Creator {
 			t.Fatalf("get %+v", one)
+		}
+		for _, item := range list.Items {
+			if item.Creator != k.Creator {
+				t.Fatalf("listed key %s names its creator %+v, want %+v", item.ID, item.Creator, k.Creator)
+			}
 		}
 
 		want := fmt.Sprint([]string{"api_key.created by login " + tb.ownerA.ID, "api_key.created by login " + tb.ownerA.ID})
@@ -418,6 +432,10 @@ func TestAPIKeys_BadBodies_Answer400AndWriteNothing(t *testing.T) {
 		}
 		if _, audit := tb.counts(t); audit != 0 {
 			t.Fatalf("refused bodies wrote %d audit entries", audit)
+		}
+		// A missing scopes list names every scope there is.
+		if p := tb.do(t, "POST", "/v1/api-keys", owner, map[string]any{"name": "k"}).problem(t); !strings.Contains(p.Detail, "read, sync and import") {
+			t.Errorf("missing scopes says %q, want it to name read, sync and import", p.Detail)
 		}
 		// A name of exactly 200 characters, not bytes, is accepted.
 		tb.createKey(t, owner, map[string]any{"name": strings.Repeat("é", 200), "scopes": []string{"read"}})

@@ -58,10 +58,18 @@ type APIKeyResponse struct {
 	Prefix     string     `json:"prefix"`
 	Scopes     []string   `json:"scopes"`
 	CreatedBy  string     `json:"created_by"`
+	Creator    LoginRef   `json:"creator"`
 	CreatedAt  time.Time  `json:"created_at"`
 	LastUsedAt *time.Time `json:"last_used_at"`
 	ExpiresAt  *time.Time `json:"expires_at"`
 	RevokedAt  *time.Time `json:"revoked_at"`
+}
+
+// LoginRef names a login for people: who created an API key.
+type LoginRef struct {
+	ID    string `json:"id"`
+	Name  string `json:"name"`
+	Email string `json:"email"`
 }
 
 // CreatedAPIKeyResponse answers a key's creation. The secret appears here
@@ -183,13 +191,15 @@ func toMeResponse(p auth.Principal) MeResponse {
 	return MeResponse{ID: p.LoginID, Email: p.Email, Name: p.Name, Role: string(p.Role), AccountID: p.AccountID, Kind: "login"}
 }
 
-func toAPIKeyResponse(k models.APIKey) APIKeyResponse {
+func toAPIKeyResponse(v models.APIKeyView) APIKeyResponse {
+	k := v.APIKey
 	return APIKeyResponse{
 		ID:         k.ID,
 		Name:       k.Name,
 		Prefix:     k.Prefix,
 		Scopes:     auth.StoredScopes(k).Strings(),
 		CreatedBy:  k.CreatedBy,
+		Creator:    LoginRef{ID: v.Creator.ID, Name: v.Creator.Name, Email: v.Creator.Email},
 		CreatedAt:  apiTime(k.CreatedAt),
 		LastUsedAt: apiTimePtr(k.LastUsedAt),
 		ExpiresAt:  apiTimePtr(k.ExpiresAt),

@@ -3,6 +3,7 @@ package models
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -56,24 +57,85 @@ func (s *Store) CreateAPIKey(ctx context.Context, actor Actor, k APIKey, now tim
 	return k, false, nil
 }
 
+// APIKeyView is a key with the login that created it, so that a list of
+// keys says who made each by name rather than by id.
+type APIKeyView struct {
+	APIKey
+	Creator LoginRef
+}
+
+// LoginRef names a login for people. Name and Email are empty when the
+// login cannot be found.
+type LoginRef struct {
+	ID    string
+	Name  string
+	Email string
+}
+
 // APIKeys lists every key of the account, revoked and expired ones
-// included, newest first.
-func (s *Store) APIKeys(ctx context.Context, accountID string) ([]APIKey, error) {
+// included, newest first, each with its creator.
+func (s *Store) APIKeys(ctx context.Context, accountID string) ([]APIKeyView, error) {
 	var keys []APIKey
 	err := s.conn(ctx).Where("account_id = ?", accountID).Order("created_at DESC, id DESC").Find(&keys).Error
 	if err != nil {
 		return nil, fmt.Errorf("list API keys: %w", err)
 	}
-	return keys, nil
+	return s.withCreators(ctx, keys)
 }
 
-// APIKey loads one key of the account; another account's key is not found.
-func (s *Store) APIKey(ctx context.Context, accountID, id string) (APIKey, error) {
+// APIKey loads one key of the account, with its creator; another
+// account's key is not found.
+func (s *Store) APIKey(ctx context.Context, accountID, id string) (APIKeyView, error) {
 	var k APIKey
 	if err := s.conn(ctx).Where("id = ? AND account_id = ?", id, accountID).Take(&k).Error; err != nil {
-		return APIKey{}, notFound(err, "API key")
+		return APIKeyView{}, notFound(err, "API key")
 	}
-	return k, nil
+	views, err := s.withCreators(ctx, []APIKey{k})
+	if err != nil {
+		return APIKeyView{}, err
+	}
+	return views[0], nil
+}
+
+// withCreators pairs keys with the logins that created them, in one
+// query for all of them.
+func (s *Store) withCreators(ctx context.Context, keys []APIKey) ([]APIKeyView, error) {
+	ids := make([]string, 0, len(keys))
+	for _, k := range keys {
+		if !slices.Contains(ids, k.CreatedBy) {
+			ids = append(ids, k.CreatedBy)
+		}
+	}
+	refs, err := s.LoginRefs(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	views := make([]APIKeyView, len(keys))
+	for i, k := range keys {
+		ref, ok := refs[k.CreatedBy]
+		if !ok {
+			ref = LoginRef{ID: k.CreatedBy}
+		}
+		views[i] = APIKeyView{APIKey: k, Creator: ref}
+	}
+	return views, nil
+}
+
+// LoginRefs names the logins with the given ids, by id; an id no login
+// has is left out.
+func (s *Store) LoginRefs(ctx context.Context, ids []string) (map[string]LoginRef, error) {
+	out := make(map[string]LoginRef, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	var logins []Login
+	if err := s.conn(ctx).Select("id", "name", "email").Where("id IN ?", ids).Find(&logins).Error; err != nil {
+		return nil, fmt.Errorf("load logins: %w", err)
+	}
+	for _, l := range logins {
+		out[l.ID] = LoginRef{ID: l.ID, Name: l.Name, Email: l.Email}
+	}
+	return out, nil
 }
 
 // APIKeyByPrefix finds a key by its public lookup part, whatever its

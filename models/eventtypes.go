@@ -3,9 +3,12 @@ package models
 // Event Log entry types. Every producer names its events with these, so
 // the list of what the log can hold is here and nowhere else.
 const (
-	EventSyncRequested      = "sync.requested"
-	EventSyncSucceeded      = "sync.succeeded"
-	EventSyncFailed         = "sync.failed"
+	EventSyncRequested = "sync.requested"
+	EventSyncSucceeded = "sync.succeeded"
+	EventSyncFailed    = "sync.failed"
+	// EventSyncRetrying says that a run's attempt failed and when the
+	// next one comes.
+	EventSyncRetrying       = "sync.retrying"
 	EventSyncHeld           = "sync.held"
 	EventSyncCancelled      = "sync.cancelled"
 	EventSyncForceRequested = "sync.force_requested"
@@ -32,7 +35,7 @@ const (
 // against.
 func EventTypes() []string {
 	return []string{
-		EventSyncRequested, EventSyncSucceeded, EventSyncFailed, EventSyncHeld, EventSyncCancelled,
+		EventSyncRequested, EventSyncSucceeded, EventSyncFailed, EventSyncRetrying, EventSyncHeld, EventSyncCancelled,
 		EventSyncForceRequested, EventBatchProgress, EventBatchFinished, EventLinkSaved, EventLinkRemoved, EventRunsStranded,
 		EventPanelConnected, EventPanelDisconnected, EventPanelAuthorizationExpired, EventPanelCheckin,
 		EventPanelArmed, EventPanelDisarmed, EventPanelAlarm, EventPanelTrouble, EventPanelUserChanged,

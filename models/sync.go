@@ -33,6 +33,21 @@ func (s *Store) PanelUsers(ctx context.Context, locationID string) ([]PanelUser,
 	return users, nil
 }
 
+// PanelUserName returns the name the remote copy has for user number of
+// the location's panel: empty when it has none, or no such user.
+func (s *Store) PanelUserName(ctx context.Context, locationID string, number int) (string, error) {
+	var names []string
+	err := s.conn(ctx).Model(&PanelUser{}).Where("location_id = ? AND user_number = ?", locationID, number).
+		Limit(1).Pluck("name", &names).Error
+	if err != nil {
+		return "", fmt.Errorf("load panel user name: %w", err)
+	}
+	if len(names) == 0 {
+		return "", nil
+	}
+	return names[0], nil
+}
+
 // UsersReceipt names the users a run received at a location, and which run
 // and when, so that the record can say what the panel last sent for each.
 type UsersReceipt struct {

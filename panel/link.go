@@ -197,7 +197,7 @@ func (l *Link) Authenticate(ctx context.Context, serial, secret string) (models.
 			}
 			_, err = l.events.Append(ctx, models.NewEvent{
 				AccountID: p.AccountID, LocationID: p.LocationID, Type: models.EventPanelAuthorizationExpired,
-				Severity: models.SeverityError, Message: "Panel credential has expired or was revoked; issue a new one",
+				Severity: models.SeverityError, Message: "The panel tried to connect, but its device credential has expired or was revoked; issue it a new one",
 			})
 			return err
 		})
@@ -638,7 +638,7 @@ func (l *Link) RevokeCredential(ctx context.Context, actor models.Actor, locatio
 		}
 		_, err = l.events.Append(ctx, models.NewEvent{
 			AccountID: v.Location.AccountID, LocationID: locationID, Type: models.EventPanelAuthorizationExpired,
-			Severity: models.SeverityError, Message: "Panel credential revoked by " + actor.Name,
+			Severity: models.SeverityError, Message: "Panel's device credential revoked by " + actor.Name + ": the panel cannot connect until it is issued a new one",
 			Data: map[string]any{"serial": v.Panel.Serial},
 		})
 		return err

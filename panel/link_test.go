@@ -198,7 +198,7 @@ func TestDeviceLink_MalformedFrames_GetErrorFramesThenClose(t *testing.T) {
 		}
 		apptest.Eventually(t, 5*time.Second, func() (bool, string) {
 			for _, e := range n.Events(t, tb.token, tb.loc.Location.ID) {
-				if e.Type == "panel.trouble" && e.Message == "Trouble: ac_failure" && e.Severity == "warning" {
+				if e.Type == "panel.trouble" && e.Message == "Trouble at the panel: AC power failure" && e.Severity == "warning" {
 					return true, ""
 				}
 			}
@@ -267,7 +267,7 @@ func TestDeviceLink_ControlCharactersInText_FrameRefused(t *testing.T) {
 			events = n.Events(t, tb.token, tb.loc.Location.ID)
 			return len(events) > before, "no event for the clean trouble"
 		})
-		if got := events[len(events)-1]; len(events) != before+1 || got.Message != "Trouble: ac_failure" {
+		if got := events[len(events)-1]; len(events) != before+1 || got.Message != "Trouble at the panel: AC power failure" {
 			t.Fatalf("events after the refused frames: %+v", events[before:])
 		}
 	})
@@ -312,12 +312,65 @@ func TestDeviceLink_ArmedEvent_UpdatesTheLocation(t *testing.T) {
 		})
 		found := false
 		for _, e := range n.Events(t, tb.token, locID) {
-			if e.Type == "panel.armed" && strings.Contains(e.Message, "armed (away)") {
+			if e.Type == "panel.armed" && strings.Contains(e.Message, "rmed away") && !strings.Contains(e.Message, "armed_away") {
 				found = true
 			}
 		}
 		if !found {
-			t.Fatal("no panel.armed event")
+			t.Fatal("no panel.armed event saying armed away")
+		}
+	})
+}
+
+func TestDeviceLink_PanelEvents_NameTheUserPartitionAndZone(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, tb *testBundle) {
+		n, locID := tb.node, tb.loc.Location.ID
+		ctx := t.Context()
+		// What earlier syncs recorded: user 6 by name, and a panel of two
+		// partitions with a named zone.
+		err := n.Store.ApplyPanelUsers(ctx, locID, []models.PanelUser{
+			{ID: models.NewID(), LocationID: locID, UserNumber: 6, Name: "Anna Berg", Authority: panel.AuthorityStandard, Partitions: "1,2"},
+		}, nil, nil, models.UsersReceipt{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = n.Store.ApplyPanelConfig(ctx, []models.PanelConfigItem{
+			{ID: models.NewID(), LocationID: locID, Kind: "partition", Number: 1, Name: "House"},
+			{ID: models.NewID(), LocationID: locID, Kind: "partition", Number: 2, Name: "Garage"},
+			{ID: models.NewID(), LocationID: locID, Kind: "zone", Number: 3, Name: "Garage Door", Type: "door", Partition: 2},
+		}, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn, _, err := dial(t, n.BaseURL, tb.cred.Serial, tb.cred.Secret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f, err := readFrame(t, conn); err != nil || f.Type != panel.FrameHello {
+			t.Fatalf("hello: %+v %v", f, err)
+		}
+		before := len(n.Events(t, tb.token, locID))
+		frames := []struct{ frame, want string }{
+			{`{"kind":"armed","partition":2,"user_number":6,"armed_state":"armed_away"}`, "Partition 2 (Garage) armed away by Anna Berg (user 6)"},
+			{`{"kind":"disarmed","partition":2,"user_number":21}`, "Partition 2 (Garage) disarmed by user 21"},
+			{`{"kind":"alarm","partition":2,"zone":3}`, "Alarm in zone 3 (Garage Door), partition 2 (Garage)"},
+			{`{"kind":"user_changed","user_number":6}`, "Anna Berg (user 6) was changed at the keypad"},
+			{`{"kind":"user_changed","user_number":21}`, "User 21 was changed at the keypad"},
+		}
+		for _, f := range frames {
+			if err := conn.WriteMessage(websocket.TextMessage, []byte(`{"type":"event","event":`+f.frame+`}`)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var events []apptest.Event
+		apptest.Eventually(t, 5*time.Second, func() (bool, string) {
+			events = n.Events(t, tb.token, locID)
+			return len(events) >= before+len(frames), "the panel's events are not all recorded"
+		})
+		for i, f := range frames {
+			if got := events[before+i].Message; got != f.want {
+				t.Errorf("event %s says %q, want %q", f.frame, got, f.want)
+			}
 		}
 	})
 }

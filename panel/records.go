@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/panelsync/panelsync/models"
@@ -57,7 +58,7 @@ func (l *Link) recordCheckin(ctx context.Context, c *deviceConn, st Status) erro
 		}
 		_, err := l.events.Append(ctx, models.NewEvent{
 			AccountID: c.accountID, LocationID: c.locationID, Type: models.EventPanelCheckin,
-			Severity: models.SeverityInfo, Message: "Panel checked in", OccurredAt: now,
+			Severity: models.SeverityInfo, Message: "Panel checked in: " + StatusSummary(st), OccurredAt: now,
 			Data: map[string]any{"armed_state": armed, "troubles": st.Troubles, "zone_faults": st.ZoneFaults},
 		})
 		return err
@@ -98,19 +99,12 @@ func (l *Link) recordPanelEvent(ctx context.Context, c *deviceConn, e PanelEvent
 		AccountID: c.accountID, LocationID: c.locationID, OccurredAt: now,
 		Type: "panel." + e.Kind, Severity: models.SeverityInfo, Data: data,
 	}
+	ev.Message = l.describePanelEvent(ctx, c.panelID, c.locationID, e)
 	switch e.Kind {
-	case EventArmed:
-		ev.Message = fmt.Sprintf("%s %s", partitionLabel(e.Partition), armedLabel(e.ArmedState))
-	case EventDisarmed:
-		ev.Message = partitionLabel(e.Partition) + " disarmed"
 	case EventAlarm:
 		ev.Severity = models.SeverityError
-		ev.Message = fmt.Sprintf("Alarm in zone %d (%s)", e.Zone, partitionLabel(e.Partition))
 	case EventTrouble:
 		ev.Severity = models.SeverityWarning
-		ev.Message = "Trouble: " + e.Trouble
-	case EventUserChanged:
-		ev.Message = fmt.Sprintf("User %d changed at the keypad", e.UserNumber)
 	}
 	err := l.store.Tx(ctx, func(ctx context.Context) error {
 		if e.Kind == EventArmed || e.Kind == EventDisarmed {
@@ -160,19 +154,110 @@ func (l *Link) applyArmChange(ctx context.Context, panelID string, e PanelEvent,
 	return l.store.RecordPanelStatus(ctx, panelID, string(raw), st.ArmedState(), now)
 }
 
-func partitionLabel(n int) string {
-	if n == 0 {
-		return "All partitions"
+// describePanelEvent words a panel event for the Event Log with what the
+// remote copy knows: the user's name rather than a bare number, and the
+// partition and zone by name. The partition is named only on a panel that
+// has more than one, where it tells which part of the premises is meant.
+// A name that cannot be loaded is left out, never the event.
+func (l *Link) describePanelEvent(ctx context.Context, panelID, locationID string, e PanelEvent) string {
+	names := eventNames{user: map[int]string{}, partition: map[int]string{}, zone: map[int]string{}}
+	if items, err := l.store.PanelConfigItems(ctx, locationID); err == nil {
+		for _, it := range items {
+			switch it.Kind {
+			case "partition":
+				names.partition[it.Number] = it.Name
+				names.partitions++
+			case "zone":
+				names.zone[it.Number] = it.Name
+			}
+		}
 	}
-	return fmt.Sprintf("Partition %d", n)
+	if p, err := l.store.PanelByID(ctx, panelID); err == nil && p.StatusJSON != "" {
+		var st Status
+		if json.Unmarshal([]byte(p.StatusJSON), &st) == nil {
+			names.partitions = max(names.partitions, len(st.Partitions))
+		}
+	}
+	if e.UserNumber > 0 {
+		if name, err := l.store.PanelUserName(ctx, locationID, e.UserNumber); err == nil {
+			names.user[e.UserNumber] = name
+		}
+	}
+	return names.describe(e)
 }
 
-func armedLabel(state string) string {
-	switch state {
-	case ArmStay:
-		return "armed (stay)"
-	case ArmNight:
-		return "armed (night)"
+// eventNames is what the remote copy knows of a panel, for wording its
+// events.
+type eventNames struct {
+	user, partition, zone map[int]string
+	// partitions is how many partitions the panel has, as far as known.
+	partitions int
+}
+
+func (n eventNames) describe(e PanelEvent) string {
+	switch e.Kind {
+	case EventArmed, EventDisarmed:
+		what := ArmedStateLabel(e.ArmedState)
+		if e.Kind == EventDisarmed {
+			what = "disarmed"
+		}
+		msg := what
+		if where := n.partitionPhrase(e.Partition); where != "" {
+			msg = where + " " + what
+		} else {
+			msg = strings.ToUpper(what[:1]) + what[1:]
+		}
+		if e.UserNumber > 0 {
+			msg += " by " + n.userPhrase(e.UserNumber, false)
+		}
+		return msg
+	case EventAlarm:
+		msg := "Alarm"
+		if e.Zone > 0 {
+			msg += " in zone " + named(e.Zone, n.zone[e.Zone])
+		}
+		if where := n.partitionPhrase(e.Partition); where != "" {
+			msg += ", " + strings.ToLower(where[:1]) + where[1:]
+		}
+		return msg
+	case EventTrouble:
+		return "Trouble at the panel: " + TroubleLabel(e.Trouble)
+	case EventUserChanged:
+		return n.userPhrase(e.UserNumber, true) + " was changed at the keypad"
 	}
-	return "armed (away)"
+	return "Panel reported " + e.Kind
+}
+
+// partitionPhrase names a partition, such as "Partition 2 (Garage)", or
+// is empty on a panel with one partition, where naming it says nothing.
+func (n eventNames) partitionPhrase(number int) string {
+	if n.partitions <= 1 {
+		return ""
+	}
+	if number == 0 {
+		return "All partitions"
+	}
+	return "Partition " + named(number, n.partition[number])
+}
+
+// userPhrase names a panel user, such as "Anna Berg (user 6)", or "user
+// 6" when the remote copy has no name for them; capital starts it with a
+// capital letter.
+func (n eventNames) userPhrase(number int, capital bool) string {
+	if name := n.user[number]; name != "" {
+		return fmt.Sprintf("%s (user %d)", name, number)
+	}
+	if capital {
+		return fmt.Sprintf("User %d", number)
+	}
+	return fmt.Sprintf("user %d", number)
+}
+
+// named is a number with its name beside it when there is one: "3
+// (Kitchen Window)" or "3".
+func named(number int, name string) string {
+	if name == "" {
+		return fmt.Sprint(number)
+	}
+	return fmt.Sprintf("%d (%s)", number, name)
 }

@@ -131,14 +131,40 @@ func (e *Engine) record(ctx context.Context, r models.Run, out attemptOutcome) e
 		})
 	}
 	if !out.err.permanent && r.Attempt < e.cfg.MaxAttempts {
-		wait := e.backoff(r.Attempt)
-		e.log.Info("run attempt failed; retrying", "run_id", r.ID, "attempt", r.Attempt, "code", out.err.code, "retry_in", wait.Round(time.Millisecond).String())
-		return e.store.RetryRun(ctx, r.ID, e.cfg.Owner, now.Add(wait), out.err.code, out.err.message)
+		return e.retry(ctx, r, out.err, now)
 	}
 	return e.store.Tx(ctx, func(ctx context.Context) error {
 		return e.settle(ctx, r, out.location, models.RunOutcome{
 			State: models.RunFailed, ErrorCode: out.err.code, ErrorMessage: out.err.message, Data: out.data,
 		}, out.err.message, out.err.message, map[string]any{"kind": r.Kind, "code": out.err.code, "attempt": r.Attempt}, now)
+	})
+}
+
+// retry puts a run whose attempt failed transiently back in the queue
+// for a later attempt, with one sync.retrying event that says what went
+// wrong and when the next attempt comes: without it, a panel that does
+// not answer leaves the Event Log silent from the request to the Sync
+// Failure, which can be minutes. A run writes one such event per attempt
+// it retries, so at most max-attempts minus one.
+func (e *Engine) retry(ctx context.Context, r models.Run, failure *runError, now time.Time) error {
+	wait := e.backoff(r.Attempt)
+	e.log.Info("run attempt failed; retrying", "run_id", r.ID, "attempt", r.Attempt, "code", failure.code, "retry_in", wait.Round(time.Millisecond).String())
+	retryAt := now.Add(wait)
+	return e.store.Tx(ctx, func(ctx context.Context) error {
+		if err := e.store.RetryRun(ctx, r.ID, e.cfg.Owner, retryAt, failure.code, failure.message); err != nil {
+			return err
+		}
+		data := map[string]any{"kind": r.Kind, "code": failure.code, "attempt": r.Attempt,
+			"next_attempt": r.Attempt + 1, "max_attempts": e.cfg.MaxAttempts, "retry_at": retryAt}
+		if r.BatchID != nil {
+			data["batch_id"] = *r.BatchID
+		}
+		_, err := e.events.Append(ctx, models.NewEvent{
+			AccountID: r.AccountID, LocationID: r.LocationID, RunID: r.ID, OccurredAt: now, Data: data,
+			Type: models.EventSyncRetrying, Severity: models.SeverityWarning,
+			Message: retryMessage(r.Kind, r.TriggerSource, failure.message, wait, r.Attempt+1, e.cfg.MaxAttempts),
+		})
+		return err
 	})
 }
 

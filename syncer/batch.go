@@ -199,7 +199,7 @@ func (e *Engine) CancelBatch(ctx context.Context, actor models.Actor, id string)
 			events = append(events, models.NewEvent{
 				AccountID: r.AccountID, LocationID: r.LocationID, RunID: r.ID,
 				Type: models.EventSyncCancelled, Severity: models.SeverityWarning,
-				Message: fmt.Sprintf("%s cancelled by %s with its All Locations batch", kindLabel(r.Kind), actor.Name),
+				Message: fmt.Sprintf("%s cancelled by %s with the rest of its batch (%s)", kindLabel(r.Kind), actor.Name, lowerFirst(scopeLabel(b))),
 				Data:    eventData(map[string]any{"kind": r.Kind}, id),
 			})
 		}
@@ -369,7 +369,7 @@ func (e *Engine) batchChanged(ctx context.Context, batchID string) {
 			}
 			_, err = e.events.Append(ctx, models.NewEvent{
 				AccountID: b.AccountID, Type: models.EventBatchFinished, Severity: models.SeverityInfo,
-				Message: batchSummary(b, st), Data: data,
+				Message: batchSummary(b, st) + kindNote(b.Kind), Data: data,
 			})
 			if err != nil {
 				return err
@@ -391,7 +391,7 @@ func (e *Engine) batchChanged(ctx context.Context, batchID string) {
 		}
 		_, err = e.events.Append(ctx, models.NewEvent{
 			AccountID: b.AccountID, Type: models.EventBatchProgress, Severity: models.SeverityInfo,
-			Message: fmt.Sprintf("%s: %d of %d done", scopeLabel(b), st.Succeeded+st.Failed+st.Cancelled, b.Total-b.Skipped), Data: data,
+			Message: fmt.Sprintf("%s: %d of %d done%s", scopeLabel(b), st.Succeeded+st.Failed+st.Cancelled, b.Total-b.Skipped, kindNote(b.Kind)), Data: data,
 		})
 		return err
 	})
@@ -424,6 +424,21 @@ func (e *Engine) sweepBatches(ctx context.Context) {
 	for _, b := range batches {
 		e.batchChanged(ctx, b.ID)
 	}
+}
+
+// kindNote names a batch's kind at the end of its messages, such as
+// " (user sync)", since several batches of an account may run at once.
+func kindNote(k models.RunKind) string {
+	return " (" + strings.ToLower(kindLabel(k)) + ")"
+}
+
+// lowerFirst lowers a label's first letter to use it inside a sentence,
+// leaving a group's name as it is.
+func lowerFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToLower(s[:1]) + s[1:]
 }
 
 func scopeLabel(b models.Batch) string {

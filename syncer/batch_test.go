@@ -111,7 +111,7 @@ func TestBatch_AllLocations_SyncsEachAndCountsThoseThatCannotRun(t *testing.T) {
 				t.Fatalf("unreachable location's last event %+v", last)
 			}
 			finished := f.accountEvents(t, "batch.finished")
-			if len(finished) != 1 || finished[0].Message != "All locations: 4 succeeded, 1 failed" {
+			if len(finished) != 1 || finished[0].Message != "All locations: 4 succeeded, 1 failed (user sync)" {
 				t.Fatalf("batch.finished events %+v", finished)
 			}
 			if progress := f.accountEvents(t, "batch.progress"); len(progress) > 5 {
@@ -388,6 +388,15 @@ func TestForceSync_RunsFullAtNextCheckinAndClearsOnSuccess(t *testing.T) {
 		done := n.WaitRun(t, token, run.ID)
 		if done.State != "succeeded" || done.Mode != "full" || done.Trigger != "checkin" || done.RequestedBy != "check-in" {
 			t.Fatalf("check-in run %+v", done)
+		}
+		requested := ""
+		for _, e := range n.Events(t, token, locID) {
+			if e.RunID != nil && *e.RunID == done.ID && e.Type == "sync.requested" {
+				requested = e.Message
+			}
+		}
+		if requested != "The panel checked in: running the full user sync requested for its next check-in" {
+			t.Fatalf("the check-in run's sync.requested says %q", requested)
 		}
 		loc = n.Do(t, "GET", "/v1/locations/"+locID, token, nil)
 		if !strings.Contains(string(loc.Body), `"force_pending":false`) {

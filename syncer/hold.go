@@ -122,6 +122,7 @@ func (e *Engine) ApplyRun(ctx context.Context, actor models.Actor, runID string)
 		if err != nil {
 			return err
 		}
+		res.summary = usersSummary(res.counts, len(existing), kept.Full)
 		now := e.now()
 		ok, err := e.store.SettleHeldRun(ctx, r.ID, models.RunOutcome{
 			State: models.RunSucceeded, Added: res.counts.Added, Updated: res.counts.Updated,
@@ -179,7 +180,7 @@ func (e *Engine) MarkCancelled(ctx context.Context, actor models.Actor, runID st
 		if !ok {
 			return models.Errorf(models.CodeInvalidState, "the run has already ended (%s); there is nothing to mark cancelled", r.State)
 		}
-		msg := fmt.Sprintf("%s marked cancelled by %s while %s", kindLabel(r.Kind), actor.Name, r.State)
+		msg := fmt.Sprintf("%s marked cancelled by %s while %s", kindLabel(r.Kind), actor.Name, strings.ReplaceAll(string(r.State), "_", " "))
 		if r.State == models.RunRunning {
 			msg += "; it was under way, so the panel may hold part of its changes: check the panel with a full user sync"
 		}

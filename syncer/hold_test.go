@@ -242,7 +242,7 @@ func TestRunActions_StateTable(t *testing.T) {
 				marked = append(marked, e.Message)
 			}
 		}
-		if len(marked) != 2 || !strings.Contains(marked[0], "marked cancelled") || !strings.Contains(marked[0], "awaiting_apply") {
+		if len(marked) != 2 || !strings.Contains(marked[0], "marked cancelled") || !strings.Contains(marked[0], "while awaiting apply") {
 			t.Fatalf("sync.cancelled events %q", marked)
 		}
 		var audit []models.AuditEntry

@@ -185,14 +185,14 @@ func (e *Engine) enqueuePushes(ctx context.Context, actor models.Actor, b models
 			de, _ := refusal.(*models.Error)
 			r.State, r.ErrorCode, r.ErrorMessage, r.FinishedAt = models.RunFailed, de.Code, de.Message, &now
 			ev.Type, ev.Severity = models.EventSyncFailed, models.SeverityError
-			ev.Message = fmt.Sprintf("%s failed: %s", kindLabel(r.Kind), de.Message)
+			ev.Message = refusedMessage(actor, r.Kind, trigger, de.Message)
 			ev.Data = eventData(map[string]any{"kind": r.Kind, "code": de.Code, "attempt": 0}, b.ID)
 			failed = append(failed, r.LocationID)
 		} else {
 			key := models.ActiveKey(r.LocationID, r.Kind)
 			r.State, r.ActiveKey = models.RunQueued, &key
 			ev.Type, ev.Severity = models.EventSyncRequested, models.SeverityInfo
-			ev.Message = fmt.Sprintf("%s requested by %s", kindLabel(r.Kind), actor.Name)
+			ev.Message = requestedMessage(actor, r.Kind, trigger)
 			ev.Data = eventData(map[string]any{"kind": r.Kind, "mode": r.Mode, "trigger": trigger}, b.ID)
 			queued = append(queued, r.LocationID)
 		}

@@ -210,9 +210,10 @@ func (e *Engine) SaveLinks(ctx context.Context, actor models.Actor, ids []string
 			before := linkAudit(l)
 			l.State, l.SavedAt = models.LinkSaved, &now
 			saved = append(saved, l)
+			user, login := e.linkNames(ctx, l)
 			events = append(events, models.NewEvent{
 				AccountID: l.AccountID, LocationID: l.LocationID, Type: models.EventLinkSaved, Severity: models.SeverityInfo, OccurredAt: now,
-				Message: fmt.Sprintf("User %d linked to a login by %s", l.UserNumber, actor.Name),
+				Message: fmt.Sprintf("%s linked to the login %s by %s", user, login, actor.Name),
 				Data:    map[string]any{"link_id": l.ID, "login_id": l.LoginID, "user_number": l.UserNumber},
 			})
 			changes = append(changes, models.AuditChange{Action: "link.save", Target: targets[i], Before: before, After: linkAudit(l)})
@@ -241,9 +242,10 @@ func (e *Engine) RemoveLink(ctx context.Context, actor models.Actor, id string) 
 			return err
 		}
 		if l.State == models.LinkSaved {
+			user, login := e.linkNames(ctx, l)
 			if _, err := e.events.Append(ctx, models.NewEvent{
 				AccountID: l.AccountID, LocationID: l.LocationID, Type: models.EventLinkRemoved, Severity: models.SeverityInfo,
-				Message: fmt.Sprintf("User %d no longer linked to a login: removed by %s", l.UserNumber, actor.Name),
+				Message: fmt.Sprintf("%s is no longer linked to the login %s: unlinked by %s", user, login, actor.Name),
 				Data:    map[string]any{"link_id": l.ID, "login_id": l.LoginID, "user_number": l.UserNumber},
 			}); err != nil {
 				return err
@@ -370,4 +372,15 @@ func scopeForPropagation(l models.Link, group string) (string, string) {
 		return models.ScopeGroup, strings.TrimSpace(group)
 	}
 	return models.ScopeAll, ""
+}
+
+// linkNames names a link's panel user, such as "Mary Harris (user 3)",
+// and its login by e-mail, for the link's events. A name that cannot be
+// loaded is left out, never the event.
+func (e *Engine) linkNames(ctx context.Context, l models.Link) (user, login string) {
+	user = fmt.Sprintf("User %d", l.UserNumber)
+	if name, err := e.store.PanelUserName(ctx, l.LocationID, l.UserNumber); err == nil && name != "" {
+		user = fmt.Sprintf("%s (user %d)", name, l.UserNumber)
+	}
+	return user, e.loginEmail(ctx, l.LoginID)
 }

@@ -133,7 +133,7 @@ func TestFirstLink_NewLocation_SyncsItsUsersInFull_AReconnectionStartsNone(t *te
 			t.Fatalf("the remote copy holds %d users after the first link, want 7", got)
 		}
 		requested := eventOfRun(t, n.Events(t, token, locID), first.ID, "sync.requested")
-		if requested.Message != "User sync requested by first connection" ||
+		if requested.Message != "The panel connected for the first time: reading all its users" ||
 			!strings.Contains(string(requested.Data), `"trigger":"checkin"`) || !strings.Contains(string(requested.Data), `"mode":"full"`) {
 			t.Fatalf("sync.requested %+v", requested)
 		}
@@ -241,7 +241,7 @@ func TestKeypadChanges_BurstWithinTheDelay_StartOneIncrementalSync(t *testing.T)
 				t.Errorf("changes lack %s: %s", want, changes.Body)
 			}
 		}
-		if msg := eventOfRun(t, n.Events(t, token, locID), run.ID, "sync.requested").Message; msg != "User sync requested by keypad change" {
+		if msg := eventOfRun(t, n.Events(t, token, locID), run.ID, "sync.requested").Message; msg != "Users were changed at the panel's keypad: reading the changes" {
 			t.Fatalf("sync.requested message %q", msg)
 		}
 		// The burst gave this one run and nothing waits for another.

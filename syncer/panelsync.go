@@ -27,7 +27,7 @@ func (e *Engine) syncPanel(ctx context.Context, r models.Run, loc models.Locatio
 		return attemptOutcome{}, err
 	}
 	if armed := st.ArmedState(); panel.IsArmed(armed) {
-		return attemptOutcome{}, &runError{code: models.CodePanelArmed, message: fmt.Sprintf("the panel is armed (%s); disarm it before a panel sync", armed), permanent: true}
+		return attemptOutcome{}, &runError{code: models.CodePanelArmed, message: fmt.Sprintf("the panel is %s; disarm it before a panel sync", panel.ArmedStateLabel(armed)), permanent: true}
 	}
 	raw, err := e.send(ctx, loc.Panel.ID, panel.CmdConfigGet, struct{}{})
 	if err != nil {
@@ -56,7 +56,7 @@ func (e *Engine) syncPanel(ctx context.Context, r models.Run, loc models.Locatio
 				return applied{}, err
 			}
 			changes, _ := json.Marshal(Changes{Counts: d.counts, Changes: d.changes})
-			return applied{counts: d.counts, changes: changes, summary: d.counts.String()}, nil
+			return applied{counts: d.counts, changes: changes, summary: configSummary(d, len(existing), items)}, nil
 		},
 	}, nil
 }
@@ -203,21 +203,7 @@ func (e *Engine) refresh(ctx context.Context, r models.Run, loc models.LocationV
 			if err := e.store.RecordPanelStatus(ctx, loc.Panel.ID, string(data), armed, e.now()); err != nil {
 				return applied{}, err
 			}
-			return applied{summary: statusSummary(st)}, nil
+			return applied{summary: panel.StatusSummary(st)}, nil
 		},
 	}, nil
-}
-
-func statusSummary(st panel.Status) string {
-	s := strings.ReplaceAll(st.ArmedState(), "_", " ")
-	switch n := len(st.Troubles); n {
-	case 0:
-		s += ", no troubles"
-	default:
-		s += fmt.Sprintf(", %d trouble(s): %s", n, strings.Join(st.Troubles, ", "))
-	}
-	if len(st.ZoneFaults) > 0 {
-		s += fmt.Sprintf(", %d zone(s) faulted", len(st.ZoneFaults))
-	}
-	return s
 }

@@ -133,7 +133,7 @@ func (e *Engine) propagationTo(ctx context.Context, actor models.Actor, origin m
 	}
 	if _, err := e.events.Append(ctx, models.NewEvent{
 		AccountID: link.AccountID, LocationID: link.LocationID, Type: models.EventLinkSaved, Severity: models.SeverityInfo,
-		Message: fmt.Sprintf("User %d linked to a login: the person is propagated here by %s", number, actor.Name),
+		Message: propagatedMessage(person.Name, number, e.loginEmail(ctx, origin.LoginID), actor.Name),
 		Data:    map[string]any{"link_id": link.ID, "login_id": link.LoginID, "user_number": number, "propagated_from": origin.ID},
 	}); err != nil {
 		return pushItem{}, false, err
@@ -190,4 +190,23 @@ func (e *Engine) fittingPartitions(ctx context.Context, locationID string, want 
 		out = []int{have[0]}
 	}
 	return out, nil
+}
+
+// propagatedMessage is the link.saved event's message at a location a
+// person is propagated to: the import run that adds them follows it.
+func propagatedMessage(name string, number int, loginEmail, by string) string {
+	who := name
+	if who == "" {
+		who = "The person"
+	}
+	return fmt.Sprintf("%s is being added here as user %d, linked to the login %s: propagated by %s", who, number, loginEmail, by)
+}
+
+// loginEmail is a login's e-mail for a message, or a plain description
+// when the login cannot be loaded.
+func (e *Engine) loginEmail(ctx context.Context, loginID string) string {
+	if l, err := e.store.LoginByID(ctx, loginID); err == nil {
+		return l.Email
+	}
+	return "of the person"
 }

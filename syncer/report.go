@@ -87,7 +87,7 @@ func (e *Engine) reportBatch(ctx context.Context, b models.Batch, st BatchStatus
 	if st.Held > 0 {
 		subject += fmt.Sprintf(", %d held for apply", st.Held)
 	}
-	subject += " (" + strings.ToLower(kindLabel(b.Kind)) + ")"
+	subject += kindNote(b.Kind)
 	lines := []reportLine{
 		{"Batch", b.ID},
 		{"Requested by", b.RequestedBy},

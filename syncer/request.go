@@ -53,24 +53,34 @@ func ParseKind(s string) (models.RunKind, error) {
 // RequestSync enqueues a run, or returns the run of that kind already
 // queued or running at the location with deduplicated true. A panel that
 // is not connected, whose credential expired, or (for a panel sync) that
-// is armed, is refused with that code and nothing is written.
+// is armed, is refused with that code; the refusal is recorded as a run
+// that failed at once, with its Sync Failure event, exactly as a batch
+// records a location that cannot run, so that the Event Log shows that
+// the request was made and could not reach the panel.
 func (e *Engine) RequestSync(ctx context.Context, actor models.Actor, req SyncRequest) (models.Run, bool, error) {
 	var (
-		run   models.Run
-		dedup bool
+		run     models.Run
+		dedup   bool
+		refusal error
 	)
 	err := e.store.Tx(ctx, func(ctx context.Context) error {
 		loc, err := e.store.Location(ctx, actor.AccountID, req.LocationID)
 		if err != nil {
 			return err
 		}
-		if err := checkRunnable(loc, req.Kind); err != nil {
-			return err
+		if refusal = checkRunnable(loc, req.Kind); refusal != nil {
+			return e.recordRefused(ctx, actor, loc, req, refusal)
 		}
 		run, dedup, err = e.enqueue(ctx, actor, loc, req)
 		return err
 	})
-	return run, dedup, err
+	if err != nil {
+		return models.Run{}, false, err
+	}
+	if refusal != nil {
+		return models.Run{}, false, refusal
+	}
+	return run, dedup, nil
 }
 
 // enqueue inserts a run for a location that can take it, with its
@@ -107,14 +117,10 @@ func (e *Engine) enqueue(ctx context.Context, actor models.Actor, loc models.Loc
 	if err := e.store.MarkLocationSyncing(ctx, loc.Location.ID, req.Kind); err != nil {
 		return run, false, err
 	}
-	by := actor.Name
-	if by == "" {
-		by = string(req.Trigger)
-	}
 	_, err = e.events.Append(ctx, models.NewEvent{
 		AccountID: loc.Location.AccountID, LocationID: loc.Location.ID, LocationName: loc.Location.Name, RunID: run.ID,
 		Type: models.EventSyncRequested, Severity: models.SeverityInfo,
-		Message: fmt.Sprintf("%s requested by %s", runLabel(req.Kind, req.Trigger), by),
+		Message: requestedMessage(actor, req.Kind, req.Trigger),
 		Data:    eventData(map[string]any{"kind": req.Kind, "mode": mode, "trigger": req.Trigger}, req.BatchID),
 	})
 	if err != nil {
@@ -140,6 +146,17 @@ func (e *Engine) enqueueOrFail(ctx context.Context, actor models.Actor, loc mode
 		// that reason, as a location that cannot run does.
 		refusal = err
 	}
+	if err := e.recordRefused(ctx, actor, loc, req, refusal); err != nil {
+		return false, false, err
+	}
+	return false, true, nil
+}
+
+// recordRefused records a run that could not start at the location, in
+// the transaction carried by ctx: a run that failed at once with the
+// refusal's code and reason, the location's Sync Failure, and the
+// sync.failed event saying who asked and why nothing reached the panel.
+func (e *Engine) recordRefused(ctx context.Context, actor models.Actor, loc models.LocationView, req SyncRequest, refusal error) error {
 	de, _ := refusal.(*models.Error)
 	r := models.Run{
 		AccountID: loc.Location.AccountID, LocationID: loc.Location.ID, Kind: req.Kind, Mode: models.ModeFull,
@@ -154,18 +171,18 @@ func (e *Engine) enqueueOrFail(ctx context.Context, actor models.Actor, loc mode
 	req.Push.apply(&r)
 	run, err := e.store.InsertFailedRun(ctx, r)
 	if err != nil {
-		return false, false, err
+		return err
 	}
 	if err := e.store.RecordRunFinished(ctx, loc.Location.ID, req.Kind, false, e.now()); err != nil {
-		return false, false, err
+		return err
 	}
 	_, err = e.events.Append(ctx, models.NewEvent{
 		AccountID: loc.Location.AccountID, LocationID: loc.Location.ID, LocationName: loc.Location.Name, RunID: run.ID,
 		Type: models.EventSyncFailed, Severity: models.SeverityError,
-		Message: fmt.Sprintf("%s failed: %s", kindLabel(req.Kind), de.Message),
+		Message: refusedMessage(actor, req.Kind, req.Trigger, de.Message),
 		Data:    eventData(map[string]any{"kind": req.Kind, "code": de.Code, "attempt": 0}, req.BatchID),
 	})
-	return false, true, err
+	return err
 }
 
 // announce wakes this node's producer and, through the bus, the others'.
@@ -188,13 +205,13 @@ func heldConflict(held models.Run) error {
 func checkRunnable(loc models.LocationView, kind models.RunKind) error {
 	switch loc.Panel.Connection {
 	case models.PanelAuthorizationExpired:
-		return models.Errorf(models.CodePanelAuthorizationExpired, "the panel's device credential has expired or was revoked; issue a new one")
+		return models.Errorf(models.CodePanelAuthorizationExpired, "the panel's device credential has expired or was revoked, so the panel cannot connect; issue it a new one")
 	case models.PanelConnected:
 	default:
-		return models.Errorf(models.CodePanelDisconnected, "the panel is not connected")
+		return models.Errorf(models.CodePanelDisconnected, "the panel is not connected, so the request could not reach it; try again once the panel is back online")
 	}
 	if kind == models.RunPanel && panel.IsArmed(loc.Panel.ArmedState) {
-		return models.Errorf(models.CodePanelArmed, "the panel is armed (%s); disarm it before a panel sync", loc.Panel.ArmedState)
+		return models.Errorf(models.CodePanelArmed, "the panel is %s; disarm it before a panel sync", panel.ArmedStateLabel(loc.Panel.ArmedState))
 	}
 	return nil
 }

@@ -106,7 +106,7 @@ func (e *Engine) RunDueSchedules(ctx context.Context) (int, error) {
 	return e.store.ClaimDueSchedules(ctx, now, scheduleChunk, func(l models.Location) time.Time {
 		return nextSchedule(now, l.SyncIntervalMinutes)
 	}, func(ctx context.Context, v models.LocationView) error {
-		actor := systemActor("schedule", v.Location.AccountID)
+		actor := systemActor(actorSchedule, v.Location.AccountID)
 		_, _, err := e.enqueueOrFail(ctx, actor, v, SyncRequest{LocationID: v.Location.ID, Kind: models.RunUsers, Trigger: models.TriggerSchedule})
 		return err
 	})
@@ -128,7 +128,7 @@ func (e *Engine) PanelCheckedIn(ctx context.Context, p models.Panel) {
 	if err != nil || !loc.Location.ForcePending {
 		return
 	}
-	actor := systemActor("check-in", loc.Location.AccountID)
+	actor := systemActor(actorCheckin, loc.Location.AccountID)
 	if _, _, err := e.RequestSync(ctx, actor, SyncRequest{LocationID: p.LocationID, Kind: models.RunUsers, Trigger: models.TriggerCheckin}); err != nil {
 		e.log.Warn("forced sync at check-in", "location_id", p.LocationID, "error", err.Error())
 	}
@@ -166,7 +166,7 @@ func (e *Engine) PanelLinked(ctx context.Context, p models.Panel) {
 		if loc.Location.UsersSyncedAt != nil || checkRunnable(loc, models.RunUsers) != nil {
 			return nil
 		}
-		actor := systemActor("first connection", loc.Location.AccountID)
+		actor := systemActor(actorFirstConnection, loc.Location.AccountID)
 		_, _, err = e.enqueue(ctx, actor, loc, SyncRequest{LocationID: loc.Location.ID, Kind: models.RunUsers, Trigger: models.TriggerCheckin, Full: true})
 		if models.ErrorCode(err) == models.CodeConflict {
 			// A held users run is there: the person who decides on it
@@ -210,7 +210,7 @@ func (e *Engine) RunDueUsersChanges(ctx context.Context) (int, error) {
 		if checkRunnable(v, models.RunUsers) != nil {
 			return false, nil
 		}
-		actor := systemActor("keypad change", v.Location.AccountID)
+		actor := systemActor(actorKeypadChange, v.Location.AccountID)
 		_, _, err := e.enqueue(ctx, actor, v, SyncRequest{LocationID: v.Location.ID, Kind: models.RunUsers, Trigger: models.TriggerCheckin})
 		if models.ErrorCode(err) == models.CodeConflict {
 			// Held since the claim looked: it waits like any held one.

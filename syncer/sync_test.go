@@ -109,7 +109,7 @@ func TestSyncUsers_FullThenIncremental_ReconcilesAndReportsChanges(t *testing.T)
 		if got := apptest.EventsOfRun(events, run.ID); fmt.Sprint(got) != "[sync.requested sync.succeeded]" {
 			t.Fatalf("events of the run: %v", got)
 		}
-		if msg := eventOfRun(t, events, run.ID, "sync.succeeded").Message; msg != "User sync succeeded: 12 added" {
+		if msg := eventOfRun(t, events, run.ID, "sync.succeeded").Message; msg != "User sync succeeded: recorded the panel's 12 users" {
 			t.Fatalf("success message %q", msg)
 		}
 
@@ -227,6 +227,23 @@ func TestSyncPanel_ReadsConfiguration_RefusedWhileArmed(t *testing.T) {
 		if run.State != "succeeded" || run.Changes.Added != want {
 			t.Fatalf("panel sync %+v, want %d added", run, want)
 		}
+		// The message says what was read, by kind, not "39 added".
+		counted := func(n int, one, many string) string {
+			if n == 1 {
+				return "1 " + one
+			}
+			return fmt.Sprintf("%d %s", n, many)
+		}
+		parts, zones, devices := counted(len(cfg.Partitions), "partition", "partitions"), counted(len(cfg.Zones), "zone", "zones"), counted(len(cfg.Devices), "device", "devices")
+		wantFirst := fmt.Sprintf("Panel sync succeeded: recorded the panel's %s, %s and %s", parts, zones, devices)
+		if msg := eventOfRun(t, n.Events(t, token, locID), run.ID, "sync.succeeded").Message; msg != wantFirst {
+			t.Fatalf("first panel sync says %q, want %q", msg, wantFirst)
+		}
+		again := n.WaitRun(t, token, n.Sync(t, token, locID, "panel").Run.ID)
+		wantAgain := fmt.Sprintf("Panel sync succeeded: no changes (%s, %s, %s)", parts, zones, devices)
+		if msg := eventOfRun(t, n.Events(t, token, locID), again.ID, "sync.succeeded").Message; msg != wantAgain {
+			t.Fatalf("second panel sync says %q, want %q", msg, wantAgain)
+		}
 		got := n.Do(t, "GET", "/v1/locations/"+locID+"/panel", token, nil)
 		var pc panel.Config
 		got.JSON(t, &pc)
@@ -242,7 +259,8 @@ func TestSyncPanel_ReadsConfiguration_RefusedWhileArmed(t *testing.T) {
 			return v.Panel.ArmedState == panel.ArmAway, v.Panel.ArmedState
 		})
 		r := n.Do(t, "POST", "/v1/locations/"+locID+"/sync", token, map[string]string{"kind": "panel"})
-		if r.Status != http.StatusConflict || !strings.Contains(string(r.Body), `"code":"panel_armed"`) {
+		if r.Status != http.StatusConflict || !strings.Contains(string(r.Body), `"code":"panel_armed"`) ||
+			!strings.Contains(string(r.Body), "the panel is armed away; disarm it before a panel sync") {
 			t.Fatalf("panel sync while armed: %d %s", r.Status, r.Body)
 		}
 		// Users and refresh still run on an armed panel.
@@ -313,6 +331,25 @@ func TestSync_PanelTimeout_RetriesThenReportsSyncFailure(t *testing.T) {
 		if last.Type != "sync.failed" || last.Severity != "error" || last.Message != "User sync failed: the panel did not answer in time" || !strings.Contains(string(last.Data), `"code":"panel_timeout"`) {
 			t.Fatalf("failure event %+v", last)
 		}
+		// Each retry is in the Event Log as it is scheduled, so the wait
+		// between the request and the Sync Failure is never silent; one
+		// entry per retry, no more.
+		if got := apptest.EventsOfRun(events, run.ID); fmt.Sprint(got) != "[sync.requested sync.retrying sync.retrying sync.failed]" {
+			t.Fatalf("events of the run: %v", got)
+		}
+		next := 2
+		for _, e := range events {
+			if e.Type != "sync.retrying" {
+				continue
+			}
+			prefix := "User sync: the panel did not answer in time; trying again in "
+			suffix := fmt.Sprintf(" (attempt %d of 3)", next)
+			if e.Severity != "warning" || !strings.HasPrefix(e.Message, prefix) || !strings.HasSuffix(e.Message, suffix) ||
+				!strings.Contains(string(e.Data), fmt.Sprintf(`"next_attempt":%d`, next)) || !strings.Contains(string(e.Data), `"code":"panel_timeout"`) {
+				t.Fatalf("retry event %+v, want a warning %q…%q", e, prefix, suffix)
+			}
+			next++
+		}
 		loc := n.Do(t, "GET", "/v1/locations/"+locID, token, nil)
 		if !strings.Contains(string(loc.Body), `"status":"sync_failure"`) {
 			t.Fatalf("location after failure: %s", loc.Body)
@@ -340,7 +377,7 @@ func TestSync_PanelError_FailsAtOnce(t *testing.T) {
 	})
 }
 
-func TestSync_PanelOffline_Answers409(t *testing.T) {
+func TestSync_PanelOffline_TapAnswers409AndLogsTheSameSyncFailureAsABatch(t *testing.T) {
 	forEachBackend(t, nil, sim.Options{}, func(t *testing.T, tb *testBundle) {
 		n, token, locID := tb.node, tb.token, tb.loc.Location.ID
 		first := n.FirstSync(t, token, locID)
@@ -350,17 +387,36 @@ func TestSync_PanelOffline_Answers409(t *testing.T) {
 		if r.Status != http.StatusConflict || !strings.Contains(string(r.Body), `"code":"panel_disconnected"`) {
 			t.Fatalf("sync with the panel offline: %d %s", r.Status, r.Body)
 		}
-		if runs := runIDs(runsAt(t, tb)); fmt.Sprint(runs) != fmt.Sprint([]string{first.ID}) {
-			t.Fatalf("a refused sync left a run: runs %v, want only the first sync %s", runs, first.ID)
+		// The tap could not reach the panel, and the Event Log says so: a
+		// run that failed at once, its Sync Failure, and who asked.
+		runs := runsAt(t, tb)
+		if len(runs) != 2 || runs[1].ID != first.ID {
+			t.Fatalf("runs after a refused tap %v, want the refusal and the first sync", runIDs(runs))
 		}
-		types := []string{}
-		for _, e := range n.Events(t, token, locID) {
-			if e.Type != "panel.checkin" && (e.RunID == nil || *e.RunID != first.ID) {
-				types = append(types, e.Type)
-			}
+		tapped := runs[0]
+		if tapped.State != "failed" || tapped.Trigger != "app" || tapped.Attempt != 0 || tapped.Error == nil || tapped.Error.Code != "panel_disconnected" {
+			t.Fatalf("the refused tap's run %+v", tapped)
 		}
-		if fmt.Sprint(types) != "[panel.connected panel.disconnected]" {
-			t.Fatalf("events %v", types)
+		tapEvent := eventOfRun(t, n.Events(t, token, locID), tapped.ID, "sync.failed")
+		const reason = ": the panel is not connected, so the request could not reach it; try again once the panel is back online"
+		want := "User sync requested by " + tapped.RequestedBy + " could not start" + reason
+		if tapEvent.Severity != "error" || tapEvent.Message != want || !strings.Contains(string(tapEvent.Data), `"code":"panel_disconnected"`) {
+			t.Fatalf("the refused tap's event %+v, want %q", tapEvent, want)
+		}
+		if status := locationStatus(t, tb); status != "sync_failure" {
+			t.Fatalf("location after a refused tap: %s, want sync_failure", status)
+		}
+
+		// The same location in a batch is recorded the same way.
+		f := &fleet{node: n, acct: tb.acct, token: token}
+		batch := f.waitBatch(t, f.startBatch(t, map[string]any{"kind": "users", "scope": "locations", "location_ids": []string{locID}}).ID)
+		if batch.Failed != 1 {
+			t.Fatalf("batch %+v, want the location failed", batch)
+		}
+		runs = runsAt(t, tb)
+		batchEvent := eventOfRun(t, n.Events(t, token, locID), runs[0].ID, "sync.failed")
+		if batchEvent.Message != tapEvent.Message || batchEvent.Severity != tapEvent.Severity || runs[0].Error == nil || runs[0].Error.Code != "panel_disconnected" {
+			t.Fatalf("the batch's Sync Failure %+v differs from the tap's %+v", batchEvent, tapEvent)
 		}
 	})
 }

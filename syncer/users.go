@@ -117,7 +117,9 @@ func (e *Engine) syncUsers(ctx context.Context, r models.Run, loc models.Locatio
 				changes, _ := json.Marshal(Changes{Counts: d.counts, Changes: d.changes})
 				return applied{counts: d.counts, changes: changes, summary: d.counts.String(), hold: reason, pending: pending}, nil
 			}
-			return e.applyUsers(ctx, loc, r.ID, mode, kept, digests, existing)
+			res, err := e.applyUsers(ctx, loc, r.ID, mode, kept, digests, existing)
+			res.summary = usersSummary(res.counts, len(existing), kept.Full)
+			return res, err
 		},
 	}, nil
 }

@@ -46,7 +46,7 @@ func commands() []command {
 		{"account", "operators: create a customer account and invite its first owner (account create)", runAccount},
 		{"support", "operators: create a support login and print its invitation link (support create)", runSupport},
 		{"watch", "follow an account's Event Log live, resuming by offset after a drop", runWatch},
-		{"bench", "run a benchmark against an in-process node (tap)", runBench},
+		{"bench", "run a benchmark: tap, fanout, idle, all-locations or import", runBench},
 		{"version", "print the version", runVersion},
 	}
 }

@@ -47,6 +47,37 @@ func TestRun_UnknownCommandAndHelp(t *testing.T) {
 	}
 }
 
+func TestHelp_MatchesTheFlagsAndBenchmarksThatExist(t *testing.T) {
+	code, out, _ := runCmd(t, nil, "--help")
+	if code != 0 {
+		t.Fatalf("--help: %d", code)
+	}
+	for _, name := range []string{"tap", "fanout", "idle", "all-locations", "import"} {
+		if _, ok := benchmarks()[name]; !ok {
+			t.Fatalf("benchmark %s does not exist", name)
+		}
+		if !strings.Contains(out, name) {
+			t.Errorf("panelsync --help does not name the %s benchmark:\n%s", name, out)
+		}
+	}
+
+	code, _, errOut := runCmd(t, nil, "watch", "--help")
+	if code != 0 || !strings.Contains(errOut, "Usage: panelsync watch [flags]") {
+		t.Fatalf("watch --help: %d %q", code, errOut)
+	}
+	for _, want := range []string{"-after offset", "-email e-mail", "-json", "-location id", "-server URL", "PANELSYNC_PASSWORD", "PANELSYNC_TOKEN"} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("watch --help lacks %q:\n%s", want, errOut)
+		}
+	}
+	if strings.Contains(errOut, "default -1") || strings.Contains(errOut, "Usage of") {
+		t.Errorf("watch --help shows an internal default or Go's bare header:\n%s", errOut)
+	}
+	if code, _, errOut := runCmd(t, nil, "watch", "--after", "-3"); code != 1 || !strings.Contains(errOut, "an offset is a whole number") {
+		t.Errorf("watch --after -3: %d %q", code, errOut)
+	}
+}
+
 func TestRun_BadEnvironment_FailsWithTheVariableNamed(t *testing.T) {
 	code, _, errOut := runCmd(t, map[string]string{"PANELSYNC_ACCESS_TOKEN_TTL": "soon"}, "serve")
 	if code != 1 || !strings.Contains(errOut, "PANELSYNC_ACCESS_TOKEN_TTL") {

@@ -19,6 +19,10 @@ func parseConfig(name string, env cmdEnv, args []string, extra func(fs *flag.Fla
 	var cfg app.Config
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(env.stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: panelsync %s [flags]\n\nA flag marked (env NAME) can also be set by that variable; the flag wins.\n\n", name)
+		fs.PrintDefaults()
+	}
 	if err := app.Bind(fs, cfg.Settings(), env.getenv); err != nil {
 		return cfg, fs, err
 	}
@@ -139,7 +143,15 @@ func runDemo(ctx context.Context, env cmdEnv, args []string) error {
 		return err
 	}
 	chosen := env.getenv("PANELSYNC_DEMO_PASSWORD")
-	seed, err := app.SeedDemo(ctx, a.Store(), a.Auth(), locations, chosen)
+	credsPath := filepath.Join(cfg.DataDir, "demo-panels.json")
+	// The secrets an earlier run issued are kept where they still work, so
+	// that panels simulated elsewhere with that file keep linking. A file
+	// that is missing or unreadable only means fresh secrets.
+	var known []sim.Credentials
+	if f, err := sim.LoadCredentialsFile(credsPath); err == nil {
+		known = f.Panels
+	}
+	seed, err := app.SeedDemo(ctx, a.Store(), a.Auth(), app.DemoOptions{Locations: locations, Password: chosen, Known: known})
 	if err != nil {
 		_ = a.Close()
 		return err
@@ -150,7 +162,6 @@ func runDemo(ctx context.Context, env cmdEnv, args []string) error {
 		return err
 	}
 	base := "http://" + displayAddr(ln.Addr().String())
-	credsPath := filepath.Join(cfg.DataDir, "demo-panels.json")
 	err = sim.WriteCredentialsFile(credsPath, sim.CredentialsFile{Server: base, UsersPerPanel: usersPerPanel, Panels: seed.Panels})
 	if err != nil {
 		_ = ln.Close()
@@ -167,20 +178,27 @@ func runDemo(ctx context.Context, env cmdEnv, args []string) error {
 		}
 	}
 	// A password the operator chose is not echoed; a generated one must be,
-	// or nobody could sign in.
-	shown := seed.Password
+	// or nobody could sign in. The sign-in example then reads the
+	// variable, so that it works as printed in a shell that has it.
+	shown, inCurl := seed.Password, seed.Password
 	if chosen != "" {
-		shown = "(the value of PANELSYNC_DEMO_PASSWORD)"
+		shown = "the one in PANELSYNC_DEMO_PASSWORD"
+		inCurl = `'"$PANELSYNC_DEMO_PASSWORD"'`
 	}
-	panels := fmt.Sprintf("simulated in this process, %d users each", usersPerPanel)
+	panels := fmt.Sprintf("simulated in this process for the %d demo locations, %d users each", len(seed.Panels), usersPerPanel)
 	if !simulate {
 		panels = "not simulated; run: go run ./cmd/panelsim --credentials " + credsPath
+	}
+	locationsLine := fmt.Sprintf("%d (%d new)", len(seed.Locations), seed.Created)
+	if others := len(seed.Locations) - len(seed.Panels); others > 0 {
+		locationsLine = fmt.Sprintf("%d (%d demo locations, %d new; %d added through the API, left as they are)",
+			len(seed.Locations), len(seed.Panels), seed.Created, others)
 	}
 	fmt.Fprintf(env.stdout, `
 panelsync demo is running at %s
   login:     %s
   password:  %s
-  locations: %d (%d new)
+  locations: %s
   panels:    %s
   API docs:  %s/docs
 
@@ -188,7 +206,7 @@ Try:
   curl -s -X POST %s/v1/auth/login -H 'Content-Type: application/json' \
     -d '{"email":"%s","password":"%s"}'
 
-`, base, seed.Email, shown, len(seed.Locations), seed.Created, panels, base, base, seed.Email, shown)
+`, base, seed.Email, shown, locationsLine, panels, base, base, seed.Email, inCurl)
 	if dir := a.Outbox(); dir != "" {
 		fmt.Fprintf(env.stdout, "Mail is written to %s (set --smtp-url to send it).\n\n", dir)
 	}

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -19,11 +20,25 @@ import (
 func runWatch(ctx context.Context, env cmdEnv, args []string) error {
 	fs := flag.NewFlagSet("watch", flag.ContinueOnError)
 	fs.SetOutput(env.stderr)
-	server := fs.String("server", "http://localhost:8080", "server base URL")
-	email := fs.String("email", "", "login e-mail (with PANELSYNC_PASSWORD), or set PANELSYNC_TOKEN to an access token or an API key with the read scope")
-	after := fs.Int64("after", -1, "print every event after this offset first (default: live only)")
-	location := fs.String("location", "", "watch one location instead of the whole account")
-	asJSON := fs.Bool("json", false, "print each event as JSON")
+	server := fs.String("server", "http://localhost:8080", "base `URL` of the panelsync server")
+	email := fs.String("email", "", "sign in as the login with this `e-mail`, with the password in PANELSYNC_PASSWORD")
+	var after offsetFlag
+	fs.Var(&after, "after", "print the events after this `offset` first, then go on live (without it: live only)")
+	location := fs.String("location", "", "watch only the location with this `id` instead of the whole account")
+	asJSON := fs.Bool("json", false, "print each event as one line of JSON")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `Usage: panelsync watch [flags]
+
+Prints the account's Event Log live, one line per event; when the
+connection drops it reconnects and goes on after the last offset printed.
+Sign in with --email and the password in PANELSYNC_PASSWORD, or set
+PANELSYNC_TOKEN to an access token (it expires after 15 minutes) or to an
+API key with the read scope.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -38,7 +53,10 @@ func runWatch(ctx context.Context, env cmdEnv, args []string) error {
 			return err
 		}
 	}
-	last := *after
+	last := int64(-1)
+	if after.set {
+		last = after.n
+	}
 	for {
 		err := watchOnce(ctx, env, *server, token, *location, &last, *asJSON)
 		if ctx.Err() != nil {
@@ -125,4 +143,26 @@ func watchOnce(ctx context.Context, env cmdEnv, server, token, location string, 
 			fmt.Fprintf(env.stdout, "%6d  %s  %-7s %-22s %s\n", e.Offset, e.OccurredAt.Format(time.TimeOnly), strings.ToUpper(e.Severity), e.Type, e.Message)
 		}
 	}
+}
+
+// offsetFlag is --after: an Event Log offset, or unset for live only.
+type offsetFlag struct {
+	set bool
+	n   int64
+}
+
+func (f *offsetFlag) String() string {
+	if f == nil || !f.set {
+		return ""
+	}
+	return strconv.FormatInt(f.n, 10)
+}
+
+func (f *offsetFlag) Set(s string) error {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return fmt.Errorf("an offset is a whole number from 0 up")
+	}
+	f.set, f.n = true, n
+	return nil
 }
