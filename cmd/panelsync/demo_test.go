@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"io"
+	"net/http"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -73,5 +76,25 @@ func TestDemo_PasswordFromTheEnvironment_BannerSaysWhereItIsAndNeverPrintsIt(t *
 		if !strings.Contains(out, want) {
 			t.Errorf("the banner lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+func TestDemo_BannerNamesTheConsole_WhichServesThePage(t *testing.T) {
+	out := runDemoUntil(t, demoEnv(t.TempDir()), "Mail is written to", "--locations", "1", "--simulate=false")
+	m := regexp.MustCompile(`console:   open (http://\S+/) in a browser`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("the banner does not say where the console is:\n%s", out)
+	}
+	resp, err := http.Get(m[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	page, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(page), "/app/js/main.js") {
+		t.Fatalf("GET %s: %d, not the console:\n%s", m[1], resp.StatusCode, page)
 	}
 }

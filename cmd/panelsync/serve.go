@@ -196,6 +196,7 @@ func runDemo(ctx context.Context, env cmdEnv, args []string) error {
 	}
 	fmt.Fprintf(env.stdout, `
 panelsync demo is running at %s
+  console:   open %s/ in a browser and sign in
   login:     %s
   password:  %s
   locations: %s
@@ -206,7 +207,7 @@ Try:
   curl -s -X POST %s/v1/auth/login -H 'Content-Type: application/json' \
     -d '{"email":"%s","password":"%s"}'
 
-`, base, seed.Email, shown, locationsLine, panels, base, base, seed.Email, inCurl)
+`, base, base, seed.Email, shown, locationsLine, panels, base, base, seed.Email, inCurl)
 	if dir := a.Outbox(); dir != "" {
 		fmt.Fprintf(env.stdout, "Mail is written to %s (set --smtp-url to send it).\n\n", dir)
 	}
