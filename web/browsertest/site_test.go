@@ -93,10 +93,17 @@ func (s *site) events(t *testing.T) []apptest.Event {
 // page the console opens next.
 func (b *browser) signIn(s *site) {
 	b.t.Helper()
+	b.signInAs(s.ownerEmail, "Locations")
+}
+
+// signInAs signs a login in and waits for the page the console opens for
+// it, by its heading.
+func (b *browser) signInAs(email, landing string) {
+	b.t.Helper()
 	b.open("/signin")
 	b.waitFor("the sign-in form", present(onPage().control("E-mail")))
-	b.typeInto("E-mail", onPage().control("E-mail"), s.ownerEmail)
+	b.typeInto("E-mail", onPage().control("E-mail"), email)
 	b.typeInto("Password", onPage().control("Password"), apptest.Password)
 	b.click("Sign in", onPage().button("Sign in"))
-	b.waitFor("the Locations page", heading("Locations"))
+	b.waitFor("the "+landing+" page", heading(landing))
 }

@@ -38,8 +38,11 @@ export class EventList {
   // options.max bounds the rows kept; options.describe(event) adds text
   // after the location (the account's name on the support log);
   // options.accept(event) filters what is shown.
-  constructor({ max = 1000, locationName = () => '', describe = () => null, accept = () => true } = {}) {
+  // options.openRun(event), when given, opens an entry's run instead of a
+  // plain link (support staff first act on the run's account).
+  constructor({ max = 1000, locationName = () => '', describe = () => null, accept = () => true, openRun = null } = {}) {
     this.max = max;
+    this.openRun = openRun;
     this.locationName = locationName;
     this.describe = describe;
     this.accept = accept;
@@ -64,7 +67,14 @@ export class EventList {
     h('span', { class: 'what' },
       ev.severity !== 'info' ? h('span', { class: 'visually-hidden' }, `${severityLabel[ev.severity]}: `) : null,
       ev.message,
-      ev.run_id ? [' ', h('a', { href: `#/runs/${encodeURIComponent(ev.run_id)}`, class: 'run-link' }, 'View run')] : null),
+      ev.run_id ? [' ', h('a', {
+        href: `#/runs/${encodeURIComponent(ev.run_id)}`,
+        class: 'run-link',
+        onclick: this.openRun ? (click) => {
+          click.preventDefault();
+          this.openRun(ev);
+        } : null,
+      }, 'View run')] : null),
     h('span', { class: 'where' }, where, this.describe(ev)));
   }
 

@@ -47,7 +47,7 @@ function signIn(ctx) {
       try {
         await ctx.client.signIn(email.value.trim(), password.value);
         await ctx.app.loadMe();
-        ctx.navigate(safeNext(ctx.query.get('next')));
+        ctx.navigate(safeNext(ctx.query.get('next'), ctx.app.me));
       } catch (err) {
         showAlert(alert, err.code === 'invalid_credentials'
           ? 'That e-mail address and password do not match an active login.'
@@ -61,9 +61,11 @@ function signIn(ctx) {
   ctx.keepFocus = true;
 }
 
-// safeNext keeps a return path inside the console.
-function safeNext(next) {
-  return next && next.startsWith('/') && !next.startsWith('//') && !next.startsWith('/signin') ? next : '/locations';
+// safeNext keeps a return path inside the console. Without one, support
+// staff start at their live log and everyone else at Locations.
+function safeNext(next, me) {
+  if (next && next.startsWith('/') && !next.startsWith('//') && !next.startsWith('/signin')) return next;
+  return me?.role === 'support' ? '/support' : '/locations';
 }
 
 function forgot(ctx) {

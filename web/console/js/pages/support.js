@@ -41,7 +41,15 @@ export async function render(ctx) {
     accept,
     locationName: (id) => locationName.get(id) || '',
     describe: (ev) => h('span', { class: 'account-name' }, ` · ${accountName.get(ev.account_id) || ''}`),
+    openRun: (ev) => actOn(ev.account_id, `/runs/${encodeURIComponent(ev.run_id)}`),
   });
+  // actOn makes the console act on a granting account, read-only, and
+  // opens one of its pages.
+  const actOn = async (accountId, path) => {
+    ctx.client.setActingAccount(accountId);
+    await ctx.app.loadMe();
+    ctx.navigate(path);
+  };
 
   // Every entry received is kept (up to the bound), newest last, so that a
   // filter change or a resume redraws from it without asking the server.
@@ -73,14 +81,10 @@ export async function render(ctx) {
     h('thead', {}, h('tr', {}, ['Account', 'Access until', ''].map((c) => h('th', { scope: 'col' }, c)))),
     h('tbody', {}, grants.map((g) => h('tr', {},
       h('td', { 'data-label': 'Account' }, g.account_name),
-      h('td', { 'data-label': 'Access until' }, timeEl(g.expires_at)),
+      h('td', { 'data-label': 'Access until' }, g.expires_at ? timeEl(g.expires_at) : 'Until revoked'),
       h('td', { 'data-label': '' }, h('button', {
         type: 'button',
-        onclick: async () => {
-          ctx.client.setActingAccount(g.account_id);
-          await ctx.app.loadMe();
-          ctx.navigate('/locations');
-        },
+        onclick: () => actOn(g.account_id, '/locations'),
       }, `Open ${g.account_name}`)))))));
 
   fill(ctx.main,
