@@ -106,6 +106,14 @@ func TestFirstLoad_SignInPage_TransfersUnderBudget(t *testing.T) {
 		return len(requests) > 0, "no request was seen"
 	})
 
+	// How long after the navigation began the page was usable, by the
+	// mark the console sets when a page has rendered.
+	ready := evaluate[float64](b, `performance.getEntriesByName('rendered /signin')[0]?.startTime ?? -1`)
+	if ready < 0 {
+		t.Errorf("the console never marked the sign-in page rendered")
+	}
+	t.Logf("the sign-in page was usable %.0f ms after the navigation began", ready)
+
 	mu.Lock()
 	defer mu.Unlock()
 	var total float64

@@ -229,6 +229,9 @@ class Console {
       return;
     }
     if (seq !== this.renderSeq) return;
+    // The mark lets anyone measuring (the browser's performance panel, the
+    // browser tests) see when a page became usable.
+    performance.mark(`rendered ${route.path || location.pathname}`);
     const heading = this.main.querySelector('h1');
     document.title = heading ? `${heading.textContent} · panelsync` : 'panelsync';
     if (heading && !ctx.keepFocus) heading.focus({ preventScroll: true });
