@@ -29,8 +29,11 @@ const (
 	// changeFailed: the panel refused the user, or did not keep it as
 	// sent; Code and Message say why.
 	changeFailed = "failed"
-	// changeCodeMissing: a re-apply put the user back without a code, as
-	// panels' codes are known here only as digests.
+	// changeCodeMissing: the user is on the panel without a code it had:
+	// a re-apply put it back without one, as panels' codes are known here
+	// only as digests, or the panel had lost the code on record (the user
+	// or its code was removed there since the last sync) and the list gave
+	// no code to send.
 	changeCodeMissing = "code_missing"
 )
 
@@ -117,6 +120,7 @@ func (e *Engine) importUsers(ctx context.Context, r models.Run, loc models.Locat
 	}
 	unconfirmed := append(write, remove...)
 	slices.Sort(unconfirmed)
+	lost := plan.codesLost(back, refused, unconfirmed)
 
 	// The record takes the panel as read back: what it confirmed, and
 	// nothing it did not. Users the list names keep their external ids
@@ -139,7 +143,7 @@ func (e *Engine) importUsers(ctx context.Context, r models.Run, loc models.Locat
 			if err != nil {
 				return applied{}, err
 			}
-			return plan.finish(res, refused, unconfirmed)
+			return plan.finish(res, refused, unconfirmed, lost)
 		},
 	}, nil
 }
@@ -348,10 +352,34 @@ func (d desiredUser) matches(got panel.User, gotDigest string) bool {
 	return true
 }
 
+// codesLost lists the users the push meant to keep the code the record
+// shows them with, but that the panel holds without one when read back.
+// A user listed without a code keeps only a code the panel has, so a user
+// removed at the panel since the last sync is put back without one, and a
+// user whose code was deleted there stays without one. The record then
+// takes has_code false from the panel, an update the list did not ask for
+// and a held run's preview could not show, so the run says why.
+func (p pushPlan) codesLost(back panelUsers, refused map[int]panel.UserPutResult, unconfirmed []int) []int {
+	var lost []int
+	for _, n := range p.numbers {
+		d := p.desired[n]
+		if !d.keepCode || !d.user.HasCode {
+			continue
+		}
+		if _, no := refused[n]; no || slices.Contains(unconfirmed, n) {
+			continue
+		}
+		if i, ok := back.byNumber[n]; ok && !back.users[i].HasCode {
+			lost = append(lost, n)
+		}
+	}
+	return lost
+}
+
 // finish completes what applying the read-back changed with the users
 // that failed and those that came back without a code, and says whether
 // the run failed.
-func (p pushPlan) finish(res applied, refused map[int]panel.UserPutResult, unconfirmed []int) (applied, error) {
+func (p pushPlan) finish(res applied, refused map[int]panel.UserPutResult, unconfirmed, lost []int) (applied, error) {
 	var out Changes
 	if err := json.Unmarshal(res.changes, &out); err != nil {
 		return applied{}, err
@@ -387,14 +415,19 @@ func (p pushPlan) finish(res applied, refused map[int]panel.UserPutResult, uncon
 		out.Changes = append(out.Changes, Change{Action: changeCodeMissing, Number: n, Name: p.desired[n].user.Name,
 			Message: "put back without a code: panels' codes are kept here only as digests, so this user needs a new code"})
 	}
+	for _, n := range lost {
+		out.Changes = append(out.Changes, Change{Action: changeCodeMissing, Number: n, Name: p.desired[n].user.Name,
+			Message: "the record showed a code, but the panel had none when read back: the user or its code was removed at the panel " +
+				"since the last sync, and a user listed without a code keeps only the code the panel has, so this user needs a new code"})
+	}
 	changes, err := json.Marshal(out)
 	if err != nil {
 		return applied{}, err
 	}
 	res.changes = changes
-	if len(p.codeMissing) > 0 {
-		res.summary += fmt.Sprintf("; %d %s a new code", len(p.codeMissing), pluralUsers(len(p.codeMissing), "user needs", "users need"))
-		res.note = map[string]any{"code_missing": len(p.codeMissing)}
+	if needCode := len(p.codeMissing) + len(lost); needCode > 0 {
+		res.summary += "; " + needCodeSummary(needCode, len(lost))
+		res.note = map[string]any{"code_missing": needCode}
 	}
 	if failed > 0 {
 		more := ""
@@ -410,6 +443,20 @@ func (p pushPlan) finish(res applied, refused map[int]panel.UserPutResult, uncon
 		res.note["failed_users"] = failed
 	}
 	return res, nil
+}
+
+// needCodeSummary says how many users need a new code, and how many of
+// them because the panel had lost the code on record: that is why an
+// applied import can list more updates than its preview did.
+func needCodeSummary(needCode, lost int) string {
+	out := fmt.Sprintf("%d %s a new code", needCode, pluralUsers(needCode, "user needs", "users need"))
+	switch {
+	case lost == 0:
+		return out
+	case lost == needCode:
+		return out + ": the panel no longer had the " + pluralUsers(lost, "code", "codes") + " on record"
+	}
+	return out + fmt.Sprintf(" (%d because the panel no longer had the %s on record)", lost, pluralUsers(lost, "code", "codes"))
 }
 
 func pluralUsers(n int, one, many string) string {
