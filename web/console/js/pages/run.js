@@ -296,7 +296,7 @@ class RunPage {
       section.append(h('div', { class: 'alert alert-bad', id: 'needs-attention' },
         h('h3', {}, 'Needs attention'),
         failed ? h('p', {}, `${failed} ${failed === 1 ? 'user was' : 'users were'} not taken by the panel; the other changes were applied. Check each reason, correct the list or the panel, and upload again or Re-apply.`) : null,
-        missing ? h('p', {}, `${missing} ${missing === 1 ? 'user was' : 'users were'} left without a code: a row without a code keeps the code the panel holds, and the panel no longer held one for them (removed at the keypad, or the user was gone). Give each of them a new code.`) : null),
+        missing ? h('p', {}, `${missing} ${missing === 1 ? 'user was' : 'users were'} left without a code; each one's row below says why. Give each of them a new code.`) : null),
       changesTable(problems, panelRun, 'Users that need attention'));
     }
     if (regular.length) {
