@@ -12,17 +12,25 @@ import (
 	"github.com/panelsync/panelsync/models/dbtest"
 )
 
+// demoNode builds a node, not serving, on the backend, closed when the
+// test ends.
+func demoNode(t *testing.T, b dbtest.Backend) *app.App {
+	t.Helper()
+	cfg := app.DefaultConfig()
+	cfg.Addr, cfg.DataDir, cfg.DatabaseURL, cfg.BcryptCost = "127.0.0.1:0", t.TempDir(), b.Config.MySQLDSN, 4
+	a, err := app.New(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	return a
+}
+
 func TestSeedDemo_RunTwice_AddsNothingTwiceAndResetsThePassword(t *testing.T) {
 	for _, b := range dbtest.Backends(t) {
 		t.Run(b.Name, func(t *testing.T) {
 			ctx := context.Background()
-			cfg := app.DefaultConfig()
-			cfg.Addr, cfg.DataDir, cfg.DatabaseURL, cfg.BcryptCost = "127.0.0.1:0", t.TempDir(), b.Config.MySQLDSN, 4
-			a, err := app.New(ctx, cfg, slog.New(slog.DiscardHandler))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer a.Close()
+			a := demoNode(t, b)
 
 			first, err := app.SeedDemo(ctx, a.Store(), a.Auth(), app.DemoOptions{Locations: 3})
 			if err != nil {
@@ -52,13 +60,7 @@ func TestSeedDemo_Restart_KeepsWorkingSecretsAndNeverTouchesALocationItDidNotCre
 	for _, b := range dbtest.Backends(t) {
 		t.Run(b.Name, func(t *testing.T) {
 			ctx := context.Background()
-			cfg := app.DefaultConfig()
-			cfg.Addr, cfg.DataDir, cfg.DatabaseURL, cfg.BcryptCost = "127.0.0.1:0", t.TempDir(), b.Config.MySQLDSN, 4
-			a, err := app.New(ctx, cfg, slog.New(slog.DiscardHandler))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer a.Close()
+			a := demoNode(t, b)
 
 			first, err := app.SeedDemo(ctx, a.Store(), a.Auth(), app.DemoOptions{Locations: 2})
 			if err != nil {

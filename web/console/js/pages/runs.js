@@ -120,25 +120,9 @@ export function tableOf(columns, tbody, caption) {
       tbody));
 }
 
-// fetchRuns reads one page of runs. A server that does not yet filter by
-// batch is read page by page and filtered here instead, so a batch's
-// runs show either way.
-export async function fetchRuns(client, { location, kind, state, batch, cursor, limit = 50 }) {
-  const params = { location_id: location, kind, state, cursor, limit };
-  try {
-    return await client.get(`/v1/runs${qs({ ...params, batch_id: batch })}`);
-  } catch (err) {
-    if (!batch || err.status !== 400 || err.problem?.field !== 'batch_id') throw err;
-  }
-  const items = [];
-  let next = cursor || '';
-  for (let pages = 0; pages < 25; pages++) {
-    const page = await client.get(`/v1/runs${qs({ ...params, cursor: next, limit: 200 })}`);
-    items.push(...page.items.filter((r) => r.batch_id === batch));
-    next = page.next_cursor || '';
-    if (!next || items.length >= limit) break;
-  }
-  return { items, next_cursor: next || null };
+// fetchRuns reads one page of runs, filtered as the page asks.
+export function fetchRuns(client, { location, kind, state, batch, cursor, limit = 50 }) {
+  return client.get(`/v1/runs${qs({ location_id: location, kind, state, batch_id: batch, cursor, limit })}`);
 }
 
 // PagedTable shows a list read page by page, with loading, empty and
@@ -174,7 +158,7 @@ export class PagedTable {
     this.rows.clear();
     fill(this.tbody);
     if (!page.items.length) {
-      fill(this.el, empty(typeof this.emptyText === 'function' ? this.emptyText(page) : this.emptyText));
+      fill(this.el, empty(this.emptyText));
       return true;
     }
     this.add(page);
@@ -284,17 +268,7 @@ async function renderRuns(ctx, body, feedStatus) {
   // Runs shown are read again when an event about them arrives; a new
   // run is offered rather than pushed in, so the rows do not move under
   // the reader's pointer.
-  const pending = new Set();
-  let timer = null;
-  const reread = () => {
-    timer = null;
-    for (const id of pending) {
-      ctx.client.get(`/v1/runs/${encodeURIComponent(id)}`).then((run) => {
-        if (ctx.current()) table.replace(run);
-      }).catch(() => {});
-    }
-    pending.clear();
-  };
+  const reread = new Rereader(ctx, table, (id) => `/v1/runs/${encodeURIComponent(id)}`, 200);
   const offerNew = () => {
     if (fresh.childNodes.length) return;
     fill(fresh, h('p', { class: 'alert alert-info' }, 'New runs have started. ',
@@ -306,8 +280,7 @@ async function renderRuns(ctx, body, feedStatus) {
     onEvent: (ev) => {
       if (!ev.run_id) return;
       if (table.rows.has(ev.run_id)) {
-        pending.add(ev.run_id);
-        if (!timer) timer = setTimeout(reread, 200);
+        reread.add(ev.run_id);
       } else if (ev.type === 'sync.requested' && (!filters.batch || ev.data?.batch_id === filters.batch)) {
         offerNew();
       }
@@ -317,8 +290,40 @@ async function renderRuns(ctx, body, feedStatus) {
   }).start();
   ctx.onCleanup(() => {
     feed.stop();
-    clearTimeout(timer);
+    reread.stop();
   });
+}
+
+// Rereader reads rows of a table again when events say they changed;
+// several events about one row in quick succession cost one read.
+class Rereader {
+  constructor(ctx, table, pathOf, delay) {
+    this.ctx = ctx;
+    this.table = table;
+    this.pathOf = pathOf;
+    this.delay = delay;
+    this.pending = new Set();
+    this.timer = null;
+  }
+
+  add(id) {
+    this.pending.add(id);
+    if (!this.timer) this.timer = setTimeout(() => this.flush(), this.delay);
+  }
+
+  flush() {
+    this.timer = null;
+    for (const id of this.pending) {
+      this.ctx.client.get(this.pathOf(id)).then((row) => {
+        if (this.ctx.current()) this.table.replace(row);
+      }).catch(() => {});
+    }
+    this.pending.clear();
+  }
+
+  stop() {
+    clearTimeout(this.timer);
+  }
 }
 
 export const batchKindWords = {
@@ -365,42 +370,22 @@ async function renderBatches(ctx, body, feedStatus) {
   const table = new PagedTable({
     columns: ['Batch', 'State', 'Progress', 'Outcome', 'When', ''],
     caption: 'Batches, newest first',
-    fetchPage: async (cursor) => {
-      try {
-        return await ctx.client.get(`/v1/batches${qs({ cursor, limit: 50 })}`);
-      } catch (err) {
-        if (err.status === 404 && err.code === 'not_found' && !cursor) return { items: [], next_cursor: null, unavailable: true };
-        throw err;
-      }
-    },
+    fetchPage: (cursor) => ctx.client.get(`/v1/batches${qs({ cursor, limit: 50 })}`),
     row: batchRow,
-    emptyText: (page) => (page.unavailable
-      ? 'This server does not list batches yet. A run that belongs to a batch links to it from its own page.'
-      : 'No batch yet. A batch starts when someone syncs All Locations, a group or several chosen locations at once, or uploads a user list.'),
+    emptyText: 'No batch yet. A batch starts when someone syncs All Locations, a group or several chosen locations at once, or uploads a user list.',
   });
   fill(body, fresh, table.el);
   await table.load();
   if (!ctx.current()) return;
 
-  const pending = new Set();
-  let timer = null;
-  const reread = () => {
-    timer = null;
-    for (const id of pending) {
-      ctx.client.get(`/v1/batches/${encodeURIComponent(id)}`).then((b) => {
-        if (ctx.current()) table.replace(b);
-      }).catch(() => {});
-    }
-    pending.clear();
-  };
+  const reread = new Rereader(ctx, table, (id) => `/v1/batches/${encodeURIComponent(id)}`, 300);
   const feed = new EventFeed(ctx.client, {
     accountId: feedAccount(ctx.me),
     onEvent: (ev) => {
       const id = ev.data?.batch_id;
       if (!id) return;
       if (table.rows.has(id)) {
-        pending.add(id);
-        if (!timer) timer = setTimeout(reread, 300);
+        reread.add(id);
       } else if (!fresh.childNodes.length) {
         fill(fresh, h('p', { class: 'alert alert-info' }, 'A new batch has started. ',
           h('button', { type: 'button', onclick: () => ctx.app.route() }, 'Show new batches')));
@@ -410,6 +395,6 @@ async function renderBatches(ctx, body, feedStatus) {
   }).start();
   ctx.onCleanup(() => {
     feed.stop();
-    clearTimeout(timer);
+    reread.stop();
   });
 }
