@@ -196,7 +196,7 @@ func TestDeviceLink_MalformedFrames_GetErrorFramesThenClose(t *testing.T) {
 		if err := conn.WriteMessage(websocket.TextMessage, []byte(ok)); err != nil {
 			t.Fatal(err)
 		}
-		apptest.Eventually(t, 5*time.Second, func() (bool, string) {
+		apptest.Eventually(t, 20*time.Second, func() (bool, string) {
 			for _, e := range n.Events(t, tb.token, tb.loc.Location.ID) {
 				if e.Type == "panel.trouble" && e.Message == "Trouble at the panel: AC power failure" && e.Severity == "warning" {
 					return true, ""
@@ -263,7 +263,7 @@ func TestDeviceLink_ControlCharactersInText_FrameRefused(t *testing.T) {
 			t.Fatal(err)
 		}
 		var events []apptest.Event
-		apptest.Eventually(t, 5*time.Second, func() (bool, string) {
+		apptest.Eventually(t, 20*time.Second, func() (bool, string) {
 			events = n.Events(t, tb.token, tb.loc.Location.ID)
 			return len(events) > before, "no event for the clean trouble"
 		})
@@ -306,7 +306,7 @@ func TestDeviceLink_ArmedEvent_UpdatesTheLocation(t *testing.T) {
 		if err := p.SetArmed(0, panel.ArmAway); err != nil {
 			t.Fatal(err)
 		}
-		apptest.Eventually(t, 5*time.Second, func() (bool, string) {
+		apptest.Eventually(t, 20*time.Second, func() (bool, string) {
 			r := n.Do(t, "GET", "/v1/locations/"+locID, tb.token, nil)
 			return strings.Contains(string(r.Body), `"armed_state":"armed_away"`), string(r.Body)
 		})
@@ -363,7 +363,7 @@ func TestDeviceLink_PanelEvents_NameTheUserPartitionAndZone(t *testing.T) {
 			}
 		}
 		var events []apptest.Event
-		apptest.Eventually(t, 5*time.Second, func() (bool, string) {
+		apptest.Eventually(t, 20*time.Second, func() (bool, string) {
 			events = n.Events(t, tb.token, locID)
 			return len(events) >= before+len(frames), "the panel's events are not all recorded"
 		})

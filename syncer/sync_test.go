@@ -254,7 +254,7 @@ func TestSyncPanel_ReadsConfiguration_RefusedWhileArmed(t *testing.T) {
 		if err := tb.panel.SetArmed(0, panel.ArmAway); err != nil {
 			t.Fatal(err)
 		}
-		apptest.Eventually(t, 5*time.Second, func() (bool, string) {
+		apptest.Eventually(t, 20*time.Second, func() (bool, string) {
 			v, _ := n.Store.LocationByID(t.Context(), locID)
 			return v.Panel.ArmedState == panel.ArmAway, v.Panel.ArmedState
 		})
