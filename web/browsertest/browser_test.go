@@ -241,10 +241,34 @@ func (b *browser) typeInto(what string, sel chromedp.JSPath, text string) {
 	b.run("type into "+what, chromedp.SendKeys(sel, text))
 }
 
+// unnamedControls is an expression listing the visible controls that
+// assistive technology would announce without a name, and whether the
+// page's main part lacks its one heading.
+const unnamedControls = `(() => {
+  const name = ` + accessibleName + `;
+  const visible = (el) => el.getClientRects().length > 0;
+  const found = [...document.querySelectorAll('input:not([type=hidden]), select, textarea, button, a[href]')]
+    .filter((el) => visible(el) && !name(el) && !el.getAttribute('title'))
+    .map((el) => el.outerHTML.slice(0, 120));
+  const headings = document.querySelectorAll('main h1').length;
+  if (headings !== 1) found.push(headings + ' h1 headings in main');
+  return found;
+})()`
+
+// overflow is an expression giving how many pixels the page is wider than
+// the window: a page that works at a width never scrolls sideways.
+const overflow = `document.documentElement.scrollWidth - document.documentElement.clientWidth`
+
 // screenshots saves the page as it is now at each width the console
-// supports, as <page>-<width>.png, then puts the desktop width back.
+// supports, as <page>-<width>.png, then puts the desktop width back. On
+// the way it checks what a person at each width, or with a screen reader,
+// would trip over: a control without a name, a page that scrolls
+// sideways.
 func (b *browser) screenshots(page string) {
 	b.t.Helper()
+	if unnamed := evaluate[[]string](b, unnamedControls); len(unnamed) > 0 {
+		b.fail("the %s page has controls without an accessible name, or not one heading: %v", page, unnamed)
+	}
 	for _, width := range []int64{phoneWidth, tabletWidth, desktopWidth} {
 		var opts []chromedp.EmulateViewportOption
 		if width == phoneWidth {
@@ -258,12 +282,16 @@ func (b *browser) screenshots(page string) {
 			chromedp.Evaluate[chromedp.Void](`new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)))`, chromedp.EvalAwaitPromise))
 		var png []byte
 		if err == nil {
+			if wider := evaluate[float64](b, overflow); wider > 1 {
+				b.fail("the %s page is %.0f px wider than a %d px window", page, wider, width)
+			}
 			png, err = chromedp.Run(ctx, chromedp.FullScreenshot(100))
 		}
 		cancel()
 		if err != nil {
 			b.fail("screenshot %s at %d px: %v", page, width, err)
 		}
+
 		name := filepath.Join(b.shots, fmt.Sprintf("%s-%d.png", page, width))
 		if err := os.WriteFile(name, png, 0o644); err != nil {
 			b.t.Fatal(err)
