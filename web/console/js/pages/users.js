@@ -174,7 +174,7 @@ class BatchProgress {
         ? `${summary} of ${b.total} locations.`
         : `Each location's result appears in the Event Log as it finishes. ${done} of ${b.total} done.`),
       h('progress', { max: String(b.total || 1), value: String(done), 'aria-label': 'Locations done' }),
-      h('p', { class: 'batch-summary', role: 'status' }, summary),
+      finished ? null : h('p', { class: 'batch-summary', role: 'status' }, summary),
       h('div', { class: 'form-actions' },
         h('button', { type: 'button', class: 'primary', onclick: () => this.ctx.navigate('/events') }, 'GO TO EVENTS'),
         h('a', { class: 'button', href: `#/batches/${encodeURIComponent(b.id)}` }, 'View the batch'))));
