@@ -61,16 +61,12 @@ func (s *Store) Tx(ctx context.Context, fn func(ctx context.Context) error) erro
 		// snapshot. It also spares the queue's claims InnoDB's gap locks.
 		opts = append(opts, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
 	}
-	if s.writeMu != nil {
-		s.writeMu.Lock()
-	}
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		state.tx = tx
-		return fn(context.WithValue(ctx, txKey{}, state))
-	}, opts...)
-	if s.writeMu != nil {
-		s.writeMu.Unlock()
-	}
+	err := s.serialized(func() error {
+		return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+			state.tx = tx
+			return fn(context.WithValue(ctx, txKey{}, state))
+		}, opts...)
+	})
 	if err != nil {
 		return err
 	}
@@ -78,6 +74,19 @@ func (s *Store) Tx(ctx context.Context, fn func(ctx context.Context) error) erro
 		f()
 	}
 	return nil
+}
+
+// serialized runs work holding the SQLite write mutex, when there is one.
+// The mutex is released however work ends, a panic included: otherwise
+// one panicking transaction would leave every later write waiting for
+// ever.
+func (s *Store) serialized(work func() error) error {
+	if s.writeMu == nil {
+		return work()
+	}
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	return work()
 }
 
 // AfterCommit runs f after the transaction in ctx commits, or at once when
