@@ -157,14 +157,35 @@ func NormalizeMySQLDSN(raw string) (string, error) {
 	return cfg.FormatDSN(), nil
 }
 
-// newGormLogger logs slow queries and errors other than "record not found"
-// through slog. Queries are logged with placeholders, never with their
-// values, so no secret or digest reaches a log line.
+// newGormLogger logs slow queries and errors through slog, except "record
+// not found" and unique-key violations: both are answers the store asks
+// for and turns into results (not_found, a deduplicated tap, a conflict),
+// so logging them as errors would cry wolf on every duplicate tap. Queries
+// are logged with placeholders, never with their values, so no secret or
+// digest reaches a log line.
 func newGormLogger(log *slog.Logger, slow time.Duration) logger.Interface {
-	return logger.NewSlogLogger(log, logger.Config{
+	return expectedErrorsQuiet{logger.NewSlogLogger(log, logger.Config{
 		SlowThreshold:             slow,
 		LogLevel:                  logger.Warn,
 		IgnoreRecordNotFoundError: true,
 		ParameterizedQueries:      true,
-	})
+	})}
+}
+
+// expectedErrorsQuiet passes a statement that failed on a unique key to
+// its logger as if it had not failed, so that it is still logged when it
+// was slow.
+type expectedErrorsQuiet struct {
+	logger.Interface
+}
+
+func (l expectedErrorsQuiet) LogMode(level logger.LogLevel) logger.Interface {
+	return expectedErrorsQuiet{l.Interface.LogMode(level)}
+}
+
+func (l expectedErrorsQuiet) Trace(ctx context.Context, begin time.Time, fc func() (string, int64), err error) {
+	if isDuplicate(err) {
+		err = nil
+	}
+	l.Interface.Trace(ctx, begin, fc, err)
 }
