@@ -366,9 +366,10 @@ func (l *Link) handleFrame(ctx context.Context, c *deviceConn, data []byte) erro
 			if r.Error == nil {
 				r.Error = &CommandError{Code: "unknown", Message: "the panel refused the command without a reason"}
 			}
-			// The panel's own code travels in the message; the failure is
-			// a panel error either way.
-			r.Error = &CommandError{Code: FailPanelError, Message: fmt.Sprintf("panel answered %s: %s", truncate(r.Error.Code, 64), truncate(r.Error.Message, 200))}
+			// The failure is a panel error either way; the panel's own
+			// words and code travel in the message, quoted, so a reader can
+			// tell what the panel said from what the service says.
+			r.Error = &CommandError{Code: FailPanelError, Message: fmt.Sprintf("the panel could not carry out the command; it said %q (its code %s)", truncate(r.Error.Message, 200), truncate(r.Error.Code, 64))}
 		}
 		c.finish(f.ID, r)
 		return nil

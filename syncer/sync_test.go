@@ -374,6 +374,10 @@ func TestSync_PanelError_FailsAtOnce(t *testing.T) {
 		if run.State != "failed" || run.Attempt != 1 || run.Error == nil || run.Error.Code != "panel_error" {
 			t.Fatalf("a refusal is not retried: %+v", run)
 		}
+		// The message tells the panel's words from the service's own.
+		if want := `the panel could not carry out the command; it said "panel reported an internal error" (its code panel_error)`; run.Error.Message != want {
+			t.Fatalf("the failure reads %q, want %q", run.Error.Message, want)
+		}
 	})
 }
 
