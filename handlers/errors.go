@@ -9,6 +9,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -156,6 +157,10 @@ type ProblemDetail struct {
 	Message string `json:"message"`
 }
 
+// unavailableRetryAfter is how long a client is asked to wait before
+// retrying while the database is unreachable.
+const unavailableRetryAfter = 5 * time.Second
+
 // problemFor converts any error into a problem document. Errors that are
 // not domain errors are internal: their text is logged, never sent.
 func problemFor(err error) (Problem, *models.Error) {
@@ -176,6 +181,12 @@ func problemFor(err error) (Problem, *models.Error) {
 			msg = "request body is larger than this server accepts"
 		}
 		de = &models.Error{Code: code, Message: msg}
+	case models.IsUnavailable(err):
+		// The database cannot be used right now: the client is told to
+		// retry, as API.md's service_unavailable promises, not that the
+		// request was at fault.
+		de = &models.Error{Code: models.CodeServiceUnavailable, Message: "the service cannot reach its database right now; nothing was changed, try again shortly",
+			RetryAfter: unavailableRetryAfter}
 	default:
 		de = &models.Error{Code: models.CodeInternal, Message: "an internal error occurred; it has been logged"}
 	}

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/panelsync/panelsync/models"
 	"github.com/panelsync/panelsync/models/dbtest"
 )
 
@@ -48,5 +49,32 @@ func TestReadyz_DatabaseGone_Answers503WithoutDetail(t *testing.T) {
 	}
 	if strings.Contains(string(r.body), "sql") {
 		t.Fatalf("readyz leaks driver detail: %s", r.body)
+	}
+}
+
+func TestRoutes_DatabaseGone_Answer503WithRetryAfter(t *testing.T) {
+	tb := setup(t, dbtest.Backends(t)[0], nil)
+	tb.login(t, tb.acctA, "owner@gone.test", models.RoleOwner)
+	owner := tb.signIn(t, "owner@gone.test").AccessToken
+	if err := tb.store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, route := range []struct{ method, path string }{
+		{"GET", "/v1/locations"},
+		{"GET", "/v1/me"},
+		{"POST", "/v1/auth/login"},
+	} {
+		var body any
+		if route.path == "/v1/auth/login" {
+			body = map[string]string{"email": "owner@gone.test", "password": testPassword}
+		}
+		r := tb.do(t, route.method, route.path, owner, body)
+		p := r.problem(t)
+		if r.status != http.StatusServiceUnavailable || p.Code != "service_unavailable" || r.header.Get("Retry-After") != "5" {
+			t.Errorf("%s %s with the database closed: %d %q Retry-After %q", route.method, route.path, r.status, p.Code, r.header.Get("Retry-After"))
+		}
+		if strings.Contains(string(r.body), "sql") {
+			t.Errorf("%s %s leaks driver detail: %s", route.method, route.path, r.body)
+		}
 	}
 }
