@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	natsserver "github.com/nats-io/nats-server/v2/server"
+
 	"github.com/panelsync/panelsync/app"
 	"github.com/panelsync/panelsync/app/apptest"
 	"github.com/panelsync/panelsync/models"
@@ -281,6 +283,10 @@ func TestFairness_BigBatchDoesNotDelayAnotherAccountsTap(t *testing.T) {
 func twoNodes(t *testing.T, b dbtest.Backend) (*apptest.Node, *apptest.Node) {
 	t.Helper()
 	cfg := apptest.Config(t, b)
+	// The nodes share one bus, as a deployment's nodes do, so either can
+	// reach a panel linked to the other; with a bus each, a run that the
+	// other node claimed would find the panel unreachable.
+	cfg.NATSURL = sharedBus(t)
 	nodeA := apptest.Start(t, cfg)
 	cfgB := cfg
 	cfgB.DataDir = t.TempDir()
@@ -290,6 +296,25 @@ func twoNodes(t *testing.T, b dbtest.Backend) (*apptest.Node, *apptest.Node) {
 		cfgB.DataDir = cfg.DataDir
 	}
 	return nodeA, apptest.Start(t, cfgB)
+}
+
+// sharedBus runs a NATS server on a free loopback port until the test
+// ends and returns its URL.
+func sharedBus(t *testing.T) string {
+	t.Helper()
+	srv, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: natsserver.RANDOM_PORT, NoSigs: true, NoLog: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
+	if !srv.ReadyForConnections(30 * time.Second) {
+		t.Fatal("the test's NATS server did not start")
+	}
+	t.Cleanup(func() {
+		srv.Shutdown()
+		srv.WaitForShutdown()
+	})
+	return srv.ClientURL()
 }
 
 func TestSchedules_DueLocationsSyncOnceEvenAfterDowntimeAndAcrossNodes(t *testing.T) {

@@ -393,7 +393,7 @@ func TestKeypadChanges_DueOnTwoNodes_StartOneRunEach(t *testing.T) {
 				}
 				for _, r := range runs {
 					if run := nodeA.WaitRun(t, f.token, r.ID); run.State != "succeeded" || run.Trigger != "checkin" {
-						t.Fatalf("location %d keypad run %+v", i, run)
+						t.Fatalf("location %d keypad run %+v, error %+v", i, run, run.Error)
 					}
 				}
 				v, _ := nodeA.Store.LocationByID(t.Context(), f.locs[i].Location.ID)
