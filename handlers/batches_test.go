@@ -50,28 +50,29 @@ func (tb *testBundle) startBatch(t *testing.T, token string, body map[string]any
 	return out.Batch
 }
 
+// getOK reads path as token and decodes its answer, failing the test on
+// anything but a 200.
+func getOK[T any](t *testing.T, tb *testBundle, token, path string) T {
+	t.Helper()
+	r := tb.do(t, "GET", path, token, nil)
+	if r.status != http.StatusOK {
+		t.Fatalf("GET %s: %d %s", path, r.status, r.body)
+	}
+	var v T
+	r.json(t, &v)
+	return v
+}
+
 // listBatches reads one page of batches, failing on anything but a 200.
 func (tb *testBundle) listBatches(t *testing.T, token, query string) batchPage {
 	t.Helper()
-	r := tb.do(t, "GET", "/v1/batches"+query, token, nil)
-	if r.status != http.StatusOK {
-		t.Fatalf("GET /v1/batches%s: %d %s", query, r.status, r.body)
-	}
-	var page batchPage
-	r.json(t, &page)
-	return page
+	return getOK[batchPage](t, tb, token, "/v1/batches"+query)
 }
 
 // listRuns reads one page of runs, failing on anything but a 200.
 func (tb *testBundle) listRuns(t *testing.T, token, query string) runPage {
 	t.Helper()
-	r := tb.do(t, "GET", "/v1/runs"+query, token, nil)
-	if r.status != http.StatusOK {
-		t.Fatalf("GET /v1/runs%s: %d %s", query, r.status, r.body)
-	}
-	var page runPage
-	r.json(t, &page)
-	return page
+	return getOK[runPage](t, tb, token, "/v1/runs"+query)
 }
 
 // waitBatchesDone waits until every batch of the account has finished.

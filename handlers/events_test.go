@@ -26,13 +26,7 @@ type eventPage struct {
 
 func (tb *testBundle) listEvents(t *testing.T, token, query string) eventPage {
 	t.Helper()
-	r := tb.do(t, "GET", "/v1/events"+query, token, nil)
-	if r.status != http.StatusOK {
-		t.Fatalf("GET /v1/events%s: %d %s", query, r.status, r.body)
-	}
-	var page eventPage
-	r.json(t, &page)
-	return page
+	return getOK[eventPage](t, tb, token, "/v1/events"+query)
 }
 
 func offsets(events []eventResp) []int64 {

@@ -140,6 +140,9 @@ func startClusterWith(t *testing.T, nodeEnv map[string][]string) *cluster {
 		}
 	}
 	if mysql == nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("needs MySQL, which CI provides: set " + dbtest.MySQLEnv)
+		}
 		t.Skip("needs MySQL: set " + dbtest.MySQLEnv)
 	}
 	natsBin := natsServerPath(t)
