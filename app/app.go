@@ -439,6 +439,11 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	case <-ctx.Done():
 	}
 	a.log.Info("panelsync shutting down")
+	// The workers stop first, while the panel links, the bus and the
+	// database are all up: a run they interrupt is handed back to the queue
+	// for another node, rather than failing because this node's own
+	// shutdown cut its panel's connection.
+	a.engine.Stop()
 	// WebSockets are hijacked from the HTTP server, which does not wait for
 	// them: realtime clients and panel links are closed first (with 1001),
 	// while the database can still record the panels' disconnection.
@@ -472,6 +477,8 @@ func (a *App) Close() error {
 		if a.metricsLn != nil {
 			_ = a.metricsLn.Close()
 		}
+		// Stopping the workers before the links close hands the runs
+		// they interrupt back, as Serve does.
 		a.engine.Stop()
 		linkCtx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
 		a.hub.Close(linkCtx)

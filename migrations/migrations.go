@@ -46,6 +46,7 @@ func all() []*gormigrate.Migration {
 		v13Links(),
 		v14Ranks(),
 		v15ConsoleReads(),
+		v16RunTakeovers(),
 	}
 }
 

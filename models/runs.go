@@ -64,8 +64,10 @@ func (s *Store) activeRun(ctx context.Context, key string) (Run, error) {
 }
 
 // ClaimRuns takes up to n runs that are due and marks them running under
-// owner until leaseUntil, counting the attempt. Runs whose lease expired
-// (their worker died) come first. Queued runs are shared fairly: each
+// owner until leaseUntil. Runs whose lease expired (their worker died)
+// come first; taking one over counts a takeover, not an attempt, since the
+// attempt it resumes was cut short by its node rather than failed by its
+// panel. A queued run counts its next attempt. Queued runs are shared fairly: each
 // account with due work is offered a slot in turn, oldest waiting first,
 // and no account has more than perAccount runs in flight across all nodes
 // (0: no cap). Only runs of a rank in ranks are taken; rank 0 is always
@@ -85,32 +87,45 @@ func (s *Store) ClaimRuns(ctx context.Context, owner string, n int, now, leaseUn
 			}
 			return q
 		}
-		var ids []string
+		var expired []string
 		if err := skipLocked(db.Model(&Run{}).Select("id").
 			Where("state = ? AND worker_rank IN ? AND available_at <= ?", RunRunning, served, now).
-			Order("available_at").Limit(n)).Pluck("id", &ids).Error; err != nil {
+			Order("available_at").Limit(n)).Pluck("id", &expired).Error; err != nil {
 			return fmt.Errorf("find expired leases: %w", err)
 		}
-		if free := n - len(ids); free > 0 {
-			more, err := s.claimFairly(ctx, skipLocked, free, now, perAccount, served)
-			if err != nil {
+		var queued []string
+		if free := n - len(expired); free > 0 {
+			var err error
+			if queued, err = s.claimFairly(ctx, skipLocked, free, now, perAccount, served); err != nil {
 				return err
 			}
-			ids = append(ids, more...)
 		}
-		if len(ids) == 0 {
+		claim := func(ids []string, count string) error {
+			if len(ids) == 0 {
+				return nil
+			}
+			err := db.Model(&Run{}).Where("id IN ?", ids).Updates(map[string]any{
+				"state":            RunRunning,
+				"lease_owner":      owner,
+				"lease_expires_at": leaseUntil,
+				"available_at":     leaseUntil,
+				count:              gorm.Expr(count + " + 1"),
+				"started_at":       gorm.Expr("COALESCE(started_at, ?)", now),
+			}).Error
+			if err != nil {
+				return fmt.Errorf("claim runs: %w", err)
+			}
 			return nil
 		}
-		err := db.Model(&Run{}).Where("id IN ?", ids).Updates(map[string]any{
-			"state":            RunRunning,
-			"lease_owner":      owner,
-			"lease_expires_at": leaseUntil,
-			"available_at":     leaseUntil,
-			"attempt":          gorm.Expr("attempt + 1"),
-			"started_at":       gorm.Expr("COALESCE(started_at, ?)", now),
-		}).Error
-		if err != nil {
-			return fmt.Errorf("claim runs: %w", err)
+		if err := claim(expired, "takeovers"); err != nil {
+			return err
+		}
+		if err := claim(queued, "attempt"); err != nil {
+			return err
+		}
+		ids := append(expired, queued...)
+		if len(ids) == 0 {
+			return nil
 		}
 		return db.Omit("data", "changes", "pending", "codes").Where("id IN ?", ids).Order("available_at").Find(&claimed).Error
 	})
@@ -286,6 +301,28 @@ func (s *Store) RetryRun(ctx context.Context, runID, owner string, availableAt t
 	})
 	if res.Error != nil {
 		return fmt.Errorf("retry run: %w", res.Error)
+	}
+	if res.RowsAffected != 1 {
+		return errLeaseLost
+	}
+	return nil
+}
+
+// ReleaseRun hands a running run back to the queue, due at once, when its
+// worker stops before the attempt has an outcome: the attempt is not
+// counted, so the next claim starts it again under the same number. It
+// is guarded by the lease like FinishRun, and returns an error for which
+// IsLeaseLost is true when the run is no longer owner's.
+func (s *Store) ReleaseRun(ctx context.Context, runID, owner string, now time.Time) error {
+	res := s.conn(ctx).Model(&Run{}).Where("id = ? AND state = ? AND lease_owner = ?", runID, RunRunning, owner).Updates(map[string]any{
+		"state":            RunQueued,
+		"available_at":     now,
+		"lease_owner":      "",
+		"lease_expires_at": nil,
+		"attempt":          gorm.Expr("CASE WHEN attempt > 0 THEN attempt - 1 ELSE 0 END"),
+	})
+	if res.Error != nil {
+		return fmt.Errorf("release run: %w", res.Error)
 	}
 	if res.RowsAffected != 1 {
 		return errLeaseLost

@@ -247,6 +247,12 @@ type Run struct {
 	// ApprovedBy is who let the run push to its panel without the safety
 	// hold: the person who applied it, or who asked for a re-apply.
 	ApprovedBy string `gorm:"size:254;not null;default:''"`
+	// Takeovers counts the times a node took the run over after the node
+	// running it stopped answering. Such a takeover starts the attempt
+	// again under its number, as a run handed back by a stopping node
+	// does, since neither is the panel's failure; the count bounds a run
+	// that kills every node that runs it.
+	Takeovers int `gorm:"not null;default:0"`
 	// WorkerRank is its location's rank, copied when the run is queued
 	// and kept equal while the run is open (SetLocationRanks), so that a
 	// claim filters on the runs table alone.

@@ -108,6 +108,9 @@ func (e *Engine) record(ctx context.Context, r models.Run, out attemptOutcome) e
 			if err != nil {
 				return err
 			}
+			if hook := e.beforeSettle.Load(); hook != nil {
+				(*hook)(r)
+			}
 			if res.hold != "" {
 				return e.hold(ctx, r, out, res, now)
 			}

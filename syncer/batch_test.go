@@ -288,14 +288,21 @@ func twoNodes(t *testing.T, b dbtest.Backend) (*apptest.Node, *apptest.Node) {
 	// other node claimed would find the panel unreachable.
 	cfg.NATSURL = sharedBus(t)
 	nodeA := apptest.Start(t, cfg)
-	cfgB := cfg
-	cfgB.DataDir = t.TempDir()
-	cfgB.JWTSecret, cfgB.CodeDigestKey = "", ""
+	return nodeA, apptest.Start(t, peerConfig(t, b, cfg))
+}
+
+// peerConfig is the configuration of another node beside the one cfg
+// starts, on the same database.
+func peerConfig(t *testing.T, b dbtest.Backend, cfg app.Config) app.Config {
+	t.Helper()
+	peer := cfg
+	peer.DataDir = t.TempDir()
+	peer.JWTSecret, peer.CodeDigestKey = "", ""
 	if b.Name == "sqlite" {
-		// Both nodes share one database file.
-		cfgB.DataDir = cfg.DataDir
+		// The nodes share one database file.
+		peer.DataDir = cfg.DataDir
 	}
-	return nodeA, apptest.Start(t, cfgB)
+	return peer
 }
 
 // sharedBus runs a NATS server on a free loopback port until the test

@@ -7,10 +7,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"runtime/debug"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/panelsync/panelsync/models"
@@ -44,6 +47,10 @@ type Config struct {
 	MaxAttempts int
 	RetryBase   time.Duration
 	RetryMax    time.Duration
+	// MaxTakeovers bounds how many times a run is taken over after the
+	// node running it stopped answering, so that a run that kills every
+	// node that runs it ends as a Sync Failure rather than going round.
+	MaxTakeovers int
 	// CommandTimeout bounds each command a run sends its panel.
 	CommandTimeout time.Duration
 	// PerAccount caps one account's runs in flight across all nodes, so a
@@ -86,6 +93,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxAttempts <= 0 {
 		c.MaxAttempts = 3
+	}
+	if c.MaxTakeovers <= 0 {
+		c.MaxTakeovers = 5
 	}
 	if c.RetryBase <= 0 {
 		c.RetryBase = 2 * time.Second
@@ -148,6 +158,11 @@ type Engine struct {
 	cancel  context.CancelFunc
 	running sync.WaitGroup
 	unsub   func()
+
+	// beforeSettle, when set, runs inside the transaction that finishes a
+	// run, after its changes are applied; tests set it to break that
+	// step.
+	beforeSettle atomic.Pointer[func(models.Run)]
 }
 
 // New builds an engine; Start sets its workers going. notifier may be nil
@@ -182,7 +197,9 @@ func (e *Engine) Start(ctx context.Context) error {
 			cancel()
 			return err
 		}
+		e.mu.Lock()
 		e.unsub = unsub
+		e.mu.Unlock()
 	}
 	e.running.Add(4)
 	go func() {
@@ -205,14 +222,16 @@ func (e *Engine) Start(ctx context.Context) error {
 }
 
 // Stop ends the producer and waits for runs in progress to finish their
-// current step. Runs interrupted mid-way keep their lease until it expires
-// and are then taken over.
+// current step. A run interrupted before its attempt had an outcome is
+// handed back to the queue, and the other nodes are woken to take it at
+// once. Stop may be called more than once.
 func (e *Engine) Stop() {
 	e.mu.Lock()
-	cancel := e.cancel
+	cancel, unsub := e.cancel, e.unsub
+	e.unsub = nil
 	e.mu.Unlock()
-	if e.unsub != nil {
-		e.unsub()
+	if unsub != nil {
+		unsub()
 	}
 	if cancel != nil {
 		cancel()
@@ -280,9 +299,16 @@ func (e *Engine) produce(ctx context.Context) {
 }
 
 // execute runs one attempt of a run under its lease, and records the
-// outcome. A panic in an executor fails the run instead of the node.
+// outcome. A panic anywhere in the run's work, recording included, fails
+// the run instead of the node.
 func (e *Engine) execute(ctx context.Context, r models.Run) {
 	log := e.log.With("run_id", r.ID, "kind", string(r.Kind), "attempt", r.Attempt)
+	defer func() {
+		if p := recover(); p != nil {
+			log.Error("run panicked; it fails and the node carries on", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			e.failPanicked(ctx, r, log)
+		}
+	}()
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	leaseDone := make(chan struct{})
@@ -293,28 +319,19 @@ func (e *Engine) execute(ctx context.Context, r models.Run) {
 	defer func() { cancel(); <-leaseDone }()
 
 	var outcome attemptOutcome
-	func() {
-		defer func() {
-			if p := recover(); p != nil {
-				log.Error("run executor panicked", "panic", p)
-				outcome = failedOutcome(&runError{code: "internal", message: "the sync failed on an internal error", permanent: true})
-			}
-		}()
-		if r.Attempt > e.cfg.MaxAttempts {
-			outcome = failedOutcome(&runError{code: r.ErrorCode, message: "gave up after the run's worker stopped answering " + strconv.Itoa(e.cfg.MaxAttempts) + " times", permanent: true})
-			if outcome.err.code == "" {
-				outcome.err.code = "worker_lost"
-			}
-			return
-		}
+	if r.Takeovers >= e.cfg.MaxTakeovers {
+		outcome = failedOutcome(&runError{code: "worker_lost", permanent: true,
+			message: "gave up after the server running the sync stopped answering " + strconv.Itoa(r.Takeovers) + " times"})
+	} else {
 		outcome = e.runAttempt(runCtx, r)
-	}()
+	}
 
-	// A run interrupted because this node is stopping is left as it is:
-	// its lease runs out and another worker takes it over, rather than it
-	// failing for a reason that is not the panel's.
-	if ctx.Err() != nil && outcome.err != nil && outcome.err.code == "cancelled" {
-		log.Info("run interrupted by shutdown; it will be taken over when its lease expires")
+	// An attempt cut short because this node is stopping, or that failed
+	// in a way that may pass while it stopped (its panel command cut), is
+	// handed back: that is not the panel's failure, and another node can
+	// start it again at once rather than when the lease runs out.
+	if ctx.Err() != nil && outcome.err != nil && (outcome.err.code == "cancelled" || !outcome.err.permanent) {
+		e.handBack(ctx, r, log)
 		return
 	}
 	// Any other outcome is written even when the node is stopping, so work
@@ -328,6 +345,50 @@ func (e *Engine) execute(ctx context.Context, r models.Run) {
 			return
 		}
 		log.Error("record run outcome", "error", err.Error())
+	}
+}
+
+// handBack returns a run this node is stopping under to the queue, due
+// at once and without counting its attempt, and wakes the other nodes.
+func (e *Engine) handBack(ctx context.Context, r models.Run, log *slog.Logger) {
+	writeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := e.store.ReleaseRun(writeCtx, r.ID, e.cfg.Owner, e.now()); err != nil {
+		if models.IsLeaseLost(err) {
+			log.Info("run interrupted by shutdown was already cancelled or taken over")
+			return
+		}
+		log.Error("hand back run interrupted by shutdown; it will be taken over when its lease expires", "error", err.Error())
+		return
+	}
+	log.Info("run interrupted by shutdown handed back to the queue")
+	if e.notifier != nil {
+		e.notifier.PublishWake()
+	}
+}
+
+// failPanicked ends a run whose work panicked as a Sync Failure, if it is
+// still running under this node's lease. What the run had applied was
+// rolled back with its transaction. Should writing the failure panic too,
+// the run is left to its lease, and the takeover bound ends it.
+func (e *Engine) failPanicked(ctx context.Context, r models.Run, log *slog.Logger) {
+	defer func() {
+		if p := recover(); p != nil {
+			log.Error("recording a panicked run panicked; it will be taken over when its lease expires", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+		}
+	}()
+	writeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	var loc models.Location
+	if v, err := e.store.LocationByID(writeCtx, r.LocationID); err == nil {
+		loc = v.Location
+	}
+	err := e.record(writeCtx, r, attemptOutcome{location: loc, err: errInternal(true)})
+	switch {
+	case models.IsLeaseLost(err):
+		log.Warn("panicked run was cancelled or taken over meanwhile; nothing is recorded")
+	case err != nil:
+		log.Error("record panicked run as failed", "error", err.Error())
 	}
 }
 
@@ -390,7 +451,12 @@ func classify(err error) *runError {
 	if errors.Is(err, context.Canceled) {
 		return &runError{code: "cancelled", message: "the run was cancelled", permanent: true}
 	}
-	return &runError{code: "internal", message: "the sync failed on an internal error", permanent: false}
+	return errInternal(false)
+}
+
+// errInternal is a failure inside the server, in words a customer reads.
+func errInternal(permanent bool) *runError {
+	return &runError{code: "internal", message: "the sync failed on an internal error", permanent: permanent}
 }
 
 func failureMessage(f *panel.CommandFailure) string {

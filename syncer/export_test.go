@@ -1,0 +1,13 @@
+package syncer
+
+import "github.com/panelsync/panelsync/models"
+
+// SetBeforeSettle makes the engine call f inside the transaction that
+// finishes each run, after its changes are applied; nil removes it.
+func (e *Engine) SetBeforeSettle(f func(models.Run)) {
+	if f == nil {
+		e.beforeSettle.Store(nil)
+		return
+	}
+	e.beforeSettle.Store(&f)
+}
