@@ -45,6 +45,25 @@ func TestMigrations_UserChange_AddsTheIndexedDueTimeAndRollsItBack(t *testing.T)
 	}
 }
 
+// migrateUp applies every migration.
+func migrateUp(t *testing.T, db *gorm.DB) {
+	t.Helper()
+	if err := migrations.Up(context.Background(), db); err != nil {
+		t.Fatalf("up: %v", err)
+	}
+}
+
+// rollBackThrough rolls migrations back, newest first, until the one
+// with id is no longer applied.
+func rollBackThrough(t *testing.T, db *gorm.DB, id string) {
+	t.Helper()
+	for applied(t, db, id) {
+		if err := migrations.Down(context.Background(), db); err != nil {
+			t.Fatalf("down: %v", err)
+		}
+	}
+}
+
 // applied reports whether the migration with id is applied.
 func applied(t *testing.T, db *gorm.DB, id string) bool {
 	t.Helper()

@@ -175,15 +175,7 @@ func TestTakeovers_RunThatKillsEveryNode_FailsWorkerLostAtTheBound(t *testing.T)
 		ctx := context.Background()
 		n, store := tb.node, tb.node.Store
 		now := time.Now().UTC()
-		// Enqueued for later, so the live node does not claim it before
-		// the dead ones, which claim it by pretending it is later.
-		run, _, err := store.EnqueueRun(ctx, models.Run{
-			AccountID: tb.acct.ID, LocationID: tb.loc.Location.ID, Kind: models.RunUsers,
-			Mode: models.ModeFull, TriggerSource: models.TriggerApp, AvailableAt: now.Add(time.Hour),
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		run := enqueueForDeadWorkers(t, tb, now)
 		at := now.Add(time.Hour)
 		for i := range 5 {
 			lease := at.Add(time.Second)

@@ -27,15 +27,7 @@ func TestWorkerKilledHoldingLease_RunIsTakenOverAndAppliedOnce(t *testing.T) {
 		}
 		now := time.Now().UTC()
 
-		// Enqueued for later, so no live worker claims it first; the dead
-		// worker claims it by pretending it is later already.
-		run, _, err := store.EnqueueRun(ctx, models.Run{
-			AccountID: tb.acct.ID, LocationID: tb.loc.Location.ID, Kind: models.RunUsers,
-			Mode: models.ModeFull, TriggerSource: models.TriggerApp, AvailableAt: now.Add(time.Hour),
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		run := enqueueForDeadWorkers(t, tb, now)
 		claimed, err := store.ClaimRuns(ctx, "dead-worker", 1, now.Add(time.Hour), now.Add(time.Second), 0, nil)
 		if err != nil || len(claimed) != 1 || claimed[0].ID != run.ID {
 			t.Fatalf("dead worker claim: %v %v", claimed, err)
@@ -75,4 +67,19 @@ func TestWorkerKilledHoldingLease_RunIsTakenOverAndAppliedOnce(t *testing.T) {
 			t.Fatalf("%d sync.succeeded events, want 1", succeeded)
 		}
 	})
+}
+
+// enqueueForDeadWorkers queues a users run an hour from now, so that no
+// live worker claims it first; dead workers claim it by pretending it is
+// later already.
+func enqueueForDeadWorkers(t *testing.T, tb *testBundle, now time.Time) models.Run {
+	t.Helper()
+	run, _, err := tb.node.Store.EnqueueRun(context.Background(), models.Run{
+		AccountID: tb.acct.ID, LocationID: tb.loc.Location.ID, Kind: models.RunUsers,
+		Mode: models.ModeFull, TriggerSource: models.TriggerApp, AvailableAt: now.Add(time.Hour),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return run
 }
