@@ -37,6 +37,12 @@ type Node struct {
 	Store   *models.Store
 	serial  atomic.Int64
 	stop    func()
+	// client sends the node's requests. It is the node's own, so that
+	// stopping the node can close its idle connections: among them can
+	// be connections the transport dialled for concurrent requests and
+	// never used, which the server counts as reading a request and would
+	// wait on, until its read timeout, before it finishes shutting down.
+	client *http.Client
 }
 
 // Stop shuts the node down now, as a SIGTERM would; the test's cleanup
@@ -86,9 +92,11 @@ func StartLogged(t testing.TB, cfg app.Config, log *slog.Logger) *Node {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Serve(ctx, ln) }()
+	client := &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
 	var once sync.Once
 	stop := func() {
 		once.Do(func() {
+			client.CloseIdleConnections()
 			cancel()
 			if err := <-done; err != nil {
 				t.Errorf("node stopped with: %v", err)
@@ -96,7 +104,7 @@ func StartLogged(t testing.TB, cfg app.Config, log *slog.Logger) *Node {
 		})
 	}
 	t.Cleanup(stop)
-	return &Node{App: a, BaseURL: "http://" + ln.Addr().String(), Store: a.Store(), stop: stop}
+	return &Node{App: a, BaseURL: "http://" + ln.Addr().String(), Store: a.Store(), stop: stop, client: client}
 }
 
 // Account creates an account with an owner and returns it with the
@@ -326,7 +334,7 @@ func (n *Node) Do(t testing.TB, method, path, token string, body any) Response {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := n.client.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}
@@ -383,7 +391,7 @@ func (n *Node) Upload(t testing.TB, token string, files []ImportFile, fields url
 	}
 	req.Header.Set("Content-Type", w.FormDataContentType())
 	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := n.client.Do(req)
 	if err != nil {
 		t.Fatalf("upload: %v", err)
 	}
