@@ -3,10 +3,61 @@ package models
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"gorm.io/gorm/clause"
 )
+
+// Now reads the database's clock. Heartbeats are written and judged on
+// it, so that nodes whose own clocks disagree still agree on how long a
+// peer has been silent. Embedded SQLite runs on this machine, whose clock
+// it shares.
+func (s *Store) Now(ctx context.Context) (time.Time, error) {
+	if !IsMySQL(s.db) {
+		return time.Now().UTC(), nil
+	}
+	var now time.Time
+	if err := s.conn(ctx).Raw("SELECT UTC_TIMESTAMP(6)").Scan(&now).Error; err != nil {
+		return time.Time{}, fmt.Errorf("read the database's clock: %w", err)
+	}
+	return now.UTC(), nil
+}
+
+// FairWait tells a node when it may judge its peers by their heartbeats.
+// An outage of the database stops every node's heartbeat at once, so the
+// first node to reach the database again would find all its peers silent
+// although they are only waiting for their next beat. A node therefore
+// judges its peers only once it has itself reached the database without a
+// break for as long as a peer may be silent: every peer that is alive has
+// had that long to beat again. The zero value has not reached the
+// database yet.
+type FairWait struct {
+	mu sync.Mutex
+	// since is when the current run of good calls began; zero after a
+	// failed one.
+	since time.Time
+}
+
+// Record notes whether the call to the database begun at began succeeded.
+func (w *FairWait) Record(ok bool, began time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	switch {
+	case !ok:
+		w.since = time.Time{}
+	case w.since.IsZero():
+		w.since = began
+	}
+}
+
+// Over reports whether, at now, the database has been reached without a
+// break for at least d.
+func (w *FairWait) Over(now time.Time, d time.Duration) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return !w.since.IsZero() && now.Sub(w.since) >= d
+}
 
 // NodeHeartbeat records that node nodeID, serving ranks (besides 0, as
 // FormatRanks writes them), is alive at now, adding it on its first beat.

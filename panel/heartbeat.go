@@ -13,7 +13,10 @@ import (
 // and every node looks, at each of its own, for panels recorded as
 // connected to a node whose heartbeat has gone silent: those links died
 // with it. The panel reconnects wherever it can and is marked connected
-// again then.
+// again then. A node judges its peers only after a fair wait of its own
+// good beats (models.FairWait), so that an outage of the database, which
+// silences every node at once, does not make the first node back blame
+// the others.
 
 // sweepBatch bounds the panels one heartbeat marks disconnected.
 const sweepBatch = 500
@@ -28,9 +31,11 @@ func (l *Link) heartbeatLoop() {
 	var last time.Time
 	first, reassert := true, 0
 	for {
-		now := time.Now().UTC()
+		began := time.Now()
 		ctx, cancel := context.WithTimeout(context.Background(), max(l.cfg.Heartbeat, time.Second))
-		if err := l.store.NodeHeartbeat(ctx, l.cfg.NodeID, l.cfg.Ranks, now); err != nil {
+		now, err := l.beat(ctx)
+		l.fair.Record(err == nil, began)
+		if err != nil {
 			l.log.Warn("node heartbeat", "error", err.Error())
 		} else {
 			// Silent for as long as it takes to be thought lost, this node
@@ -50,7 +55,9 @@ func (l *Link) heartbeatLoop() {
 				l.releaseStale(ctx, now)
 				first = false
 			}
-			l.sweepLostNodes(ctx, now)
+			if l.fair.Over(time.Now(), l.cfg.NodeLostAfter) {
+				l.sweepLostNodes(ctx, now)
+			}
 		}
 		cancel()
 		select {
@@ -59,6 +66,16 @@ func (l *Link) heartbeatLoop() {
 		case <-tick.C:
 		}
 	}
+}
+
+// beat records this node's heartbeat at the database's time, and returns
+// that time.
+func (l *Link) beat(ctx context.Context) (time.Time, error) {
+	now, err := l.store.Now(ctx)
+	if err != nil {
+		return now, err
+	}
+	return now, l.store.NodeHeartbeat(ctx, l.cfg.NodeID, l.cfg.Ranks, now)
 }
 
 // sweepLostNodes marks disconnected the panels recorded as connected to a

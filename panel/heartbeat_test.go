@@ -2,6 +2,7 @@ package panel
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -87,5 +88,152 @@ func TestHeartbeat_ReassertsHeldPanelsAfterALapse(t *testing.T) {
 				t.Fatalf("a panel whose link moved on is %s, want disconnected", got)
 			}
 		})
+	}
+}
+
+// An outage of the database silences every node at once. When it ends,
+// the first node to beat again must not blame its peer, whose heartbeat
+// looks old only because it could not write either; a node that really
+// died in the meantime is still found, once the nodes back have beaten
+// for as long as a peer may be silent.
+func TestHeartbeat_AfterADatabaseOutage_PeersAreNotBlamedButADeadNodeIs(t *testing.T) {
+	for _, b := range dbtest.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			ctx := context.Background()
+			store := dbtest.OpenMigrated(t, b)
+			acct, err := store.CreateAccount(ctx, "Acme")
+			if err != nil {
+				t.Fatal(err)
+			}
+			panelOf := map[string]models.LocationView{}
+			for _, node := range []string{"node-a", "node-b", "node-c"} {
+				name := "Linked to " + node
+				loc, err := store.CreateLocation(ctx, models.SystemActor(acct.ID, "test"), models.NewLocation{
+					Settings: models.LocationSettings{Name: &name}, PanelSerial: "HB-" + node, SecretHash: strings.Repeat("0", 64),
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				panelOf[node] = loc
+			}
+			connect := func(node string) {
+				t.Helper()
+				if _, err := store.MarkPanelConnected(ctx, panelOf[node].Panel.ID, "link-of-"+node, node, time.Now().UTC()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			connection := func(node string) (models.PanelConnection, error) {
+				p, err := store.PanelBySerial(ctx, "HB-"+node)
+				return p.Connection, err
+			}
+
+			// Each node has its own connection pool, and so its own view
+			// of the outage.
+			const lostAfter = 400 * time.Millisecond
+			type node struct {
+				link   *Link
+				outage *dbtest.Outage
+			}
+			start := func(id string) node {
+				db := dbtest.Open(t, b)
+				outage := dbtest.InjectOutage(t, db)
+				nodeStore := models.NewStore(db)
+				l := NewLink(LinkConfig{NodeID: id, Heartbeat: 50 * time.Millisecond, NodeLostAfter: lostAfter},
+					nodeStore, models.NewEventLog(nodeStore, discardPublisher{}), nil)
+				t.Cleanup(func() {
+					stop, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+					defer cancel()
+					l.Close(stop)
+				})
+				return node{link: l, outage: outage}
+			}
+			first, second := start("node-a"), start("node-b")
+			judging := func(n node) func() (bool, string) {
+				return func() (bool, string) {
+					return n.link.fair.Over(time.Now(), lostAfter), n.link.cfg.NodeID + " does not judge its peers yet"
+				}
+			}
+			waitFor(t, 10*time.Second, judging(first))
+			waitFor(t, 10*time.Second, judging(second))
+			// Each takes its panel's link, as a panel linking to it does.
+			for _, n := range []node{first, second} {
+				id := n.link.cfg.NodeID
+				v := panelOf[id]
+				n.link.mu.Lock()
+				n.link.conns[v.Panel.ID] = newDeviceConn("link-of-"+id, panelIdentity{PanelID: v.Panel.ID, AccountID: acct.ID, LocationID: v.Location.ID, Serial: "HB-" + id}, nil, 1)
+				n.link.mu.Unlock()
+				connect(id)
+			}
+
+			// A third node beats once and links its panel, then dies
+			// without closing, just as the database goes away.
+			now, err := store.Now(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := store.NodeHeartbeat(ctx, "node-c", "", now); err != nil {
+				t.Fatal(err)
+			}
+			connect("node-c")
+			first.outage.Begin()
+			second.outage.Begin()
+			for _, n := range []node{first, second} {
+				waitFor(t, 10*time.Second, func() (bool, string) {
+					return !n.link.fair.Over(time.Now(), 0), n.link.cfg.NodeID + " has not noticed the outage"
+				})
+			}
+			// The outage lasts long enough for every heartbeat to look
+			// lost when it ends.
+			time.Sleep(2 * lostAfter)
+			// Node a reaches the database first, and beats again before
+			// node b can.
+			first.outage.End()
+			waitFor(t, 10*time.Second, func() (bool, string) {
+				return first.link.fair.Over(time.Now(), 0), "node-a has not beaten since the outage"
+			})
+			second.outage.End()
+
+			waitFor(t, 10*time.Second, func() (bool, string) {
+				got, err := connection("node-c")
+				return err == nil && got == models.PanelDisconnected, fmt.Sprintf("the dead node's panel is %s (%v)", got, err)
+			})
+			waitFor(t, 10*time.Second, judging(first))
+			waitFor(t, 10*time.Second, judging(second))
+			for _, id := range []string{"node-a", "node-b"} {
+				if got, err := connection(id); err != nil || got != models.PanelConnected {
+					t.Errorf("the panel of %s, which beat again after the outage, is %s (%v)", id, got, err)
+				}
+			}
+			log, err := store.ListEvents(ctx, models.EventQuery{AccountID: acct.ID, Limit: 100})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var lost []string
+			for _, e := range log {
+				if e.Type == models.EventPanelDisconnected && strings.Contains(e.Data, "node_lost") {
+					lost = append(lost, e.Data)
+				}
+			}
+			if len(lost) != 1 || !strings.Contains(lost[0], "HB-node-c") {
+				t.Fatalf("node_lost disconnections %q, want the dead node's panel only", lost)
+			}
+		})
+	}
+}
+
+// waitFor polls cond until it holds, failing the test after within with
+// what cond last said was missing.
+func waitFor(t *testing.T, within time.Duration, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		ok, why := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %v: %s", within, why)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

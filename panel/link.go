@@ -122,6 +122,9 @@ type Link struct {
 	dispatch  sync.WaitGroup
 	stopBus   chan struct{}
 	closeOnce sync.Once
+
+	// fair tells the heartbeat when this node may judge its peers.
+	fair models.FairWait
 }
 
 // panelIdentity is what the link knows of an authenticated panel.

@@ -229,7 +229,7 @@ func (c *Client) readLoop(ctx context.Context) {
 	}
 	// Replies go through the hub's writers, the socket's only writers.
 	c.conn.onPing = func(data []byte) {
-		c.enqueue(pongFrame(data), 0)
+		c.sendPong(data)
 	}
 	c.conn.onClose = func(code int) {
 		if code == CloseNoStatus {

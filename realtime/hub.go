@@ -150,7 +150,7 @@ func (h *Hub) pingLoop() {
 		}
 		h.mu.Lock()
 		for c := range h.clients {
-			c.enqueue(pingFrame(), 0)
+			c.sendPing()
 		}
 		h.mu.Unlock()
 	}

@@ -88,6 +88,13 @@ type writeState struct {
 	// tail is what a timed-out write left of its batch; it goes first.
 	tail      []byte
 	closeWith []byte
+	// ping and pong are the control frames waiting to go out, at most one
+	// of each: a second ping of ours would ask nothing the first does not,
+	// and only the client's most recent ping needs an answer (RFC 6455
+	// section 5.5.3), so a client that pings without reading holds one
+	// pong here however fast it pings.
+	ping bool
+	pong []byte
 	// closeQueued says the close frame has been put in the byte stream
 	// (in the tail, if a write was cut short).
 	closeQueued bool
@@ -114,6 +121,42 @@ func (c *Client) enqueue(frame []byte, limit int) bool {
 	c.scheduleLocked()
 	c.wmu.Unlock()
 	return true
+}
+
+// sendPing asks the client for a pong.
+func (c *Client) sendPing() {
+	c.wmu.Lock()
+	if !c.ws.done && c.ws.closeWith == nil {
+		c.ws.ping = true
+		c.scheduleLocked()
+	}
+	c.wmu.Unlock()
+}
+
+// sendPong answers the client's ping, in place of any answer to an
+// earlier ping that has not gone out yet.
+func (c *Client) sendPong(appData []byte) {
+	c.wmu.Lock()
+	if !c.ws.done && c.ws.closeWith == nil {
+		c.ws.pong = pongFrame(appData)
+		c.scheduleLocked()
+	}
+	c.wmu.Unlock()
+}
+
+// pendingBytes reports how many bytes wait to be written: queued frames,
+// control frames and what a cut-short write left.
+func (c *Client) pendingBytes() int {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	n := len(c.ws.tail) + len(c.ws.pong)
+	if c.ws.ping {
+		n += len(pingFrame())
+	}
+	for _, f := range c.ws.queue {
+		n += len(f)
+	}
+	return n
 }
 
 // queueLen reports how many frames wait.
@@ -157,19 +200,37 @@ func (c *Client) flush() {
 		// takes the place of everything still queued.
 		batch = append(append([]byte(nil), batch...), c.ws.closeWith...)
 		c.ws.closeQueued = true
-		c.ws.queue = nil
+		c.ws.queue, c.ws.ping, c.ws.pong = nil, false, nil
 	case closing:
 		// What is left of the close frame is already in the tail.
-	case len(c.ws.queue) == 1 && batch == nil:
+	case len(c.ws.queue) == 1 && batch == nil && !c.ws.ping && c.ws.pong == nil:
 		batch = c.ws.queue[0]
 		c.ws.queue = nil
 	default:
+		// Control frames go ahead of queued frames: they are small, and a
+		// pong kept behind a backlog could miss the client's deadline.
+		// They wait while a cut-short write is finished, so that a socket
+		// that stays full holds the one pending pong, not one per retry.
+		var control []byte
+		if batch == nil {
+			if c.ws.ping {
+				control = pingFrame()
+			}
+			control = append(control, c.ws.pong...)
+			c.ws.ping, c.ws.pong = false, nil
+		}
+		if len(control) > 0 {
+			batch = append(append(make([]byte, 0, len(batch)+len(control)+256), batch...), control...)
+		}
 		taken := 0
 		for _, f := range c.ws.queue {
 			if len(batch) > 0 && len(batch)+len(f) > maxBatchBytes {
 				break
 			}
-			if taken == 0 {
+			// The batch is copied before the first frame joins it, unless
+			// the control frames did so: the tail and the frames may be
+			// shared with other clients.
+			if taken == 0 && len(control) == 0 {
 				batch = append(make([]byte, 0, len(batch)+len(f)+256), batch...)
 			}
 			batch = append(batch, f...)
@@ -223,7 +284,7 @@ func (c *Client) write(batch []byte, closing bool) {
 	case err == nil:
 		c.ws.blockedSince = time.Time{}
 		c.ws.scheduled = false
-		if len(c.ws.queue) > 0 || c.ws.closeWith != nil {
+		if len(c.ws.queue) > 0 || c.ws.closeWith != nil || c.ws.ping || c.ws.pong != nil {
 			c.scheduleLocked()
 		}
 		c.wmu.Unlock()
@@ -257,7 +318,7 @@ func (c *Client) write(batch []byte, closing bool) {
 // the reader. It unlocks wmu.
 func (c *Client) finishLocked() {
 	c.ws.done = true
-	c.ws.queue, c.ws.tail = nil, nil
+	c.ws.queue, c.ws.tail, c.ws.pong = nil, nil, nil
 	c.wmu.Unlock()
 	_ = c.conn.Close()
 	close(c.writeDone)

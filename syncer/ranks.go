@@ -27,10 +27,12 @@ type StrandedRank struct {
 }
 
 // strandedView keeps the outcome of the last check for /readyz and the
-// metrics, which read it without a query of their own.
+// metrics, which read it without a query of their own, and how long the
+// checks have reached the database without a break.
 type strandedView struct {
 	mu    sync.Mutex
 	ranks []StrandedRank
+	fair  models.FairWait
 }
 
 func (v *strandedView) set(ranks []StrandedRank) {
@@ -68,10 +70,29 @@ func (e *Engine) rankLoop(ctx context.Context) {
 
 // CheckRanks looks for queued runs of ranks that no running node serves,
 // records the outcome for Stranded, warns each account whose runs have
-// just become stranded, and ends the episodes that are over.
+// just become stranded, and ends the episodes that are over. Until its
+// checks have reached the database for NodeLostAfter without a break (at
+// start, and after an outage that silenced every node's heartbeat), every
+// node with a heartbeat counts as running: its peers have not yet had a
+// fair chance to beat again.
 func (e *Engine) CheckRanks(ctx context.Context) error {
+	began := time.Now()
+	err := e.checkRanks(ctx, e.stranded.fair.Over(began, e.cfg.NodeLostAfter))
+	e.stranded.fair.Record(err == nil, began)
+	return err
+}
+
+func (e *Engine) checkRanks(ctx context.Context, judging bool) error {
 	now := e.now()
-	backlog, err := e.store.StrandedRuns(ctx, now.Add(-e.cfg.NodeLostAfter), e.cfg.Ranks)
+	var liveSince time.Time
+	if judging {
+		dbNow, err := e.store.Now(ctx)
+		if err != nil {
+			return err
+		}
+		liveSince = dbNow.Add(-e.cfg.NodeLostAfter)
+	}
+	backlog, err := e.store.StrandedRuns(ctx, liveSince, e.cfg.Ranks)
 	if err != nil {
 		return err
 	}

@@ -1,15 +1,21 @@
 package syncer_test
 
 import (
+	"context"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/panelsync/panelsync/app"
 	"github.com/panelsync/panelsync/app/apptest"
+	"github.com/panelsync/panelsync/models"
+	"github.com/panelsync/panelsync/models/dbtest"
 	"github.com/panelsync/panelsync/panel/sim"
+	"github.com/panelsync/panelsync/syncer"
 )
 
 // TestRanks_RankNoNodeServes_RunWaitsWarnsOnceAndShowsOnReadyzAndMetrics
@@ -80,6 +86,100 @@ func TestRanks_RankNoNodeServes_RunWaitsWarnsOnceAndShowsOnReadyzAndMetrics(t *t
 			t.Fatalf("metrics still show a stranded rank:\n%s", grepLines(body, "stranded"))
 		}
 	})
+}
+
+// After an outage of the database that silenced every node, the peer
+// serving a rank looks lost only because it could not beat either: the
+// check does not call its runs stranded until it has itself reached the
+// database for NodeLostAfter, and a peer that stays silent that long is
+// judged then.
+func TestRanks_AfterADatabaseOutage_PeerIsJudgedOnlyAfterAFairWait(t *testing.T) {
+	for _, b := range dbtest.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			ctx := context.Background()
+			store := dbtest.OpenMigrated(t, b)
+			outage := dbtest.InjectOutage(t, store.DB())
+			acct, err := store.CreateAccount(ctx, "Acme")
+			if err != nil {
+				t.Fatal(err)
+			}
+			actor := models.SystemActor(acct.ID, "test")
+			name, rank := "Depot", 5
+			loc, err := store.CreateLocation(ctx, actor, models.NewLocation{
+				Settings: models.LocationSettings{Name: &name}, PanelSerial: "RK-0001", SecretHash: strings.Repeat("0", 64),
+			})
+			if err == nil {
+				loc, err = store.UpdateLocation(ctx, actor, loc.Location.ID, models.LocationSettings{Rank: &rank})
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := store.EnqueueRun(ctx, models.Run{AccountID: acct.ID, LocationID: loc.Location.ID, Kind: models.RunUsers,
+				Mode: models.ModeFull, TriggerSource: models.TriggerApp, AvailableAt: time.Now().UTC(), WorkerRank: rank}); err != nil {
+				t.Fatal(err)
+			}
+			const lostAfter = 300 * time.Millisecond
+			peerBeat := func(age time.Duration) {
+				t.Helper()
+				now, err := store.Now(ctx)
+				if err == nil {
+					err = store.NodeHeartbeat(ctx, "peer", "5", now.Add(-age))
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			engine := syncer.New(syncer.Config{Ranks: []int{1}, NodeLostAfter: lostAfter}, store, models.NewEventLog(store, nil), nil, nil)
+			stranded := func() []syncer.StrandedRank {
+				t.Helper()
+				if err := engine.CheckRanks(ctx); err != nil {
+					t.Fatal(err)
+				}
+				return engine.Stranded()
+			}
+
+			// The peer beats while the check settles in.
+			for deadline := time.Now().Add(2 * lostAfter); time.Now().Before(deadline); {
+				peerBeat(0)
+				if got := stranded(); len(got) > 0 {
+					t.Fatalf("stranded %+v while the peer serving rank 5 beats", got)
+				}
+				time.Sleep(lostAfter / 10)
+			}
+
+			// Nobody reaches the database; when it is back, the peer's
+			// last heartbeat is older than NodeLostAfter.
+			outage.Begin()
+			if err := engine.CheckRanks(ctx); err == nil {
+				t.Fatal("a check during the outage succeeded")
+			}
+			outage.End()
+			peerBeat(2 * lostAfter)
+			if got := stranded(); len(got) > 0 {
+				t.Fatalf("stranded %+v on the first check after the outage, before the peer could beat again", got)
+			}
+
+			// The peer never beats again: after the fair wait its rank is
+			// stranded.
+			apptest.Eventually(t, 10*time.Second, func() (bool, string) {
+				got := stranded()
+				return slices.Equal(got, []syncer.StrandedRank{{Rank: 5, Queued: 1}}), "the silent peer's rank is not stranded"
+			})
+			events, err := store.ListEvents(ctx, models.EventQuery{AccountID: acct.ID, Limit: 100})
+			if err != nil {
+				t.Fatal(err)
+			}
+			warnings := 0
+			for _, e := range events {
+				if e.Type == models.EventRunsStranded {
+					warnings++
+				}
+			}
+			if warnings != 1 {
+				t.Fatalf("%d runs.stranded warnings, want 1, after the fair wait", warnings)
+			}
+		})
+	}
 }
 
 // accountEvents returns the account's whole Event Log, oldest first.
