@@ -30,7 +30,9 @@ func (l *Link) heartbeatLoop() {
 	for {
 		now := time.Now().UTC()
 		ctx, cancel := context.WithTimeout(context.Background(), max(l.cfg.Heartbeat, time.Second))
-		if err := l.store.NodeHeartbeat(ctx, l.cfg.NodeID, l.cfg.Ranks, now); err != nil {
+		err := l.store.NodeHeartbeat(ctx, l.cfg.NodeID, l.cfg.Ranks, now)
+		l.cfg.Metrics.heartbeat(err)
+		if err != nil {
 			l.log.Warn("node heartbeat", "error", err.Error())
 		} else {
 			// Silent for as long as it takes to be thought lost, this node

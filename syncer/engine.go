@@ -71,7 +71,9 @@ type Config struct {
 	// Mailer queues the sync reports mailed to locations' report
 	// e-mails; nil sends none.
 	Mailer Mailer
-	Logger *slog.Logger
+	// Metrics counts runs started and finished; nil counts nothing.
+	Metrics *Metrics
+	Logger  *slog.Logger
 }
 
 func (c *Config) setDefaults() {
@@ -291,6 +293,7 @@ func (e *Engine) execute(ctx context.Context, r models.Run) {
 		e.keepLease(runCtx, cancel, r.ID)
 	}()
 	defer func() { cancel(); <-leaseDone }()
+	e.cfg.Metrics.runStarted(r)
 
 	var outcome attemptOutcome
 	func() {
