@@ -290,15 +290,15 @@ func TestMetrics_ATap_CountsRunsAndPanelCommands(t *testing.T) {
 
 			body := n.scrape(t)
 			for series, want := range map[string]float64{
-				`panelsync_runs_finished_total{kind="users",outcome="failed",trigger="app"}`:        0,
-				`panelsync_panels_connected`:                                                        1,
-				`panelsync_panel_command_timeouts_total{command="users.get"}`:                       0,
-				`panelsync_dependency_up{dependency="database"}`:                                    1,
-				`panelsync_dependency_up{dependency="bus"}`:                                         1,
-				`panelsync_runs_queued{rank="0"}`:                                                   0,
-				`panelsync_runs_queued_oldest_age_seconds{rank="0"}`:                                0,
-				`panelsync_batches_in_flight`:                                                       0,
-				`panelsync_realtime_connections`:                                                    0,
+				`panelsync_runs_finished_total{kind="users",outcome="failed",trigger="app"}`: 0,
+				`panelsync_panels_connected`:                                                           1,
+				`panelsync_panel_command_timeouts_total{command="users.get"}`:                          0,
+				`panelsync_dependency_up{dependency="database"}`:                                       1,
+				`panelsync_dependency_up{dependency="bus"}`:                                            1,
+				`panelsync_runs_queued{rank="0"}`:                                                      0,
+				`panelsync_runs_queued_oldest_age_seconds{rank="0"}`:                                   0,
+				`panelsync_batches_in_flight`:                                                          0,
+				`panelsync_realtime_connections`:                                                       0,
 				`panelsync_runs_finished_total{kind="refresh",outcome="cancelled",trigger="schedule"}`: 0,
 			} {
 				if got, ok := value(body, series); !ok || got != want {
