@@ -223,7 +223,8 @@ func alertExprs(t *testing.T, path string) (names, exprs []string) {
 // TestMetrics_DashboardAndAlerts_NameOnlyMetricsANodeExports loads the
 // shipped Grafana dashboard and Prometheus rules and checks that every
 // panelsync metric they query is one a running node exports, after one
-// sync so that every series has been touched.
+// sync so that every series has been touched, and that the README's table
+// lists every panelsync metric.
 func TestMetrics_DashboardAndAlerts_NameOnlyMetricsANodeExports(t *testing.T) {
 	n := startMetricsNode(t, dbtest.Backends(t)[0], nil, sim.Options{Users: 2})
 	n.FirstSync(t, n.token, n.loc.Location.ID)
@@ -259,6 +260,16 @@ func TestMetrics_DashboardAndAlerts_NameOnlyMetricsANodeExports(t *testing.T) {
 					t.Errorf("%s queries %s, which the node does not export: %s", file.path, name, expr)
 				}
 			}
+		}
+	}
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name := range names {
+		base := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(name, "_bucket"), "_sum"), "_count")
+		if strings.HasPrefix(name, "panelsync_") && !strings.Contains(string(readme), "| `"+base+"` |") {
+			t.Errorf("README's metrics table lacks %s", base)
 		}
 	}
 	if len(used) < 20 {
