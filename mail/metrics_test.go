@@ -40,7 +40,7 @@ func TestQueue_Metrics_CountSentRetriedAndFailedMails(t *testing.T) {
 	want := map[string]float64{
 		"panelsync_mails_sent_total":           1,
 		"panelsync_mail_attempts_failed_total": 2,
-		"panelsync_mails_failed_total":          1,
+		"panelsync_mails_failed_total":         1,
 	}
 	waitFor(t, "the mails to be sent and failed", func() bool {
 		got := counters(t, reg)
