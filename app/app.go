@@ -124,6 +124,7 @@ func (a *App) build(ctx context.Context, signingKey, codeKey []byte) error {
 		return err
 	}
 	a.bus = b
+	a.registry = prometheus.NewRegistry()
 	if err := a.buildMail(); err != nil {
 		return err
 	}
@@ -166,6 +167,7 @@ func (a *App) build(ctx context.Context, signingKey, codeKey []byte) error {
 		CheckinInterval: a.cfg.CheckinInterval,
 		Heartbeat:       a.cfg.NodeHeartbeat,
 		Ranks:           models.FormatRanks(ranks),
+		Metrics:         panel.NewMetrics(a.registry),
 		Logger:          a.log,
 	}, a.store, a.events, b.Conn())
 	a.engine = syncer.New(syncer.Config{
@@ -186,34 +188,35 @@ func (a *App) build(ctx context.Context, signingKey, codeKey []byte) error {
 		CodeKey:         codeKey,
 		Sealer:          a.sealer,
 		Mailer:          a.mail,
+		Metrics:         syncer.NewMetrics(a.registry),
 		Logger:          a.log,
 	}, a.store, a.events, a.link, b.NewWaker())
 
 	a.link.SetHandler(a.engine)
-	a.hub = realtime.NewHub(realtime.Config{WriterShare: a.cfg.RealtimeWriterShare, Logger: a.log}, a.store, b.Conn())
+	a.hub = realtime.NewHub(realtime.Config{WriterShare: a.cfg.RealtimeWriterShare, Metrics: realtime.NewMetrics(a.registry), Logger: a.log}, a.store, b.Conn())
 
 	origins, err := handlers.ParseOrigins(a.cfg.CORSOrigins)
 	if err != nil {
 		return err
 	}
-	registry := prometheus.NewRegistry()
-	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		newStrandedCollector(a.engine))
-	a.registry = registry
+	readiness := []handlers.ReadinessCheck{
+		{Name: "database", Check: a.store.Ping},
+		{Name: "migrations", Check: a.checkMigrations},
+		{Name: "bus", Check: b.Ping},
+	}
+	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		newStrandedCollector(a.engine), newQueueCollector(a.base, a.store, a.log, ranks), newDependencyCollector(a.base, readiness),
+		panel.ConnectedGauge(a.link), realtime.ConnectionsGauge(a.hub))
 
 	a.http = handlers.New(handlers.Deps{
-		Logger:   a.log,
-		Auth:     authSvc,
-		Store:    a.store,
-		Registry: registry,
-		Readiness: []handlers.ReadinessCheck{
-			{Name: "database", Check: a.store.Ping},
-			{Name: "migrations", Check: a.checkMigrations},
-			{Name: "bus", Check: b.Ping},
-		},
-		Link:   a.link,
-		Engine: a.engine,
-		Hub:    a.hub,
+		Logger:    a.log,
+		Auth:      authSvc,
+		Store:     a.store,
+		Registry:  a.registry,
+		Readiness: readiness,
+		Link:      a.link,
+		Engine:    a.engine,
+		Hub:       a.hub,
 		GrantRevoked: func(loginID, accountID string) error {
 			return realtime.PublishGrantRevoked(b.Conn(), loginID, accountID)
 		},

@@ -102,6 +102,7 @@ func (a *App) buildMail() error {
 		Logger:      a.log,
 		RetryBase:   a.cfg.MailRetryBase,
 		MaxAttempts: a.cfg.MailMaxAttempts,
+		Metrics:     mail.NewMetrics(a.registry),
 	}, a.store)
 	return nil
 }

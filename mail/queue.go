@@ -37,6 +37,8 @@ type Config struct {
 	// SendTimeout bounds one attempt at one mail, connection included
 	// (1m).
 	SendTimeout time.Duration
+	// Metrics counts mails sent and failed; nil counts nothing.
+	Metrics *Metrics
 }
 
 func (c *Config) setDefaults() {
@@ -197,6 +199,7 @@ func (q *Queue) deliver(ctx context.Context, m models.Mail) {
 		q.record(ctx, log, m, func(ctx context.Context) (bool, error) {
 			return q.store.MarkMailSent(ctx, m.ID, q.cfg.Owner, q.now())
 		})
+		q.cfg.Metrics.mailSent()
 		log.Info("mail sent")
 	case ctx.Err() != nil:
 		// The node is stopping: the attempt was cut short, not refused.
@@ -208,6 +211,7 @@ func (q *Queue) deliver(ctx context.Context, m models.Mail) {
 		q.record(ctx, log, m, func(ctx context.Context) (bool, error) {
 			return q.store.RetryMail(ctx, m.ID, q.cfg.Owner, q.now().Add(wait), err.Error())
 		})
+		q.cfg.Metrics.attemptFailed()
 		log.Info("mail not sent; it will be retried", "error", err.Error(), "retry_in", wait.String())
 	}
 }
@@ -248,6 +252,7 @@ func (q *Queue) fail(ctx context.Context, log *slog.Logger, m models.Mail, cause
 	q.record(ctx, log, m, func(ctx context.Context) (bool, error) {
 		return q.store.FailMail(ctx, m.ID, q.cfg.Owner, q.now(), cause.Error())
 	})
+	q.cfg.Metrics.mailFailed()
 	log.Warn("mail failed; it will not be retried", "error", cause.Error())
 }
 

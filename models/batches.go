@@ -235,7 +235,7 @@ func (s *Store) CancelBatch(ctx context.Context, accountID, id string, now time.
 		}
 		// Locked, so a worker cannot claim one between this read and the
 		// update (claims skip locked rows).
-		if err := lockForUpdate(db).Select("id", "account_id", "location_id", "kind").
+		if err := lockForUpdate(db).Select("id", "account_id", "location_id", "kind", "trigger_source").
 			Where("batch_id = ? AND state = ?", id, RunQueued).Find(&cancelled).Error; err != nil {
 			return err
 		}

@@ -35,6 +35,7 @@ func (l *Link) heartbeatLoop() {
 		ctx, cancel := context.WithTimeout(context.Background(), max(l.cfg.Heartbeat, time.Second))
 		now, err := l.beat(ctx)
 		l.fair.Record(err == nil, began)
+		l.cfg.Metrics.heartbeat(err)
 		if err != nil {
 			l.log.Warn("node heartbeat", "error", err.Error())
 		} else {

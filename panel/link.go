@@ -46,8 +46,10 @@ type LinkConfig struct {
 	// models.FormatRanks writes them. The heartbeat records them so that
 	// every node can tell a rank that no running node serves; the link
 	// itself takes any panel whatever its rank.
-	Ranks  string
-	Logger *slog.Logger
+	Ranks string
+	// Metrics measures commands and heartbeats; nil measures nothing.
+	Metrics *Metrics
+	Logger  *slog.Logger
 }
 
 func (c *LinkConfig) setDefaults() {
@@ -513,11 +515,8 @@ func (l *Link) handleBusMessage(m *nats.Msg) {
 	}
 }
 
-// Send runs a command on a panel, wherever it is connected, and returns
-// its answer. It fails with a CommandFailure: panel_disconnected when no
-// node holds the panel, panel_timeout when it does not answer in time,
-// panel_error when it refuses.
-func (l *Link) Send(ctx context.Context, panelID, name string, args any) (json.RawMessage, error) {
+// send runs a command on a panel for Send, which measures it.
+func (l *Link) send(ctx context.Context, panelID, name string, args any) (json.RawMessage, error) {
 	timeout := l.cfg.CommandTimeout
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = min(timeout, time.Until(dl))

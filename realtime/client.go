@@ -152,6 +152,7 @@ func (c *Client) deliverLive(p *pass) {
 	default:
 		c.sendLive(bytes.Join(some, nil))
 	}
+	c.hub.cfg.Metrics.deliveredLive(wanted)
 }
 
 // queue sends a frame. It never blocks: when the queue is full the client
@@ -177,6 +178,7 @@ func (c *Client) queueReplay(frame []byte) bool {
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
+	c.hub.cfg.Metrics.deliveredReplay()
 	return true
 }
 
@@ -184,6 +186,7 @@ func (c *Client) queueReplay(frame []byte) bool {
 // close frame goes out, then the socket closes and the reader ends.
 func (c *Client) shutdown(code int, text string) {
 	c.closeOnce.Do(func() {
+		c.hub.cfg.Metrics.closed(code)
 		close(c.closing)
 		c.startClose(code, text)
 	})

@@ -35,7 +35,9 @@ type Config struct {
 	// fan-out writer of their own; a larger audience is split over up to
 	// one writer per core.
 	WriterShare int
-	Logger      *slog.Logger
+	// Metrics measures the fan-out; nil measures nothing.
+	Metrics *Metrics
+	Logger  *slog.Logger
 }
 
 func (c *Config) setDefaults() {

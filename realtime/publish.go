@@ -36,6 +36,9 @@ type Event struct {
 	RunID        *string         `json:"run_id"`
 	Data         json.RawMessage `json:"data"`
 	OccurredAt   time.Time       `json:"occurred_at"`
+	// committedAt is when the event's transaction committed, as the bus
+	// message says; it is not part of the wire form.
+	committedAt time.Time
 }
 
 // NewEvent converts a stored event.
@@ -80,7 +83,7 @@ func (p *Publisher) PublishEvents(_ context.Context, events []models.Event) {
 			p.log.Error("encode event", "error", err.Error())
 			continue
 		}
-		if err := p.conn.Publish(EventSubject(e.AccountID), b); err != nil {
+		if err := p.conn.PublishMsg(committedMsg(EventSubject(e.AccountID), b)); err != nil {
 			p.log.Warn("publish event", "offset", e.Offset, "error", err.Error())
 		}
 	}

@@ -81,6 +81,7 @@ func (s *stream) start(ctx context.Context) error {
 		if json.Unmarshal(m.Data, &e) != nil {
 			return
 		}
+		e.committedAt = committedAt(m)
 		select {
 		case s.in <- e:
 		case <-s.hub.stop:
@@ -299,6 +300,7 @@ func (s *stream) flush() {
 		c.deliverLive(&p)
 	}
 	wg.Wait()
+	s.hub.cfg.Metrics.passWritten(p.events)
 	clear(s.batch)
 	s.batch = s.batch[:0]
 }

@@ -186,6 +186,7 @@ func (e *Engine) settle(ctx context.Context, r models.Run, loc models.Location, 
 	if r.BatchID != nil {
 		models.AfterCommit(ctx, func() { e.noteBatch(*r.BatchID) })
 	}
+	e.finishedAfterCommit(ctx, r, outcome.State, now)
 	ev := models.NewEvent{
 		AccountID: r.AccountID, LocationID: r.LocationID, LocationName: loc.Name, RunID: r.ID, OccurredAt: now, Data: data,
 		Type: models.EventSyncSucceeded, Severity: models.SeverityInfo,

@@ -196,6 +196,7 @@ func (e *Engine) CancelBatch(ctx context.Context, actor models.Actor, id string)
 		// client that saw sync.requested also sees how it ended.
 		events := make([]models.NewEvent, 0, len(cancelled))
 		for _, r := range cancelled {
+			e.finishedAfterCommit(ctx, r, models.RunCancelled, e.now())
 			events = append(events, models.NewEvent{
 				AccountID: r.AccountID, LocationID: r.LocationID, RunID: r.ID,
 				Type: models.EventSyncCancelled, Severity: models.SeverityWarning,

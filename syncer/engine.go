@@ -78,7 +78,9 @@ type Config struct {
 	// Mailer queues the sync reports mailed to locations' report
 	// e-mails; nil sends none.
 	Mailer Mailer
-	Logger *slog.Logger
+	// Metrics counts runs started and finished; nil counts nothing.
+	Metrics *Metrics
+	Logger  *slog.Logger
 }
 
 func (c *Config) setDefaults() {
@@ -317,6 +319,7 @@ func (e *Engine) execute(ctx context.Context, r models.Run) {
 		e.keepLease(runCtx, cancel, r.ID)
 	}()
 	defer func() { cancel(); <-leaseDone }()
+	e.cfg.Metrics.runStarted(r)
 
 	var outcome attemptOutcome
 	if r.Takeovers >= e.cfg.MaxTakeovers {

@@ -137,6 +137,7 @@ func (e *Engine) ApplyRun(ctx context.Context, actor models.Actor, runID string)
 		if err := e.store.RecordRunFinished(ctx, r.LocationID, r.Kind, true, now); err != nil {
 			return err
 		}
+		e.finishedAfterCommit(ctx, r, models.RunSucceeded, now)
 		if r.BatchID != nil {
 			batchID := *r.BatchID
 			models.AfterCommit(ctx, func() { e.noteBatch(batchID) })

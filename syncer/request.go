@@ -176,6 +176,7 @@ func (e *Engine) recordRefused(ctx context.Context, actor models.Actor, loc mode
 	if err := e.store.RecordRunFinished(ctx, loc.Location.ID, req.Kind, false, e.now()); err != nil {
 		return err
 	}
+	e.finishedAfterCommit(ctx, run, models.RunFailed, e.now())
 	_, err = e.events.Append(ctx, models.NewEvent{
 		AccountID: loc.Location.AccountID, LocationID: loc.Location.ID, LocationName: loc.Location.Name, RunID: run.ID,
 		Type: models.EventSyncFailed, Severity: models.SeverityError,
@@ -260,6 +261,7 @@ func (e *Engine) recordCancelled(ctx context.Context, actor models.Actor, r mode
 	if err := e.store.RefreshSyncStatus(ctx, r.LocationID); err != nil {
 		return err
 	}
+	e.finishedAfterCommit(ctx, r, models.RunCancelled, e.now())
 	if r.BatchID != nil {
 		batchID := *r.BatchID
 		models.AfterCommit(ctx, func() { e.noteBatch(batchID) })

@@ -1,0 +1,116 @@
+package panel
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics measures the panel commands this node sends and its heartbeat.
+// A nil *Metrics measures nothing, so a link built without one (in tests)
+// works the same.
+type Metrics struct {
+	// commands holds each known command's series, resolved once: the
+	// command label takes only these values, and "other".
+	commands   map[string]commandSeries
+	other      commandSeries
+	beats      prometheus.Counter
+	beatsError prometheus.Counter
+}
+
+type commandSeries struct {
+	duration prometheus.Observer
+	timeouts prometheus.Counter
+}
+
+// NewMetrics registers the panel and heartbeat metrics on reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	duration := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "panelsync_panel_command_duration_seconds",
+		Help:    "Time from sending a command to a panel to its answer (or refusal), by command; timeouts are counted apart.",
+		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+	}, []string{"command"})
+	timeouts := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "panelsync_panel_command_timeouts_total",
+		Help: "Commands sent to a panel that it did not answer in time, by command.",
+	}, []string{"command"})
+	m := &Metrics{
+		commands: map[string]commandSeries{},
+		beats: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "panelsync_node_heartbeats_total",
+			Help: "Heartbeats this node recorded in the database.",
+		}),
+		beatsError: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "panelsync_node_heartbeat_failures_total",
+			Help: "Heartbeats this node could not record (the database did not take the write).",
+		}),
+	}
+	series := func(name string) commandSeries {
+		return commandSeries{duration: duration.WithLabelValues(name), timeouts: timeouts.WithLabelValues(name)}
+	}
+	for _, name := range []string{CmdUsersGet, CmdUsersPut, CmdConfigGet, CmdStatusGet} {
+		m.commands[name] = series(name)
+	}
+	m.other = series("other")
+	reg.MustRegister(duration, timeouts, m.beats, m.beatsError)
+	return m
+}
+
+// commandDone records a command's outcome after d: its latency when the
+// panel answered or refused, a timeout when it did not answer in time.
+// A command that never reached a panel (not connected, busy, or given up
+// by its caller) says nothing about the panel's latency.
+func (m *Metrics) commandDone(name string, d time.Duration, err error) {
+	if m == nil {
+		return
+	}
+	s, ok := m.commands[name]
+	if !ok {
+		s = m.other
+	}
+	f, isFailure := AsCommandFailure(err)
+	switch {
+	case err == nil:
+	case !isFailure:
+		return
+	case f.Code == FailTimeout:
+		s.timeouts.Inc()
+		return
+	case f.Code == FailDisconnected || f.Code == FailBusy:
+		return
+	}
+	s.duration.Observe(d.Seconds())
+}
+
+// heartbeat counts one heartbeat, recorded or not.
+func (m *Metrics) heartbeat(err error) {
+	switch {
+	case m == nil:
+	case err != nil:
+		m.beatsError.Inc()
+	default:
+		m.beats.Inc()
+	}
+}
+
+// Send runs a command on a panel, wherever it is connected, and returns
+// its answer. It fails with a CommandFailure: panel_disconnected when no
+// node holds the panel, panel_timeout when it does not answer in time,
+// panel_error when it refuses.
+func (l *Link) Send(ctx context.Context, panelID, name string, args any) (json.RawMessage, error) {
+	start := time.Now()
+	data, err := l.send(ctx, panelID, name, args)
+	l.cfg.Metrics.commandDone(name, time.Since(start), err)
+	return data, err
+}
+
+// ConnectedGauge reports the panels connected to this node, read from the
+// link at each scrape.
+func ConnectedGauge(l *Link) prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "panelsync_panels_connected",
+		Help: "Panels whose link is held by this node.",
+	}, func() float64 { return float64(l.ConnectedCount()) })
+}
