@@ -45,6 +45,7 @@ func commands() []command {
 		{"seed", "create an account with N locations and write its panels' credentials for panelsim", runSeed},
 		{"account", "operators: create a customer account and invite its first owner (account create)", runAccount},
 		{"support", "operators: create a support login and print its invitation link (support create)", runSupport},
+		{"ready", "exit 0 when this host's server answers /readyz with 200: a container health check", runReady},
 		{"watch", "follow an account's Event Log live, resuming by offset after a drop", runWatch},
 		{"bench", "run a benchmark: tap, fanout, idle, all-locations or import", runBench},
 		{"version", "print the version", runVersion},
