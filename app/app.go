@@ -202,10 +202,11 @@ func (a *App) build(ctx context.Context, signingKey, codeKey []byte) error {
 	a.registry = registry
 
 	a.http = handlers.New(handlers.Deps{
-		Logger:   a.log,
-		Auth:     authSvc,
-		Store:    a.store,
-		Registry: registry,
+		Logger:       a.log,
+		Auth:         authSvc,
+		Store:        a.store,
+		Registry:     registry,
+		BusAvailable: b.Available,
 		Readiness: []handlers.ReadinessCheck{
 			{Name: "database", Check: a.store.Ping},
 			{Name: "migrations", Check: a.checkMigrations},
