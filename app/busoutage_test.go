@@ -341,6 +341,16 @@ func TestBusOutage_ExternalNATSStopsAndReturns(t *testing.T) {
 	}
 	cancel()
 
+	// A panel that links during the outage is taken, not kept waiting on
+	// the bus.
+	loc2, cred2 := nodeA.Location(t, acct.ID, "Quay")
+	nodeA.MarkUsersSynced(t, loc2.Location.ID)
+	began = time.Now()
+	nodeB.Panel(t, cred2, sim.Options{Users: 1})
+	if took := time.Since(began); took > bound {
+		t.Errorf("a panel linking while the bus is down took %v", took)
+	}
+
 	// Work committed on node A during the outage: runs whichever node
 	// takes them, and their events.
 	actor := models.SystemActor(acct.ID, "bus outage test")

@@ -51,7 +51,7 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 		// A server that stops answering without closing the connection
 		// (frozen, or behind a network black hole) is noticed after two
 		// unanswered pings, not the library's default of minutes.
-		nats.PingInterval(5*time.Second),
+		nats.PingInterval(5 * time.Second),
 		nats.MaxPingsOutstanding(2),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {

@@ -429,6 +429,12 @@ func (l *Link) register(c *deviceConn) error {
 		subs = append(subs, sub)
 	}
 	l.subs[c.panelID] = subs
+	// While the bus is down the panel still links here: its subscriptions
+	// are sent when the connection comes back, and until then no other
+	// node could reach it anyway.
+	if !l.nc.IsConnected() {
+		return nil
+	}
 	// Flush so that a command sent right after the panel connects finds
 	// its responder.
 	return l.nc.Flush()
