@@ -109,26 +109,10 @@ type timedResponse struct {
 
 // doTimed sends a request with a bound of its own, so that a request that
 // hangs fails the test instead of stalling it.
-func doTimed(t *testing.T, method, url, token string, body any) timedResponse {
+func doTimed(t *testing.T, node *apptest.Node, method, path, token string, body any) timedResponse {
 	t.Helper()
-	var rd *strings.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = strings.NewReader(string(b))
-	} else {
-		rd = strings.NewReader("")
-	}
-	req, err := http.NewRequest(method, url, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	if strings.HasSuffix(url, "/v1/realtime") {
+	req := node.Request(t, method, path, token, body)
+	if path == "/v1/realtime" {
 		req.Header.Set("Connection", "Upgrade")
 		req.Header.Set("Upgrade", "websocket")
 		req.Header.Set("Sec-WebSocket-Version", "13")
@@ -138,7 +122,7 @@ func doTimed(t *testing.T, method, url, token string, body any) timedResponse {
 	began := time.Now()
 	resp, err := client.Do(req)
 	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
+		t.Fatalf("%s %s: %v", method, path, err)
 	}
 	defer resp.Body.Close()
 	var p struct {
@@ -304,7 +288,7 @@ func TestBusOutage_ExternalNATSStopsAndReturns(t *testing.T) {
 			{"GET", "/v1/realtime", nil},
 			{"POST", "/v1/auth/logout", nil},
 		} {
-			r := doTimed(t, route.method, node.BaseURL+route.path, token, route.body)
+			r := doTimed(t, node, route.method, route.path, token, route.body)
 			if first503 == 0 {
 				first503 = time.Since(killed)
 			}
@@ -316,7 +300,7 @@ func TestBusOutage_ExternalNATSStopsAndReturns(t *testing.T) {
 			}
 		}
 		// What the database serves goes on answering.
-		if r := doTimed(t, "GET", node.BaseURL+"/v1/locations/"+loc.Location.ID, token, nil); r.status != http.StatusOK {
+		if r := doTimed(t, node, "GET", "/v1/locations/"+loc.Location.ID, token, nil); r.status != http.StatusOK {
 			t.Errorf("a read with the bus down: %d %q", r.status, r.code)
 		}
 	}
@@ -366,7 +350,7 @@ func TestBusOutage_ExternalNATSStopsAndReturns(t *testing.T) {
 	nats.start()
 	restarted := time.Now()
 	apptest.Eventually(t, 10*time.Second, func() (bool, string) {
-		r := doTimed(t, "POST", nodeA.BaseURL+syncPath, token, map[string]string{"kind": "panel"})
+		r := doTimed(t, nodeA, "POST", syncPath, token, map[string]string{"kind": "panel"})
 		return r.status == http.StatusAccepted || r.status == http.StatusOK, fmt.Sprintf("%d %s", r.status, r.code)
 	})
 	tapRecovered := time.Since(restarted)
