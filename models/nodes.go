@@ -77,9 +77,9 @@ func (s *Store) PanelsOfNode(ctx context.Context, nodeID string, limit int) ([]P
 }
 
 // PanelHeldByLiveNode reports whether the panel is recorded as connected
-// to a node whose heartbeat is at or after aliveSince.
-func (s *Store) PanelHeldByLiveNode(ctx context.Context, panelID string, aliveSince time.Time) (bool, error) {
-	alive := s.conn(ctx).Model(&Node{}).Select("id").Where("heartbeat_at >= ?", aliveSince)
+// to a node other than except whose heartbeat is at or after aliveSince.
+func (s *Store) PanelHeldByLiveNode(ctx context.Context, panelID, except string, aliveSince time.Time) (bool, error) {
+	alive := s.conn(ctx).Model(&Node{}).Select("id").Where("heartbeat_at >= ? AND id <> ?", aliveSince, except)
 	var n int64
 	err := s.conn(ctx).Model(&Panel{}).
 		Where("id = ? AND connection = ? AND node_id IN (?)", panelID, PanelConnected, alive).

@@ -39,7 +39,16 @@ func TestSend_NoResponderForAPanelHeldByALiveNode_IsABusFailure(t *testing.T) {
 			t.Errorf("a panel no node holds: %v, want %s", err, panel.FailDisconnected)
 		}
 
+		// This node knows the panel it holds: one recorded here that it
+		// does not hold has just gone.
 		now := time.Now().UTC()
+		if _, err := store.MarkPanelConnected(ctx, p.ID, models.NewID(), tb.node.App.NodeID(), now); err != nil {
+			t.Fatal(err)
+		}
+		if err := send(); code(err) != panel.FailDisconnected {
+			t.Errorf("a panel recorded on this node that it does not hold: %v, want %s", err, panel.FailDisconnected)
+		}
+
 		if err := store.NodeHeartbeat(ctx, "node-elsewhere", "", now); err != nil {
 			t.Fatal(err)
 		}

@@ -618,7 +618,9 @@ func answer(r busReply) (json.RawMessage, error) {
 // a node that is alive, the bus is at fault, not the panel, and the
 // caller should try again rather than report the panel offline.
 func (l *Link) unanswered(ctx context.Context, panelID string) error {
-	held, err := l.store.PanelHeldByLiveNode(context.WithoutCancel(ctx), panelID, time.Now().UTC().Add(-l.cfg.NodeLostAfter))
+	// This node knows what it holds: a panel recorded here that it does
+	// not hold has just gone.
+	held, err := l.store.PanelHeldByLiveNode(context.WithoutCancel(ctx), panelID, l.cfg.NodeID, time.Now().UTC().Add(-l.cfg.NodeLostAfter))
 	if err == nil && held {
 		return busUnavailable()
 	}
