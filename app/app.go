@@ -209,14 +209,15 @@ func (a *App) build(ctx context.Context, signingKey, codeKey []byte) error {
 		panel.ConnectedGauge(a.link), realtime.ConnectionsGauge(a.hub))
 
 	a.http = handlers.New(handlers.Deps{
-		Logger:    a.log,
-		Auth:      authSvc,
-		Store:     a.store,
-		Registry:  a.registry,
-		Readiness: readiness,
-		Link:      a.link,
-		Engine:    a.engine,
-		Hub:       a.hub,
+		Logger:       a.log,
+		Auth:         authSvc,
+		Store:        a.store,
+		Registry:     a.registry,
+		BusAvailable: b.Available,
+		Readiness:    readiness,
+		Link:         a.link,
+		Engine:       a.engine,
+		Hub:          a.hub,
 		GrantRevoked: func(loginID, accountID string) error {
 			return realtime.PublishGrantRevoked(b.Conn(), loginID, accountID)
 		},

@@ -48,6 +48,11 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond),
 		nats.ReconnectBufSize(8 << 20),
+		// A server that stops answering without closing the connection
+		// (frozen, or behind a network black hole) is noticed after two
+		// unanswered pings, not the library's default of minutes.
+		nats.PingInterval(5 * time.Second),
+		nats.MaxPingsOutstanding(2),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
 				log.Warn("bus disconnected", "error", err.Error())
@@ -114,14 +119,17 @@ func (b *Bus) Embedded() bool { return b.embedded != nil }
 // Ping checks that the bus answers, for readiness.
 func (b *Bus) Ping(ctx context.Context) error {
 	if !b.conn.IsConnected() {
-		return errors.New("not connected to NATS")
+		return ErrUnavailable
 	}
 	deadline, ok := ctx.Deadline()
 	timeout := 2 * time.Second
 	if ok {
 		timeout = time.Until(deadline)
 	}
-	return b.conn.FlushTimeout(timeout)
+	if err := b.conn.FlushTimeout(timeout); err != nil {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return nil
 }
 
 // Close drains the connection, so messages already published reach the

@@ -13,6 +13,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/panelsync/panelsync/bus"
 	"github.com/panelsync/panelsync/models"
 )
 
@@ -158,7 +159,7 @@ type ProblemDetail struct {
 }
 
 // unavailableRetryAfter is how long a client is asked to wait before
-// retrying while the database is unreachable.
+// retrying while the database or the bus is unreachable.
 const unavailableRetryAfter = 5 * time.Second
 
 // problemFor converts any error into a problem document. Errors that are
@@ -186,6 +187,11 @@ func problemFor(err error) (Problem, *models.Error) {
 		// retry, as API.md's service_unavailable promises, not that the
 		// request was at fault.
 		de = &models.Error{Code: models.CodeServiceUnavailable, Message: "the service cannot reach its database right now; nothing was changed, try again shortly",
+			RetryAfter: unavailableRetryAfter}
+	case errors.Is(err, bus.ErrUnavailable):
+		// What the request must do crosses to other servers (or reaches a
+		// panel linked to one), and the bus between them is down.
+		de = &models.Error{Code: models.CodeServiceUnavailable, Message: "the service cannot reach its message bus right now, so this cannot take effect on every server; nothing was changed, try again shortly",
 			RetryAfter: unavailableRetryAfter}
 	default:
 		de = &models.Error{Code: models.CodeInternal, Message: "an internal error occurred; it has been logged"}

@@ -250,3 +250,20 @@ func requireOperator(c *fiber.Ctx) error {
 	}
 	return c.Next()
 }
+
+// needsBus answers 503 service_unavailable, before anything is changed,
+// while available says the bus cannot be used: the route's effect must
+// reach a panel linked to any node, or be told to every node at once (an
+// ended session or a revoked key must close live connections everywhere,
+// not only here). A nil available means the routes were built without a
+// bus, as in tests of a single node's handlers.
+func needsBus(available func(ctx context.Context) error) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		if available != nil {
+			if err := available(c.UserContext()); err != nil {
+				return err
+			}
+		}
+		return c.Next()
+	}
+}

@@ -153,8 +153,8 @@ func takeOver(hijacked net.Conn) (*realtime.Conn, error) {
 	return realtime.NewConn(raw, ahead), nil
 }
 
-func realtimeRoutes(app *fiber.App, authed authedRoutes, h realtimeHandlers) {
-	authed.add(fiber.MethodPost, "/realtime/tickets", h.ticket)
+func realtimeRoutes(app *fiber.App, authed authedRoutes, overBus fiber.Handler, h realtimeHandlers) {
+	authed.add(fiber.MethodPost, "/realtime/tickets", overBus, h.ticket)
 	h.upgrader = &fastws.FastHTTPUpgrader{
 		// The library answers the handshake only; the socket is read and
 		// written by the hub, so its buffers are kept minimal.
@@ -168,5 +168,5 @@ func realtimeRoutes(app *fiber.App, authed authedRoutes, h realtimeHandlers) {
 		// problem document, rather than by the library in plain text.
 		Error: func(*fasthttp.RequestCtx, int, error) {},
 	}
-	app.Get("/v1/realtime", h.authenticate, h.upgrade)
+	app.Get("/v1/realtime", h.authenticate, overBus, h.upgrade)
 }

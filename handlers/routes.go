@@ -28,6 +28,10 @@ type Deps struct {
 	Auth     *auth.Service
 	Store    *models.Store
 	Registry *prometheus.Registry
+	// BusAvailable says whether the bus between nodes can be used now (see
+	// bus.Bus.Available); the routes that need it answer 503 when it
+	// cannot.
+	BusAvailable func(ctx context.Context) error
 	// Readiness lists what /readyz checks.
 	Readiness []ReadinessCheck
 	// OpenAPI is the contract served at /openapi.yaml; DocsHTML renders it.
@@ -112,6 +116,11 @@ func New(d Deps) *fiber.App {
 		}
 	}
 
+	// Routes whose effect must cross to other nodes at once, or reach a
+	// panel linked to any of them, answer 503 while the bus is down;
+	// everything served from the database goes on answering.
+	overBus := needsBus(d.BusAvailable)
+
 	v1 := app.Group("/v1")
 	ah := authHandlers{svc: d.Auth, store: d.Store}
 	v1.Post("/auth/login", ah.login)
@@ -121,10 +130,10 @@ func New(d Deps) *fiber.App {
 	// middleware, so an unknown path answers 404 whoever asks.
 	v1.Post("/auth/invitations/accept", ah.acceptInvitation)
 	v1.Post("/auth/password-reset", ah.requestPasswordReset)
-	v1.Post("/auth/password-reset/confirm", ah.confirmPasswordReset)
+	v1.Post("/auth/password-reset/confirm", overBus, ah.confirmPasswordReset)
 	authed := authedRoutes{router: v1, auth: authenticate(d.Auth, d.Store)}
-	authed.add(fiber.MethodPost, "/auth/logout", ah.logout)
-	authed.add(fiber.MethodPost, "/auth/password", ah.changePassword)
+	authed.add(fiber.MethodPost, "/auth/logout", overBus, ah.logout)
+	authed.add(fiber.MethodPost, "/auth/password", overBus, ah.changePassword)
 	authed.add(fiber.MethodGet, "/me", ah.me)
 
 	loh := loginHandlers{auth: d.Auth, store: d.Store}
@@ -132,13 +141,13 @@ func New(d Deps) *fiber.App {
 	authed.add(fiber.MethodPost, "/logins", requireAdmin, loh.invite)
 	authed.add(fiber.MethodGet, "/logins/:id", requireAdmin, loh.get)
 	authed.add(fiber.MethodPatch, "/logins/:id", requireAdmin, loh.update)
-	authed.add(fiber.MethodPost, "/logins/:id/deactivate", requireAdmin, loh.deactivate)
+	authed.add(fiber.MethodPost, "/logins/:id/deactivate", requireAdmin, overBus, loh.deactivate)
 	authed.add(fiber.MethodPost, "/logins/:id/reactivate", requireAdmin, loh.reactivate)
 	authed.add(fiber.MethodPost, "/logins/:id/invitation", requireAdmin, loh.resendInvitation)
 
 	lnh := linkHandlers{store: d.Store, engine: d.Engine}
 	authed.add(fiber.MethodPost, "/logins/:id/force-sync", requireAdmin, lnh.forceSync)
-	authed.add(fiber.MethodPost, "/links/load", requireAdmin, lnh.load)
+	authed.add(fiber.MethodPost, "/links/load", requireAdmin, overBus, lnh.load)
 	authed.add(fiber.MethodPost, "/links/auto", requireAdmin, lnh.auto)
 	authed.add(fiber.MethodPost, "/links/save", requireAdmin, lnh.save)
 	authed.add(fiber.MethodPost, "/links", requireAdmin, lnh.propose)
@@ -157,24 +166,24 @@ func New(d Deps) *fiber.App {
 	authed.add(fiber.MethodPut, "/groups/:name/rank", requireAdmin, lh.setGroupRank)
 
 	sh := syncHandlers{store: d.Store, engine: d.Engine, link: d.Link}
-	authed.add(fiber.MethodPost, "/locations/:id/sync", requireOperator, sh.requestSync)
-	authed.add(fiber.MethodPost, "/locations/:id/panel/credential", requireAdmin, sh.rotateCredential)
-	authed.add(fiber.MethodPost, "/locations/:id/panel/credential/revoke", requireAdmin, sh.revokeCredential)
+	authed.add(fiber.MethodPost, "/locations/:id/sync", requireOperator, overBus, sh.requestSync)
+	authed.add(fiber.MethodPost, "/locations/:id/panel/credential", requireAdmin, overBus, sh.rotateCredential)
+	authed.add(fiber.MethodPost, "/locations/:id/panel/credential/revoke", requireAdmin, overBus, sh.revokeCredential)
 	authed.add(fiber.MethodGet, "/runs", sh.listRuns)
 	authed.add(fiber.MethodGet, "/runs/:id", sh.getRun)
 	authed.add(fiber.MethodGet, "/runs/:id/data", sh.runData)
 	authed.add(fiber.MethodGet, "/runs/:id/changes", sh.runChanges)
 	authed.add(fiber.MethodPost, "/runs/:id/cancel", requireOperator, sh.cancelRun)
-	authed.add(fiber.MethodPost, "/runs/:id/apply", requireAdmin, sh.applyRun)
+	authed.add(fiber.MethodPost, "/runs/:id/apply", requireAdmin, overBus, sh.applyRun)
 	authed.add(fiber.MethodPost, "/runs/:id/mark-cancelled", requireAdmin, sh.markCancelled)
-	authed.add(fiber.MethodPost, "/runs/:id/reapply", requireAdmin, sh.reapplyRun)
+	authed.add(fiber.MethodPost, "/runs/:id/reapply", requireAdmin, overBus, sh.reapplyRun)
 	authed.add(fiber.MethodGet, "/runs/:id/control", sh.runControl)
 
 	ih := importHandlers{engine: d.Engine}
 	authed.add(fiber.MethodPost, "/imports", requireImporter, ih.upload)
 
 	bh := batchHandlers{engine: d.Engine}
-	authed.add(fiber.MethodPost, "/sync", requireOperator, bh.start)
+	authed.add(fiber.MethodPost, "/sync", requireOperator, overBus, bh.start)
 	authed.add(fiber.MethodGet, "/batches", bh.list)
 	authed.add(fiber.MethodGet, "/batches/:id", bh.get)
 	authed.add(fiber.MethodPost, "/batches/:id/cancel", requireOperator, bh.cancel)
@@ -195,16 +204,16 @@ func New(d Deps) *fiber.App {
 	st := staffHandlers{store: d.Store, revoked: d.GrantRevoked}
 	authed.add(fiber.MethodPost, "/staff-grants", requireAdmin, st.grant)
 	authed.add(fiber.MethodGet, "/staff-grants", requireAdmin, st.list)
-	authed.add(fiber.MethodDelete, "/staff-grants/:id", requireAdmin, st.revoke)
+	authed.add(fiber.MethodDelete, "/staff-grants/:id", requireAdmin, overBus, st.revoke)
 
 	kh := apiKeyHandlers{auth: d.Auth, store: d.Store, revoked: d.KeyRevoked}
 	authed.add(fiber.MethodPost, "/api-keys", requireAdmin, kh.create)
 	authed.add(fiber.MethodGet, "/api-keys", requireAdmin, kh.list)
 	authed.add(fiber.MethodGet, "/api-keys/:id", requireAdmin, kh.get)
-	authed.add(fiber.MethodDelete, "/api-keys/:id", requireAdmin, kh.revoke)
+	authed.add(fiber.MethodDelete, "/api-keys/:id", requireAdmin, overBus, kh.revoke)
 
 	deviceRoute(app, deviceHandlers{link: d.Link, background: d.Background})
-	realtimeRoutes(app, authed, realtimeHandlers{auth: d.Auth, hub: d.Hub, background: d.Background})
+	realtimeRoutes(app, authed, overBus, realtimeHandlers{auth: d.Auth, hub: d.Hub, background: d.Background})
 
 	app.Use(newRouteTable(app).unmatched)
 	return app

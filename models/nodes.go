@@ -126,3 +126,17 @@ func (s *Store) PanelsOfNode(ctx context.Context, nodeID string, limit int) ([]P
 	}
 	return panels, nil
 }
+
+// PanelHeldByLiveNode reports whether the panel is recorded as connected
+// to a node other than except whose heartbeat is at or after aliveSince.
+func (s *Store) PanelHeldByLiveNode(ctx context.Context, panelID, except string, aliveSince time.Time) (bool, error) {
+	alive := s.conn(ctx).Model(&Node{}).Select("id").Where("heartbeat_at >= ? AND id <> ?", aliveSince, except)
+	var n int64
+	err := s.conn(ctx).Model(&Panel{}).
+		Where("id = ? AND connection = ? AND node_id IN (?)", panelID, PanelConnected, alive).
+		Count(&n).Error
+	if err != nil {
+		return false, fmt.Errorf("panel held by a live node: %w", err)
+	}
+	return n > 0, nil
+}

@@ -14,6 +14,11 @@ const (
 	FailTimeout      = "panel_timeout"
 	FailBusy         = "panel_busy"
 	FailPanelError   = "panel_error"
+	// FailBusUnavailable is a command that could not reach the node
+	// holding the panel because the bus between nodes is down: the panel
+	// may well be connected, so it is neither told disconnected nor
+	// failed for good.
+	FailBusUnavailable = "bus_unavailable"
 )
 
 // CommandFailure is why a command did not get an answer, or got a refusal.
@@ -25,9 +30,13 @@ type CommandFailure struct {
 func (f *CommandFailure) Error() string { return f.Code + ": " + f.Message }
 
 // Transient reports whether trying again later may succeed: the panel was
-// away or slow, rather than refusing.
+// away or slow, or out of reach for a while, rather than refusing.
 func (f *CommandFailure) Transient() bool {
-	return f.Code == FailDisconnected || f.Code == FailTimeout || f.Code == FailBusy
+	switch f.Code {
+	case FailDisconnected, FailTimeout, FailBusy, FailBusUnavailable:
+		return true
+	}
+	return false
 }
 
 // AsCommandFailure returns the CommandFailure in err's chain, if any.

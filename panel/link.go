@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/panelsync/panelsync/auth"
+	"github.com/panelsync/panelsync/bus"
 	"github.com/panelsync/panelsync/models"
 )
 
@@ -433,6 +434,12 @@ func (l *Link) register(c *deviceConn) error {
 		subs = append(subs, sub)
 	}
 	l.subs[c.panelID] = subs
+	// While the bus is down the panel still links here: its subscriptions
+	// are sent when the connection comes back, and until then no other
+	// node could reach it anyway.
+	if !l.nc.IsConnected() {
+		return nil
+	}
 	// Flush so that a command sent right after the panel connects finds
 	// its responder.
 	return l.nc.Flush()
@@ -528,6 +535,15 @@ func (l *Link) send(ctx context.Context, panelID, name string, args any) (json.R
 	if err != nil {
 		return nil, fmt.Errorf("encode %s arguments: %w", name, err)
 	}
+	// A request made while the bus is down would wait in the client's
+	// reconnect buffer until the command's deadline, and could reach the
+	// panel long after its caller gave up.
+	if err := bus.WaitConnected(ctx, l.nc, bus.ReconnectGrace); err != nil {
+		if c := l.conn(panelID); c != nil {
+			return l.sendHere(ctx, c, name, rawArgs, timeout)
+		}
+		return nil, busUnavailable()
+	}
 	req, _ := json.Marshal(busRequest{Name: name, Args: rawArgs, TimeoutMS: timeout.Milliseconds()})
 	// The holding node answers at the deadline itself; the grace covers
 	// the trip back, and the bus timeout only fires when that node died.
@@ -546,7 +562,15 @@ func (l *Link) send(ctx context.Context, panelID, name string, args any) (json.R
 	case err != nil && errors.Is(ctx.Err(), context.Canceled):
 		return nil, ctx.Err()
 	case errors.Is(err, nats.ErrNoResponders):
-		return nil, failure(FailDisconnected, "the panel is not connected")
+		if c := l.conn(panelID); c != nil {
+			// This node holds the panel but has not yet subscribed again
+			// after its connection to the bus came back.
+			return l.sendHere(ctx, c, name, rawArgs, timeout)
+		}
+		return nil, l.unanswered(ctx, panelID)
+	case err != nil && !l.nc.IsConnected():
+		// The bus dropped while the command was on its way.
+		return nil, busUnavailable()
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout):
 		return nil, failure(FailTimeout, "the panel did not answer in time")
 	case err != nil:
@@ -556,6 +580,29 @@ func (l *Link) send(ctx context.Context, panelID, name string, args any) (json.R
 	if err := json.Unmarshal(msg.Data, &r); err != nil {
 		return nil, fmt.Errorf("decode %s reply: %w", name, err)
 	}
+	return answer(r)
+}
+
+// sendHere runs a command on a panel connected to this node without the
+// bus, as its dispatcher would on a command from the bus.
+func (l *Link) sendHere(ctx context.Context, c *deviceConn, name string, args json.RawMessage, timeout time.Duration) (json.RawMessage, error) {
+	replied := make(chan busReply, 1)
+	c.submit(name, args, timeout, func(r busReply) { replied <- r })
+	// The connection answers every command by its deadline; only a caller
+	// that gives up stops waiting sooner.
+	select {
+	case r := <-replied:
+		return answer(r)
+	case <-ctx.Done():
+		if errors.Is(ctx.Err(), context.Canceled) {
+			return nil, ctx.Err()
+		}
+		return answer(<-replied)
+	}
+}
+
+// answer converts the holding node's reply into Send's result.
+func answer(r busReply) (json.RawMessage, error) {
 	if !r.OK {
 		if r.Error == nil {
 			return nil, failure(FailPanelError, "the panel refused without a reason")
@@ -563,6 +610,25 @@ func (l *Link) send(ctx context.Context, panelID, name string, args any) (json.R
 		return nil, failure(r.Error.Code, "%s", r.Error.Message)
 	}
 	return r.Data, nil
+}
+
+// unanswered explains a command nobody on the bus took. Usually no node
+// holds the panel. But a node whose connection to the bus is coming back
+// has not yet subscribed again: when the panel is recorded as connected to
+// a node that is alive, the bus is at fault, not the panel, and the
+// caller should try again rather than report the panel offline.
+func (l *Link) unanswered(ctx context.Context, panelID string) error {
+	// This node knows what it holds: a panel recorded here that it does
+	// not hold has just gone.
+	held, err := l.store.PanelHeldByLiveNode(context.WithoutCancel(ctx), panelID, l.cfg.NodeID, time.Now().UTC().Add(-l.cfg.NodeLostAfter))
+	if err == nil && held {
+		return busUnavailable()
+	}
+	return failure(FailDisconnected, "the panel is not connected")
+}
+
+func busUnavailable() *CommandFailure {
+	return failure(FailBusUnavailable, "the message bus between servers is down, so the command could not reach the server the panel is connected to")
 }
 
 // Kick tells whichever node holds the panel to drop its connection, as

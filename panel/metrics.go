@@ -98,7 +98,9 @@ func (m *Metrics) heartbeat(err error) {
 // Send runs a command on a panel, wherever it is connected, and returns
 // its answer. It fails with a CommandFailure: panel_disconnected when no
 // node holds the panel, panel_timeout when it does not answer in time,
-// panel_error when it refuses.
+// panel_error when it refuses, bus_unavailable when the panel is held by
+// another node and the bus to it is down. A panel held by this node is
+// still reached while the bus is down.
 func (l *Link) Send(ctx context.Context, panelID, name string, args any) (json.RawMessage, error) {
 	start := time.Now()
 	data, err := l.send(ctx, panelID, name, args)

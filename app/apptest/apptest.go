@@ -316,6 +316,22 @@ func (r Response) JSON(t testing.TB, v any) {
 // Do sends a request with an optional bearer token and JSON body.
 func (n *Node) Do(t testing.TB, method, path, token string, body any) Response {
 	t.Helper()
+	resp, err := n.client.Do(n.Request(t, method, path, token, body))
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Response{Status: resp.StatusCode, Header: resp.Header, Body: raw}
+}
+
+// Request builds the request Do sends, for a test that sends it its own
+// way.
+func (n *Node) Request(t testing.TB, method, path, token string, body any) *http.Request {
+	t.Helper()
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -334,16 +350,7 @@ func (n *Node) Do(t testing.TB, method, path, token string, body any) Response {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := n.client.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return Response{Status: resp.StatusCode, Header: resp.Header, Body: raw}
+	return req
 }
 
 // ImportFile is one file part of an upload.
