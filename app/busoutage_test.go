@@ -233,12 +233,15 @@ func TestBusOutage_ExternalNATSStopsAndReturns(t *testing.T) {
 
 	cfg := apptest.Config(t, b)
 	cfg.NATSURL = nats.url()
-	// Runs interrupted by the outage retry rather than run out of
-	// attempts while the bus is down.
-	cfg.MaxAttempts = 10
+	// One attempt only: a run stopped by the outage must wait for the bus
+	// without using it up, however often it is retried meanwhile.
+	cfg.MaxAttempts = 1
 	cfg.RetryBase = 200 * time.Millisecond
 	cfgA, cfgB := cfg, cfg
 	cfgA.NodeID, cfgB.NodeID = "node-a", "node-b"
+	// Node A alone serves rank 1, the location's: its runs reach the panel
+	// on node B over the bus.
+	cfgA.Ranks = "1"
 	nodeA := apptest.Start(t, cfgA)
 	nodeB := apptest.Start(t, cfgB)
 
@@ -249,6 +252,9 @@ func TestBusOutage_ExternalNATSStopsAndReturns(t *testing.T) {
 	panelRow, err := nodeA.Store.PanelBySerial(ctx, cred.Serial)
 	if err != nil || panelRow.NodeID != "node-b" {
 		t.Fatalf("the panel should be linked to node-b: %+v %v", panelRow, err)
+	}
+	if r := nodeA.Do(t, "PATCH", "/v1/locations/"+loc.Location.ID, token, map[string]any{"rank": 1}); r.Status != http.StatusOK {
+		t.Fatalf("set rank: %d %s", r.Status, r.Body)
 	}
 	syncPath := "/v1/locations/" + loc.Location.ID + "/sync"
 	run := nodeA.Sync(t, token, loc.Location.ID, "users").Run
@@ -362,6 +368,9 @@ func TestBusOutage_ExternalNATSStopsAndReturns(t *testing.T) {
 		if got := nodeA.WaitRun(t, token, id); got.State != "succeeded" {
 			t.Errorf("a run requested during the outage ended %s: %+v", got.State, got.Error)
 		}
+		if r, err := nodeA.Store.RunForWorker(ctx, id); err != nil || r.Attempt != 1 {
+			t.Errorf("a run retried through the outage is on attempt %d (%v), want 1: the outage is not its failure", r.Attempt, err)
+		}
 	}
 
 	// The client on node B gets every event committed since it
@@ -377,12 +386,21 @@ func TestBusOutage_ExternalNATSStopsAndReturns(t *testing.T) {
 		t.Errorf("the client received offsets %v, want %v", got, want)
 	}
 
+	retrying := map[string]int{}
 	for _, e := range nodeA.Events(t, token, loc.Location.ID) {
 		if e.Offset <= start {
 			continue
 		}
 		if e.Type == models.EventPanelDisconnected || e.Type == models.EventSyncFailed {
 			t.Errorf("the outage produced %s: %s", e.Type, e.Message)
+		}
+		if e.Type == models.EventSyncRetrying && e.RunID != nil {
+			retrying[*e.RunID]++
+		}
+	}
+	for run, n := range retrying {
+		if n > 1 {
+			t.Errorf("run %s told the outage %d times; once is enough", run, n)
 		}
 	}
 	t.Logf("bus killed: readyz failing after %v, first 503 after %v; NATS back: taps accepted after %v, outage events delivered after %v (%d events checked)",

@@ -289,16 +289,23 @@ func (s *Store) FinishRun(ctx context.Context, runID, owner string, out RunOutco
 }
 
 // RetryRun puts a failed attempt back in the queue until availableAt,
-// keeping the error for whoever looks meanwhile.
-func (s *Store) RetryRun(ctx context.Context, runID, owner string, availableAt time.Time, code, message string) error {
-	res := s.conn(ctx).Model(&Run{}).Where("id = ? AND state = ? AND lease_owner = ?", runID, RunRunning, owner).Updates(map[string]any{
+// keeping the error for whoever looks meanwhile. An attempt that failed
+// for a reason that is neither the panel's nor the run's (the bus between
+// the servers down) is not counted: counted false takes back the claim's
+// increment, as a hand-back does.
+func (s *Store) RetryRun(ctx context.Context, runID, owner string, availableAt time.Time, code, message string, counted bool) error {
+	updates := map[string]any{
 		"state":            RunQueued,
 		"available_at":     availableAt,
 		"lease_owner":      "",
 		"lease_expires_at": nil,
 		"error_code":       code,
 		"error_message":    message,
-	})
+	}
+	if !counted {
+		updates["attempt"] = gorm.Expr("CASE WHEN attempt > 0 THEN attempt - 1 ELSE 0 END")
+	}
+	res := s.conn(ctx).Model(&Run{}).Where("id = ? AND state = ? AND lease_owner = ?", runID, RunRunning, owner).Updates(updates)
 	if res.Error != nil {
 		return fmt.Errorf("retry run: %w", res.Error)
 	}

@@ -133,7 +133,7 @@ func (e *Engine) record(ctx context.Context, r models.Run, out attemptOutcome) e
 				withNote(map[string]any{"kind": r.Kind, "mode": out.mode, "changes": res.counts, "attempt": r.Attempt}, res.note), now)
 		})
 	}
-	if !out.err.permanent && r.Attempt < e.cfg.MaxAttempts {
+	if !out.err.permanent && (out.err.uncounted || r.Attempt < e.cfg.MaxAttempts) {
 		return e.retry(ctx, r, out.err, now)
 	}
 	return e.store.Tx(ctx, func(ctx context.Context) error {
@@ -150,22 +150,34 @@ func (e *Engine) record(ctx context.Context, r models.Run, out attemptOutcome) e
 // Failure, which can be minutes. A run writes one such event per attempt
 // it retries, so at most max-attempts minus one.
 func (e *Engine) retry(ctx context.Context, r models.Run, failure *runError, now time.Time) error {
-	wait := e.backoff(r.Attempt)
-	e.log.Info("run attempt failed; retrying", "run_id", r.ID, "attempt", r.Attempt, "code", failure.code, "retry_in", wait.Round(time.Millisecond).String())
+	// An uncounted failure (the bus down) is retried for as long as it
+	// lasts, so it waits as a third failure would: every run of a long
+	// outage does not come back every second or two.
+	uncounted := failure.uncounted
+	wait, next := e.backoff(r.Attempt), r.Attempt+1
+	if uncounted {
+		wait, next = e.backoff(max(r.Attempt, 3)), r.Attempt
+	}
+	e.log.Info("run attempt failed; retrying", "run_id", r.ID, "attempt", r.Attempt, "code", failure.code, "counted", !uncounted, "retry_in", wait.Round(time.Millisecond).String())
 	retryAt := now.Add(wait)
 	return e.store.Tx(ctx, func(ctx context.Context) error {
-		if err := e.store.RetryRun(ctx, r.ID, e.cfg.Owner, retryAt, failure.code, failure.message); err != nil {
+		if err := e.store.RetryRun(ctx, r.ID, e.cfg.Owner, retryAt, failure.code, failure.message, !uncounted); err != nil {
 			return err
 		}
 		data := map[string]any{"kind": r.Kind, "code": failure.code, "attempt": r.Attempt,
-			"next_attempt": r.Attempt + 1, "max_attempts": e.cfg.MaxAttempts, "retry_at": retryAt}
+			"next_attempt": next, "max_attempts": e.cfg.MaxAttempts, "retry_at": retryAt, "counted": !uncounted}
 		if r.BatchID != nil {
 			data["batch_id"] = *r.BatchID
+		}
+		// An outage that outlasts several retries is told once, when it
+		// first stops the run, not at every retry.
+		if uncounted && r.ErrorCode == failure.code {
+			return nil
 		}
 		_, err := e.events.Append(ctx, models.NewEvent{
 			AccountID: r.AccountID, LocationID: r.LocationID, RunID: r.ID, OccurredAt: now, Data: data,
 			Type: models.EventSyncRetrying, Severity: models.SeverityWarning,
-			Message: retryMessage(r.Kind, r.TriggerSource, failure.message, wait, r.Attempt+1, e.cfg.MaxAttempts),
+			Message: retryMessage(r.Kind, r.TriggerSource, failure.message, wait, next, e.cfg.MaxAttempts),
 		})
 		return err
 	})

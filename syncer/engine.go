@@ -438,6 +438,10 @@ type runError struct {
 	code      string
 	message   string
 	permanent bool
+	// uncounted marks a failure that is neither the panel's nor the
+	// run's (the bus between the servers down): it is retried without
+	// using up one of the run's attempts.
+	uncounted bool
 }
 
 func (e *runError) Error() string { return e.code + ": " + e.message }
@@ -449,7 +453,7 @@ func classify(err error) *runError {
 		return re
 	}
 	if f, ok := panel.AsCommandFailure(err); ok {
-		return &runError{code: f.Code, message: failureMessage(f), permanent: !f.Transient()}
+		return &runError{code: f.Code, message: failureMessage(f), permanent: !f.Transient(), uncounted: f.Code == panel.FailBusUnavailable}
 	}
 	if errors.Is(err, context.Canceled) {
 		return &runError{code: "cancelled", message: "the run was cancelled", permanent: true}
