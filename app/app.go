@@ -74,6 +74,7 @@ func OpenStore(ctx context.Context, cfg Config, log *slog.Logger) (*models.Store
 		MaxOpenConns:    cfg.DBMaxOpenConns,
 		MaxIdleConns:    cfg.DBMaxIdleConns,
 		ConnMaxLifetime: cfg.DBConnMaxLifetime,
+		Timeout:         cfg.DBTimeout,
 		Logger:          log,
 	})
 	if err != nil {
@@ -226,6 +227,7 @@ func (a *App) build(ctx context.Context, signingKey, codeKey []byte) error {
 		DocsAsset:   web.Asset,
 		Console:     web.Console(),
 		BodyLimit:   a.cfg.BodyLimit,
+		DBTimeout:   a.cfg.DBTimeout,
 		ProxyHeader: a.cfg.ProxyHeader,
 		CORSOrigins: origins,
 	})
