@@ -2,10 +2,13 @@ package handlers_test
 
 import (
 	"bytes"
+	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -98,6 +101,18 @@ func TestRoutes_DatabaseBlackHoled_Answer503WithinTheBoundThenRecover(t *testing
 	}
 	t.Logf("with the database black-holed, %d requests answered 503 within %s (bound %s)", rounds*len(routes), slowest.Round(time.Millisecond), bound)
 
+	// Readiness has a bound of its own, shorter than a request's.
+	start := time.Now()
+	status, _, _, err := send(base, "GET", "/readyz", "", nil)
+	elapsed := time.Since(start)
+	if err != nil || status != http.StatusServiceUnavailable || elapsed > 2*time.Second+slack {
+		t.Errorf("readyz with the database black-holed: %d %v after %s", status, err, elapsed)
+	}
+	if r := tb.do(t, "GET", "/readyz", "", nil); !strings.Contains(string(r.body), `"database":"failing"`) || !strings.Contains(string(r.body), `"bus":"ok"`) {
+		t.Errorf("readyz with the database black-holed must blame the database alone: %s", r.body)
+	}
+	t.Logf("readyz answered %d after %s", status, elapsed.Round(time.Millisecond))
+
 	proxy.Release()
 	thawed := time.Now()
 	deadline := thawed.Add(10 * time.Second)
@@ -157,4 +172,61 @@ func send(base, method, path, token string, body any) (int, http.Header, problem
 		}
 	}
 	return resp.StatusCode, resp.Header, p, nil
+}
+
+func TestReadyz_SQLiteRefusesWrites_SaysDatabaseFailingWhileReadsWork(t *testing.T) {
+	tb := setup(t, dbtest.Backends(t)[0], nil)
+	owner := tb.signIn(t, "owner@a.test").AccessToken
+	tb.createLocation(t, owner, "Before", "RO-1")
+	if r := tb.do(t, "GET", "/readyz", "", nil); r.status != http.StatusOK {
+		t.Fatalf("readyz before: %d %s", r.status, r.body)
+	}
+	readOnly(t, tb.store)
+
+	r := tb.do(t, "GET", "/readyz", "", nil)
+	if r.status != http.StatusServiceUnavailable || !strings.Contains(string(r.body), `"database":"failing"`) {
+		t.Errorf("readyz with writes refused: %d %s", r.status, r.body)
+	}
+	if r := tb.do(t, "GET", "/v1/locations", owner, nil); r.status != http.StatusOK {
+		t.Errorf("a read with writes refused: %d %s", r.status, r.body)
+	}
+	r = tb.do(t, "POST", "/v1/locations", owner, map[string]any{"name": "After", "panel_serial": "RO-2"})
+	if p := r.problem(t); r.status != http.StatusServiceUnavailable || p.Code != models.CodeServiceUnavailable || r.header.Get("Retry-After") != "5" {
+		t.Errorf("a write with writes refused: %d %q Retry-After %q", r.status, p.Code, r.header.Get("Retry-After"))
+	}
+}
+
+// readOnly makes SQLite refuse every write on each of the store's pooled
+// connections, as it does once its file or folder turns read-only or its
+// disk fills: with the same SQLITE_READONLY answer, and reads still
+// served. Tests may run as root, whom a file's mode does not stop, and a
+// connection open before a chmod keeps writing; query_only is SQLite's
+// own switch and holds for anyone.
+func readOnly(t *testing.T, store *models.Store) {
+	t.Helper()
+	sqlDB, err := store.DB().DB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// Every connection the pool may hold is taken at once, so that each
+	// is switched; the pool keeps them all when they are returned.
+	open := sqlDB.Stats().MaxOpenConnections
+	conns := make([]*sql.Conn, 0, open)
+	defer func() {
+		for _, c := range conns {
+			_ = c.Close()
+		}
+	}()
+	for range open {
+		c, err := sqlDB.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+		if _, err := c.ExecContext(ctx, "PRAGMA query_only = 1"); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

@@ -48,6 +48,7 @@ func all() []*gormigrate.Migration {
 		v13Links(),
 		v14Ranks(),
 		v15ConsoleReads(),
+		v17Readiness(),
 	}
 }
 

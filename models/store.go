@@ -128,15 +128,6 @@ func InTx(ctx context.Context) bool {
 	return ok
 }
 
-// Ping checks that the database answers.
-func (s *Store) Ping(ctx context.Context) error {
-	sqlDB, err := s.db.DB()
-	if err != nil {
-		return err
-	}
-	return sqlDB.PingContext(ctx)
-}
-
 // Close releases the connection pool.
 func (s *Store) Close() error {
 	sqlDB, err := s.db.DB()
