@@ -99,7 +99,7 @@ func (c *Config) Settings() []Setting {
 		integer(&c.DBMaxOpenConns, "db-max-open-conns", "20", "most open database connections"),
 		integer(&c.DBMaxIdleConns, "db-max-idle-conns", "10", "most idle database connections kept"),
 		duration(&c.DBConnMaxLifetime, "db-conn-max-lifetime", "30m", "how long a database connection is reused"),
-		duration(&c.DBTimeout, "db-timeout", "5s", "longest a request waits on the database (and a statement of the node's own work, and connecting); past it the request answers 503 service_unavailable with Retry-After. MySQL reads and writes time out after twice this, at least 30s, unless --database-url sets timeout, readTimeout or writeTimeout"),
+		duration(&c.DBTimeout, "db-timeout", "5s", "longest a request waits on the database, and connecting to MySQL; past it the request answers 503 service_unavailable with Retry-After (an upload gets 1s more per MiB). Each statement of the node's own work, and each MySQL read and write, may take twice this, at least 30s; --database-url's own timeout, readTimeout and writeTimeout win"),
 		boolean(&c.MigrateOnStart, "migrate-on-start", "true", "apply pending migrations when serve starts"),
 		str(&c.JWTSecret, "jwt-secret", "", "access-token signing secret, at least 32 bytes; empty generates one and keeps it in the data dir"),
 		duration(&c.AccessTokenTTL, "access-token-ttl", "15m", "lifetime of access tokens"),

@@ -28,9 +28,14 @@ type DBConfig struct {
 	MaxOpenConns    int
 	MaxIdleConns    int
 	ConnMaxLifetime time.Duration
-	// Timeout bounds connecting to MySQL and every statement whose context
-	// carries no deadline of its own; zero is DefaultTimeout.
+	// Timeout bounds connecting to MySQL and a request's database work
+	// (the caller puts it on the request's context); zero is
+	// DefaultTimeout.
 	Timeout time.Duration
+	// StatementTimeout bounds each statement whose context carries no
+	// deadline of its own, the node's background work; zero is
+	// IOTimeout(Timeout).
+	StatementTimeout time.Duration
 	// SlowQuery is the duration past which a query is logged.
 	SlowQuery time.Duration
 	Logger    *slog.Logger
@@ -51,6 +56,9 @@ const connMaxIdleTime = 5 * time.Minute
 func Open(ctx context.Context, cfg DBConfig) (*gorm.DB, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.StatementTimeout <= 0 {
+		cfg.StatementTimeout = IOTimeout(cfg.Timeout)
 	}
 	var dialector gorm.Dialector
 	if cfg.MySQLDSN != "" {
@@ -90,7 +98,7 @@ func Open(ctx context.Context, cfg DBConfig) (*gorm.DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s database: %w", dialectorName(cfg), err)
 	}
-	if err := boundStatements(db, cfg.Timeout); err != nil {
+	if err := boundStatements(db, cfg.StatementTimeout); err != nil {
 		return nil, err
 	}
 	sqlDB, err := db.DB()
@@ -169,19 +177,21 @@ func NormalizeMySQLDSN(raw string, bound time.Duration) (string, error) {
 		cfg.Timeout = bound
 	}
 	if cfg.ReadTimeout == 0 {
-		cfg.ReadTimeout = ioTimeout(bound)
+		cfg.ReadTimeout = IOTimeout(bound)
 	}
 	if cfg.WriteTimeout == 0 {
-		cfg.WriteTimeout = ioTimeout(bound)
+		cfg.WriteTimeout = IOTimeout(bound)
 	}
 	return cfg.FormatDSN(), nil
 }
 
-// ioTimeout is how long one read or write on a MySQL connection may wait.
-// It is a backstop under the context deadlines that bound each statement,
-// so it is longer than they are: a statement that runs long but within its
-// deadline, such as one waiting its turn for a row lock, is not cut off.
-func ioTimeout(bound time.Duration) time.Duration {
+// IOTimeout is how long one read or write on a MySQL connection may wait,
+// and one statement of background work, for a request bound of bound. It
+// is a backstop under the requests' deadlines, so it is longer than they
+// are, and long enough that work which is only slow (a statement waiting
+// its turn for a lock, SQLite on a machine whose CPUs are all busy) is not
+// cut off as if the database were gone.
+func IOTimeout(bound time.Duration) time.Duration {
 	return max(30*time.Second, 2*bound)
 }
 
@@ -226,8 +236,9 @@ func Unbounded(ctx context.Context) context.Context {
 
 // boundStatements gives every statement whose context has no deadline one
 // of bound, so that background work (heartbeats, claims, retention) run on
-// a context that never ends still cannot wait on the database for ever.
-// Requests carry their own deadline and keep it. Row and Rows are left
+// a context that never ends still cannot wait on the database for ever:
+// not for a connection from the pool, nor on SQLite, nor for the reply.
+// Requests carry their own, shorter deadline and keep it. Row and Rows are left
 // alone: their rows are read after the statement returns, and a deadline
 // cancelled then would cut the reading short.
 func boundStatements(db *gorm.DB, bound time.Duration) error {

@@ -76,7 +76,7 @@ func TestOpen_StatementsWithoutDeadline_EndWithinTheBoundWhenTheDatabaseFreezes(
 	}
 	const bound = 300 * time.Millisecond
 	b, proxy := dbtest.Proxied(t, mysql)
-	b.Config.Timeout = bound
+	b.Config.StatementTimeout = bound
 	store := dbtest.OpenMigrated(t, b)
 	ctx := context.Background()
 	proxy.Hold()
