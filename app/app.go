@@ -74,6 +74,7 @@ func OpenStore(ctx context.Context, cfg Config, log *slog.Logger) (*models.Store
 		MaxOpenConns:    cfg.DBMaxOpenConns,
 		MaxIdleConns:    cfg.DBMaxIdleConns,
 		ConnMaxLifetime: cfg.DBConnMaxLifetime,
+		Timeout:         cfg.DBTimeout,
 		Logger:          log,
 	})
 	if err != nil {
@@ -200,7 +201,7 @@ func (a *App) build(ctx context.Context, signingKey, codeKey []byte) error {
 		return err
 	}
 	readiness := []handlers.ReadinessCheck{
-		{Name: "database", Check: a.store.Ping},
+		{Name: "database", Check: func(ctx context.Context) error { return a.store.CheckWrite(ctx, a.nodeID) }},
 		{Name: "migrations", Check: a.checkMigrations},
 		{Name: "bus", Check: b.Ping},
 	}
@@ -230,6 +231,7 @@ func (a *App) build(ctx context.Context, signingKey, codeKey []byte) error {
 		DocsAsset:   web.Asset,
 		Console:     web.Console(),
 		BodyLimit:   a.cfg.BodyLimit,
+		DBTimeout:   a.cfg.DBTimeout,
 		ProxyHeader: a.cfg.ProxyHeader,
 		CORSOrigins: origins,
 	})
@@ -390,9 +392,13 @@ func (a *App) Start() error {
 	return nil
 }
 
-// retain deletes Event Log entries older than the retention, and expired
-// realtime tickets, every few minutes, in small batches so no delete holds
-// locks for long.
+// readinessRowsKept is how long the readiness row of a node that stopped
+// checking is kept.
+const readinessRowsKept = 24 * time.Hour
+
+// retain deletes Event Log entries older than the retention, expired
+// realtime tickets and the readiness rows of nodes long stopped, every few
+// minutes, in small batches so no delete holds locks for long.
 func (a *App) retain(ctx context.Context) {
 	tick := time.NewTicker(5 * time.Minute)
 	defer tick.Stop()
@@ -412,6 +418,9 @@ func (a *App) retain(ctx context.Context) {
 		}
 		if _, err := a.store.DeleteExpiredRealtimeTickets(ctx, now); err != nil && ctx.Err() == nil {
 			a.log.Warn("ticket cleanup", "error", err.Error())
+		}
+		if err := a.store.DeleteReadinessChecksBefore(ctx, now.Add(-readinessRowsKept)); err != nil && ctx.Err() == nil {
+			a.log.Warn("readiness check cleanup", "error", err.Error())
 		}
 		select {
 		case <-ctx.Done():

@@ -25,7 +25,10 @@ type Config struct {
 	DBMaxOpenConns    int
 	DBMaxIdleConns    int
 	DBConnMaxLifetime time.Duration
-	MigrateOnStart    bool
+	// DBTimeout bounds each request's database work, and each statement
+	// of the node's own work that has no other bound.
+	DBTimeout      time.Duration
+	MigrateOnStart bool
 
 	JWTSecret               string
 	AccessTokenTTL          time.Duration
@@ -96,6 +99,7 @@ func (c *Config) Settings() []Setting {
 		integer(&c.DBMaxOpenConns, "db-max-open-conns", "20", "most open database connections"),
 		integer(&c.DBMaxIdleConns, "db-max-idle-conns", "10", "most idle database connections kept"),
 		duration(&c.DBConnMaxLifetime, "db-conn-max-lifetime", "30m", "how long a database connection is reused"),
+		duration(&c.DBTimeout, "db-timeout", "5s", "longest a request waits on the database, and connecting to MySQL; past it the request answers 503 service_unavailable with Retry-After (an upload gets 1s more per MiB). Each statement of the node's own work, and each MySQL read and write, may take twice this, at least 30s; --database-url's own timeout, readTimeout and writeTimeout win"),
 		boolean(&c.MigrateOnStart, "migrate-on-start", "true", "apply pending migrations when serve starts"),
 		str(&c.JWTSecret, "jwt-secret", "", "access-token signing secret, at least 32 bytes; empty generates one and keeps it in the data dir"),
 		duration(&c.AccessTokenTTL, "access-token-ttl", "15m", "lifetime of access tokens"),
@@ -232,6 +236,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("--login-free-failures must not be negative")
 	case c.LoginBackoffMax < time.Second:
 		return fmt.Errorf("--login-backoff-max must be at least 1s")
+	case c.DBTimeout < 100*time.Millisecond || c.DBTimeout > 10*time.Minute:
+		return fmt.Errorf("--db-timeout must be between 100ms and 10m")
 	case c.BodyLimit < 1024:
 		return fmt.Errorf("--body-limit must be at least 1024 bytes")
 	case c.LogFormat != "json" && c.LogFormat != "text":

@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/panelsync/panelsync/app"
 )
@@ -61,6 +62,26 @@ func TestConfig_Ranks_AreDistinctRanksCheckedAtStart(t *testing.T) {
 		err := cfg.Validate()
 		if err == nil || !strings.Contains(err.Error(), "--ranks") {
 			t.Errorf("--ranks %q: %v, want a refusal naming the setting", bad, err)
+		}
+	}
+}
+
+func TestConfig_DBTimeout_DefaultsTo5sAndIsCheckedAtStart(t *testing.T) {
+	if got := app.DefaultConfig().DBTimeout; got != 5*time.Second {
+		t.Errorf("--db-timeout defaults to %s, want 5s", got)
+	}
+	for _, v := range []time.Duration{100 * time.Millisecond, 5 * time.Second, 10 * time.Minute} {
+		cfg := app.DefaultConfig()
+		cfg.DBTimeout = v
+		if err := cfg.Validate(); err != nil {
+			t.Errorf("--db-timeout %s refused: %v", v, err)
+		}
+	}
+	for _, v := range []time.Duration{0, -time.Second, 99 * time.Millisecond, 11 * time.Minute} {
+		cfg := app.DefaultConfig()
+		cfg.DBTimeout = v
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "--db-timeout") {
+			t.Errorf("--db-timeout %s: %v, want a refusal naming the setting", v, err)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -29,13 +30,25 @@ func (h opsHandlers) healthz(c *fiber.Ctx) error {
 }
 
 // readyz says whether this node should receive traffic: every dependency
-// answers and the schema is current.
+// answers and the schema is current. The checks run at once, each with
+// the whole bound, so that a dependency that does not answer is reported
+// in about the bound and does not leave the others without time.
 func (h opsHandlers) readyz(c *fiber.Ctx) error {
 	ctx, cancel := context.WithTimeout(c.UserContext(), 2*time.Second)
 	defer cancel()
+	failures := make([]error, len(h.readiness))
+	var wg sync.WaitGroup
+	for i, chk := range h.readiness {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			failures[i] = chk.Check(ctx)
+		}()
+	}
+	wg.Wait()
 	resp := HealthResponse{Status: "ready", Checks: map[string]string{}}
-	for _, chk := range h.readiness {
-		if err := chk.Check(ctx); err != nil {
+	for i, chk := range h.readiness {
+		if err := failures[i]; err != nil {
 			// The route is public, so the answer names the failing check
 			// and the log keeps its detail (addresses, driver errors).
 			resp.Status = "not_ready"

@@ -44,6 +44,9 @@ type Deps struct {
 	DocsAsset func(name string) (body []byte, contentType string, ok bool)
 	// BodyLimit caps request bodies in bytes.
 	BodyLimit int
+	// DBTimeout bounds each request's database work; zero is
+	// models.DefaultTimeout.
+	DBTimeout time.Duration
 	// Link is the panel device link; Engine the sync engine.
 	Link   DeviceLink
 	Engine *syncer.Engine
@@ -91,6 +94,7 @@ func New(d Deps) *fiber.App {
 	app.Use(obs.middleware)
 	app.Use(recover.New())
 	app.Use(limitBody(d.BodyLimit))
+	app.Use(boundRequests(d.DBTimeout))
 	if len(d.CORSOrigins) > 0 {
 		app.Use(allowOrigins(d.CORSOrigins))
 	}

@@ -8,6 +8,8 @@ import (
 
 	"github.com/go-gormigrate/gormigrate/v2"
 	"gorm.io/gorm"
+
+	"github.com/panelsync/panelsync/models"
 )
 
 // TableName is where applied migration ids are recorded.
@@ -47,6 +49,7 @@ func all() []*gormigrate.Migration {
 		v14Ranks(),
 		v15ConsoleReads(),
 		v16RunTakeovers(),
+		v17Readiness(),
 	}
 }
 
@@ -66,7 +69,9 @@ func newMigrator(ctx context.Context, db *gorm.DB) *gormigrate.Gormigrate {
 	// it; MySQL commits DDL implicitly, so a failed step there is undone by
 	// its rollback instead.
 	opts.UseTransaction = db.Dialector.Name() == "sqlite"
-	return gormigrate.New(db.WithContext(ctx), &opts, all())
+	// A migration's statement (an index built on a large table) may run
+	// far longer than the bound other statements are held to.
+	return gormigrate.New(db.WithContext(models.Unbounded(ctx)), &opts, all())
 }
 
 // Up applies every migration not yet applied.

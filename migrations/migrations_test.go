@@ -28,7 +28,7 @@ func TestMigrations_UpDownUp_LeavesACurrentSchema(t *testing.T) {
 				t.Fatalf("up: %v", err)
 			}
 			assertCurrent(t, ctx, db, true)
-			for _, table := range []string{"accounts", "logins", "sessions", "refresh_tokens", "locations", "panels", "panel_users", "runs", "events", "audit_entries", "api_keys", "nodes"} {
+			for _, table := range []string{"accounts", "logins", "sessions", "refresh_tokens", "locations", "panels", "panel_users", "runs", "events", "audit_entries", "api_keys", "nodes", "readiness_checks"} {
 				if !db.Migrator().HasTable(table) {
 					t.Errorf("table %s missing after up", table)
 				}
@@ -52,8 +52,10 @@ func TestMigrations_UpDownUp_LeavesACurrentSchema(t *testing.T) {
 				t.Fatalf("down: %v", err)
 			}
 			assertCurrent(t, ctx, db, false)
-			if db.Migrator().HasTable("locations") {
-				t.Error("locations still exists after rolling everything back")
+			for _, table := range []string{"locations", "readiness_checks"} {
+				if db.Migrator().HasTable(table) {
+					t.Errorf("%s still exists after rolling everything back", table)
+				}
 			}
 
 			if err := migrations.Up(ctx, db); err != nil {

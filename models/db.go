@@ -2,6 +2,7 @@ package models
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -27,17 +28,41 @@ type DBConfig struct {
 	MaxOpenConns    int
 	MaxIdleConns    int
 	ConnMaxLifetime time.Duration
+	// Timeout bounds connecting to MySQL and a request's database work
+	// (the caller puts it on the request's context); zero is
+	// DefaultTimeout.
+	Timeout time.Duration
+	// StatementTimeout bounds each statement whose context carries no
+	// deadline of its own, the node's background work; zero is
+	// IOTimeout(Timeout).
+	StatementTimeout time.Duration
 	// SlowQuery is the duration past which a query is logged.
 	SlowQuery time.Duration
 	Logger    *slog.Logger
 }
 
+// DefaultTimeout is how long database work may take when nothing sets
+// another bound: a database that does not answer within it is reported
+// unavailable rather than waited for.
+const DefaultTimeout = 5 * time.Second
+
+// connMaxIdleTime closes pooled connections left unused this long. A
+// connection that sat idle through an outage (a firewall that forgot it, a
+// server that restarted) is then replaced rather than tried first.
+const connMaxIdleTime = 5 * time.Minute
+
 // Open connects to the configured database. Times are stored and read in
 // UTC on both backends.
 func Open(ctx context.Context, cfg DBConfig) (*gorm.DB, error) {
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.StatementTimeout <= 0 {
+		cfg.StatementTimeout = IOTimeout(cfg.Timeout)
+	}
 	var dialector gorm.Dialector
 	if cfg.MySQLDSN != "" {
-		dsn, err := NormalizeMySQLDSN(cfg.MySQLDSN)
+		dsn, err := NormalizeMySQLDSN(cfg.MySQLDSN, cfg.Timeout)
 		if err != nil {
 			return nil, err
 		}
@@ -73,10 +98,14 @@ func Open(ctx context.Context, cfg DBConfig) (*gorm.DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s database: %w", dialectorName(cfg), err)
 	}
+	if err := boundStatements(db, cfg.StatementTimeout); err != nil {
+		return nil, err
+	}
 	sqlDB, err := db.DB()
 	if err != nil {
 		return nil, err
 	}
+	sqlDB.SetConnMaxIdleTime(connMaxIdleTime)
 	if cfg.MySQLDSN == "" {
 		// SQLite allows one writer; more open connections only queue on
 		// its lock, while a few let reads proceed beside a write.
@@ -90,7 +119,9 @@ func Open(ctx context.Context, cfg DBConfig) (*gorm.DB, error) {
 	if cfg.ConnMaxLifetime > 0 {
 		sqlDB.SetConnMaxLifetime(cfg.ConnMaxLifetime)
 	}
-	if err := sqlDB.PingContext(ctx); err != nil {
+	pingCtx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+	if err := sqlDB.PingContext(pingCtx); err != nil {
 		_ = sqlDB.Close()
 		return nil, fmt.Errorf("reach %s database: %w", dialectorName(cfg), err)
 	}
@@ -109,36 +140,24 @@ func IsMySQL(db *gorm.DB) bool { return db.Dialector.Name() == "mysql" }
 
 // NormalizeMySQLDSN accepts the driver's DSN form or a mysql:// URL and
 // returns the driver's form with the options this service relies on: times
-// parsed as UTC, a full Unicode character set, and arguments interpolated
-// on the client.
-func NormalizeMySQLDSN(raw string) (string, error) {
-	var cfg *gomysql.Config
+// parsed as UTC, a full Unicode character set, arguments interpolated on
+// the client, and timeouts. Connecting is bounded by bound; each read and
+// write on a connection by ioTimeout(bound), so that a connection left
+// waiting on a server that froze or a network that dropped its packets
+// fails and leaves the pool, rather than holding a slot for as long as the
+// operating system keeps a dead TCP connection. A timeout the DSN sets
+// itself is kept.
+func NormalizeMySQLDSN(raw string, bound time.Duration) (string, error) {
 	if strings.HasPrefix(raw, "mysql://") {
-		u, err := url.Parse(raw)
+		dsn, err := urlToDriverDSN(raw)
 		if err != nil {
-			return "", fmt.Errorf("parse MySQL URL: %w", err)
+			return "", err
 		}
-		cfg = gomysql.NewConfig()
-		cfg.User = u.User.Username()
-		cfg.Passwd, _ = u.User.Password()
-		cfg.Net = "tcp"
-		cfg.Addr = u.Host
-		if u.Port() == "" {
-			cfg.Addr = u.Host + ":3306"
-		}
-		cfg.DBName = strings.TrimPrefix(u.Path, "/")
-		for k, v := range u.Query() {
-			if cfg.Params == nil {
-				cfg.Params = map[string]string{}
-			}
-			cfg.Params[k] = v[0]
-		}
-	} else {
-		var err error
-		cfg, err = gomysql.ParseDSN(raw)
-		if err != nil {
-			return "", fmt.Errorf("parse MySQL DSN: %w", err)
-		}
+		raw = dsn
+	}
+	cfg, err := gomysql.ParseDSN(raw)
+	if err != nil {
+		return "", fmt.Errorf("parse MySQL DSN: %w", err)
 	}
 	cfg.ParseTime = true
 	cfg.Loc = time.UTC
@@ -154,7 +173,106 @@ func NormalizeMySQLDSN(raw string) (string, error) {
 	if _, ok := cfg.Params["charset"]; !ok {
 		cfg.Params["charset"] = "utf8mb4"
 	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = bound
+	}
+	if cfg.ReadTimeout == 0 {
+		cfg.ReadTimeout = IOTimeout(bound)
+	}
+	if cfg.WriteTimeout == 0 {
+		cfg.WriteTimeout = IOTimeout(bound)
+	}
 	return cfg.FormatDSN(), nil
+}
+
+// IOTimeout is how long one read or write on a MySQL connection may wait,
+// and one statement of background work, for a request bound of bound. It
+// is a backstop under the requests' deadlines, so it is longer than they
+// are, and long enough that work which is only slow (a statement waiting
+// its turn for a lock, SQLite on a machine whose CPUs are all busy) is not
+// cut off as if the database were gone.
+func IOTimeout(bound time.Duration) time.Duration {
+	return max(30*time.Second, 2*bound)
+}
+
+// urlToDriverDSN rewrites a mysql:// URL in the driver's form, its query
+// kept as the driver's parameters, so that driver options given in the URL
+// (timeouts, TLS) mean what they mean in the driver's own form.
+func urlToDriverDSN(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", fmt.Errorf("parse MySQL URL: %w", err)
+	}
+	cfg := gomysql.NewConfig()
+	cfg.User = u.User.Username()
+	cfg.Passwd, _ = u.User.Password()
+	cfg.Net = "tcp"
+	cfg.Addr = u.Host
+	if u.Port() == "" {
+		cfg.Addr = u.Host + ":3306"
+	}
+	cfg.DBName = strings.TrimPrefix(u.Path, "/")
+	dsn := cfg.FormatDSN()
+	if u.RawQuery == "" {
+		return dsn, nil
+	}
+	sep := "?"
+	if strings.Contains(dsn[strings.LastIndex(dsn, "/"):], "?") {
+		sep = "&"
+	}
+	return dsn + sep + u.RawQuery, nil
+}
+
+// unboundedKey marks a context whose statements may run past the
+// statement bound.
+type unboundedKey struct{}
+
+// Unbounded returns ctx with its statements exempt from the bound Open
+// puts on statements without a deadline: for migrations, whose statements
+// (an index built on a large table) may rightly run for minutes.
+func Unbounded(ctx context.Context) context.Context {
+	return context.WithValue(ctx, unboundedKey{}, true)
+}
+
+// boundStatements gives every statement whose context has no deadline one
+// of bound, so that background work (heartbeats, claims, retention) run on
+// a context that never ends still cannot wait on the database for ever:
+// not for a connection from the pool, nor on SQLite, nor for the reply.
+// Requests carry their own, shorter deadline and keep it. Row and Rows are left
+// alone: their rows are read after the statement returns, and a deadline
+// cancelled then would cut the reading short.
+func boundStatements(db *gorm.DB, bound time.Duration) error {
+	const cancelKey = "panelsync:statement_cancel"
+	before := func(tx *gorm.DB) {
+		ctx := tx.Statement.Context
+		if ctx == nil {
+			ctx = context.Background()
+		}
+		if _, ok := ctx.Deadline(); ok || ctx.Value(unboundedKey{}) != nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(ctx, bound)
+		tx.Statement.Context = ctx
+		tx.InstanceSet(cancelKey, cancel)
+	}
+	after := func(tx *gorm.DB) {
+		if cancel, ok := tx.InstanceGet(cancelKey); ok {
+			cancel.(context.CancelFunc)()
+		}
+	}
+	cb := db.Callback()
+	return errors.Join(
+		cb.Create().Before("*").Register("panelsync:bound", before),
+		cb.Create().After("*").Register("panelsync:unbound", after),
+		cb.Query().Before("*").Register("panelsync:bound", before),
+		cb.Query().After("*").Register("panelsync:unbound", after),
+		cb.Update().Before("*").Register("panelsync:bound", before),
+		cb.Update().After("*").Register("panelsync:unbound", after),
+		cb.Delete().Before("*").Register("panelsync:bound", before),
+		cb.Delete().After("*").Register("panelsync:unbound", after),
+		cb.Raw().Before("*").Register("panelsync:bound", before),
+		cb.Raw().After("*").Register("panelsync:unbound", after),
+	)
 }
 
 // newGormLogger logs slow queries and errors through slog, except "record

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"sync"
 
 	"github.com/google/uuid"
 	"gorm.io/gorm"
@@ -15,18 +14,19 @@ import (
 // travels in the context, so every Store method called inside it joins it.
 type Store struct {
 	db *gorm.DB
-	// writeMu queues write transactions on SQLite, which allows one writer
-	// at a time: waiting on a mutex hands the lock over at once, where
-	// SQLite's busy handler would poll with sleeps that grow to tens of
-	// milliseconds under contention.
-	writeMu *sync.Mutex
+	// writeLock queues write transactions on SQLite, which allows one
+	// writer at a time: waiting on a channel hands the lock over at once,
+	// where SQLite's busy handler would poll with sleeps that grow to tens
+	// of milliseconds under contention, and the wait ends with the
+	// caller's context.
+	writeLock chan struct{}
 }
 
 // NewStore wraps an open database.
 func NewStore(db *gorm.DB) *Store {
 	s := &Store{db: db}
 	if !IsMySQL(db) {
-		s.writeMu = &sync.Mutex{}
+		s.writeLock = make(chan struct{}, 1)
 	}
 	return s
 }
@@ -61,7 +61,7 @@ func (s *Store) Tx(ctx context.Context, fn func(ctx context.Context) error) erro
 		// snapshot. It also spares the queue's claims InnoDB's gap locks.
 		opts = append(opts, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
 	}
-	err := s.serialized(func() error {
+	err := s.serialized(ctx, func() error {
 		return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 			state.tx = tx
 			return fn(context.WithValue(ctx, txKey{}, state))
@@ -76,16 +76,21 @@ func (s *Store) Tx(ctx context.Context, fn func(ctx context.Context) error) erro
 	return nil
 }
 
-// serialized runs work holding the SQLite write mutex, when there is one.
-// The mutex is released however work ends, a panic included: otherwise
-// one panicking transaction would leave every later write waiting for
-// ever.
-func (s *Store) serialized(work func() error) error {
-	if s.writeMu == nil {
+// serialized runs work holding the SQLite write lock, when there is one.
+// A caller whose context ends while it waits gives up, so that a request
+// queued behind a long write answers within its deadline. The lock is
+// released however work ends, a panic included: otherwise one panicking
+// transaction would leave every later write waiting for ever.
+func (s *Store) serialized(ctx context.Context, work func() error) error {
+	if s.writeLock == nil {
 		return work()
 	}
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
+	select {
+	case s.writeLock <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("wait for the database's write lock: %w", context.Cause(ctx))
+	}
+	defer func() { <-s.writeLock }()
 	return work()
 }
 
@@ -121,15 +126,6 @@ func (s *Store) conn(ctx context.Context) *gorm.DB {
 func InTx(ctx context.Context) bool {
 	_, ok := ctx.Value(txKey{}).(*txState)
 	return ok
-}
-
-// Ping checks that the database answers.
-func (s *Store) Ping(ctx context.Context) error {
-	sqlDB, err := s.db.DB()
-	if err != nil {
-		return err
-	}
-	return sqlDB.PingContext(ctx)
 }
 
 // Close releases the connection pool.

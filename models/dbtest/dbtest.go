@@ -84,7 +84,7 @@ func OpenMigrated(t testing.TB, b Backend) *models.Store {
 // points at, drops it when t ends, and returns a DSN for it.
 func freshMySQL(t testing.TB, adminDSN string) string {
 	t.Helper()
-	normalized, err := models.NormalizeMySQLDSN(adminDSN)
+	normalized, err := models.NormalizeMySQLDSN(adminDSN, models.DefaultTimeout)
 	if err != nil {
 		t.Fatalf("%s: %v", MySQLEnv, err)
 	}
