@@ -5,7 +5,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
+	"math/rand/v2"
 	"sync"
+	"time"
 
 	"github.com/google/uuid"
 	"gorm.io/gorm"
@@ -20,15 +23,25 @@ type Store struct {
 	// SQLite's busy handler would poll with sleeps that grow to tens of
 	// milliseconds under contention.
 	writeMu *sync.Mutex
+	// log hears about transactions run again after a lost lock race.
+	log *slog.Logger
 }
 
 // NewStore wraps an open database.
 func NewStore(db *gorm.DB) *Store {
-	s := &Store{db: db}
+	s := &Store{db: db, log: slog.New(slog.DiscardHandler)}
 	if !IsMySQL(db) {
 		s.writeMu = &sync.Mutex{}
 	}
 	return s
+}
+
+// WithLogger returns a store that logs to log. The copy shares the
+// database and its write queue with s.
+func (s *Store) WithLogger(log *slog.Logger) *Store {
+	c := *s
+	c.log = log
+	return &c
 }
 
 // DB returns the underlying handle, for migrations and health checks.
@@ -48,10 +61,66 @@ type txState struct {
 // Tx runs fn in a transaction. If ctx already carries one, fn joins it and
 // the outer caller commits. Functions registered with AfterCommit run once
 // the outermost transaction has committed, and never if it rolls back.
+//
+// When the database rolls the outermost transaction back because it lost
+// a lock race (a deadlock, a lock wait timeout), Tx runs fn again from the
+// start, a few times, after a short random pause. So fn may run more than
+// once: it must start from fresh state each time (variables it fills are
+// declared or reset inside it) and must have no effect outside the
+// transaction before commit; such effects go through AfterCommit, whose
+// registrations from a rolled-back attempt are dropped. A nested Tx
+// returns the error to the outermost one, which alone can start over.
 func (s *Store) Tx(ctx context.Context, fn func(ctx context.Context) error) error {
 	if _, ok := ctx.Value(txKey{}).(*txState); ok {
 		return fn(ctx)
 	}
+	for attempt := 1; ; attempt++ {
+		state, err := s.attempt(ctx, fn)
+		if err == nil {
+			for _, f := range state.afterCommit {
+				f()
+			}
+			return nil
+		}
+		if !isRetryableLock(err) || attempt > txLockRetries {
+			return err
+		}
+		pause := lockRetryPause(attempt)
+		s.log.DebugContext(ctx, "transaction lost a lock race; running it again", "attempt", attempt, "pause", pause, "err", err)
+		if sleepErr := sleepCtx(ctx, pause); sleepErr != nil {
+			return err
+		}
+	}
+}
+
+// txLockRetries bounds how many times Tx runs a transaction again after a
+// deadlock or lock wait timeout, so that contention which does not pass
+// ends in an answer to try later instead of a request that never ends.
+const txLockRetries = 3
+
+// lockRetryPause is the wait before the attempt after attempt n: short,
+// growing, and random so that the transactions that deadlocked do not
+// meet again in the same order.
+func lockRetryPause(n int) time.Duration {
+	ceiling := 10 * time.Millisecond << (n - 1)
+	return ceiling/2 + rand.N(ceiling/2)
+}
+
+// sleepCtx waits d, or returns ctx's error as soon as it ends.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// attempt runs fn once in a new outermost transaction, with its own
+// after-commit list.
+func (s *Store) attempt(ctx context.Context, fn func(ctx context.Context) error) (*txState, error) {
 	state := &txState{}
 	var opts []*sql.TxOptions
 	if IsMySQL(s.db) {
@@ -67,13 +136,7 @@ func (s *Store) Tx(ctx context.Context, fn func(ctx context.Context) error) erro
 			return fn(context.WithValue(ctx, txKey{}, state))
 		}, opts...)
 	})
-	if err != nil {
-		return err
-	}
-	for _, f := range state.afterCommit {
-		f()
-	}
-	return nil
+	return state, err
 }
 
 // serialized runs work holding the SQLite write mutex, when there is one.
