@@ -56,6 +56,12 @@ type txKey struct{}
 type txState struct {
 	tx          *gorm.DB
 	afterCommit []func()
+	// beforeCommit runs in order, inside the transaction, once its work
+	// has succeeded; an error rolls the transaction back.
+	beforeCommit []func(ctx context.Context) error
+	// pendingEvents holds the Event Log entries each EventLog writes in
+	// beforeCommit.
+	pendingEvents map[*EventLog][]NewEvent
 }
 
 // Tx runs fn in a transaction. If ctx already carries one, fn joins it and
@@ -133,7 +139,16 @@ func (s *Store) attempt(ctx context.Context, fn func(ctx context.Context) error)
 	err := s.serialized(func() error {
 		return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 			state.tx = tx
-			return fn(context.WithValue(ctx, txKey{}, state))
+			ctx := context.WithValue(ctx, txKey{}, state)
+			if err := fn(ctx); err != nil {
+				return err
+			}
+			for _, f := range state.beforeCommit {
+				if err := f(ctx); err != nil {
+					return err
+				}
+			}
+			return nil
 		}, opts...)
 	})
 	return state, err
