@@ -5,6 +5,9 @@ import (
 	"sync"
 	"testing"
 
+	gomysql "github.com/go-sql-driver/mysql"
+	"gorm.io/gorm"
+
 	"github.com/panelsync/panelsync/app/apptest"
 	"github.com/panelsync/panelsync/models/dbtest"
 	"github.com/panelsync/panelsync/panel/sim"
@@ -71,5 +74,45 @@ func TestTaps_BesideAnAllLocationsBatch_NeverAnswerInternalError(t *testing.T) {
 				t.Fatalf("finished batch %+v, want every one of %d locations accounted for", done, locations)
 			}
 		})
+	}
+}
+
+// TestBatch_ChunkRunAgainAfterADeadlock_StillCoversEveryLocation: when the
+// transaction that creates a chunk of a batch's runs loses a lock race at
+// its last statement, it is run again from the chunk's start, so every
+// location still gets its run and the batch counts each once.
+func TestBatch_ChunkRunAgainAfterADeadlock_StillCoversEveryLocation(t *testing.T) {
+	for _, b := range dbtest.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			node := apptest.Start(t, apptest.Config(t, b))
+			f := newFleet(t, node, "Retried", 3, 3, sim.Options{Users: 2})
+			failOnce(t, node.Store.DB(), func(stmt *gorm.Statement) bool {
+				fields, ok := stmt.Dest.(map[string]any)
+				_, advancing := fields["expand_cursor"]
+				return ok && advancing
+			})
+			start := f.startBatch(t, map[string]any{"kind": "users", "scope": "all"})
+			done := f.waitBatch(t, start.ID)
+			if done.Succeeded != 3 || done.Failed != 0 || done.Skipped != 0 {
+				t.Fatalf("finished batch %+v, want a run at each of the 3 locations", done)
+			}
+		})
+	}
+}
+
+// failOnce makes the first update that match selects answer a deadlock,
+// as InnoDB does to the transaction it rolls back.
+func failOnce(t *testing.T, db *gorm.DB, match func(*gorm.Statement) bool) {
+	t.Helper()
+	var once sync.Once
+	err := db.Callback().Update().Before("gorm:update").Register("test:deadlock_once", func(tx *gorm.DB) {
+		if match(tx.Statement) {
+			once.Do(func() {
+				_ = tx.AddError(&gomysql.MySQLError{Number: 1213, Message: "Deadlock found when trying to get lock; try restarting transaction"})
+			})
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
