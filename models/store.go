@@ -92,8 +92,12 @@ func (s *Store) Tx(ctx context.Context, fn func(ctx context.Context) error) erro
 			return err
 		}
 		pause := lockRetryPause(attempt)
-		s.log.DebugContext(ctx, "transaction lost a lock race; running it again", "attempt", attempt, "pause", pause, "err", err)
-		if sleepErr := sleepCtx(ctx, pause); sleepErr != nil {
+		s.log.DebugContext(ctx, "transaction lost a lock race; running it again", "attempt", attempt, "pause", pause, "error", err.Error())
+		timer := time.NewTimer(pause)
+		select {
+		case <-timer.C:
+		case <-ctx.Done():
+			timer.Stop()
 			return err
 		}
 	}
@@ -110,18 +114,6 @@ const txLockRetries = 3
 func lockRetryPause(n int) time.Duration {
 	ceiling := 10 * time.Millisecond << (n - 1)
 	return ceiling/2 + rand.N(ceiling/2)
-}
-
-// sleepCtx waits d, or returns ctx's error as soon as it ends.
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // attempt runs fn once in a new outermost transaction, with its own
