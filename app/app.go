@@ -80,7 +80,7 @@ func OpenStore(ctx context.Context, cfg Config, log *slog.Logger) (*models.Store
 	if err != nil {
 		return nil, err
 	}
-	return models.NewStore(db), nil
+	return models.NewStore(db).WithLogger(log), nil
 }
 
 // New builds every part of a node. Nothing listens until Run.

@@ -70,6 +70,7 @@ func SeedDemo(ctx context.Context, store *models.Store, authSvc *auth.Service, o
 	// something to show.
 	groups := []string{"Headquarters", "Retail", "Warehouses"}
 	err := store.Tx(ctx, func(ctx context.Context) error {
+		seed.Created = 0
 		login, err := store.LoginByEmail(ctx, DemoEmail)
 		switch models.ErrorCode(err) {
 		case "":
@@ -152,6 +153,7 @@ func demoPanelCredentials(ctx context.Context, store *models.Store, accountID st
 	now := time.Now().UTC()
 	creds := make([]sim.Credentials, 0, len(views))
 	err := store.Tx(ctx, func(ctx context.Context) error {
+		creds = creds[:0]
 		for _, v := range views {
 			secret, ok := secrets[v.Panel.Serial]
 			usable := v.Panel.CredentialRevokedAt == nil && (v.Panel.CredentialExpiresAt == nil || now.Before(*v.Panel.CredentialExpiresAt))

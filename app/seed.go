@@ -35,6 +35,7 @@ func SeedAccount(ctx context.Context, store *models.Store, authSvc *auth.Service
 	res := SeedResult{Email: opts.OwnerEmail, Password: auth.GeneratePassword()}
 	res.Panels = sim.CredentialsFile{Server: opts.Server, UsersPerPanel: opts.UsersPerPanel}
 	err := store.Tx(ctx, func(ctx context.Context) error {
+		res.Panels.Panels = nil
 		acct, err := store.CreateAccount(ctx, opts.AccountName)
 		if err != nil {
 			return err

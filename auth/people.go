@@ -419,6 +419,7 @@ func (s *Service) Deactivate(ctx context.Context, actor models.Actor, id string)
 	var out models.Login
 	changed := false
 	err := s.store.Tx(ctx, func(ctx context.Context) error {
+		out, changed = models.Login{}, false
 		_, login, err := s.lockLogin(ctx, actor, id)
 		if err != nil {
 			return err

@@ -261,6 +261,7 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (Tokens, err
 		replay string
 	)
 	err := s.store.Tx(ctx, func(ctx context.Context) error {
+		tokens, replay = Tokens{}, ""
 		old, sess, err := s.store.RefreshTokenByHash(ctx, digest(refreshToken))
 		if err != nil {
 			if models.ErrorCode(err) == models.CodeNotFound {

@@ -22,6 +22,7 @@ func (s *Store) CreateAPIKey(ctx context.Context, actor Actor, k APIKey, now tim
 	k.CreatedBy = actor.ID
 	k.CreatedAt = now
 	err := s.Tx(ctx, func(ctx context.Context) error {
+		prefixTaken = false
 		db := s.conn(ctx)
 		// Locking the account row queues concurrent creations of one
 		// account, so two of them cannot both pass the cap.
@@ -154,6 +155,9 @@ func (s *Store) APIKeyByPrefix(ctx context.Context, prefix string) (APIKey, erro
 func (s *Store) RevokeAPIKey(ctx context.Context, actor Actor, id string, now time.Time) (APIKey, error) {
 	var k APIKey
 	err := s.Tx(ctx, func(ctx context.Context) error {
+		// Reset, or a second attempt's Take would add the first one's
+		// primary key to its conditions.
+		k = APIKey{}
 		db := s.conn(ctx)
 		if err := lockForUpdate(db).Where("id = ? AND account_id = ?", id, actor.AccountID).Take(&k).Error; err != nil {
 			return notFound(err, "API key")

@@ -115,6 +115,9 @@ func (s *Store) ClaimBatchExpansion(ctx context.Context, owner string, now, leas
 	var b Batch
 	found := false
 	err := s.Tx(ctx, func(ctx context.Context) error {
+		// Reset, or a second attempt's Find would add the first one's
+		// primary key to its conditions.
+		b, found = Batch{}, false
 		db := s.conn(ctx)
 		q := db.Where("expanded = ? AND cancelled_at IS NULL AND (expand_lease IS NULL OR expand_lease < ?)", false, now).Order("created_at").Limit(1)
 		if IsMySQL(db) {
@@ -221,6 +224,7 @@ func (s *Store) CancelBatch(ctx context.Context, accountID, id string, now time.
 		cancelled []Run
 	)
 	err := s.Tx(ctx, func(ctx context.Context) error {
+		cancelled = nil
 		var err error
 		b, err = s.Batch(ctx, accountID, id)
 		if err != nil {
@@ -276,6 +280,7 @@ func (s *Store) InsertFailedRun(ctx context.Context, r Run) (Run, error) {
 func (s *Store) ClaimDueSchedules(ctx context.Context, now time.Time, limit int, next func(Location) time.Time, fn func(ctx context.Context, v LocationView) error) (int, error) {
 	n := 0
 	err := s.Tx(ctx, func(ctx context.Context) error {
+		n = 0
 		db := s.conn(ctx)
 		q := db.Where("next_scheduled_at <= ?", now).Order("next_scheduled_at").Limit(limit)
 		if IsMySQL(db) {

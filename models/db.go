@@ -278,7 +278,9 @@ func boundStatements(db *gorm.DB, bound time.Duration) error {
 // newGormLogger logs slow queries and errors through slog, except "record
 // not found" and unique-key violations: both are answers the store asks
 // for and turns into results (not_found, a deduplicated tap, a conflict),
-// so logging them as errors would cry wolf on every duplicate tap. Queries
+// so logging them as errors would cry wolf on every duplicate tap. Nor
+// deadlocks and lock wait timeouts: Tx runs the transaction again and
+// logs that itself. Queries
 // are logged with placeholders, never with their values, so no secret or
 // digest reaches a log line.
 func newGormLogger(log *slog.Logger, slow time.Duration) logger.Interface {
@@ -290,9 +292,9 @@ func newGormLogger(log *slog.Logger, slow time.Duration) logger.Interface {
 	})}
 }
 
-// expectedErrorsQuiet passes a statement that failed on a unique key to
-// its logger as if it had not failed, so that it is still logged when it
-// was slow.
+// expectedErrorsQuiet passes a statement that failed on a unique key or
+// lost a lock race to its logger as if it had not failed, so that it is
+// still logged when it was slow.
 type expectedErrorsQuiet struct {
 	logger.Interface
 }
@@ -302,7 +304,7 @@ func (l expectedErrorsQuiet) LogMode(level logger.LogLevel) logger.Interface {
 }
 
 func (l expectedErrorsQuiet) Trace(ctx context.Context, begin time.Time, fc func() (string, int64), err error) {
-	if isDuplicate(err) {
+	if isDuplicate(err) || isRetryableLock(err) {
 		err = nil
 	}
 	l.Interface.Trace(ctx, begin, fc, err)

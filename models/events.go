@@ -51,52 +51,81 @@ func NewEventLog(store *Store, p EventPublisher) *EventLog {
 // is held until commit: a second writer waits, so offsets become visible in
 // the order they were assigned and a reader resuming "after N" never skips
 // one.
+//
+// In a caller's transaction the events are written when that transaction
+// has done all its other work, just before it commits, and Append returns
+// no rows (their offsets are not known yet). So every transaction takes the
+// counter row last and holds it only for that write: one that locked the
+// counter and then waited for a location or a run another transaction
+// held, while that one waited for the counter, deadlocked them both (a tap
+// beside an All Locations batch of the same account).
 func (l *EventLog) Append(ctx context.Context, events ...NewEvent) ([]Event, error) {
 	if len(events) == 0 {
 		return nil, nil
 	}
+	if state, ok := ctx.Value(txKey{}).(*txState); ok {
+		pending, queued := state.pendingEvents[l]
+		if !queued {
+			if state.pendingEvents == nil {
+				state.pendingEvents = map[*EventLog][]NewEvent{}
+			}
+			state.beforeCommit = append(state.beforeCommit, func(ctx context.Context) error {
+				_, err := l.write(ctx, state.pendingEvents[l])
+				return err
+			})
+		}
+		state.pendingEvents[l] = append(pending, events...)
+		return nil, nil
+	}
 	var written []Event
 	err := l.store.Tx(ctx, func(ctx context.Context) error {
-		// Names are read before the offsets are taken, so the lookup does
-		// not lengthen the time the account's counter row stays locked.
-		names, err := l.store.missingLocationNames(ctx, events)
-		if err != nil {
-			return err
-		}
-		byAccount := map[string][]int{}
-		var order []string
-		for i, e := range events {
-			if _, seen := byAccount[e.AccountID]; !seen {
-				order = append(order, e.AccountID)
-			}
-			byAccount[e.AccountID] = append(byAccount[e.AccountID], i)
-		}
-		rows := make([]Event, len(events))
-		for _, accountID := range order {
-			idx := byAccount[accountID]
-			last, err := l.store.bumpEventOffset(ctx, accountID, len(idx))
-			if err != nil {
-				return err
-			}
-			first := last - int64(len(idx)) + 1
-			for n, i := range idx {
-				row, err := eventRow(events[i], names, first+int64(n))
-				if err != nil {
-					return err
-				}
-				rows[i] = row
-			}
-		}
-		if err := l.store.conn(ctx).Create(&rows).Error; err != nil {
-			return fmt.Errorf("write events: %w", err)
-		}
-		written = rows
-		if l.publisher != nil {
-			AfterCommit(ctx, func() { l.publisher.PublishEvents(Detach(ctx), rows) })
-		}
-		return nil
+		var err error
+		written, err = l.write(ctx, events)
+		return err
 	})
 	return written, err
+}
+
+// write assigns the events their offsets and inserts them, in the
+// transaction carried by ctx.
+func (l *EventLog) write(ctx context.Context, events []NewEvent) ([]Event, error) {
+	// Names are read before the offsets are taken, so the lookup does not
+	// lengthen the time the account's counter row stays locked.
+	names, err := l.store.missingLocationNames(ctx, events)
+	if err != nil {
+		return nil, err
+	}
+	byAccount := map[string][]int{}
+	var order []string
+	for i, e := range events {
+		if _, seen := byAccount[e.AccountID]; !seen {
+			order = append(order, e.AccountID)
+		}
+		byAccount[e.AccountID] = append(byAccount[e.AccountID], i)
+	}
+	rows := make([]Event, len(events))
+	for _, accountID := range order {
+		idx := byAccount[accountID]
+		last, err := l.store.bumpEventOffset(ctx, accountID, len(idx))
+		if err != nil {
+			return nil, err
+		}
+		first := last - int64(len(idx)) + 1
+		for n, i := range idx {
+			row, err := eventRow(events[i], names, first+int64(n))
+			if err != nil {
+				return nil, err
+			}
+			rows[i] = row
+		}
+	}
+	if err := l.store.conn(ctx).Create(&rows).Error; err != nil {
+		return nil, fmt.Errorf("write events: %w", err)
+	}
+	if l.publisher != nil {
+		AfterCommit(ctx, func() { l.publisher.PublishEvents(Detach(ctx), rows) })
+	}
+	return rows, nil
 }
 
 // missingLocationNames looks up, in one query, the names of the events'

@@ -2,9 +2,11 @@ package models_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/panelsync/panelsync/models"
 	"github.com/panelsync/panelsync/models/dbtest"
@@ -192,4 +194,82 @@ func mustAccount(t *testing.T, store *models.Store, name string) models.Account 
 		t.Fatal(err)
 	}
 	return acct
+}
+
+// TestEventLog_InATransaction_TakesTheCounterLast: a transaction that
+// appends an event and then waits for a row another transaction holds,
+// while that one appends an event of the same account, does not deadlock:
+// events are written when their transaction ends, so neither holds the
+// account's counter while waiting for anything else. Each runs once.
+func TestEventLog_InATransaction_TakesTheCounterLast(t *testing.T) {
+	store := mysqlStore(t)
+	ctx := context.Background()
+	log := models.NewEventLog(store, nil)
+	a, row := mustAccount(t, store, "Counter Ltd"), mustAccount(t, store, "Other Row Ltd")
+
+	var mu sync.Mutex
+	attempts := map[string]int{}
+	count := func(name string) int {
+		mu.Lock()
+		defer mu.Unlock()
+		attempts[name]++
+		return attempts[name]
+	}
+	appended, locked := make(chan struct{}), make(chan struct{})
+	wait := func(c chan struct{}) error {
+		select {
+		case <-c:
+			return nil
+		case <-time.After(30 * time.Second):
+			return errors.New("the other transaction never got there")
+		}
+	}
+	errs := make(chan error, 2)
+	go func() {
+		errs <- store.Tx(ctx, func(ctx context.Context) error {
+			n := count("append then lock")
+			if _, err := log.Append(ctx, models.NewEvent{AccountID: a.ID, Type: "test.event", Message: "first"}); err != nil {
+				return err
+			}
+			if n == 1 {
+				close(appended)
+				if err := wait(locked); err != nil {
+					return err
+				}
+			}
+			_, err := store.LockAccount(ctx, row.ID)
+			return err
+		})
+	}()
+	go func() {
+		errs <- store.Tx(ctx, func(ctx context.Context) error {
+			n := count("lock then append")
+			if _, err := store.LockAccount(ctx, row.ID); err != nil {
+				return err
+			}
+			if n == 1 {
+				close(locked)
+				if err := wait(appended); err != nil {
+					return err
+				}
+			}
+			_, err := log.Append(ctx, models.NewEvent{AccountID: a.ID, Type: "test.event", Message: "second"})
+			return err
+		})
+	}()
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if attempts["append then lock"] != 1 || attempts["lock then append"] != 1 {
+		t.Fatalf("attempts %v, want each transaction run once: they deadlocked on the account's counter", attempts)
+	}
+	events, err := store.ListEvents(ctx, models.EventQuery{AccountID: a.ID, Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(events) != 2 {
+		t.Fatalf("%d events written, want 2", len(events))
+	}
 }

@@ -178,6 +178,9 @@ func (s *Store) RecentLoginToken(ctx context.Context, loginID string, purpose To
 func (s *Store) StaffAccount(ctx context.Context) (Account, error) {
 	var acct Account
 	err := s.Tx(ctx, func(ctx context.Context) error {
+		// Reset, or a second attempt's Take would add the first one's
+		// primary key to its conditions.
+		acct = Account{}
 		err := s.conn(ctx).Where("kind = ?", AccountStaff).Order("created_at").Take(&acct).Error
 		if err == nil {
 			return nil

@@ -83,6 +83,7 @@ func (s *Store) ClaimMails(ctx context.Context, owner string, n int, now, leaseU
 	}
 	var claimed []Mail
 	err := s.Tx(ctx, func(ctx context.Context) error {
+		claimed = nil
 		db := s.conn(ctx)
 		var ids []string
 		for _, state := range []MailState{MailSending, MailQueued} {

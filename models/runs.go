@@ -33,6 +33,7 @@ func (s *Store) EnqueueRun(ctx context.Context, r Run) (Run, bool, error) {
 	// A savepoint keeps a duplicate-key failure from poisoning the caller's
 	// transaction on databases that abort it on error.
 	err := s.Tx(ctx, func(ctx context.Context) error {
+		out, dedup = Run{}, false
 		db := s.conn(ctx)
 		err := db.Transaction(func(tx *gorm.DB) error { return tx.Create(&r).Error })
 		if err == nil {
@@ -80,6 +81,7 @@ func (s *Store) ClaimRuns(ctx context.Context, owner string, n int, now, leaseUn
 	served := ServedRanks(ranks)
 	var claimed []Run
 	err := s.Tx(ctx, func(ctx context.Context) error {
+		claimed = nil
 		db := s.conn(ctx)
 		skipLocked := func(q *gorm.DB) *gorm.DB {
 			if IsMySQL(db) {

@@ -5,6 +5,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
 
 	"github.com/google/uuid"
 	"gorm.io/gorm"
@@ -20,15 +23,25 @@ type Store struct {
 	// of milliseconds under contention, and the wait ends with the
 	// caller's context.
 	writeLock chan struct{}
+	// log hears about transactions run again after a lost lock race.
+	log *slog.Logger
 }
 
 // NewStore wraps an open database.
 func NewStore(db *gorm.DB) *Store {
-	s := &Store{db: db}
+	s := &Store{db: db, log: slog.New(slog.DiscardHandler)}
 	if !IsMySQL(db) {
 		s.writeLock = make(chan struct{}, 1)
 	}
 	return s
+}
+
+// WithLogger returns a store that logs to log. The copy shares the
+// database and its write queue with s.
+func (s *Store) WithLogger(log *slog.Logger) *Store {
+	c := *s
+	c.log = log
+	return &c
 }
 
 // DB returns the underlying handle, for migrations and health checks.
@@ -43,15 +56,69 @@ type txKey struct{}
 type txState struct {
 	tx          *gorm.DB
 	afterCommit []func()
+	// beforeCommit runs in order, inside the transaction, once its work
+	// has succeeded; an error rolls the transaction back.
+	beforeCommit []func(ctx context.Context) error
+	// pendingEvents holds the Event Log entries each EventLog writes in
+	// beforeCommit.
+	pendingEvents map[*EventLog][]NewEvent
 }
 
 // Tx runs fn in a transaction. If ctx already carries one, fn joins it and
 // the outer caller commits. Functions registered with AfterCommit run once
 // the outermost transaction has committed, and never if it rolls back.
+//
+// When the database rolls the outermost transaction back because it lost
+// a lock race (a deadlock, a lock wait timeout), Tx runs fn again from the
+// start, a few times, after a short random pause. So fn may run more than
+// once: it must start from fresh state each time (variables it fills are
+// declared or reset inside it) and must have no effect outside the
+// transaction before commit; such effects go through AfterCommit, whose
+// registrations from a rolled-back attempt are dropped. A nested Tx
+// returns the error to the outermost one, which alone can start over.
 func (s *Store) Tx(ctx context.Context, fn func(ctx context.Context) error) error {
 	if _, ok := ctx.Value(txKey{}).(*txState); ok {
 		return fn(ctx)
 	}
+	for attempt := 1; ; attempt++ {
+		state, err := s.attempt(ctx, fn)
+		if err == nil {
+			for _, f := range state.afterCommit {
+				f()
+			}
+			return nil
+		}
+		if !isRetryableLock(err) || attempt > txLockRetries {
+			return err
+		}
+		pause := lockRetryPause(attempt)
+		s.log.DebugContext(ctx, "transaction lost a lock race; running it again", "attempt", attempt, "pause", pause, "error", err.Error())
+		timer := time.NewTimer(pause)
+		select {
+		case <-timer.C:
+		case <-ctx.Done():
+			timer.Stop()
+			return err
+		}
+	}
+}
+
+// txLockRetries bounds how many times Tx runs a transaction again after a
+// deadlock or lock wait timeout, so that contention which does not pass
+// ends in an answer to try later instead of a request that never ends.
+const txLockRetries = 3
+
+// lockRetryPause is the wait before the attempt after attempt n: short,
+// growing, and random so that the transactions that deadlocked do not
+// meet again in the same order.
+func lockRetryPause(n int) time.Duration {
+	ceiling := 10 * time.Millisecond << (n - 1)
+	return ceiling/2 + rand.N(ceiling/2)
+}
+
+// attempt runs fn once in a new outermost transaction, with its own
+// after-commit list.
+func (s *Store) attempt(ctx context.Context, fn func(ctx context.Context) error) (*txState, error) {
 	state := &txState{}
 	var opts []*sql.TxOptions
 	if IsMySQL(s.db) {
@@ -64,16 +131,19 @@ func (s *Store) Tx(ctx context.Context, fn func(ctx context.Context) error) erro
 	err := s.serialized(ctx, func() error {
 		return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 			state.tx = tx
-			return fn(context.WithValue(ctx, txKey{}, state))
+			ctx := context.WithValue(ctx, txKey{}, state)
+			if err := fn(ctx); err != nil {
+				return err
+			}
+			for _, f := range state.beforeCommit {
+				if err := f(ctx); err != nil {
+					return err
+				}
+			}
+			return nil
 		}, opts...)
 	})
-	if err != nil {
-		return err
-	}
-	for _, f := range state.afterCommit {
-		f()
-	}
-	return nil
+	return state, err
 }
 
 // serialized runs work holding the SQLite write lock, when there is one.

@@ -22,6 +22,10 @@ func IsUnavailable(err error) bool {
 	}
 	var netErr net.Error
 	switch {
+	case isRetryableLock(err):
+		// Tx has already run the transaction again a few times; what is
+		// left is contention that will pass, not a wrong request.
+		return true
 	case errors.Is(err, driver.ErrBadConn), errors.Is(err, sql.ErrConnDone),
 		errors.Is(err, gomysql.ErrInvalidConn), errors.Is(err, context.DeadlineExceeded):
 		return true

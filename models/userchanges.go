@@ -41,6 +41,7 @@ func (s *Store) SetUsersChangeDue(ctx context.Context, locationID string, due ti
 func (s *Store) ClaimDueUsersChanges(ctx context.Context, now time.Time, limit int, fn func(ctx context.Context, v LocationView) (bool, error)) (int, error) {
 	n := 0
 	err := s.Tx(ctx, func(ctx context.Context) error {
+		n = 0
 		db := s.conn(ctx)
 		// The users run of a location is found by its active key, through
 		// that key's unique index.

@@ -308,8 +308,12 @@ func (e *Engine) expandOne(ctx context.Context) bool {
 			return false
 		}
 		done := false
-		skipped := 0
+		// The cursor moves on only once the chunk has committed: a
+		// transaction run again starts from where the last commit left it.
+		next := cursor
 		err := e.store.Tx(ctx, func(ctx context.Context) error {
+			next = cursor
+			skipped := 0
 			chunk, err := e.store.ScopeChunk(ctx, b.AccountID, b.Scope, b.GroupName, ids, cursor, batchChunk)
 			if err != nil {
 				return err
@@ -322,10 +326,10 @@ func (e *Engine) expandOne(ctx context.Context) bool {
 				if dedup {
 					skipped++
 				}
-				cursor = v.Location.ID
+				next = v.Location.ID
 			}
 			done = len(chunk) < batchChunk
-			ok, err := e.store.AdvanceBatchExpansion(ctx, b.ID, e.cfg.Owner, cursor, skipped, done, e.now().Add(e.cfg.Lease))
+			ok, err := e.store.AdvanceBatchExpansion(ctx, b.ID, e.cfg.Owner, next, skipped, done, e.now().Add(e.cfg.Lease))
 			if err != nil {
 				return err
 			}
@@ -340,6 +344,7 @@ func (e *Engine) expandOne(ctx context.Context) bool {
 			}
 			return true
 		}
+		cursor = next
 		e.batchChanged(ctx, b.ID)
 		if done {
 			return true

@@ -48,6 +48,7 @@ func (e *Engine) AutoLink(ctx context.Context, actor models.Actor, locationIDs [
 		return out, err
 	}
 	err = e.store.Tx(ctx, func(ctx context.Context) error {
+		out = AutoLinkResult{}
 		logins, err := e.store.LoginsByEmail(ctx, actor.AccountID)
 		if err != nil {
 			return err
@@ -179,6 +180,7 @@ func (e *Engine) SaveLinks(ctx context.Context, actor models.Actor, ids []string
 	}
 	var saved []models.Link
 	err := e.store.Tx(ctx, func(ctx context.Context) error {
+		saved = nil
 		links, err := e.store.LinksByIDs(ctx, actor.AccountID, ids)
 		if err != nil {
 			return err
@@ -278,6 +280,7 @@ func (e *Engine) UpdateLinkOptions(ctx context.Context, actor models.Actor, id s
 		batch BatchStatus
 	)
 	err := e.store.Tx(ctx, func(ctx context.Context) error {
+		out, batch = models.Link{}, BatchStatus{}
 		l, err := e.lockedLink(ctx, actor.AccountID, id)
 		if err != nil {
 			return err

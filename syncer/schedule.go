@@ -236,7 +236,11 @@ func (e *Engine) ForceSync(ctx context.Context, actor models.Actor, scope, group
 	cursor := ""
 	for {
 		done := false
+		// The cursor and the count move on only once the chunk has
+		// committed: a transaction run again starts from the last commit.
+		next, fresh := cursor, 0
 		err := e.store.Tx(ctx, func(ctx context.Context) error {
+			next, fresh = cursor, 0
 			chunk, err := e.store.ScopeChunk(ctx, actor.AccountID, scope, group, ids, cursor, 500)
 			if err != nil {
 				return err
@@ -247,17 +251,17 @@ func (e *Engine) ForceSync(ctx context.Context, actor models.Actor, scope, group
 			for i, v := range chunk {
 				chunkIDs[i] = v.Location.ID
 				names[v.Location.ID] = v.Location.Name
-				cursor = v.Location.ID
+				next = v.Location.ID
 			}
 			if len(chunkIDs) == 0 {
 				return nil
 			}
-			fresh, err := e.store.SetForcePending(ctx, actor.AccountID, chunkIDs)
+			flaggedIDs, err := e.store.SetForcePending(ctx, actor.AccountID, chunkIDs)
 			if err != nil {
 				return err
 			}
-			events := make([]models.NewEvent, len(fresh))
-			for i, id := range fresh {
+			events := make([]models.NewEvent, len(flaggedIDs))
+			for i, id := range flaggedIDs {
 				events[i] = models.NewEvent{
 					AccountID: actor.AccountID, LocationID: id, Type: models.EventSyncForceRequested, Severity: models.SeverityInfo,
 					Message: fmt.Sprintf("Full user sync requested by %s: users will sync on next check-in", actor.Name),
@@ -266,8 +270,8 @@ func (e *Engine) ForceSync(ctx context.Context, actor models.Actor, scope, group
 			if _, err := e.events.Append(ctx, events...); err != nil {
 				return err
 			}
-			changes := make([]models.AuditChange, len(fresh))
-			for i, id := range fresh {
+			changes := make([]models.AuditChange, len(flaggedIDs))
+			for i, id := range flaggedIDs {
 				changes[i] = models.AuditChange{
 					Action: "location.force_sync", Target: models.AuditTarget{Type: "location", ID: id, Name: names[id]},
 					Before: map[string]any{"force_pending": false}, After: map[string]any{"force_pending": true},
@@ -276,12 +280,14 @@ func (e *Engine) ForceSync(ctx context.Context, actor models.Actor, scope, group
 			if err := e.store.AuditAll(ctx, actor, changes); err != nil {
 				return err
 			}
-			flagged += len(fresh)
+			fresh = len(flaggedIDs)
 			return nil
 		})
 		if err != nil {
 			return flagged, err
 		}
+		cursor = next
+		flagged += fresh
 		if done {
 			return flagged, nil
 		}
