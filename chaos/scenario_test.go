@@ -104,31 +104,30 @@ func (s *scenario) mustRecover(c *cluster) []string {
 }
 
 // recovery is how long after the return every probe of the nodes that
-// must recover has answered 2xx, and has gone on doing so: the end of
-// the first 2xx answer after which every answer of that probe in the
-// scenario was 2xx. ok is false while some probe has not got there.
+// must recover has answered 2xx: the end of the first 2xx answer to a
+// request sent after the return, the latest over those probes. ok is
+// false while some probe has not answered 2xx yet. What comes after the
+// first 2xx is judged by the other rules (a panel wrongly marked
+// disconnected shows up as a false node_lost).
 func (s *scenario) recovery(samples []sample, c *cluster) (took time.Duration, ok bool) {
 	ok = true
 	for _, n := range s.mustRecover(c) {
 		for _, kind := range []string{"read", "tap"} {
-			var streak *sample
+			var first *sample
 			for i := range samples {
 				x := &samples[i]
-				if x.node != n || x.kind != kind || x.at.Before(s.returnAt) || (!s.endAt.IsZero() && !x.at.Before(s.endAt)) {
+				if x.node != n || x.kind != kind || !x.is2xx() || x.at.Before(s.returnAt) {
 					continue
 				}
-				switch {
-				case !x.is2xx():
-					streak = nil
-				case streak == nil:
-					streak = x
+				if first == nil || x.at.Add(x.took).Before(first.at.Add(first.took)) {
+					first = x
 				}
 			}
-			if streak == nil {
+			if first == nil {
 				ok = false
 				continue
 			}
-			took = max(took, streak.at.Add(streak.took).Sub(s.returnAt))
+			took = max(took, first.at.Add(first.took).Sub(s.returnAt))
 		}
 	}
 	return took, ok
@@ -145,6 +144,9 @@ type figures struct {
 	recovery                    time.Duration
 	nodeLostAllowed             int
 	nodeLostFalse               int
+	// answers counts the samples by status and problem code, such as
+	// "409 panel_disconnected".
+	answers map[string]int
 	// violations describe the first samples that broke a rule, by rule.
 	violations map[string][]string
 	counts     map[string]int
@@ -169,7 +171,7 @@ func (f *figures) violate(rule string, s sample) {
 //   - while a shared dependency is down, only 2xx or 503, and a 503 says
 //     service_unavailable with Retry-After.
 func (s *scenario) judge(samples []sample, c *cluster, st settings) figures {
-	var f figures
+	f := figures{answers: map[string]int{}}
 	// The killed node is back once it answers anything after its restart.
 	backAt := s.returnAt
 	if s.killed != "" {
@@ -189,6 +191,9 @@ func (s *scenario) judge(samples []sample, c *cluster, st settings) figures {
 		}
 		f.requests++
 		f.maxLatency = max(f.maxLatency, x.took)
+		if !x.is2xx() && x.status > 0 {
+			f.answers[strings.TrimSpace(fmt.Sprint(x.status, " ", x.code))]++
+		}
 		down := !x.at.Before(s.faultAt) && x.at.Before(s.returnAt)
 		switch {
 		case x.is2xx():
@@ -252,10 +257,15 @@ func (s *scenario) report(t *testing.T, f figures) {
 	if f.recovered {
 		rec = f.recovery.Round(10 * time.Millisecond).String()
 	}
-	t.Logf("%-26s requests %4d: 2xx %4d, 503 %3d, 500 %3d, other 5xx %d, 4xx %3d, hangs %d, refused %d (killed node down: %d); max latency %s; recovered %s after the return; node_lost %d (allowed %d, false %d); down %s",
-		s.name, f.requests, f.ok2xx, f.unavailable, f.internal, f.otherServer, f.client4xx, f.hangs, f.refused, f.unreachable,
-		f.maxLatency.Round(10*time.Millisecond), rec, f.nodeLostAllowed+f.nodeLostFalse, f.nodeLostAllowed, f.nodeLostFalse,
-		s.returnAt.Sub(s.faultAt).Round(10*time.Millisecond))
+	var answers []string
+	for a, n := range f.answers {
+		answers = append(answers, fmt.Sprintf("%s ×%d", a, n))
+	}
+	slices.Sort(answers)
+	t.Logf("%-26s down %s; requests %d: 2xx %d, 503 %d, 500 %d, other 5xx %d, 4xx %d, hangs %d, refused %d (killed node down: %d); not 2xx: [%s]; max latency %s; recovered %s after the return; node_lost %d (allowed %d, false %d)",
+		s.name, s.returnAt.Sub(s.faultAt).Round(10*time.Millisecond), f.requests, f.ok2xx, f.unavailable, f.internal, f.otherServer,
+		f.client4xx, f.hangs, f.refused, f.unreachable, strings.Join(answers, ", "), f.maxLatency.Round(10*time.Millisecond), rec,
+		f.nodeLostAllowed+f.nodeLostFalse, f.nodeLostAllowed, f.nodeLostFalse)
 }
 
 // fail reports what broke the scenario's rules.
@@ -265,7 +275,7 @@ func (s *scenario) fail(t *testing.T, f figures, st settings, c *cluster) {
 		t.Errorf("%s: %d requests broke the rule %q, e.g.:\n  %s", s.name, f.counts[rule], rule, strings.Join(examples, "\n  "))
 	}
 	if !f.recovered {
-		t.Errorf("%s: some probe of %v never answered 2xx steadily after the return", s.name, s.mustRecover(c))
+		t.Errorf("%s: some probe of nodes %v never answered 2xx after the return", s.name, s.mustRecover(c))
 	} else if f.recovery > st.recoverWithin {
 		t.Errorf("%s: recovered %s after the return, over the bound of %s", s.name, f.recovery.Round(10*time.Millisecond), st.recoverWithin)
 	}
