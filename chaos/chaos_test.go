@@ -28,7 +28,7 @@ func TestChaos_NodeBusAndDatabaseFail_NothingLostOnly503sQuickRecovery(t *testin
 	st := loadSettings(t)
 	bins := buildBinaries(t, t.TempDir())
 	c := startCluster(t, tl, bins, st)
-	a, b := c.node("a"), c.node("b")
+	a, b := c.nodes[0], c.nodes[1]
 	t.Logf("cluster up after %s: %s", time.Since(began).Round(100*time.Millisecond), c)
 
 	token, err := login(a, c.acct)

@@ -63,15 +63,6 @@ type cluster struct {
 	panelsOf map[string][]string
 }
 
-func (c *cluster) node(name string) *node {
-	for _, n := range c.nodes {
-		if n.name == name {
-			return n
-		}
-	}
-	panic("no node " + name)
-}
-
 // startCluster starts everything and waits until every panel is linked
 // and has had its first users sync.
 func startCluster(t *testing.T, tl tools, bins binaries, st settings) *cluster {

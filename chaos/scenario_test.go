@@ -27,7 +27,10 @@ type scenario struct {
 	startAt, faultAt, returnAt, endAt time.Time
 	startOffset, endOffset            int64
 	batchID                           string
-	problems                          []string
+	// inFlight is how many of the batch's runs had not ended when the
+	// fault began.
+	inFlight int
+	problems []string
 }
 
 func (s *scenario) problem(format string, args ...any) {
@@ -60,6 +63,12 @@ func (s *scenario) run(c *cluster, st settings, token string, p *prober) {
 		return err == nil && n >= 10
 	}) {
 		s.problem("the batch had not ended 10 runs within 30 s")
+	}
+	if s.batchID != "" {
+		s.inFlight, err = c.count(`SELECT COUNT(*) FROM runs WHERE batch_id = ? AND state IN ('queued', 'running')`, s.batchID)
+		if err != nil || s.inFlight == 0 {
+			s.problem("the batch was not in flight when the fault began: %d runs left (%v)", s.inFlight, err)
+		}
 	}
 
 	s.faultAt = time.Now()
@@ -144,6 +153,9 @@ type figures struct {
 	recovery                    time.Duration
 	nodeLostAllowed             int
 	nodeLostFalse               int
+	// killedPanelsLost is how many of the killed node's panels were
+	// marked disconnected as lost with it.
+	killedPanelsLost int
 	// answers counts the samples by status and problem code, such as
 	// "409 panel_disconnected".
 	answers map[string]int
@@ -234,20 +246,23 @@ func (s *scenario) judge(samples []sample, c *cluster, st settings) figures {
 // blame a lost node: allowed for the panels of the node it killed, false
 // for any other.
 func (s *scenario) classifyNodeLost(events []lostPanelEvent, c *cluster, f *figures) {
+	lostPanels := map[string]bool{}
 	for _, e := range events {
 		if e.offset <= s.startOffset || e.offset > s.endOffset {
 			continue
 		}
 		if s.killed != "" && slices.Contains(c.panelsOf[s.killed], e.locationID) {
 			f.nodeLostAllowed++
+			lostPanels[e.locationID] = true
 			continue
 		}
 		f.nodeLostFalse++
 		if f.nodeLostFalse <= 3 {
-			s.problem("false node_lost: offset %d, location %s, at %s (%.1f s after the fault)",
-				e.offset, e.locationID, e.at.Format("15:04:05.000"), e.at.Sub(s.faultAt).Seconds())
+			s.problem("false node_lost: offset %d, location %s, at %s (%.1f s after the fault, %.1f s after the return)",
+				e.offset, e.locationID, e.at.Format("15:04:05.000"), e.at.Sub(s.faultAt).Seconds(), e.at.Sub(s.returnAt).Seconds())
 		}
 	}
+	f.killedPanelsLost = len(lostPanels)
 }
 
 // report prints one scenario's figures.
@@ -262,8 +277,8 @@ func (s *scenario) report(t *testing.T, f figures) {
 		answers = append(answers, fmt.Sprintf("%s ×%d", a, n))
 	}
 	slices.Sort(answers)
-	t.Logf("%-26s down %s; requests %d: 2xx %d, 503 %d, 500 %d, other 5xx %d, 4xx %d, hangs %d, refused %d (killed node down: %d); not 2xx: [%s]; max latency %s; recovered %s after the return; node_lost %d (allowed %d, false %d)",
-		s.name, s.returnAt.Sub(s.faultAt).Round(10*time.Millisecond), f.requests, f.ok2xx, f.unavailable, f.internal, f.otherServer,
+	t.Logf("%-26s batch runs in flight at the fault %d; down %s; requests %d: 2xx %d, 503 %d, 500 %d, other 5xx %d, 4xx %d, hangs %d, refused %d (killed node down: %d); not 2xx: [%s]; max latency %s; recovered %s after the return; node_lost %d (allowed %d, false %d)",
+		s.name, s.inFlight, s.returnAt.Sub(s.faultAt).Round(10*time.Millisecond), f.requests, f.ok2xx, f.unavailable, f.internal, f.otherServer,
 		f.client4xx, f.hangs, f.refused, f.unreachable, strings.Join(answers, ", "), f.maxLatency.Round(10*time.Millisecond), rec,
 		f.nodeLostAllowed+f.nodeLostFalse, f.nodeLostAllowed, f.nodeLostFalse)
 }
@@ -278,6 +293,9 @@ func (s *scenario) fail(t *testing.T, f figures, st settings, c *cluster) {
 		t.Errorf("%s: some probe of nodes %v never answered 2xx after the return", s.name, s.mustRecover(c))
 	} else if f.recovery > st.recoverWithin {
 		t.Errorf("%s: recovered %s after the return, over the bound of %s", s.name, f.recovery.Round(10*time.Millisecond), st.recoverWithin)
+	}
+	if s.killed != "" && f.killedPanelsLost != len(c.panelsOf[s.killed]) {
+		t.Errorf("%s: %d of the killed node's %d panels were marked disconnected as lost with it", s.name, f.killedPanelsLost, len(c.panelsOf[s.killed]))
 	}
 	if f.nodeLostFalse > 0 {
 		t.Errorf("%s: %d false node_lost events (panels of a node that was not killed)", s.name, f.nodeLostFalse)
