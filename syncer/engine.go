@@ -275,6 +275,7 @@ func (e *Engine) produce(ctx context.Context) {
 				break
 			}
 			for _, r := range runs {
+				e.cfg.Metrics.runStarted(r, now)
 				e.slots <- struct{}{}
 				e.running.Add(1)
 				go func() {
@@ -319,7 +320,6 @@ func (e *Engine) execute(ctx context.Context, r models.Run) {
 		e.keepLease(runCtx, cancel, r.ID)
 	}()
 	defer func() { cancel(); <-leaseDone }()
-	e.cfg.Metrics.runStarted(r)
 
 	var outcome attemptOutcome
 	if r.Takeovers >= e.cfg.MaxTakeovers {

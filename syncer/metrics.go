@@ -51,10 +51,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
-// runStarted counts a run whose first attempt begins; later attempts of
-// the same run, and a take-over after a lost worker, are not new runs.
-func (m *Metrics) runStarted(r models.Run) {
-	if m == nil || r.Attempt != 1 {
+// runStarted counts a run claimed at claimedAt if that claim is its first
+// start: later attempts of the same run, a hand-back's or a retry's
+// re-claim that does not count an attempt, and a take-over after a lost
+// worker are not new runs. The claim keeps a run's first start time, so
+// only the first claim finds it equal to its own time (to the database's
+// millisecond).
+func (m *Metrics) runStarted(r models.Run, claimedAt time.Time) {
+	if m == nil || r.StartedAt == nil || r.StartedAt.Sub(claimedAt).Abs() >= time.Millisecond {
 		return
 	}
 	m.started.WithLabelValues(string(r.Kind), string(r.TriggerSource)).Inc()
