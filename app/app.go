@@ -270,7 +270,7 @@ func (a *App) Listen() (net.Listener, error) {
 		_ = ln.Close()
 		return nil, err
 	}
-	return boundedListener{ln}, nil
+	return &boundedListener{Listener: ln}, nil
 }
 
 func (a *App) listenMetrics() error {
@@ -333,10 +333,20 @@ func (a *App) serveMetrics() (stop func() error, err error) {
 // sit on for a long time before the server notices it is not reading.
 const socketSendBuffer = 256 << 10
 
-// boundedListener applies socketSendBuffer to every connection it accepts.
-type boundedListener struct{ net.Listener }
+// boundedListener applies socketSendBuffer to every connection it accepts,
+// and keeps track of the accepted connections that have not yet sent a
+// byte. Browsers and HTTP clients open spare connections ahead of need;
+// the HTTP server, shutting down, waits for such a connection as for one
+// reading a request, so a spare one nobody will use would hold a shutdown
+// up until the server's read timeout. Closing the listener therefore closes them too: their clients have
+// sent nothing, so nothing is lost, and a connection that has begun a
+// request is left to finish it.
+type boundedListener struct {
+	net.Listener
+	unused unusedConns
+}
 
-func (l boundedListener) Accept() (net.Conn, error) {
+func (l *boundedListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err != nil {
 		return nil, err
@@ -346,7 +356,66 @@ func (l boundedListener) Accept() (net.Conn, error) {
 		return c, nil
 	}
 	_ = tcp.SetWriteBuffer(socketSendBuffer)
-	return &serverConn{TCPConn: tcp}, nil
+	sc := &serverConn{TCPConn: tcp, tracker: &l.unused}
+	if !l.unused.add(sc) {
+		// The listener closed while this connection was being accepted.
+		_ = tcp.Close()
+		return nil, net.ErrClosed
+	}
+	return sc, nil
+}
+
+// Close stops accepting and closes the connections that never sent a byte.
+func (l *boundedListener) Close() error {
+	err := l.Listener.Close()
+	l.unused.closeAll()
+	return err
+}
+
+// unusedConns is the set of accepted connections that have not yet sent a
+// byte. A connection leaves it on its first byte or when it closes, so the
+// set holds only connections open and idle since their accept.
+type unusedConns struct {
+	mu     sync.Mutex
+	conns  map[*serverConn]struct{}
+	closed bool
+}
+
+// add records c as unused, or reports false once closeAll has run.
+func (u *unusedConns) add(c *serverConn) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.closed {
+		return false
+	}
+	if u.conns == nil {
+		u.conns = make(map[*serverConn]struct{})
+	}
+	c.unused.Store(true)
+	u.conns[c] = struct{}{}
+	return true
+}
+
+func (u *unusedConns) forget(c *serverConn) {
+	u.mu.Lock()
+	delete(u.conns, c)
+	u.mu.Unlock()
+}
+
+// closeAll closes every connection still unused, and every one added
+// later. A connection whose first byte arrives at the same moment is
+// either claimed here or by its Read, never both.
+func (u *unusedConns) closeAll() {
+	u.mu.Lock()
+	conns := u.conns
+	u.conns = nil
+	u.closed = true
+	u.mu.Unlock()
+	for c := range conns {
+		if c.unused.CompareAndSwap(true, false) {
+			_ = c.TCPConn.Close()
+		}
+	}
 }
 
 // lingerTime bounds how long a refused request's unread rest is drained
@@ -363,12 +432,29 @@ const lingerTime = 2 * time.Second
 type serverConn struct {
 	*net.TCPConn
 	linger atomic.Bool
+	// unused is true from accept until the first byte arrives or the
+	// connection closes; tracker holds the connection while it is.
+	unused  atomic.Bool
+	tracker *unusedConns
+}
+
+// Read marks the connection used on its first byte. After that it costs
+// one atomic load per call.
+func (c *serverConn) Read(p []byte) (int, error) {
+	n, err := c.TCPConn.Read(p)
+	if n > 0 && c.unused.Load() && c.unused.CompareAndSwap(true, false) {
+		c.tracker.forget(c)
+	}
+	return n, err
 }
 
 // LingerOnClose makes Close drain the client's unread bytes first.
 func (c *serverConn) LingerOnClose() { c.linger.Store(true) }
 
 func (c *serverConn) Close() error {
+	if c.unused.CompareAndSwap(true, false) {
+		c.tracker.forget(c)
+	}
 	if c.linger.Load() {
 		_ = c.CloseWrite()
 		_ = c.SetReadDeadline(time.Now().Add(lingerTime))
