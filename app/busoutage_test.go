@@ -37,22 +37,7 @@ type natsProcess struct {
 
 func startNATSProcess(t *testing.T) *natsProcess {
 	t.Helper()
-	bin, err := exec.LookPath("nats-server")
-	if err != nil {
-		bin = "/usr/sbin/nats-server"
-	}
-	if _, err := os.Stat(bin); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("nats-server must be installed in CI: the bus outage test runs its own")
-		}
-		t.Skip("nats-server is not installed")
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	_ = ln.Close()
+	bin, port := apptest.NATSServerPath(t), apptest.FreePort(t)
 	n := &natsProcess{t: t, bin: bin, port: port}
 	n.start()
 	t.Cleanup(n.kill)

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/panelsync/panelsync/app/apptest"
 	"github.com/panelsync/panelsync/panel/sim"
 )
 
@@ -109,7 +110,7 @@ func startCluster(t *testing.T, tl tools, bins binaries, st settings) *cluster {
 		t.Fatal(err)
 	}
 	for i, name := range []string{"a", "b"} {
-		port := freePort(t)
+		port := apptest.FreePort(t)
 		n := &node{name: name, id: "node-" + name, base: "http://127.0.0.1:" + strconv.Itoa(port)}
 		env := childEnv(append(common,
 			"PANELSYNC_ADDR=127.0.0.1:"+strconv.Itoa(port),

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	_ "github.com/go-sql-driver/mysql"
+
+	"github.com/panelsync/panelsync/app/apptest"
 )
 
 // mariaDB is a MariaDB server of the test's own, on a data folder and a
@@ -44,7 +46,7 @@ func startMariaDB(t *testing.T, tl tools, dir string) *mariaDB {
 	if out, err := exec.CommandContext(ctx, tl.installDB, installArgs...).CombinedOutput(); err != nil {
 		t.Fatalf("mariadb-install-db: %v\n%s", err, out)
 	}
-	port := freePort(t)
+	port := apptest.FreePort(t)
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	serverArgs = append(serverArgs,
 		"--socket="+filepath.Join(dir, "mariadb.sock"),
@@ -119,7 +121,7 @@ type natsServer struct {
 
 func startNATS(t *testing.T, tl tools, dir string) *natsServer {
 	t.Helper()
-	port := freePort(t)
+	port := apptest.FreePort(t)
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	args := []string{"-a", "127.0.0.1", "-p", strconv.Itoa(port), "-js", "-sd", filepath.Join(dir, "jetstream")}
 	n := &natsServer{process: newProcess(t, dir, "nats", tl.natsServer, args, childEnv()), addr: addr, url: "nats://" + addr}

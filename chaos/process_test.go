@@ -209,17 +209,6 @@ func buildBinaries(t *testing.T, dir string) binaries {
 	return binaries{panelsync: filepath.Join(dir, "panelsync"), panelsim: filepath.Join(dir, "panelsim")}
 }
 
-// freePort returns a loopback TCP port nobody listens on now.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // accepts reports whether something accepts TCP connections at addr.
 func accepts(addr string) bool {
 	c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)

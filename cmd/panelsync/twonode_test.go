@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/fasthttp/websocket"
 
+	"github.com/panelsync/panelsync/app/apptest"
 	"github.com/panelsync/panelsync/auth"
 	"github.com/panelsync/panelsync/models"
 	"github.com/panelsync/panelsync/models/dbtest"
@@ -45,16 +45,6 @@ func TestMain(m *testing.M) {
 		os.Exit(code)
 	}
 	os.Exit(m.Run())
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // startProcess runs cmd until the test ends, then stops it with SIGTERM.
@@ -100,20 +90,6 @@ func waitHTTP(t *testing.T, url string) {
 	t.Fatalf("%s did not answer 200", url)
 }
 
-func natsServerPath(t *testing.T) string {
-	t.Helper()
-	for _, p := range []string{"nats-server", "/usr/sbin/nats-server", "/usr/bin/nats-server"} {
-		if path, err := exec.LookPath(p); err == nil {
-			return path
-		}
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("nats-server is not installed; CI installs it (apt-get install nats-server)")
-	}
-	t.Skip("nats-server is not installed")
-	return ""
-}
-
 // cluster is two serve processes, node A and node B, sharing one MySQL
 // database and one external NATS server, with a store on that database.
 type cluster struct {
@@ -145,10 +121,10 @@ func startClusterWith(t *testing.T, nodeEnv map[string][]string) *cluster {
 		}
 		t.Skip("needs MySQL: set " + dbtest.MySQLEnv)
 	}
-	natsBin := natsServerPath(t)
+	natsBin := apptest.NATSServerPath(t)
 	ctx := context.Background()
 
-	natsPort := freePort(t)
+	natsPort := apptest.FreePort(t)
 	startProcess(t, exec.Command(natsBin, "-a", "127.0.0.1", "-p", fmt.Sprint(natsPort)), "nats")
 
 	secret := "two-node-signing-key-0123456789abcdef0123"
@@ -178,7 +154,7 @@ func startClusterWith(t *testing.T, nodeEnv map[string][]string) *cluster {
 	nodes := map[string]string{}
 	processes := map[string]*exec.Cmd{}
 	for _, name := range []string{"a", "b"} {
-		port := freePort(t)
+		port := apptest.FreePort(t)
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
 		cmd.Env = append(os.Environ(), baseEnv...)
 		cmd.Env = append(cmd.Env,
