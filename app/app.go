@@ -142,12 +142,12 @@ func (a *App) build(ctx context.Context, signingKey, codeKey []byte) error {
 		LoginBackoffMax:         a.cfg.LoginBackoffMax,
 		Logger:                  a.log,
 		SessionEnded: func(sessionID string) {
-			if err := realtime.PublishSessionEnded(b.Conn(), sessionID); err != nil {
+			if err := b.PublishSessionEnded(sessionID); err != nil {
 				a.log.Warn("tell nodes a session ended", "error", err.Error())
 			}
 		},
 		LoginEnded: func(loginID string) {
-			if err := realtime.PublishLoginEnded(b.Conn(), loginID); err != nil {
+			if err := b.PublishLoginEnded(loginID); err != nil {
 				a.log.Warn("tell nodes a login ended", "error", err.Error())
 			}
 		},
@@ -159,7 +159,7 @@ func (a *App) build(ctx context.Context, signingKey, codeKey []byte) error {
 	}
 	a.auth = authSvc
 
-	a.events = models.NewEventLog(a.store, realtime.NewPublisher(b.Conn(), a.log))
+	a.events = models.NewEventLog(a.store, realtime.NewPublisher(b, a.log))
 	// Validate has read the list already.
 	ranks, _ := a.cfg.ranks()
 	a.link = panel.NewLink(panel.LinkConfig{
@@ -170,7 +170,7 @@ func (a *App) build(ctx context.Context, signingKey, codeKey []byte) error {
 		Ranks:           models.FormatRanks(ranks),
 		Metrics:         panel.NewMetrics(a.registry),
 		Logger:          a.log,
-	}, a.store, a.events, b.Conn())
+	}, a.store, a.events, b)
 	a.engine = syncer.New(syncer.Config{
 		Owner:          a.nodeID,
 		Workers:        a.cfg.Workers,
@@ -194,7 +194,7 @@ func (a *App) build(ctx context.Context, signingKey, codeKey []byte) error {
 	}, a.store, a.events, a.link, b.NewWaker())
 
 	a.link.SetHandler(a.engine)
-	a.hub = realtime.NewHub(realtime.Config{WriterShare: a.cfg.RealtimeWriterShare, Metrics: realtime.NewMetrics(a.registry), Logger: a.log}, a.store, b.Conn())
+	a.hub = realtime.NewHub(realtime.Config{WriterShare: a.cfg.RealtimeWriterShare, Metrics: realtime.NewMetrics(a.registry), Logger: a.log}, a.store, b)
 
 	origins, err := handlers.ParseOrigins(a.cfg.CORSOrigins)
 	if err != nil {
@@ -220,10 +220,10 @@ func (a *App) build(ctx context.Context, signingKey, codeKey []byte) error {
 		Engine:       a.engine,
 		Hub:          a.hub,
 		GrantRevoked: func(loginID, accountID string) error {
-			return realtime.PublishGrantRevoked(b.Conn(), loginID, accountID)
+			return b.PublishGrantRevoked(loginID, accountID)
 		},
 		KeyRevoked: func(keyID, _ string) error {
-			return realtime.PublishAPIKeyRevoked(b.Conn(), keyID)
+			return b.PublishAPIKeyRevoked(keyID)
 		},
 		Background:  a.base,
 		OpenAPI:     api.OpenAPI(),

@@ -3,6 +3,14 @@
 // nothing else) or an external cluster by URL. Both are used through the
 // same client connection, so a single node and a cluster share one code
 // path.
+//
+// The bus owns every subject and encoding. It carries three kinds of
+// traffic: events (an account's committed Event Log entries), commands (a
+// request to the node holding a panel, and its reply) and control messages
+// (a panel to drop, access that ended, work to look for). A message
+// published on this node reaches this node's own subscribers in-process,
+// without the round trip through NATS, and NATS does not echo it back;
+// messages from other nodes arrive over NATS.
 package bus
 
 import (
@@ -10,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -31,6 +40,18 @@ type Bus struct {
 	conn     *nats.Conn
 	embedded *server.Server
 	log      *slog.Logger
+
+	// local holds this node's subscribers, for messages published here.
+	local local
+
+	// panelMsgs receives the commands and control messages of every panel
+	// served here, from one subscription per subject; a fixed set of
+	// dispatchers reads it, so there is no goroutine per subscription or
+	// per message.
+	panelMsgs  chan *nats.Msg
+	stopPanels chan struct{}
+	dispatch   sync.WaitGroup
+	closeOnce  sync.Once
 }
 
 // Open starts the embedded server when no URL is set, and connects.
@@ -39,9 +60,17 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	b := &Bus{log: log}
+	b := &Bus{
+		log:        log,
+		local:      local{subs: map[string][]*handler{}},
+		panelMsgs:  make(chan *nats.Msg, 8192),
+		stopPanels: make(chan struct{}),
+	}
 	opts := []nats.Option{
 		nats.Name(cfg.Name),
+		// This node's own messages reach its subscribers in-process (see
+		// publish); the server need not send them back.
+		nats.NoEcho(),
 		// A node keeps trying for as long as it lives: losing the bus
 		// degrades it (no cross-node commands or fan-out) but must not
 		// kill it.
@@ -89,6 +118,10 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 		return nil, err
 	}
 	b.conn = conn
+	for range 4 {
+		b.dispatch.Add(1)
+		go b.dispatchPanels()
+	}
 	return b, nil
 }
 
@@ -109,9 +142,6 @@ func connect(ctx context.Context, url string, opts []nats.Option) (*nats.Conn, e
 		delay = min(delay*2, 2*time.Second)
 	}
 }
-
-// Conn returns the client connection.
-func (b *Bus) Conn() *nats.Conn { return b.conn }
 
 // Embedded reports whether the bus runs inside this process.
 func (b *Bus) Embedded() bool { return b.embedded != nil }
@@ -134,7 +164,9 @@ func (b *Bus) Ping(ctx context.Context) error {
 
 // Close drains the connection, so messages already published reach the
 // server, then stops the embedded server.
-func (b *Bus) Close() {
+func (b *Bus) Close() { b.closeOnce.Do(b.close) }
+
+func (b *Bus) close() {
 	if err := b.conn.Drain(); err != nil {
 		b.conn.Close()
 	}
@@ -144,6 +176,8 @@ func (b *Bus) Close() {
 		time.Sleep(10 * time.Millisecond)
 	}
 	b.conn.Close()
+	close(b.stopPanels)
+	b.dispatch.Wait()
 	if b.embedded != nil {
 		b.embedded.Shutdown()
 		b.embedded.WaitForShutdown()

@@ -4,7 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
+
+	"github.com/panelsync/panelsync/bus"
 )
 
 // Failure codes of a command, as the sync engine and the Event Log name
@@ -50,38 +51,30 @@ func failure(code, format string, args ...any) *CommandFailure {
 	return &CommandFailure{Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
-// busRequest is a command as it travels over the bus to the node that
-// holds the panel's connection.
-type busRequest struct {
-	Name string          `json:"name"`
-	Args json.RawMessage `json:"args,omitempty"`
-	// TimeoutMS is how long the holding node waits for the panel.
-	TimeoutMS int64 `json:"timeout_ms"`
-}
-
-// busReply is the holding node's answer.
+// busReply is the answer to a command, from the panel's connection to
+// whoever sent it, here or over the bus.
 type busReply struct {
-	OK    bool            `json:"ok"`
-	Data  json.RawMessage `json:"data,omitempty"`
-	Error *CommandError   `json:"error,omitempty"`
+	OK    bool
+	Data  json.RawMessage
+	Error *CommandError
 }
 
-// busControl tells the node holding a panel to let go of it: a newer
-// connection took over elsewhere, or its credential was revoked.
-type busControl struct {
-	Op     string `json:"op"`
-	LinkID string `json:"link_id,omitempty"`
-	// ConnectedAt is when the connection that sent a takeover began. A
-	// takeover only ends an older connection: the bus may deliver one
-	// after a newer connection has already replaced its sender.
-	ConnectedAt time.Time `json:"connected_at,omitzero"`
+// toBusReply and fromBusReply carry a reply across the bus.
+func toBusReply(r busReply) bus.Reply {
+	out := bus.Reply{OK: r.OK, Data: r.Data}
+	if r.Error != nil {
+		out.Error = &bus.ReplyError{Code: r.Error.Code, Message: r.Error.Message}
+	}
+	return out
 }
 
-// Control operations.
-const (
-	ctlTakeover = "takeover"
-	ctlKick     = "kick"
-)
+func fromBusReply(r bus.Reply) busReply {
+	out := busReply{OK: r.OK, Data: r.Data}
+	if r.Error != nil {
+		out.Error = &CommandError{Code: r.Error.Code, Message: r.Error.Message}
+	}
+	return out
+}
 
-func commandSubject(panelID string) string { return "psync.panel." + panelID + ".cmd" }
-func controlSubject(panelID string) string { return "psync.panel." + panelID + ".ctl" }
+// busControl tells the node holding a panel to let go of it.
+type busControl = bus.PanelControl

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/fasthttp/websocket"
-	"github.com/nats-io/nats.go"
 
 	"github.com/panelsync/panelsync/auth"
 	"github.com/panelsync/panelsync/bus"
@@ -101,27 +100,40 @@ type Handler interface {
 	PanelUsersChanged(ctx context.Context, p models.Panel)
 }
 
+// Bus is what the link needs of the bus between nodes; *bus.Bus is one.
+type Bus interface {
+	// Available returns nil when the bus can be used now or after a short
+	// reconnection, and bus.ErrUnavailable when it cannot.
+	Available(ctx context.Context) error
+	// RequestPanel sends a command to the node serving the panel and
+	// waits for its reply until ctx ends: bus.ErrNoResponders when no node
+	// serves it, bus.ErrUnavailable when the bus dropped.
+	RequestPanel(ctx context.Context, panelID string, cmd bus.Command) (bus.Reply, error)
+	// PublishPanelControl tells the node serving the panel, this one
+	// included, to let go of it.
+	PublishPanelControl(panelID string, ctl bus.PanelControl) error
+	// ServePanel makes this node the one that serves the panel, until
+	// stop is called.
+	ServePanel(panelID string, s bus.PanelServer) (stop func(), err error)
+}
+
 // Link holds this node's panel connections and routes commands to
 // whichever node holds a panel's.
 type Link struct {
 	cfg    LinkConfig
 	store  *models.Store
 	events *models.EventLog
-	nc     *nats.Conn
+	bus    Bus
 	log    *slog.Logger
 
-	// busMsgs receives the commands and control messages of every panel
-	// connected here, from one subscription per panel; a fixed set of
-	// dispatchers reads it, so there is no goroutine per subscription or
-	// per message.
-	busMsgs chan *nats.Msg
-
-	mu        sync.Mutex
-	conns     map[string]*deviceConn
-	subs      map[string][]*nats.Subscription
-	handler   Handler
-	closed    bool
-	serving   sync.WaitGroup
+	mu    sync.Mutex
+	conns map[string]*deviceConn
+	// served holds, by panel, what stops this node serving it on the bus.
+	served  map[string]func()
+	handler Handler
+	closed  bool
+	serving sync.WaitGroup
+	// dispatch waits for the heartbeat, which stopBus ends.
 	dispatch  sync.WaitGroup
 	stopBus   chan struct{}
 	closeOnce sync.Once
@@ -138,23 +150,18 @@ type panelIdentity struct {
 	Serial     string
 }
 
-// NewLink builds the link and starts its dispatchers.
-func NewLink(cfg LinkConfig, store *models.Store, events *models.EventLog, nc *nats.Conn) *Link {
+// NewLink builds the link and starts its heartbeat.
+func NewLink(cfg LinkConfig, store *models.Store, events *models.EventLog, b Bus) *Link {
 	cfg.setDefaults()
 	l := &Link{
 		cfg:     cfg,
 		store:   store,
 		events:  events,
-		nc:      nc,
+		bus:     b,
 		log:     cfg.Logger,
-		busMsgs: make(chan *nats.Msg, 8192),
 		conns:   map[string]*deviceConn{},
-		subs:    map[string][]*nats.Subscription{},
+		served:  map[string]func(){},
 		stopBus: make(chan struct{}),
-	}
-	for range 4 {
-		l.dispatch.Add(1)
-		go l.dispatchLoop()
 	}
 	l.dispatch.Add(1)
 	go l.heartbeatLoop()
@@ -244,8 +251,7 @@ func (l *Link) Serve(ctx context.Context, p models.Panel, sock Socket) {
 		log.Error("record panel connected", "error", err.Error())
 	}
 	// Tell other nodes a newer connection now holds this panel.
-	ctl, _ := json.Marshal(busControl{Op: ctlTakeover, LinkID: c.linkID, ConnectedAt: c.began})
-	_ = l.nc.Publish(controlSubject(p.ID), ctl)
+	_ = l.bus.PublishPanelControl(p.ID, bus.PanelControl{Op: bus.ControlTakeover, LinkID: c.linkID, ConnectedAt: c.began})
 
 	now := time.Now().UTC()
 	hello, _ := json.Marshal(Frame{Type: FrameHello, ServerTime: &now, CheckinIntervalS: int(l.cfg.CheckinInterval / time.Second)})
@@ -410,7 +416,7 @@ func truncate(s string, n int) string {
 }
 
 // register makes c the panel's connection on this node, replacing and
-// closing an older one, and subscribes to the panel's bus subjects.
+// closing an older one, and serves the panel on the bus.
 func (l *Link) register(c *deviceConn) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -418,35 +424,24 @@ func (l *Link) register(c *deviceConn) error {
 		old.shutdown(closeReplaced, "replaced by a newer connection")
 	}
 	l.conns[c.panelID] = c
-	if _, ok := l.subs[c.panelID]; ok {
+	if _, ok := l.served[c.panelID]; ok {
 		return nil
 	}
-	var subs []*nats.Subscription
-	for _, subject := range []string{commandSubject(c.panelID), controlSubject(c.panelID)} {
-		sub, err := l.nc.ChanSubscribe(subject, l.busMsgs)
-		if err != nil {
-			for _, s := range subs {
-				_ = s.Unsubscribe()
-			}
-			delete(l.conns, c.panelID)
-			return fmt.Errorf("subscribe %s: %w", subject, err)
-		}
-		subs = append(subs, sub)
+	panelID := c.panelID
+	stop, err := l.bus.ServePanel(panelID, bus.PanelServer{
+		Command: func(cmd bus.Command, reply func(bus.Reply)) { l.serveCommand(panelID, cmd, reply) },
+		Control: func(ctl bus.PanelControl) { l.control(panelID, ctl) },
+	})
+	if err != nil {
+		delete(l.conns, panelID)
+		return err
 	}
-	l.subs[c.panelID] = subs
-	// While the bus is down the panel still links here: its subscriptions
-	// are sent when the connection comes back, and until then no other
-	// node could reach it anyway.
-	if !l.nc.IsConnected() {
-		return nil
-	}
-	// Flush so that a command sent right after the panel connects finds
-	// its responder.
-	return l.nc.Flush()
+	l.served[panelID] = stop
+	return nil
 }
 
-// unregister drops c if it is still the panel's connection here, and the
-// panel's subscriptions with it.
+// unregister drops c if it is still the panel's connection here, and
+// stops serving the panel on the bus.
 func (l *Link) unregister(c *deviceConn) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -454,10 +449,10 @@ func (l *Link) unregister(c *deviceConn) {
 		return
 	}
 	delete(l.conns, c.panelID)
-	for _, s := range l.subs[c.panelID] {
-		_ = s.Unsubscribe()
+	if stop, ok := l.served[c.panelID]; ok {
+		stop()
+		delete(l.served, c.panelID)
 	}
-	delete(l.subs, c.panelID)
 }
 
 func (l *Link) conn(panelID string) *deviceConn {
@@ -469,56 +464,38 @@ func (l *Link) conn(panelID string) *deviceConn {
 // ConnectedHere reports whether the panel's connection is on this node.
 func (l *Link) ConnectedHere(panelID string) bool { return l.conn(panelID) != nil }
 
-func (l *Link) dispatchLoop() {
-	defer l.dispatch.Done()
-	for {
-		select {
-		case <-l.stopBus:
-			return
-		case m := <-l.busMsgs:
-			l.handleBusMessage(m)
-		}
-	}
-}
-
-func (l *Link) handleBusMessage(m *nats.Msg) {
-	parts := strings.Split(m.Subject, ".")
-	if len(parts) != 4 {
+// serveCommand runs a command that came over the bus on the panel's
+// connection here.
+func (l *Link) serveCommand(panelID string, cmd bus.Command, reply func(bus.Reply)) {
+	respond := func(r busReply) { reply(toBusReply(r)) }
+	c := l.conn(panelID)
+	if c == nil {
+		respond(failReply(FailDisconnected, "the panel is not connected"))
 		return
 	}
-	panelID, kind := parts[2], parts[3]
+	if cmd.Name == "" {
+		respond(failReply(FailPanelError, "malformed command request"))
+		return
+	}
+	timeout := time.Duration(cmd.TimeoutMS) * time.Millisecond
+	if timeout <= 0 || timeout > 10*time.Minute {
+		timeout = l.cfg.CommandTimeout
+	}
+	c.submit(cmd.Name, cmd.Args, timeout, respond)
+}
+
+// control lets go of the panel's connection here when another node's
+// newer connection took it over or its credential was revoked.
+func (l *Link) control(panelID string, ctl bus.PanelControl) {
 	c := l.conn(panelID)
-	switch kind {
-	case "cmd":
-		respond := func(r busReply) {
-			b, _ := json.Marshal(r)
-			_ = m.Respond(b)
-		}
-		if c == nil {
-			respond(failReply(FailDisconnected, "the panel is not connected"))
-			return
-		}
-		var req busRequest
-		if err := json.Unmarshal(m.Data, &req); err != nil || req.Name == "" {
-			respond(failReply(FailPanelError, "malformed command request"))
-			return
-		}
-		timeout := time.Duration(req.TimeoutMS) * time.Millisecond
-		if timeout <= 0 || timeout > 10*time.Minute {
-			timeout = l.cfg.CommandTimeout
-		}
-		c.submit(req.Name, req.Args, timeout, respond)
-	case "ctl":
-		var ctl busControl
-		if c == nil || json.Unmarshal(m.Data, &ctl) != nil {
-			return
-		}
-		switch {
-		case ctl.Op == ctlTakeover && ctl.LinkID != c.linkID && c.olderThan(ctl):
-			c.shutdown(closeReplaced, "replaced by a newer connection")
-		case ctl.Op == ctlKick:
-			c.shutdown(closeRevoked, "device credential revoked")
-		}
+	if c == nil {
+		return
+	}
+	switch {
+	case ctl.Op == bus.ControlTakeover && ctl.LinkID != c.linkID && c.olderThan(ctl):
+		c.shutdown(closeReplaced, "replaced by a newer connection")
+	case ctl.Op == bus.ControlKick:
+		c.shutdown(closeRevoked, "device credential revoked")
 	}
 }
 
@@ -535,16 +512,20 @@ func (l *Link) send(ctx context.Context, panelID, name string, args any) (json.R
 	if err != nil {
 		return nil, fmt.Errorf("encode %s arguments: %w", name, err)
 	}
+	// A panel connected here is asked directly, whether or not the bus
+	// is up.
+	if c := l.conn(panelID); c != nil {
+		return l.sendHere(ctx, c, name, rawArgs, timeout)
+	}
 	// A request made while the bus is down would wait in the client's
 	// reconnect buffer until the command's deadline, and could reach the
 	// panel long after its caller gave up.
-	if err := bus.WaitConnected(ctx, l.nc, bus.ReconnectGrace); err != nil {
+	if err := l.bus.Available(ctx); err != nil {
 		if c := l.conn(panelID); c != nil {
 			return l.sendHere(ctx, c, name, rawArgs, timeout)
 		}
 		return nil, busUnavailable()
 	}
-	req, _ := json.Marshal(busRequest{Name: name, Args: rawArgs, TimeoutMS: timeout.Milliseconds()})
 	// The holding node answers at the deadline itself; the grace covers
 	// the trip back, and the bus timeout only fires when that node died.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout+2*time.Second)
@@ -557,30 +538,25 @@ func (l *Link) send(ctx context.Context, panelID, name string, args any) (json.R
 		}
 	})
 	defer stop()
-	msg, err := l.nc.RequestWithContext(rctx, commandSubject(panelID), req)
+	r, err := l.bus.RequestPanel(rctx, panelID, bus.Command{Name: name, Args: rawArgs, TimeoutMS: timeout.Milliseconds()})
 	switch {
 	case err != nil && errors.Is(ctx.Err(), context.Canceled):
 		return nil, ctx.Err()
-	case errors.Is(err, nats.ErrNoResponders):
+	case errors.Is(err, bus.ErrNoResponders):
 		if c := l.conn(panelID); c != nil {
-			// This node holds the panel but has not yet subscribed again
-			// after its connection to the bus came back.
+			// The panel linked here while the command was on its way.
 			return l.sendHere(ctx, c, name, rawArgs, timeout)
 		}
 		return nil, l.unanswered(ctx, panelID)
-	case err != nil && !l.nc.IsConnected():
+	case errors.Is(err, bus.ErrUnavailable):
 		// The bus dropped while the command was on its way.
 		return nil, busUnavailable()
-	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout):
+	case errors.Is(err, context.DeadlineExceeded):
 		return nil, failure(FailTimeout, "the panel did not answer in time")
 	case err != nil:
 		return nil, fmt.Errorf("send %s over the bus: %w", name, err)
 	}
-	var r busReply
-	if err := json.Unmarshal(msg.Data, &r); err != nil {
-		return nil, fmt.Errorf("decode %s reply: %w", name, err)
-	}
-	return answer(r)
+	return answer(fromBusReply(r))
 }
 
 // sendHere runs a command on a panel connected to this node without the
@@ -634,8 +610,7 @@ func busUnavailable() *CommandFailure {
 // Kick tells whichever node holds the panel to drop its connection, as
 // when its credential is revoked.
 func (l *Link) Kick(panelID string) error {
-	b, _ := json.Marshal(busControl{Op: ctlKick})
-	return l.nc.Publish(controlSubject(panelID), b)
+	return l.bus.PublishPanelControl(panelID, bus.PanelControl{Op: bus.ControlKick})
 }
 
 // Close drops every panel connection with "going away" and waits for

@@ -13,6 +13,7 @@ import (
 	"github.com/fasthttp/websocket"
 
 	"github.com/panelsync/panelsync/app/apptest"
+	"github.com/panelsync/panelsync/bus"
 	"github.com/panelsync/panelsync/models"
 	"github.com/panelsync/panelsync/models/dbtest"
 	"github.com/panelsync/panelsync/panel"
@@ -390,20 +391,32 @@ func TestDeviceLink_LateTakeoverFromAnOlderConnection_IsIgnored(t *testing.T) {
 		if f, err := readFrame(t, conn); err != nil || f.Type != panel.FrameHello {
 			t.Fatalf("hello: %+v %v", f, err)
 		}
+		// A takeover notice published on the node that holds the panel
+		// reaches its link before PublishPanelControl returns.
 		notify := func(connectedAt time.Time) {
 			t.Helper()
-			b, _ := json.Marshal(map[string]any{"op": "takeover", "link_id": "another-link", "connected_at": connectedAt})
-			nc := n.App.Bus().Conn()
-			if err := nc.Publish("psync.panel."+panelID+".ctl", b); err != nil {
-				t.Fatal(err)
-			}
-			if err := nc.Flush(); err != nil {
+			ctl := bus.PanelControl{Op: bus.ControlTakeover, LinkID: "another-link", ConnectedAt: connectedAt}
+			if err := n.App.Bus().PublishPanelControl(panelID, ctl); err != nil {
 				t.Fatal(err)
 			}
 		}
 
 		notify(time.Now().Add(-time.Minute))
-		time.Sleep(300 * time.Millisecond)
+		// The connection still answers: a malformed frame gets an error
+		// frame, not the close a dropped connection would send.
+		if err := conn.WriteMessage(websocket.TextMessage, []byte("not json")); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			// Commands the node starts for the new panel may come first.
+			f, err := readFrame(t, conn)
+			if err != nil {
+				t.Fatalf("a takeover from an older connection dropped the panel's current one: %v", err)
+			}
+			if f.Type == panel.FrameErrorType {
+				break
+			}
+		}
 		if !n.App.Link().ConnectedHere(panelID) {
 			t.Fatal("a takeover from an older connection dropped the panel's current one")
 		}

@@ -2,16 +2,23 @@ package realtime
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
 	"runtime"
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
+	"github.com/panelsync/panelsync/bus"
 	"github.com/panelsync/panelsync/models"
 )
+
+// Bus is what the hub needs of the bus between nodes; *bus.Bus is one.
+// Each subscription's function runs on the publisher's goroutine for this
+// node's messages, so the hub's never block.
+type Bus interface {
+	SubscribeEvents(accountID string, f func(bus.Event)) (unsubscribe func(), err error)
+	SubscribeGrantRevoked(f func(bus.GrantRevoked)) (unsubscribe func(), err error)
+	SubscribeCredentialEnded(f func(bus.CredentialEnded)) (unsubscribe func(), err error)
+}
 
 // Config tunes the hub.
 type Config struct {
@@ -27,7 +34,11 @@ type Config struct {
 	// HealInterval is how often a stream checks the log for an event the
 	// bus lost.
 	HealInterval time.Duration
-	ReplayPage   int
+	// StreamQueue bounds the events from the bus waiting for one
+	// account's stream; what does not fit is read back from the Event
+	// Log.
+	StreamQueue int
+	ReplayPage  int
 	// ReplayWait is how long a replay waits for room in a client's queue.
 	ReplayWait   time.Duration
 	MaxBadFrames int
@@ -62,6 +73,9 @@ func (c *Config) setDefaults() {
 	if c.HealInterval <= 0 {
 		c.HealInterval = 5 * time.Second
 	}
+	if c.StreamQueue <= 0 {
+		c.StreamQueue = 1024
+	}
 	if c.ReplayPage <= 0 {
 		c.ReplayPage = 500
 	}
@@ -84,7 +98,7 @@ func (c *Config) setDefaults() {
 type Hub struct {
 	cfg   Config
 	store *models.Store
-	nc    *nats.Conn
+	bus   Bus
 	log   *slog.Logger
 	now   func() time.Time
 
@@ -101,16 +115,16 @@ type Hub struct {
 	closed  bool
 	wg      sync.WaitGroup
 	writers sync.WaitGroup
-	subs    []*nats.Subscription
+	unsubs  []func()
 }
 
-// NewHub builds a hub on the bus connection and starts its pinger.
-func NewHub(cfg Config, store *models.Store, nc *nats.Conn) *Hub {
+// NewHub builds a hub on the bus and starts its pinger.
+func NewHub(cfg Config, store *models.Store, b Bus) *Hub {
 	cfg.setDefaults()
 	h := &Hub{
 		cfg:     cfg,
 		store:   store,
-		nc:      nc,
+		bus:     b,
 		log:     cfg.Logger,
 		now:     func() time.Time { return time.Now().UTC() },
 		stop:    make(chan struct{}),
@@ -312,34 +326,15 @@ func (h *Hub) Close(ctx context.Context) {
 	}
 	h.ready.stop()
 	h.writers.Wait()
-	for _, sub := range h.subs {
-		_ = sub.Unsubscribe()
+	for _, unsubscribe := range h.unsubs {
+		unsubscribe()
 	}
 }
 
-// grantRevokedSubject tells every node that a support login lost access to
-// an account.
-const grantRevokedSubject = "psync.grants.revoked"
-
-type grantRevoked struct {
-	LoginID   string `json:"login_id"`
-	AccountID string `json:"account_id"`
-}
-
-// PublishGrantRevoked tells every node's hub to close the login's
-// connections watching the account, with 4003.
-func PublishGrantRevoked(nc *nats.Conn, loginID, accountID string) error {
-	b, _ := json.Marshal(grantRevoked{LoginID: loginID, AccountID: accountID})
-	return nc.Publish(grantRevokedSubject, b)
-}
-
-// watchGrants closes connections whose staff grant was revoked.
+// watchGrants closes, with 4003, the connections of a support login
+// watching an account whose grant was revoked.
 func (h *Hub) watchGrants() error {
-	sub, err := h.nc.Subscribe(grantRevokedSubject, func(m *nats.Msg) {
-		var g grantRevoked
-		if json.Unmarshal(m.Data, &g) != nil {
-			return
-		}
+	unsubscribe, err := h.bus.SubscribeGrantRevoked(func(g bus.GrantRevoked) {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		for c := range h.clients {
@@ -354,50 +349,15 @@ func (h *Hub) watchGrants() error {
 	if err != nil {
 		return err
 	}
-	h.subs = append(h.subs, sub)
+	h.unsubs = append(h.unsubs, unsubscribe)
 	return nil
 }
 
-// credentialEndedSubject tells every node that a session or an API key
-// stopped working.
-const credentialEndedSubject = "psync.credentials.ended"
-
-type credentialEnded struct {
-	SessionID string `json:"session_id,omitempty"`
-	APIKeyID  string `json:"api_key_id,omitempty"`
-	LoginID   string `json:"login_id,omitempty"`
-}
-
-// PublishSessionEnded tells every node's hub to close the connections
-// opened with the session's tokens (logout, or a replayed refresh token),
-// with 4001.
-func PublishSessionEnded(nc *nats.Conn, sessionID string) error {
-	b, _ := json.Marshal(credentialEnded{SessionID: sessionID})
-	return nc.Publish(credentialEndedSubject, b)
-}
-
-// PublishAPIKeyRevoked tells every node's hub to close the connections
-// opened with the key, with 4001.
-func PublishAPIKeyRevoked(nc *nats.Conn, keyID string) error {
-	b, _ := json.Marshal(credentialEnded{APIKeyID: keyID})
-	return nc.Publish(credentialEndedSubject, b)
-}
-
-// PublishLoginEnded tells every node's hub to close every connection of
-// the login (deactivated, or its password reset), with 4001.
-func PublishLoginEnded(nc *nats.Conn, loginID string) error {
-	b, _ := json.Marshal(credentialEnded{LoginID: loginID})
-	return nc.Publish(credentialEndedSubject, b)
-}
-
-// watchCredentials closes connections whose session ended or whose API
-// key was revoked: access ends at once, not when the token would expire.
+// watchCredentials closes, with 4001, connections whose session ended,
+// whose API key was revoked or whose login can no longer sign in: access
+// ends at once, not when the token would expire.
 func (h *Hub) watchCredentials() error {
-	sub, err := h.nc.Subscribe(credentialEndedSubject, func(m *nats.Msg) {
-		var ended credentialEnded
-		if json.Unmarshal(m.Data, &ended) != nil || (ended.SessionID == "" && ended.APIKeyID == "" && ended.LoginID == "") {
-			return
-		}
+	unsubscribe, err := h.bus.SubscribeCredentialEnded(func(ended bus.CredentialEnded) {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		for c := range h.clients {
@@ -414,6 +374,6 @@ func (h *Hub) watchCredentials() error {
 	if err != nil {
 		return err
 	}
-	h.subs = append(h.subs, sub)
+	h.unsubs = append(h.unsubs, unsubscribe)
 	return nil
 }

@@ -1,10 +1,8 @@
 package realtime
 
 import (
-	"strconv"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -83,25 +81,4 @@ func (m *Metrics) passWritten(events []Event) {
 			m.lag.Observe(max(0, now.Sub(at).Seconds()))
 		}
 	}
-}
-
-// committedHeader carries, on the bus, when an event's transaction
-// committed: the publisher sends it right after the commit.
-const committedHeader = "Panelsync-Committed"
-
-// committedMsg is an event's bus message, stamped with the time of commit.
-func committedMsg(subject string, data []byte) *nats.Msg {
-	m := nats.NewMsg(subject)
-	m.Data = data
-	m.Header.Set(committedHeader, strconv.FormatInt(time.Now().UnixNano(), 10))
-	return m
-}
-
-// committedAt reads the commit time a bus message carries, or zero.
-func committedAt(m *nats.Msg) time.Time {
-	ns, err := strconv.ParseInt(m.Header.Get(committedHeader), 10, 64)
-	if err != nil {
-		return time.Time{}
-	}
-	return time.Unix(0, ns)
 }

@@ -4,7 +4,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
@@ -51,16 +50,5 @@ func TestMetrics_PassWritten_ObservesEventsWithACommitTimeOnly(t *testing.T) {
 	}
 	if n, sum := got.GetHistogram().GetSampleCount(), got.GetHistogram().GetSampleSum(); n != 1 || sum < 0.05 {
 		t.Fatalf("lag: %d observations summing to %vs, want 1 of at least 0.05s", n, sum)
-	}
-}
-
-func TestCommittedMsg_CarriesTheCommitTimeOnTheBus(t *testing.T) {
-	before := time.Now()
-	at := committedAt(committedMsg("psync.events.a", []byte("{}")))
-	if at.Before(before) || at.After(time.Now()) {
-		t.Fatalf("commit time %v, want between %v and now", at, before)
-	}
-	if !committedAt(&nats.Msg{}).IsZero() {
-		t.Fatal("a message without the header has a commit time")
 	}
 }

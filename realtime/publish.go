@@ -9,16 +9,9 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
+	"github.com/panelsync/panelsync/bus"
 	"github.com/panelsync/panelsync/models"
 )
-
-// EventSubject is where an account's committed events are published.
-func EventSubject(accountID string) string { return "psync.events." + accountID }
-
-// eventSubjectAll matches every account's events.
-const eventSubjectAll = "psync.events.*"
 
 // Event is the wire form of an Event Log entry, on the bus and to
 // clients. It is built from the stored row by NewEvent, which picks the
@@ -62,15 +55,22 @@ func NewEvent(e models.Event) Event {
 	}
 }
 
-// Publisher sends committed events to the bus.
-type Publisher struct {
-	conn *nats.Conn
-	log  *slog.Logger
+// EventBus is where committed events go; *bus.Bus is one. PublishEvent
+// hands the event to this node's subscribers before it returns and must
+// not block on them.
+type EventBus interface {
+	PublishEvent(accountID string, payload []byte) error
 }
 
-// NewPublisher returns a publisher on conn.
-func NewPublisher(conn *nats.Conn, log *slog.Logger) *Publisher {
-	return &Publisher{conn: conn, log: log}
+// Publisher sends committed events to the bus.
+type Publisher struct {
+	bus EventBus
+	log *slog.Logger
+}
+
+// NewPublisher returns a publisher on b.
+func NewPublisher(b EventBus, log *slog.Logger) *Publisher {
+	return &Publisher{bus: b, log: log}
 }
 
 // PublishEvents publishes each event on its account's subject, in offset
@@ -83,27 +83,35 @@ func (p *Publisher) PublishEvents(_ context.Context, events []models.Event) {
 			p.log.Error("encode event", "error", err.Error())
 			continue
 		}
-		if err := p.conn.PublishMsg(committedMsg(EventSubject(e.AccountID), b)); err != nil {
+		if err := p.bus.PublishEvent(e.AccountID, b); err != nil {
 			p.log.Warn("publish event", "offset", e.Offset, "error", err.Error())
 		}
 	}
 }
 
+// decodeEvent reads an event as the bus carries it.
+func decodeEvent(m bus.Event) (Event, bool) {
+	var e Event
+	if json.Unmarshal(m.Payload, &e) != nil {
+		return Event{}, false
+	}
+	e.committedAt = m.CommittedAt
+	return e, true
+}
+
+// AllEvents is a bus that delivers every account's events; *bus.Bus is
+// one.
+type AllEvents interface {
+	SubscribeAllEvents(f func(bus.Event)) (unsubscribe func(), err error)
+}
+
 // SubscribeAll calls f with every account's events as they are published,
-// until the returned function unsubscribes.
-func SubscribeAll(conn *nats.Conn, f func(Event)) (unsubscribe func(), err error) {
-	sub, err := conn.Subscribe(eventSubjectAll, func(m *nats.Msg) {
-		var e Event
-		if json.Unmarshal(m.Data, &e) == nil {
+// until the returned function unsubscribes. f runs on the publisher's
+// goroutine for this node's events and must not block.
+func SubscribeAll(b AllEvents, f func(Event)) (unsubscribe func(), err error) {
+	return b.SubscribeAllEvents(func(m bus.Event) {
+		if e, ok := decodeEvent(m); ok {
 			f(e)
 		}
 	})
-	if err != nil {
-		return nil, err
-	}
-	if err := conn.Flush(); err != nil {
-		_ = sub.Unsubscribe()
-		return nil, err
-	}
-	return func() { _ = sub.Unsubscribe() }, nil
 }

@@ -3,14 +3,12 @@ package realtime
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"runtime"
 	"sort"
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
+	"github.com/panelsync/panelsync/bus"
 	"github.com/panelsync/panelsync/models"
 )
 
@@ -40,7 +38,7 @@ type stream struct {
 	// refs counts the clients using the stream; the hub's mutex guards it.
 	refs int
 
-	sub *nats.Subscription
+	unsubscribe func()
 }
 
 // joinRequest asks to move a client to live delivery once it has caught
@@ -63,7 +61,7 @@ func newStream(h *Hub, accountID string) *stream {
 	return &stream{
 		hub:       h,
 		accountID: accountID,
-		in:        make(chan Event, 1024),
+		in:        make(chan Event, h.cfg.StreamQueue),
 		join:      make(chan joinRequest),
 		leave:     make(chan *Client),
 		gapFill:   make(chan struct{}, 1),
@@ -76,37 +74,43 @@ func newStream(h *Hub, accountID string) *stream {
 // stands, so nothing published in between is missed (anything at or below
 // the starting point is dropped as already delivered).
 func (s *stream) start(ctx context.Context) error {
-	sub, err := s.hub.nc.Subscribe(EventSubject(s.accountID), func(m *nats.Msg) {
-		var e Event
-		if json.Unmarshal(m.Data, &e) != nil {
-			return
-		}
-		e.committedAt = committedAt(m)
-		select {
-		case s.in <- e:
-		case <-s.hub.stop:
-		}
-	})
+	unsubscribe, err := s.hub.bus.SubscribeEvents(s.accountID, s.receive)
 	if err != nil {
-		return err
-	}
-	if err := s.hub.nc.Flush(); err != nil {
-		_ = sub.Unsubscribe()
 		return err
 	}
 	last, err := s.hub.store.LastEventOffset(ctx, s.accountID)
 	if err != nil {
-		_ = sub.Unsubscribe()
+		unsubscribe()
 		return err
 	}
-	s.sub = sub
+	s.unsubscribe = unsubscribe
 	s.delivered = last
 	return nil
 }
 
+// receive takes an event from the bus. It never waits: for an event
+// committed on this node it runs on the committing goroutine. An event
+// that does not fit the queue is dropped and the stream told to read the
+// Event Log, which already holds it, so it still goes out once and in
+// order.
+func (s *stream) receive(m bus.Event) {
+	e, ok := decodeEvent(m)
+	if !ok {
+		return
+	}
+	select {
+	case s.in <- e:
+	default:
+		select {
+		case s.gapFill <- struct{}{}:
+		default:
+		}
+	}
+}
+
 func (s *stream) run() {
 	defer func() {
-		_ = s.sub.Unsubscribe()
+		s.unsubscribe()
 		if s.gapTimer != nil {
 			s.gapTimer.Stop()
 		}

@@ -145,7 +145,7 @@ func benchTap(ctx context.Context, env cmdEnv, args []string) error {
 	// Committed events arrive here from the bus, as every node's clients
 	// get them.
 	succeeded := make(chan string, 16)
-	unsubscribe, err := realtime.SubscribeAll(a.Bus().Conn(), func(e realtime.Event) {
+	unsubscribe, err := realtime.SubscribeAll(a.Bus(), func(e realtime.Event) {
 		if e.Type == "sync.succeeded" && e.RunID != nil {
 			succeeded <- *e.RunID
 		} else if e.Type == "sync.failed" && e.RunID != nil {

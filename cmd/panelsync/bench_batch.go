@@ -68,7 +68,7 @@ func benchAllLocations(ctx context.Context, env cmdEnv, args []string) error {
 		return err
 	}
 	finished := make(chan string, 4)
-	unsubscribe, err := realtime.SubscribeAll(a.Bus().Conn(), func(e realtime.Event) {
+	unsubscribe, err := realtime.SubscribeAll(a.Bus(), func(e realtime.Event) {
 		if e.Type == "batch.finished" {
 			finished <- e.Message
 		}

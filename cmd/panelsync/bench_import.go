@@ -213,7 +213,7 @@ func timeImports(ctx context.Context, env cmdEnv, cfg importBenchConfig) ([]impo
 	// batch.finished events arrive here from the bus, as every node's
 	// clients get them, by batch id.
 	finished := make(chan batchFinished, cfg.runs+16)
-	unsubscribe, err := realtime.SubscribeAll(a.Bus().Conn(), func(e realtime.Event) {
+	unsubscribe, err := realtime.SubscribeAll(a.Bus(), func(e realtime.Event) {
 		if e.Type != models.EventBatchFinished {
 			return
 		}

@@ -1,0 +1,285 @@
+package panel
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fasthttp/websocket"
+
+	"github.com/panelsync/panelsync/bus"
+	"github.com/panelsync/panelsync/models"
+	"github.com/panelsync/panelsync/models/dbtest"
+)
+
+// fakeBus is a bus between nodes held in memory: a control message
+// reaches the panel served here at once, as the real bus delivers this
+// node's own messages, and a request to another node answers as the test
+// says.
+type fakeBus struct {
+	mu        sync.Mutex
+	served    map[string]bus.PanelServer
+	available error
+	request   func(panelID string, cmd bus.Command) (bus.Reply, error)
+}
+
+func newFakeBus() *fakeBus { return &fakeBus{served: map[string]bus.PanelServer{}} }
+
+func (f *fakeBus) Available(context.Context) error { return f.available }
+
+func (f *fakeBus) RequestPanel(_ context.Context, panelID string, cmd bus.Command) (bus.Reply, error) {
+	if f.request == nil {
+		return bus.Reply{}, bus.ErrNoResponders
+	}
+	return f.request(panelID, cmd)
+}
+
+func (f *fakeBus) PublishPanelControl(panelID string, ctl bus.PanelControl) error {
+	if s, ok := f.server(panelID); ok {
+		s.Control(ctl)
+	}
+	return nil
+}
+
+func (f *fakeBus) ServePanel(panelID string, s bus.PanelServer) (func(), error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.served[panelID] = s
+	return func() {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		delete(f.served, panelID)
+	}, nil
+}
+
+func (f *fakeBus) server(panelID string) (bus.PanelServer, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s, ok := f.served[panelID]
+	return s, ok
+}
+
+// fakeSocket is a panel's socket: the test reads what the link writes
+// from written, and the close code it ended with from closeCode.
+type fakeSocket struct {
+	written   chan []byte
+	read      chan []byte
+	closed    chan struct{}
+	closeOnce sync.Once
+
+	mu        sync.Mutex
+	closeCode int
+}
+
+func newFakeSocket() *fakeSocket {
+	return &fakeSocket{written: make(chan []byte, 64), read: make(chan []byte), closed: make(chan struct{})}
+}
+
+func (s *fakeSocket) ReadMessage() (int, []byte, error) {
+	select {
+	case b := <-s.read:
+		return websocket.TextMessage, b, nil
+	case <-s.closed:
+		return 0, nil, errors.New("socket closed")
+	}
+}
+
+func (s *fakeSocket) WriteMessage(_ int, data []byte) error {
+	select {
+	case s.written <- data:
+		return nil
+	case <-s.closed:
+		return errors.New("socket closed")
+	}
+}
+
+func (s *fakeSocket) WriteControl(mt int, data []byte, _ time.Time) error {
+	if mt == websocket.CloseMessage && len(data) >= 2 {
+		s.mu.Lock()
+		s.closeCode = int(binary.BigEndian.Uint16(data))
+		s.mu.Unlock()
+	}
+	return nil
+}
+
+func (s *fakeSocket) SetReadDeadline(time.Time) error   { return nil }
+func (s *fakeSocket) SetWriteDeadline(time.Time) error  { return nil }
+func (s *fakeSocket) SetReadLimit(int64)                {}
+func (s *fakeSocket) SetPongHandler(func(string) error) {}
+func (s *fakeSocket) Close() error                      { s.closeOnce.Do(func() { close(s.closed) }); return nil }
+func (s *fakeSocket) code() int                         { s.mu.Lock(); defer s.mu.Unlock(); return s.closeCode }
+
+// nextFrame is the next frame the link wrote to the panel.
+func (s *fakeSocket) nextFrame(t *testing.T) Frame {
+	t.Helper()
+	select {
+	case b := <-s.written:
+		var f Frame
+		if err := json.Unmarshal(b, &f); err != nil {
+			t.Fatalf("frame %s: %v", b, err)
+		}
+		return f
+	case <-time.After(5 * time.Second):
+		t.Fatal("the link wrote nothing to the panel")
+		return Frame{}
+	}
+}
+
+// fakeBusLink is a link on a fake bus and an SQLite store holding one
+// panel, which it returns.
+func fakeBusLink(t *testing.T) (*Link, *fakeBus, models.Panel) {
+	t.Helper()
+	ctx := context.Background()
+	store := dbtest.OpenMigrated(t, dbtest.Backends(t)[0])
+	acct, err := store.CreateAccount(ctx, "Acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := "HQ"
+	_, err = store.CreateLocation(ctx, models.SystemActor(acct.ID, "test"), models.NewLocation{
+		Settings: models.LocationSettings{Name: &name}, PanelSerial: "FB-0001", SecretHash: strings.Repeat("0", 64),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := store.PanelBySerial(ctx, "FB-0001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newFakeBus()
+	l := NewLink(LinkConfig{NodeID: "node-x", CommandTimeout: 5 * time.Second}, store, models.NewEventLog(store, discardPublisher{}), b)
+	t.Cleanup(func() {
+		stop, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		l.Close(stop)
+	})
+	return l, b, p
+}
+
+// linkPanel serves the panel on a fake socket until the test ends, and
+// returns once the panel has been greeted.
+func linkPanel(t *testing.T, l *Link, p models.Panel) (*fakeSocket, <-chan struct{}) {
+	t.Helper()
+	sock := newFakeSocket()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		l.Serve(context.Background(), p, sock)
+	}()
+	t.Cleanup(func() {
+		_ = sock.Close()
+		<-done
+	})
+	if f := sock.nextFrame(t); f.Type != FrameHello {
+		t.Fatalf("first frame %+v, want hello", f)
+	}
+	return sock, done
+}
+
+func TestLink_KickOverTheBus_ClosesThePanelsConnectionWith4003(t *testing.T) {
+	l, b, p := fakeBusLink(t)
+	sock, done := linkPanel(t, l, p)
+	if _, ok := b.server(p.ID); !ok {
+		t.Fatal("the linked panel is not served on the bus")
+	}
+
+	if err := l.Kick(p.ID); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the kicked panel's connection is still served")
+	}
+	if got := sock.code(); got != closeRevoked {
+		t.Fatalf("closed with %d, want %d", got, closeRevoked)
+	}
+	if _, ok := b.server(p.ID); ok {
+		t.Fatal("the bus still serves a panel whose connection closed")
+	}
+}
+
+func TestLink_CommandFromAnotherNode_IsAnsweredWithThePanelsResult(t *testing.T) {
+	l, b, p := fakeBusLink(t)
+	sock, _ := linkPanel(t, l, p)
+	s, _ := b.server(p.ID)
+
+	replied := make(chan bus.Reply, 1)
+	s.Command(bus.Command{Name: CmdStatusGet, TimeoutMS: 5000}, func(r bus.Reply) { replied <- r })
+	cmd := sock.nextFrame(t)
+	if cmd.Type != FrameCommand || cmd.Name != CmdStatusGet {
+		t.Fatalf("the panel was sent %+v, want the status.get command", cmd)
+	}
+	sock.read <- fmt.Appendf(nil, `{"type":"result","id":%q,"ok":true,"data":{"armed":false}}`, cmd.ID)
+	select {
+	case r := <-replied:
+		if !r.OK || string(r.Data) != `{"armed":false}` {
+			t.Fatalf("reply %+v, want the panel's data", r)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the other node got no reply")
+	}
+
+	s.Command(bus.Command{}, func(r bus.Reply) { replied <- r })
+	if r := <-replied; r.OK || r.Error == nil || r.Error.Code != FailPanelError {
+		t.Fatalf("a malformed request was answered %+v, want a panel_error", r)
+	}
+}
+
+func TestLink_SendToAPanelOnAnotherNode_ReportsWhatTheBusSays(t *testing.T) {
+	cases := []struct {
+		name      string
+		available error
+		requested error
+		reply     bus.Reply
+		wantCode  string
+	}{
+		{"bus down", bus.ErrUnavailable, nil, bus.Reply{}, FailBusUnavailable},
+		{"bus dropped on the way", nil, fmt.Errorf("%w: connection lost", bus.ErrUnavailable), bus.Reply{}, FailBusUnavailable},
+		{"no node serves it", nil, bus.ErrNoResponders, bus.Reply{}, FailDisconnected},
+		{"no answer in time", nil, context.DeadlineExceeded, bus.Reply{}, FailTimeout},
+		{"the panel refused", nil, nil, bus.Reply{Error: &bus.ReplyError{Code: FailBusy, Message: "busy"}}, FailBusy},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			l, b, p := fakeBusLink(t)
+			b.available = tc.available
+			b.request = func(panelID string, cmd bus.Command) (bus.Reply, error) {
+				if panelID != p.ID || cmd.Name != CmdStatusGet || cmd.TimeoutMS <= 0 {
+					t.Errorf("requested %s %+v", panelID, cmd)
+				}
+				return tc.reply, tc.requested
+			}
+			_, err := l.Send(context.Background(), p.ID, CmdStatusGet, nil)
+			if f, ok := AsCommandFailure(err); !ok || f.Code != tc.wantCode {
+				t.Fatalf("Send failed with %v, want %s", err, tc.wantCode)
+			}
+		})
+	}
+}
+
+func TestLink_SendToAPanelHeldHere_NeverUsesTheBus(t *testing.T) {
+	l, b, p := fakeBusLink(t)
+	b.available = bus.ErrUnavailable
+	b.request = func(string, bus.Command) (bus.Reply, error) {
+		t.Error("a command to a panel held here went over the bus")
+		return bus.Reply{}, bus.ErrUnavailable
+	}
+	sock, _ := linkPanel(t, l, p)
+	answered := make(chan error, 1)
+	go func() {
+		_, err := l.Send(context.Background(), p.ID, CmdStatusGet, nil)
+		answered <- err
+	}()
+	cmd := sock.nextFrame(t)
+	sock.read <- fmt.Appendf(nil, `{"type":"result","id":%q,"ok":true,"data":{}}`, cmd.ID)
+	if err := <-answered; err != nil {
+		t.Fatalf("a command to a panel held here with the bus down: %v", err)
+	}
+}
