@@ -157,7 +157,11 @@ func realtimeRoutes(app *fiber.App, authed authedRoutes, overBus fiber.Handler, 
 	authed.add(fiber.MethodPost, "/realtime/tickets", overBus, h.ticket)
 	h.upgrader = &fastws.FastHTTPUpgrader{
 		// The library answers the handshake only; the socket is read and
-		// written by the hub, so its buffers are kept minimal.
+		// written by the hub, so its buffers are kept minimal. The frames
+		// themselves are gobwas/ws's, but its upgraders cannot answer
+		// here: ws.Upgrader parses the request from the socket, which
+		// fasthttp has already read and parsed, and ws.UpgradeHTTP needs
+		// net/http.
 		ReadBufferSize:  128,
 		WriteBufferSize: 128,
 		WriteBufferPool: &sync.Pool{},

@@ -2,7 +2,6 @@ package realtime
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -11,17 +10,21 @@ import (
 	"syscall"
 	"time"
 	"unicode/utf8"
+
+	"github.com/gobwas/ws"
 )
 
 // Conn is the server side of one realtime WebSocket once the handshake is
 // done: its reader runs on the connection's goroutine, and the hub's write
 // workers send prepared frames on the same socket.
 //
-// The frames are read here, straight from the socket, rather than through
-// a WebSocket library's connection object, because idle connections are
-// counted by the ten thousand: between frames a connection holds no read
-// buffer at all (client frames are few and small), and the HTTP server's
-// per-request state is released as soon as the upgrade is answered.
+// The frames are parsed, checked and encoded by gobwas/ws, whose functions
+// work on a reader or a writer rather than on a connection object of their
+// own, because idle connections are counted by the ten thousand: frames
+// are read straight from the socket, so between frames a connection holds
+// no read buffer at all (client frames are few and small), and the HTTP
+// server's per-request state is released as soon as the upgrade is
+// answered.
 type Conn struct {
 	raw net.Conn
 	// sys writes without blocking where the socket allows it (TCP does);
@@ -30,25 +33,15 @@ type Conn struct {
 	// r is raw, preceded by any bytes the HTTP server had read ahead of
 	// the handshake.
 	r io.Reader
-	// scratch holds a frame's length and mask, so reading a header
-	// allocates nothing.
-	scratch [8]byte
+	// scratch is where ws.ReadHeaderBuffer reads a frame's length and
+	// mask, so reading a header allocates nothing.
+	scratch [ws.MaxHeaderSize - 2]byte
 	limit   int
 
 	onPing  func(payload []byte)
 	onPong  func()
 	onClose func(code int)
 }
-
-// WebSocket opcodes (RFC 6455 section 5.2).
-const (
-	wsContinuation = 0x0
-	wsText         = 0x1
-	wsBinary       = 0x2
-	wsClose        = 0x8
-	wsPing         = 0x9
-	wsPong         = 0xA
-)
 
 // Close codes this side sends for protocol faults (RFC 6455 section 7.4.1).
 const (
@@ -159,26 +152,28 @@ func (c *Conn) Close() error { return c.raw.Close() }
 func (c *Conn) ReadMessage() (text bool, payload []byte, err error) {
 	var (
 		message []byte
-		started bool
 		isText  bool
+		// state tells ws.CheckHeader that this is the server side, and
+		// whether a fragmented message waits for its continuation.
+		state = ws.StateServerSide
 	)
 	for {
-		fin, opcode, data, err := c.readFrame(c.limit - len(message))
+		h, data, err := c.readFrame(state, c.limit-len(message))
 		if err != nil {
 			return false, nil, err
 		}
-		switch opcode {
-		case wsPing:
+		switch h.OpCode {
+		case ws.OpPing:
 			if c.onPing != nil {
 				c.onPing(data)
 			}
 			continue
-		case wsPong:
+		case ws.OpPong:
 			if c.onPong != nil {
 				c.onPong()
 			}
 			continue
-		case wsClose:
+		case ws.OpClose:
 			code, err := parseClose(data)
 			if err != nil {
 				return false, nil, err
@@ -187,104 +182,87 @@ func (c *Conn) ReadMessage() (text bool, payload []byte, err error) {
 				c.onClose(code)
 			}
 			return false, nil, errPeerClosed
-		case wsText, wsBinary:
-			if started {
-				return false, nil, protocolError(CloseProtocolError, "a new message began before the previous one ended")
-			}
-			started, isText, message = true, opcode == wsText, data
-		case wsContinuation:
-			if !started {
-				return false, nil, protocolError(CloseProtocolError, "continuation frame without a message to continue")
-			}
+		case ws.OpText, ws.OpBinary:
+			isText, message = h.OpCode == ws.OpText, data
+		case ws.OpContinuation:
 			message = append(message, data...)
-		default:
-			return false, nil, protocolError(CloseProtocolError, "unknown opcode %d", opcode)
 		}
-		if fin {
-			if isText && !utf8.Valid(message) {
-				return false, nil, protocolError(CloseInvalidPayload, "text message is not valid UTF-8")
-			}
-			return isText, message, nil
+		if !h.Fin {
+			state = state.Set(ws.StateFragmented)
+			continue
 		}
+		// The whole message is checked, not each fragment: a character
+		// may be split between two fragments (RFC 6455 section 5.6).
+		if isText && !utf8.Valid(message) {
+			return false, nil, protocolError(CloseInvalidPayload, "text message is not valid UTF-8")
+		}
+		return isText, message, nil
 	}
 }
 
 // readFrame reads one frame whose payload may be at most room bytes (for
-// data frames; control frames are bounded by the protocol).
-func (c *Conn) readFrame(room int) (fin bool, opcode byte, payload []byte, err error) {
-	head := c.scratch[:2]
-	if _, err := io.ReadFull(c.r, head); err != nil {
-		return false, 0, nil, err
+// data frames; control frames are bounded by the protocol). The header is
+// read straight from the socket into the connection's scratch space, and
+// the payload into a slice of exactly its length, once the header has
+// passed every check: nothing is buffered between frames.
+func (c *Conn) readFrame(state ws.State, room int) (ws.Header, []byte, error) {
+	h, err := ws.ReadHeaderBuffer(c.r, c.scratch[:])
+	if errors.Is(err, ws.ErrHeaderLengthMSB) {
+		// A length of 2^63 bytes or more is past any limit.
+		return h, nil, protocolError(CloseMessageTooBig, "messages are limited to %d bytes", c.limit)
 	}
-	fin = head[0]&0x80 != 0
-	opcode = head[0] & 0x0F
-	if head[0]&0x70 != 0 {
-		return false, 0, nil, protocolError(CloseProtocolError, "reserved bits set, but no extension was agreed")
+	if err != nil {
+		return h, nil, err
 	}
-	if head[1]&0x80 == 0 {
-		return false, 0, nil, protocolError(CloseProtocolError, "client frames must be masked")
+	// Reserved opcodes and bits, unmasked frames, fragmented or long
+	// control frames, and data frames out of sequence are all faults of
+	// the protocol.
+	if err := ws.CheckHeader(h, state); err != nil {
+		return h, nil, protocolError(CloseProtocolError, "%s", err.Error())
 	}
-	length := uint64(head[1] & 0x7F)
-	switch length {
-	case 126:
-		if _, err := io.ReadFull(c.r, c.scratch[:2]); err != nil {
-			return false, 0, nil, err
-		}
-		length = uint64(binary.BigEndian.Uint16(c.scratch[:2]))
-	case 127:
-		if _, err := io.ReadFull(c.r, c.scratch[:8]); err != nil {
-			return false, 0, nil, err
-		}
-		length = binary.BigEndian.Uint64(c.scratch[:8])
+	if h.OpCode.IsData() && h.Length > int64(max(room, 0)) {
+		return h, nil, protocolError(CloseMessageTooBig, "messages are limited to %d bytes", c.limit)
 	}
-	if opcode >= wsClose {
-		if !fin || length > 125 {
-			return false, 0, nil, protocolError(CloseProtocolError, "control frames must be unfragmented and at most 125 bytes")
-		}
-	} else if length > uint64(max(room, 0)) {
-		return false, 0, nil, protocolError(CloseMessageTooBig, "messages are limited to %d bytes", c.limit)
-	}
-	var mask [4]byte
-	if _, err := io.ReadFull(c.r, mask[:]); err != nil {
-		return false, 0, nil, err
-	}
-	payload = make([]byte, length)
+	payload := make([]byte, h.Length)
 	if _, err := io.ReadFull(c.r, payload); err != nil {
-		return false, 0, nil, err
+		return h, nil, err
 	}
-	for i := range payload {
-		payload[i] ^= mask[i&3]
-	}
-	return fin, opcode, payload, nil
+	ws.Cipher(payload, h.Mask, 0)
+	return h, payload, nil
 }
 
 // parseClose returns the code of a close frame's payload: the code the
 // client gave, or 1005 when it gave none.
 func parseClose(payload []byte) (int, error) {
-	switch {
-	case len(payload) == 0:
+	switch len(payload) {
+	case 0:
 		return CloseNoStatus, nil
-	case len(payload) == 1:
+	case 1:
 		return 0, protocolError(CloseProtocolError, "close frame payload of one byte")
 	}
-	code := int(binary.BigEndian.Uint16(payload))
+	code, reason := ws.ParseCloseFrameDataUnsafe(payload)
 	if !validCloseCode(code) {
 		return 0, protocolError(CloseProtocolError, "close code %d may not be sent", code)
 	}
-	if !utf8.Valid(payload[2:]) {
+	// An invalid reason is invalid payload data, 1007 (RFC 6455 section
+	// 8.1), where ws.CheckCloseFrameData would make it a protocol error.
+	if !utf8.ValidString(reason) {
 		return 0, protocolError(CloseInvalidPayload, "close reason is not valid UTF-8")
 	}
-	return code, nil
+	return int(code), nil
 }
 
-// validCloseCode reports whether a peer may send code (RFC 6455 section
-// 7.4).
-func validCloseCode(code int) bool {
+// validCloseCode reports whether a peer may send code: those RFC 6455
+// section 7.4 defines for use in a close frame, those IANA registered
+// since (1012 to 1014), and the ranges for applications. It is not
+// ws.CheckCloseFrameData, which refuses 1012 to 1014 (this server sends
+// 1013 itself) and lets through codes from 5000 up, which no range holds.
+func validCloseCode(code ws.StatusCode) bool {
 	switch {
-	case code >= 1000 && code <= 1003, code >= 1007 && code <= 1014:
-		return true
-	case code >= 3000 && code <= 4999:
+	case code.IsProtocolReserved(), code == ws.StatusNoMeaningYet:
+		return false
+	case code >= ws.StatusNormalClosure && code <= 1014:
 		return true
 	}
-	return false
+	return code.IsApplicationSpec() || code.IsPrivateSpec()
 }

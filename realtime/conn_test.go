@@ -8,6 +8,8 @@ import (
 	"net"
 	"strings"
 	"testing"
+
+	"github.com/gobwas/ws"
 )
 
 // clientFrame builds a masked frame as a client sends it.
@@ -120,7 +122,8 @@ func TestConn_RefusesFramesThatBreakTheProtocol(t *testing.T) {
 		{"text that is not UTF-8", maskedFrame(0x81, []byte{0xff, 0xfe}), CloseInvalidPayload},
 		{"one frame over the limit", maskedFrame(0x81, bytes.Repeat([]byte("x"), MaxClientFrameBytes+1)), CloseMessageTooBig},
 		{"fragments over the limit", append(maskedFrame(0x01, []byte(big)), maskedFrame(0x80, []byte(big))...), CloseMessageTooBig},
-		{"a length past any limit", append([]byte{0x81, 0x80 | 127}, 0x80, 0, 0, 0, 0, 0, 0, 0), CloseMessageTooBig},
+		{"a length past any limit", []byte{0x81, 0x80 | 127, 0x80, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4}, CloseMessageTooBig},
+		{"a length just past the limit", []byte{0x81, 0x80 | 127, 0, 0, 0, 0, 0, 0, 0x80, 1, 1, 2, 3, 4}, CloseMessageTooBig},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -175,4 +178,125 @@ func FuzzConn_ReadMessage(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A message is checked for UTF-8 as a whole: a character may be split
+// between fragments, and a bad sequence may be too.
+func TestConn_TextSplitAcrossFragments_IsCheckedAsOneMessage(t *testing.T) {
+	euro := []byte("€") // three bytes: E2 82 AC
+	t.Run("a character split between fragments", func(t *testing.T) {
+		stream := append(maskedFrame(0x01, append([]byte(`"`), euro[:2]...)), maskedFrame(0x80, append(euro[2:], '"'))...)
+		text, msg, err := readerConn(stream).ReadMessage()
+		if err != nil || !text || string(msg) != `"€"` {
+			t.Fatalf("got %v %q %v, want the message whole", text, msg, err)
+		}
+	})
+	t.Run("a bad sequence split between fragments", func(t *testing.T) {
+		// The first fragment ends in the start of a character, and the
+		// second does not go on with it.
+		stream := append(maskedFrame(0x01, append([]byte(`"`), euro[:2]...)), maskedFrame(0x80, []byte(`("`))...)
+		_, _, err := readerConn(stream).ReadMessage()
+		assertProtocolError(t, err, CloseInvalidPayload)
+	})
+}
+
+func TestConn_CloseCodesAPeerMaySend(t *testing.T) {
+	cases := []struct {
+		code  int
+		valid bool
+	}{
+		{999, false},
+		{1000, true},
+		{1003, true},
+		{1004, false},
+		{1006, false},
+		{1011, true},
+		// Registered with IANA after RFC 6455.
+		{1013, true},
+		{1015, false},
+		{1016, false},
+		{2999, false},
+		{3000, true},
+		{4999, true},
+		{5000, false},
+		{65535, false},
+	}
+	for _, tc := range cases {
+		c := readerConn(maskedFrame(0x88, binary.BigEndian.AppendUint16(nil, uint16(tc.code))))
+		got := 0
+		c.onClose = func(code int) { got = code }
+		_, _, err := c.ReadMessage()
+		if tc.valid && (!errors.Is(err, errPeerClosed) || got != tc.code) {
+			t.Errorf("close code %d: err %v, code passed on %d; want it accepted", tc.code, err, got)
+		}
+		var pe *ProtocolError
+		if !tc.valid && (!errors.As(err, &pe) || pe.Code != CloseProtocolError || got != 0) {
+			t.Errorf("close code %d: err %v, code passed on %d; want a 1002 protocol error", tc.code, err, got)
+		}
+	}
+}
+
+// repeatReader returns the same bytes over and over.
+type repeatReader struct {
+	b   []byte
+	off int
+}
+
+func (r *repeatReader) Read(p []byte) (int, error) {
+	n := copy(p, r.b[r.off:])
+	r.off = (r.off + n) % len(r.b)
+	return n, nil
+}
+
+// Reading a frame header takes no memory of its own: an idle connection's
+// reader waits with nothing allocated.
+func TestConn_ReadingAnEmptyControlFrameAllocatesNothing(t *testing.T) {
+	c := &Conn{r: &repeatReader{b: maskedFrame(0x8A, nil)}, limit: MaxClientFrameBytes}
+	allocs := testing.AllocsPerRun(100, func() {
+		if _, _, err := c.readFrame(ws.StateServerSide, c.limit); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("reading a pong allocated %.0f times, want none", allocs)
+	}
+}
+
+// The frames the server builds are what RFC 6455 section 5.2 describes:
+// final, unmasked, with the length in the shortest form that holds it.
+func TestFrames_TheServerBuildsAreFinalUnmaskedAndShortest(t *testing.T) {
+	cases := []struct {
+		name   string
+		frame  []byte
+		op     ws.OpCode
+		length int
+		header int
+	}{
+		{"empty text", textFrame(nil), ws.OpText, 0, 2},
+		{"125 bytes of text", textFrame(bytes.Repeat([]byte("x"), 125)), ws.OpText, 125, 2},
+		{"126 bytes of text", textFrame(bytes.Repeat([]byte("x"), 126)), ws.OpText, 126, 4},
+		{"65535 bytes of text", textFrame(bytes.Repeat([]byte("x"), 65535)), ws.OpText, 65535, 4},
+		{"65536 bytes of text", textFrame(bytes.Repeat([]byte("x"), 65536)), ws.OpText, 65536, 10},
+		{"pong", pongFrame([]byte("hi")), ws.OpPong, 2, 2},
+		{"close", closeFrame(CloseTooSlow, "slow"), ws.OpClose, 6, 2},
+		{"close with a reason too long", closeFrame(CloseNormal, strings.Repeat("r", 200)), ws.OpClose, 125, 2},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h, err := ws.ReadHeader(bytes.NewReader(tc.frame))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !h.Fin || h.Masked || h.Rsv != 0 || h.OpCode != tc.op || h.Length != int64(tc.length) {
+				t.Fatalf("header %+v, want final, unmasked, opcode %d, length %d", h, tc.op, tc.length)
+			}
+			if len(tc.frame) != tc.header+tc.length || cap(tc.frame) != len(tc.frame) {
+				t.Fatalf("frame of %d bytes (capacity %d), want a %d-byte header and the payload, nothing spare", len(tc.frame), cap(tc.frame), tc.header)
+			}
+		})
+	}
+	body := closeFrame(CloseTooSlow, "slow")[2:]
+	if code, reason := ws.ParseCloseFrameData(body); code != CloseTooSlow || reason != "slow" {
+		t.Fatalf("close frame says %d %q", code, reason)
+	}
 }

@@ -1,8 +1,10 @@
 package realtime
 
 import (
-	"encoding/binary"
+	"bytes"
 	"encoding/json"
+
+	"github.com/gobwas/ws"
 )
 
 // Client operations.
@@ -58,27 +60,20 @@ func encodeFrame(f serverFrame) []byte {
 }
 
 // textFrame wraps payload in an unfragmented, unmasked WebSocket text
-// frame (RFC 6455 section 5.2). Frames are built once and written as bytes,
-// so one event's frame is shared by every client and several queued frames
-// go out in one write.
-func textFrame(payload []byte) []byte {
-	n := len(payload)
-	var out []byte
-	switch {
-	case n <= 125:
-		out = make([]byte, 2, 2+n)
-		out[1] = byte(n)
-	case n <= 0xFFFF:
-		out = make([]byte, 4, 4+n)
-		out[1] = 126
-		binary.BigEndian.PutUint16(out[2:], uint16(n))
-	default:
-		out = make([]byte, 10, 10+n)
-		out[1] = 127
-		binary.BigEndian.PutUint64(out[2:], uint64(n))
-	}
-	out[0] = 0x81 // FIN and the text opcode.
-	return append(out, payload...)
+// frame. Frames are built once and written as bytes, so one event's frame
+// is shared by every client and several queued frames go out in one write.
+func textFrame(payload []byte) []byte { return compileFrame(ws.NewTextFrame(payload)) }
+
+// compileFrame encodes f into a slice of exactly its size. It does what
+// ws.CompileFrame does, but that starts from a 16-byte buffer and grows
+// it, copying the payload again and leaving spare capacity in a frame that
+// may wait in thousands of queues.
+func compileFrame(f ws.Frame) []byte {
+	buf := bytes.NewBuffer(make([]byte, 0, ws.HeaderSize(f.Header)+len(f.Payload)))
+	// Writing to a bytes.Buffer does not fail, and a header built by
+	// ws.NewFrame is always valid.
+	_ = ws.WriteFrame(buf, f)
+	return buf.Bytes()
 }
 
 func errorFrame(code, message string) []byte {

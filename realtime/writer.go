@@ -1,10 +1,11 @@
 package realtime
 
 import (
-	"encoding/binary"
 	"errors"
 	"sync"
 	"time"
+
+	"github.com/gobwas/ws"
 )
 
 // The write side of every connection is served by a few hub workers
@@ -151,7 +152,7 @@ func (c *Client) pendingBytes() int {
 	defer c.wmu.Unlock()
 	n := len(c.ws.tail) + len(c.ws.pong)
 	if c.ws.ping {
-		n += len(pingFrame())
+		n += len(ws.CompiledPing)
 	}
 	for _, f := range c.ws.queue {
 		n += len(f)
@@ -214,7 +215,8 @@ func (c *Client) flush() {
 		var control []byte
 		if batch == nil {
 			if c.ws.ping {
-				control = pingFrame()
+				// Copied, never appended to: the compiled ping is shared.
+				control = append(control, ws.CompiledPing...)
 			}
 			control = append(control, c.ws.pong...)
 			c.ws.ping, c.ws.pong = false, nil
@@ -324,21 +326,14 @@ func (c *Client) finishLocked() {
 	close(c.writeDone)
 }
 
-// Control frames, built by hand as the data frames are.
+// Control frames, encoded by gobwas/ws as the data frames are.
 
-func controlFrame(opcode byte, payload []byte) []byte {
-	if len(payload) > 125 {
-		payload = payload[:125]
-	}
-	return append([]byte{0x80 | opcode, byte(len(payload))}, payload...)
-}
-
+// closeFrame is the close frame with code and text; a text too long for a
+// control frame is cut short.
 func closeFrame(code int, text string) []byte {
-	payload := make([]byte, 2, 2+len(text))
-	binary.BigEndian.PutUint16(payload, uint16(code))
-	return controlFrame(wsClose, append(payload, text...))
+	return compileFrame(ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusCode(code), text)))
 }
 
-func pingFrame() []byte { return controlFrame(wsPing, nil) }
-
-func pongFrame(appData []byte) []byte { return controlFrame(wsPong, appData) }
+// pongFrame answers a ping with its application data, which the reader
+// has already bounded to what a control frame may carry.
+func pongFrame(appData []byte) []byte { return compileFrame(ws.NewPongFrame(appData)) }
