@@ -99,7 +99,7 @@ func benchFanout(ctx context.Context, env cmdEnv, args []string) error {
 	databaseURL := fs.String("database-url", env.getenv("PANELSYNC_DATABASE_URL"), "MySQL DSN of a scratch database; empty uses a fresh SQLite file")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the server side of the run to this file (epoll client only)")
 	client := fs.String("client", "epoll", "epoll: one epoll loop reads every subscriber in a helper process, beside an in-process server writing events; goroutines: a goroutine per subscriber in this process, against panelsync as a separate serve process whose events are refresh taps")
-	locations := fs.Int("locations", 50, "goroutines client: locations of the account the taps go round, so that no tap finds its location's refresh still queued")
+	locations := fs.Int("locations", 100, "goroutines client: locations of the account the taps go round (one a tick by default), so that no tap finds its location's refresh still queued")
 	peer := fs.Bool("peer", false, "also run a centrifuge-based peer server with the same goroutines client, and print both side by side (implies --client goroutines)")
 	peerDir := fs.String("peer-dir", "bench/peer", "with --peer: the peer's Go module, built with the go command")
 	peerBin := fs.String("peer-bin", "", "with --peer: a peer binary already built, instead of building --peer-dir")
