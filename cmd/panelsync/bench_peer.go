@@ -80,6 +80,7 @@ func benchFanoutGoroutines(ctx context.Context, env cmdEnv, o fanoutOptions) err
 	if err := raiseFileLimit(uint64(o.clients) + 1024); err != nil {
 		return fmt.Errorf("%d clients need %d open files: %w (raise ulimit -n)", o.clients, o.clients+1024, err)
 	}
+	load := loadAverage()
 	tmp, err := os.MkdirTemp("", "panelsync-fanout-")
 	if err != nil {
 		return err
@@ -109,7 +110,8 @@ func benchFanoutGoroutines(ctx context.Context, env cmdEnv, o fanoutOptions) err
 		backend = "mysql"
 	}
 	w := env.stdout
-	fmt.Fprintf(w, "bench fanout: %d WebSocket subscribers, one goroutine each in this process; %d ticks %s apart; %d CPUs\n", o.clients, o.ticks, o.gap, runtime.NumCPU())
+	fmt.Fprintf(w, "bench fanout: %d WebSocket subscribers, one goroutine each in this process; %d ticks %s apart; %d CPUs, load average %s at the start\n",
+		o.clients, o.ticks, o.gap, runtime.NumCPU(), load)
 	fmt.Fprintf(w, "  panelsync: a `serve` process on %s. A tick is a refresh tap (POST /v1/locations/{id}/sync), taken in turn at %d locations of one account\n", backend, o.locations)
 	fmt.Fprintf(w, "    (a tap at a location whose refresh is still queued would join it and write no event); timed from the tap sent to its sync.requested.\n")
 	if o.peer {
@@ -518,6 +520,18 @@ func callJSON(ctx context.Context, client *http.Client, method, url, token, body
 		}
 	}
 	return resp.StatusCode, nil
+}
+
+// loadAverage is the machine's load over the last 1, 5 and 15 minutes:
+// other work shares the cores with both servers, so it is printed beside
+// the figures.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if err != nil || len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 // freeLoopbackAddr finds a port on 127.0.0.1 no one listens on.
