@@ -294,11 +294,7 @@ func peerFanout(ctx context.Context, env cmdEnv, o fanoutOptions, bin string) (f
 // every client has every tick's message, or for 30 seconds more, and
 // matches receipts to the ticks.
 func measureTicks(ctx context.Context, o fanoutOptions, r *fanoutReaders, serverPID int, tick func(ctx context.Context, k int) (string, error)) (fanoutResult, error) {
-	server0, err := processCPUOf(serverPID)
-	if err != nil {
-		return fanoutResult{}, err
-	}
-	bench0, err := processCPUOf(os.Getpid())
+	server0, bench0, err := serverAndBenchCPU(serverPID)
 	if err != nil {
 		return fanoutResult{}, err
 	}
@@ -343,11 +339,7 @@ func measureTicks(ctx context.Context, o fanoutOptions, r *fanoutReaders, server
 	if err := r.waitFor(ctx, len(tickOf), time.Now().Add(30*time.Second)); err != nil {
 		return fanoutResult{}, err
 	}
-	server1, err := processCPUOf(serverPID)
-	if err != nil {
-		return fanoutResult{}, err
-	}
-	bench1, err := processCPUOf(os.Getpid())
+	server1, bench1, err := serverAndBenchCPU(serverPID)
 	if err != nil {
 		return fanoutResult{}, err
 	}
@@ -542,6 +534,17 @@ func freeLoopbackAddr() (string, error) {
 	}
 	defer ln.Close()
 	return ln.Addr().String(), nil
+}
+
+// serverAndBenchCPU reads the CPU time of the server's process and of
+// this one.
+func serverAndBenchCPU(serverPID int) (time.Duration, time.Duration, error) {
+	server, err := processCPUOf(serverPID)
+	if err != nil {
+		return 0, 0, err
+	}
+	bench, err := processCPUOf(os.Getpid())
+	return server, bench, err
 }
 
 // processCPUOf reads a process's user plus system CPU time from
