@@ -360,9 +360,19 @@ func (realtimeWire) subscribe(c *websocket.Conn) error {
 }
 
 func (realtimeWire) parse(msg []byte, keys []string) ([]string, []byte, error) {
-	// Most frames are other events; only the one kind is decoded.
-	if !bytes.Contains(msg, []byte(`"`+models.EventSyncRequested+`"`)) && !bytes.Contains(msg, []byte(`"error"`)) {
-		return keys, nil, nil
+	// Events are read without a full decode, which would cost the client
+	// more than the server spends on them: the server encodes them with
+	// encoding/json, so a quote in a string is escaped and the first
+	// "run_id" key is the event's own.
+	if rest, ok := bytes.CutPrefix(msg, []byte(`{"type":"event","event":{`)); ok {
+		if !bytes.Contains(rest, []byte(`"type":"`+models.EventSyncRequested+`"`)) {
+			return keys, nil, nil
+		}
+		if _, id, ok := bytes.Cut(rest, []byte(`"run_id":"`)); ok {
+			if end := bytes.IndexByte(id, '"'); end > 0 {
+				return append(keys, string(id[:end])), nil, nil
+			}
+		}
 	}
 	var f struct {
 		Type    string `json:"type"`
@@ -392,6 +402,33 @@ func (realtimeWire) parse(msg []byte, keys []string) ([]string, []byte, error) {
 // pings with an empty reply, {}, and wants an empty command back.
 type centrifugeWire struct {
 	addr, channel string
+	// pubPrefix is how the server's encoder begins a publication to the
+	// channel whose data is the peer's, {"seq":N,...}.
+	pubPrefix []byte
+}
+
+func newCentrifugeWire(addr, channel string) centrifugeWire {
+	quoted, _ := json.Marshal(channel)
+	return centrifugeWire{addr: addr, channel: channel, pubPrefix: fmt.Appendf(nil, `{"push":{"channel":%s,"pub":{"data":{"seq":`, quoted)}
+}
+
+// quickSeq reads the seq of a publication to the channel without a full
+// decode, which would cost the client more than the server spends on the
+// message; a line of another shape is left to the decoder.
+func (w centrifugeWire) quickSeq(line []byte) (string, bool) {
+	rest, ok := bytes.CutPrefix(line, w.pubPrefix)
+	if !ok || len(w.pubPrefix) == 0 {
+		return "", false
+	}
+	n := 0
+	for n < len(rest) && rest[n] >= '0' && rest[n] <= '9' {
+		n++
+	}
+	// The decoder's key is the number as strconv writes it.
+	if n == 0 || n == len(rest) || (rest[n] != ',' && rest[n] != '}') || (n > 1 && rest[0] == '0') {
+		return "", false
+	}
+	return string(rest[:n]), true
 }
 
 // centrifugeReply is one reply or push of the JSON protocol.
@@ -422,21 +459,18 @@ func (r centrifugeReply) isPing() bool {
 	return r.ID == 0 && r.Error == nil && r.Push == nil && r.Connect == nil && r.Subscribe == nil
 }
 
-// parseCentrifuge splits one WebSocket message into its replies: the
-// server may send several in one message, a line each.
-func parseCentrifuge(msg []byte) ([]centrifugeReply, error) {
-	var out []centrifugeReply
-	for line := range bytes.SplitSeq(msg, []byte("\n")) {
-		if len(bytes.TrimSpace(line)) == 0 {
-			continue
-		}
-		var r centrifugeReply
-		if err := json.Unmarshal(line, &r); err != nil {
-			return nil, fmt.Errorf("a reply that is not JSON: %w", err)
-		}
-		out = append(out, r)
+// decodeCentrifugeLine decodes one line of a WebSocket message: the
+// server may send several replies in one message, a line each. A blank
+// line is not a reply.
+func decodeCentrifugeLine(line []byte) (centrifugeReply, bool, error) {
+	var r centrifugeReply
+	if len(bytes.TrimSpace(line)) == 0 {
+		return r, false, nil
 	}
-	return out, nil
+	if err := json.Unmarshal(line, &r); err != nil {
+		return r, false, fmt.Errorf("a reply that is not JSON: %w", err)
+	}
+	return r, true, nil
 }
 
 func (w centrifugeWire) open(ctx context.Context, d *websocket.Dialer) (*websocket.Conn, error) {
@@ -470,12 +504,12 @@ func centrifugeCall(c *websocket.Conn, id uint32, command []byte) error {
 		if err != nil {
 			return err
 		}
-		replies, err := parseCentrifuge(msg)
-		if err != nil {
-			return err
-		}
-		for _, r := range replies {
-			if r.ID != id {
+		for line := range bytes.SplitSeq(msg, []byte("\n")) {
+			r, ok, err := decodeCentrifugeLine(line)
+			if err != nil {
+				return err
+			}
+			if !ok || r.ID != id {
 				continue
 			}
 			if r.Error != nil {
@@ -487,12 +521,19 @@ func centrifugeCall(c *websocket.Conn, id uint32, command []byte) error {
 }
 
 func (w centrifugeWire) parse(msg []byte, keys []string) ([]string, []byte, error) {
-	replies, err := parseCentrifuge(msg)
-	if err != nil {
-		return keys, nil, err
-	}
 	var answer []byte
-	for _, r := range replies {
+	for line := range bytes.SplitSeq(msg, []byte("\n")) {
+		if seq, ok := w.quickSeq(line); ok {
+			keys = append(keys, seq)
+			continue
+		}
+		r, ok, err := decodeCentrifugeLine(line)
+		if err != nil {
+			return keys, nil, err
+		}
+		if !ok {
+			continue
+		}
 		switch {
 		case r.isPing():
 			// Pongs to several pings go in one message, a line each.

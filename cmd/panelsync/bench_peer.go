@@ -280,7 +280,7 @@ func peerFanout(ctx context.Context, env cmdEnv, o fanoutOptions, bin string) (f
 			return fanoutResult{}, fmt.Errorf("warm-up publish: %w", err)
 		}
 	}
-	readers, err := startFanoutReaders(ctx, centrifugeWire{addr: addr, channel: peerChannel}, o.clients, time.Now())
+	readers, err := startFanoutReaders(ctx, newCentrifugeWire(addr, peerChannel), o.clients, time.Now())
 	if err != nil {
 		return fanoutResult{}, err
 	}

@@ -25,6 +25,8 @@ func TestRealtimeWire_Parse_KeysEachSyncRequestedByItsRun(t *testing.T) {
 		{"another event", `{"type":"event","event":{"offset":8,"type":"sync.succeeded","run_id":"r1"}}`, nil, false},
 		{"an event that only mentions the type", `{"type":"event","event":{"offset":9,"type":"note","message":"\"sync.requested\""}}`, nil, false},
 		{"sync.requested without a run", `{"type":"event","event":{"type":"sync.requested","run_id":null}}`, nil, false},
+		{"a frame of another shape", `{"type":"event","after":3,"event":{"type":"sync.requested","run_id":"r2"}}`, []string{"r2"}, false},
+		{"subscribed", `{"type":"subscribed","after":12}`, nil, false},
 		{"error", `{"type":"error","code":"too_slow","message":"the client fell behind"}`, nil, true},
 		{"not JSON", `{"type":"event","event":{"type":"sync.requested"`, nil, true},
 	}
@@ -52,13 +54,16 @@ func TestCentrifugeWire_Parse_KeysPublicationsAndAnswersPings(t *testing.T) {
 		{"ping", `{}`, nil, "{}", false},
 		{"two pings and a publication", "{}\n{}\n" + `{"push":{"channel":"bench","pub":{"data":{"seq":0},"offset":1}}}` + "\n", []string{"0"}, "{}\n{}", false},
 		{"another channel", `{"push":{"channel":"other","pub":{"data":{"seq":1},"offset":1}}}`, nil, "", false},
+		{"fields in another order", `{"push":{"pub":{"offset":4,"data":{"part":1,"seq":5}},"channel":"bench"}}`, []string{"5"}, "", false},
+		{"a seq written with a leading zero", `{"push":{"channel":"bench","pub":{"data":{"seq":05},"offset":1}}}`, nil, "", true},
+		{"a seq that is not a number", `{"push":{"channel":"bench","pub":{"data":{"seq":"5"},"offset":1}}}`, nil, "", true},
 		{"a late command reply", `{"id":2,"subscribe":{"recoverable":true,"epoch":"x"}}`, nil, "", false},
 		{"publication without a seq", `{"push":{"channel":"bench","pub":{"data":{"n":1},"offset":1}}}`, nil, "", true},
 		{"disconnect", `{"push":{"disconnect":{"code":3012,"reason":"no pong"}}}`, nil, "", true},
 		{"error reply", `{"id":5,"error":{"code":100,"message":"internal server error"}}`, nil, "", true},
 		{"not JSON", `{"push":`, nil, "", true},
 	}
-	w := centrifugeWire{channel: "bench"}
+	w := newCentrifugeWire("", "bench")
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			keys, answer, err := w.parse([]byte(tc.msg), nil)
@@ -150,7 +155,7 @@ func TestCentrifugeWire_AgainstThePeer_AnswersPingsAndReceivesATick(t *testing.T
 		t.Fatal(err)
 	}
 
-	w := centrifugeWire{addr: addr, channel: peerChannel}
+	w := newCentrifugeWire(addr, peerChannel)
 	c, err := w.open(ctx, benchDialer())
 	if err != nil {
 		t.Fatal(err)
