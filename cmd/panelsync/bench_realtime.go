@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -34,14 +35,19 @@ func benchDialer() *websocket.Dialer {
 
 func wsBase(base string) string { return "ws" + strings.TrimPrefix(base, "http") + "/v1/realtime" }
 
-// openSubscribers dials n realtime clients with token, subscribes each to
-// the whole account, and waits for every "subscribed". At most 64 dial at
-// once, as a fleet of phones reconnecting would.
+// openSubscribers dials n realtime clients with token, each subscribed to
+// the whole account.
 func openSubscribers(ctx context.Context, base, token string, n int) ([]*websocket.Conn, error) {
-	conns := make([]*websocket.Conn, n)
-	h := http.Header{}
-	h.Set("Authorization", "Bearer "+token)
 	d := benchDialer()
+	w := realtimeWire{base: base, token: token}
+	return dialEach(ctx, n, func(ctx context.Context, _ int) (*websocket.Conn, error) { return w.open(ctx, d) })
+}
+
+// dialEach opens n connections with open and waits for all of them. At
+// most 64 dial at once, as a fleet of phones reconnecting would. If one
+// fails, all are closed and the first failure is returned.
+func dialEach(ctx context.Context, n int, open func(ctx context.Context, i int) (*websocket.Conn, error)) ([]*websocket.Conn, error) {
+	conns := make([]*websocket.Conn, n)
 	sem := make(chan struct{}, 64)
 	var (
 		wg       sync.WaitGroup
@@ -54,26 +60,12 @@ func openSubscribers(ctx context.Context, base, token string, n int) ([]*websock
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			c, _, err := d.DialContext(ctx, wsBase(base), h)
-			if err == nil {
-				err = c.WriteMessage(websocket.TextMessage, []byte(`{"op":"subscribe"}`))
-			}
-			if err == nil {
-				_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
-				var data []byte
-				_, data, err = c.ReadMessage()
-				if err == nil && !strings.Contains(string(data), `"subscribed"`) {
-					err = fmt.Errorf("subscribe answered %s", data)
-				}
-			}
+			c, err := open(ctx, i)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
 				if firstErr == nil {
 					firstErr = fmt.Errorf("client %d: %w", i, err)
-				}
-				if c != nil {
-					_ = c.Close()
 				}
 				return
 			}
@@ -93,10 +85,11 @@ func openSubscribers(ctx context.Context, base, token string, n int) ([]*websock
 }
 
 // benchFanout measures an event's way from commit to thousands of
-// subscribers. This process is the server and writes the events; the
-// subscribers live in a helper process, as they would on other machines,
-// so that the server's scheduler and heap are its own. Both processes
-// read the same clock.
+// subscribers. With the epoll client this process is the server and writes
+// the events; the subscribers live in a helper process, as they would on
+// other machines, so that the server's scheduler and heap are its own.
+// Both processes read the same clock. The goroutines client, and --peer,
+// are benchFanoutGoroutines.
 func benchFanout(ctx context.Context, env cmdEnv, args []string) error {
 	fs := flag.NewFlagSet("bench fanout", flag.ContinueOnError)
 	fs.SetOutput(env.stderr)
@@ -104,12 +97,45 @@ func benchFanout(ctx context.Context, env cmdEnv, args []string) error {
 	events := fs.Int("events", 100, "events written")
 	gap := fs.Duration("gap", 10*time.Millisecond, "pause between events")
 	databaseURL := fs.String("database-url", env.getenv("PANELSYNC_DATABASE_URL"), "MySQL DSN of a scratch database; empty uses a fresh SQLite file")
-	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the server side of the run to this file")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the server side of the run to this file (epoll client only)")
+	client := fs.String("client", "epoll", "epoll: one epoll loop reads every subscriber in a helper process, beside an in-process server writing events; goroutines: a goroutine per subscriber in this process, against panelsync as a separate serve process whose events are refresh taps")
+	locations := fs.Int("locations", 100, "goroutines client: locations of the account the taps go round (one a tick by default), so that no tap finds its location's refresh still queued")
+	peer := fs.Bool("peer", false, "also run a centrifuge-based peer server with the same goroutines client, and print both side by side (implies --client goroutines)")
+	peerDir := fs.String("peer-dir", "bench/peer", "with --peer: the peer's Go module, built with the go command")
+	peerBin := fs.String("peer-bin", "", "with --peer: a peer binary already built, instead of building --peer-dir")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *clients < 1 || *clients > clientsPerProcess || *events < 1 || *events > 100000 || *gap < 0 {
-		return fmt.Errorf("--clients must be 1..%d, --events 1..100000 and --gap not negative", clientsPerProcess)
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if *peer && !set["client"] {
+		*client = "goroutines"
+	}
+	switch {
+	case *clients < 1 || *clients > clientsPerProcess || *events < 1 || *events > 100000 || *gap < 0 || *gap > 10*time.Second:
+		return fmt.Errorf("--clients must be 1..%d, --events 1..100000 and --gap 0..10s", clientsPerProcess)
+	case *client != "epoll" && *client != "goroutines":
+		return fmt.Errorf("--client must be epoll or goroutines, not %q", *client)
+	case *peer && *client != "goroutines":
+		return errors.New("--peer measures both servers with the goroutines client; leave out --client epoll")
+	case (set["peer-dir"] || set["peer-bin"]) && !*peer:
+		return errors.New("--peer-dir and --peer-bin go with --peer")
+	case set["peer-dir"] && set["peer-bin"]:
+		return errors.New("give --peer-dir or --peer-bin, not both")
+	case *client == "goroutines" && set["cpuprofile"]:
+		return errors.New("--cpuprofile profiles the in-process server of the epoll client; the goroutines client's server is a process of its own")
+	case *client == "epoll" && set["locations"]:
+		return errors.New("--locations goes with --client goroutines, whose events are taps")
+	case *locations < 1 || *locations > models.MaxLocationPageSize:
+		return fmt.Errorf("--locations must be 1..%d", models.MaxLocationPageSize)
+	case *peerDir == "":
+		return errors.New("--peer-dir must not be empty")
+	}
+	if *client == "goroutines" {
+		return benchFanoutGoroutines(ctx, env, fanoutOptions{
+			clients: *clients, ticks: *events, gap: *gap, locations: *locations, databaseURL: *databaseURL,
+			peer: *peer, peerDir: *peerDir, peerBin: *peerBin,
+		})
 	}
 	a, base, stop, err := benchNode(ctx, *databaseURL, 8)
 	if err != nil {
