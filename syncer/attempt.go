@@ -2,11 +2,12 @@ package syncer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/panelsync/panelsync/models"
+	"github.com/panelsync/panelsync/panel"
 )
 
 // attemptOutcome is what one attempt produced: either an error, or the
@@ -69,6 +70,52 @@ func (c counts) String() string {
 
 func failedOutcome(err *runError) attemptOutcome { return attemptOutcome{err: err} }
 
+// runError is a failed attempt: a stable code for the Event Log and API,
+// a human message, and whether retrying could help.
+type runError struct {
+	code      string
+	message   string
+	permanent bool
+	// uncounted marks a failure that is neither the panel's nor the
+	// run's (the bus between the servers down): it is retried without
+	// using up one of the run's attempts.
+	uncounted bool
+}
+
+func (e *runError) Error() string { return e.code + ": " + e.message }
+
+// classify turns an executor error into a runError.
+func classify(err error) *runError {
+	var re *runError
+	if errors.As(err, &re) {
+		return re
+	}
+	if f, ok := panel.AsCommandFailure(err); ok {
+		return &runError{code: f.Code, message: failureMessage(f), permanent: !f.Transient(), uncounted: f.Code == panel.FailBusUnavailable}
+	}
+	if errors.Is(err, context.Canceled) {
+		return &runError{code: "cancelled", message: "the run was cancelled", permanent: true}
+	}
+	return errInternal(false)
+}
+
+// errInternal is a failure inside the server, in words a customer reads.
+func errInternal(permanent bool) *runError {
+	return &runError{code: "internal", message: "the sync failed on an internal error", permanent: permanent}
+}
+
+func failureMessage(f *panel.CommandFailure) string {
+	switch f.Code {
+	case panel.FailTimeout:
+		return "the panel did not answer in time"
+	case panel.FailDisconnected:
+		return "the panel is not connected"
+	case panel.FailBusy:
+		return "the panel is busy with other commands"
+	}
+	return f.Message
+}
+
 // runAttempt loads what the run acts on and hands it to its kind's
 // executor.
 func (e *Engine) runAttempt(ctx context.Context, r models.Run) attemptOutcome {
@@ -94,123 +141,6 @@ func (e *Engine) runAttempt(ctx context.Context, r models.Run) attemptOutcome {
 	}
 	out.location = loc.Location
 	return out
-}
-
-// record writes an attempt's outcome: success applies the changes and
-// finishes the run in one transaction guarded by the lease; a transient
-// failure with attempts left goes back in the queue; anything else is a
-// Sync Failure.
-func (e *Engine) record(ctx context.Context, r models.Run, out attemptOutcome) error {
-	now := e.now()
-	if out.err == nil {
-		return e.store.Tx(ctx, func(ctx context.Context) error {
-			res, err := out.apply(ctx)
-			if err != nil {
-				return err
-			}
-			if hook := e.beforeSettle.Load(); hook != nil {
-				(*hook)(r)
-			}
-			if res.hold != "" {
-				return e.hold(ctx, r, out, res, now)
-			}
-			if res.failed != nil {
-				// The panel took part of the push: the record holds what it
-				// confirmed, and the run is a Sync Failure so that someone
-				// looks at the users it lists as failed.
-				return e.settle(ctx, r, out.location, models.RunOutcome{
-					State: models.RunFailed, Mode: out.mode,
-					Added: res.counts.Added, Updated: res.counts.Updated, Removed: res.counts.Removed, Unchanged: res.counts.Unchanged,
-					ErrorCode: res.failed.code, ErrorMessage: res.failed.message, Data: out.data, Changes: res.changes,
-				}, res.failed.message, res.failed.message+" Applied: "+res.summary+".",
-					withNote(map[string]any{"kind": r.Kind, "code": res.failed.code, "attempt": r.Attempt, "changes": res.counts}, res.note), now)
-			}
-			return e.settle(ctx, r, out.location, models.RunOutcome{
-				State: models.RunSucceeded, Mode: out.mode,
-				Added: res.counts.Added, Updated: res.counts.Updated, Removed: res.counts.Removed, Unchanged: res.counts.Unchanged,
-				Data: out.data, Changes: res.changes,
-			}, res.summary, res.summary,
-				withNote(map[string]any{"kind": r.Kind, "mode": out.mode, "changes": res.counts, "attempt": r.Attempt}, res.note), now)
-		})
-	}
-	if !out.err.permanent && (out.err.uncounted || r.Attempt < e.cfg.MaxAttempts) {
-		return e.retry(ctx, r, out.err, now)
-	}
-	return e.store.Tx(ctx, func(ctx context.Context) error {
-		return e.settle(ctx, r, out.location, models.RunOutcome{
-			State: models.RunFailed, ErrorCode: out.err.code, ErrorMessage: out.err.message, Data: out.data,
-		}, out.err.message, out.err.message, map[string]any{"kind": r.Kind, "code": out.err.code, "attempt": r.Attempt}, now)
-	})
-}
-
-// retry puts a run whose attempt failed transiently back in the queue
-// for a later attempt, with one sync.retrying event that says what went
-// wrong and when the next attempt comes: without it, a panel that does
-// not answer leaves the Event Log silent from the request to the Sync
-// Failure, which can be minutes. A run writes one such event per attempt
-// it retries, so at most max-attempts minus one.
-func (e *Engine) retry(ctx context.Context, r models.Run, failure *runError, now time.Time) error {
-	// An uncounted failure (the bus down) is retried for as long as it
-	// lasts, so it waits as a third failure would: every run of a long
-	// outage does not come back every second or two.
-	uncounted := failure.uncounted
-	wait, next := e.backoff(r.Attempt), r.Attempt+1
-	if uncounted {
-		wait, next = e.backoff(max(r.Attempt, 3)), r.Attempt
-	}
-	e.log.Info("run attempt failed; retrying", "run_id", r.ID, "attempt", r.Attempt, "code", failure.code, "counted", !uncounted, "retry_in", wait.Round(time.Millisecond).String())
-	retryAt := now.Add(wait)
-	return e.store.Tx(ctx, func(ctx context.Context) error {
-		if err := e.store.RetryRun(ctx, r.ID, e.cfg.Owner, retryAt, failure.code, failure.message, !uncounted); err != nil {
-			return err
-		}
-		data := map[string]any{"kind": r.Kind, "code": failure.code, "attempt": r.Attempt,
-			"next_attempt": next, "max_attempts": e.cfg.MaxAttempts, "retry_at": retryAt, "counted": !uncounted}
-		if r.BatchID != nil {
-			data["batch_id"] = *r.BatchID
-		}
-		// An outage that outlasts several retries is told once, when it
-		// first stops the run, not at every retry.
-		if uncounted && r.ErrorCode == failure.code {
-			return nil
-		}
-		_, err := e.events.Append(ctx, models.NewEvent{
-			AccountID: r.AccountID, LocationID: r.LocationID, RunID: r.ID, OccurredAt: now, Data: data,
-			Type: models.EventSyncRetrying, Severity: models.SeverityWarning,
-			Message: retryMessage(r.Kind, r.TriggerSource, failure.message, wait, next, e.cfg.MaxAttempts),
-		})
-		return err
-	})
-}
-
-// settle finishes a run succeeded or failed, in the transaction carried by
-// ctx and guarded by its lease: the outcome, the location's sync summary,
-// its batch's progress, the sync.succeeded or sync.failed event (the Sync
-// Failure) saying detail, and the report mailed with reportDetail.
-func (e *Engine) settle(ctx context.Context, r models.Run, loc models.Location, outcome models.RunOutcome, detail, reportDetail string, data map[string]any, now time.Time) error {
-	if err := e.store.FinishRun(ctx, r.ID, e.cfg.Owner, outcome, now); err != nil {
-		return err
-	}
-	succeeded := outcome.State == models.RunSucceeded
-	if err := e.store.RecordRunFinished(ctx, r.LocationID, r.Kind, succeeded, now); err != nil {
-		return err
-	}
-	if r.BatchID != nil {
-		models.AfterCommit(ctx, func() { e.noteBatch(*r.BatchID) })
-	}
-	e.finishedAfterCommit(ctx, r, outcome.State, now)
-	ev := models.NewEvent{
-		AccountID: r.AccountID, LocationID: r.LocationID, LocationName: loc.Name, RunID: r.ID, OccurredAt: now, Data: data,
-		Type: models.EventSyncSucceeded, Severity: models.SeverityInfo,
-		Message: fmt.Sprintf("%s %s: %s", runLabel(r.Kind, r.TriggerSource), outcome.State, detail),
-	}
-	if !succeeded {
-		ev.Type, ev.Severity = models.EventSyncFailed, models.SeverityError
-	}
-	if _, err := e.events.Append(ctx, ev); err != nil {
-		return err
-	}
-	return e.reportRun(ctx, r, loc, string(outcome.State), reportDetail)
 }
 
 func kindLabel(k models.RunKind) string {

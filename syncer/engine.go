@@ -6,18 +6,11 @@ package syncer
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"log/slog"
-	"math/rand/v2"
-	"runtime/debug"
-	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/panelsync/panelsync/models"
-	"github.com/panelsync/panelsync/panel"
 )
 
 // Link sends a command to a panel wherever it is connected.
@@ -131,7 +124,11 @@ type Sealer interface {
 	Open(sealed string) ([]byte, error)
 }
 
-// Engine enqueues runs and executes them on a bounded set of workers.
+// Engine enqueues runs and executes them on a bounded set of workers. It
+// composes a producer, which claims due runs up to its free workers, an
+// executor, which takes each through one attempt under its lease, and a
+// completer, which writes each attempt's outcome; around them it keeps
+// the loops that enqueue scheduled, batched and stranded work.
 type Engine struct {
 	cfg      Config
 	store    *models.Store
@@ -141,9 +138,11 @@ type Engine struct {
 	log      *slog.Logger
 	now      func() time.Time
 
-	wake      chan struct{}
+	producer  *producer
+	executor  *executor
+	completer *completer
+
 	batchWake chan struct{}
-	slots     chan struct{}
 
 	batchMu     sync.Mutex
 	batchChecks map[string]bool
@@ -160,18 +159,13 @@ type Engine struct {
 	cancel  context.CancelFunc
 	running sync.WaitGroup
 	unsub   func()
-
-	// beforeSettle, when set, runs inside the transaction that finishes a
-	// run, after its changes are applied; tests set it to break that
-	// step.
-	beforeSettle atomic.Pointer[func(models.Run)]
 }
 
 // New builds an engine; Start sets its workers going. notifier may be nil
 // on a single node.
 func New(cfg Config, store *models.Store, events *models.EventLog, link Link, notifier Notifier) *Engine {
 	cfg.setDefaults()
-	return &Engine{
+	e := &Engine{
 		cfg:         cfg,
 		store:       store,
 		events:      events,
@@ -179,12 +173,14 @@ func New(cfg Config, store *models.Store, events *models.EventLog, link Link, no
 		notifier:    notifier,
 		log:         cfg.Logger,
 		now:         func() time.Time { return time.Now().UTC() },
-		wake:        make(chan struct{}, 1),
 		batchWake:   make(chan struct{}, 1),
 		dueWake:     make(chan struct{}, 1),
 		batchChecks: map[string]bool{},
-		slots:       make(chan struct{}, cfg.Workers),
 	}
+	e.completer = newCompleter(cfg, store, events, e.now, e)
+	e.executor = newExecutor(cfg, store, notifier, e.now, e.runAttempt, e.completer)
+	e.producer = newProducer(cfg, store, e.now, e.executor.execute)
+	return e
 }
 
 // Start runs the producer until Stop or ctx ends.
@@ -206,7 +202,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	e.running.Add(4)
 	go func() {
 		defer e.running.Done()
-		e.produce(ctx)
+		e.producer.run(ctx)
 	}()
 	go func() {
 		defer e.running.Done()
@@ -242,238 +238,4 @@ func (e *Engine) Stop() {
 }
 
 // Wake asks the producer to look for due runs now.
-func (e *Engine) Wake() {
-	select {
-	case e.wake <- struct{}{}:
-	default:
-	}
-}
-
-// produce claims as many due runs as there are free workers, and sleeps
-// until woken, a worker frees up, or the poll interval passes.
-func (e *Engine) produce(ctx context.Context) {
-	poll := time.NewTimer(0)
-	defer poll.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-e.wake:
-		case <-poll.C:
-		}
-		for {
-			free := e.cfg.Workers - len(e.slots)
-			if free <= 0 {
-				break
-			}
-			now := e.now()
-			runs, err := e.store.ClaimRuns(ctx, e.cfg.Owner, free, now, now.Add(e.cfg.Lease), e.cfg.PerAccount, e.cfg.Ranks)
-			if err != nil {
-				if ctx.Err() == nil {
-					e.log.Error("claim runs", "error", err.Error())
-				}
-				break
-			}
-			for _, r := range runs {
-				e.cfg.Metrics.runStarted(r, now)
-				e.slots <- struct{}{}
-				e.running.Add(1)
-				go func() {
-					defer e.running.Done()
-					defer func() {
-						<-e.slots
-						e.Wake()
-					}()
-					e.execute(ctx, r)
-				}()
-			}
-			if len(runs) < free {
-				break
-			}
-		}
-		if !poll.Stop() {
-			select {
-			case <-poll.C:
-			default:
-			}
-		}
-		poll.Reset(e.cfg.Poll)
-	}
-}
-
-// execute runs one attempt of a run under its lease, and records the
-// outcome. A panic anywhere in the run's work, recording included, fails
-// the run instead of the node.
-func (e *Engine) execute(ctx context.Context, r models.Run) {
-	log := e.log.With("run_id", r.ID, "kind", string(r.Kind), "attempt", r.Attempt)
-	defer func() {
-		if p := recover(); p != nil {
-			log.Error("run panicked; it fails and the node carries on", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-			e.failPanicked(ctx, r, log)
-		}
-	}()
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	leaseDone := make(chan struct{})
-	go func() {
-		defer close(leaseDone)
-		e.keepLease(runCtx, cancel, r.ID)
-	}()
-	defer func() { cancel(); <-leaseDone }()
-
-	var outcome attemptOutcome
-	if r.Takeovers >= e.cfg.MaxTakeovers {
-		outcome = failedOutcome(&runError{code: "worker_lost", permanent: true,
-			message: "gave up after the server running the sync stopped answering " + strconv.Itoa(r.Takeovers) + " times"})
-	} else {
-		outcome = e.runAttempt(runCtx, r)
-	}
-
-	// An attempt cut short because this node is stopping, or that failed
-	// in a way that may pass while it stopped (its panel command cut), is
-	// handed back: that is not the panel's failure, and another node can
-	// start it again at once rather than when the lease runs out.
-	if ctx.Err() != nil && outcome.err != nil && (outcome.err.code == "cancelled" || !outcome.err.permanent) {
-		e.handBack(ctx, r, log)
-		return
-	}
-	// Any other outcome is written even when the node is stopping, so work
-	// that is done is not thrown away; the lease guard keeps a taken-over
-	// run from being finished twice.
-	writeCtx, cancelWrite := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancelWrite()
-	if err := e.record(writeCtx, r, outcome); err != nil {
-		if models.IsLeaseLost(err) {
-			log.Warn("run was cancelled or taken over before it finished; its result is dropped")
-			return
-		}
-		log.Error("record run outcome", "error", err.Error())
-	}
-}
-
-// handBack returns a run this node is stopping under to the queue, due
-// at once and without counting its attempt, and wakes the other nodes.
-func (e *Engine) handBack(ctx context.Context, r models.Run, log *slog.Logger) {
-	writeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	if err := e.store.ReleaseRun(writeCtx, r.ID, e.cfg.Owner, e.now()); err != nil {
-		if models.IsLeaseLost(err) {
-			log.Info("run interrupted by shutdown was already cancelled or taken over")
-			return
-		}
-		log.Error("hand back run interrupted by shutdown; it will be taken over when its lease expires", "error", err.Error())
-		return
-	}
-	log.Info("run interrupted by shutdown handed back to the queue")
-	if e.notifier != nil {
-		e.notifier.PublishWake()
-	}
-}
-
-// failPanicked ends a run whose work panicked as a Sync Failure, if it is
-// still running under this node's lease. What the run had applied was
-// rolled back with its transaction. Should writing the failure panic too,
-// the run is left to its lease, and the takeover bound ends it.
-func (e *Engine) failPanicked(ctx context.Context, r models.Run, log *slog.Logger) {
-	defer func() {
-		if p := recover(); p != nil {
-			log.Error("recording a panicked run panicked; it will be taken over when its lease expires", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-		}
-	}()
-	writeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	var loc models.Location
-	if v, err := e.store.LocationByID(writeCtx, r.LocationID); err == nil {
-		loc = v.Location
-	}
-	err := e.record(writeCtx, r, attemptOutcome{location: loc, err: errInternal(true)})
-	switch {
-	case models.IsLeaseLost(err):
-		log.Warn("panicked run was cancelled or taken over meanwhile; nothing is recorded")
-	case err != nil:
-		log.Error("record panicked run as failed", "error", err.Error())
-	}
-}
-
-// keepLease renews the run's lease until ctx ends. When the run stops
-// being this worker's (cancelled, or taken over after a stall) it cancels
-// the attempt.
-func (e *Engine) keepLease(ctx context.Context, cancel context.CancelFunc, runID string) {
-	tick := time.NewTicker(e.cfg.Lease / 3)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-			ok, err := e.store.ExtendLease(ctx, runID, e.cfg.Owner, e.now().Add(e.cfg.Lease))
-			if err != nil {
-				if ctx.Err() == nil {
-					e.log.Warn("extend run lease", "run_id", runID, "error", err.Error())
-				}
-				continue
-			}
-			if !ok {
-				cancel()
-				return
-			}
-		}
-	}
-}
-
-// backoff is the wait before attempt n+1: exponential from RetryBase,
-// capped, with full jitter so that many runs failing together do not retry
-// together.
-func (e *Engine) backoff(attempt int) time.Duration {
-	d := e.cfg.RetryBase << min(attempt-1, 16)
-	if d <= 0 || d > e.cfg.RetryMax {
-		d = e.cfg.RetryMax
-	}
-	return d/2 + rand.N(d/2+1)
-}
-
-// runError is a failed attempt: a stable code for the Event Log and API,
-// a human message, and whether retrying could help.
-type runError struct {
-	code      string
-	message   string
-	permanent bool
-	// uncounted marks a failure that is neither the panel's nor the
-	// run's (the bus between the servers down): it is retried without
-	// using up one of the run's attempts.
-	uncounted bool
-}
-
-func (e *runError) Error() string { return e.code + ": " + e.message }
-
-// classify turns an executor error into a runError.
-func classify(err error) *runError {
-	var re *runError
-	if errors.As(err, &re) {
-		return re
-	}
-	if f, ok := panel.AsCommandFailure(err); ok {
-		return &runError{code: f.Code, message: failureMessage(f), permanent: !f.Transient(), uncounted: f.Code == panel.FailBusUnavailable}
-	}
-	if errors.Is(err, context.Canceled) {
-		return &runError{code: "cancelled", message: "the run was cancelled", permanent: true}
-	}
-	return errInternal(false)
-}
-
-// errInternal is a failure inside the server, in words a customer reads.
-func errInternal(permanent bool) *runError {
-	return &runError{code: "internal", message: "the sync failed on an internal error", permanent: permanent}
-}
-
-func failureMessage(f *panel.CommandFailure) string {
-	switch f.Code {
-	case panel.FailTimeout:
-		return "the panel did not answer in time"
-	case panel.FailDisconnected:
-		return "the panel is not connected"
-	case panel.FailBusy:
-		return "the panel is busy with other commands"
-	}
-	return f.Message
-}
+func (e *Engine) Wake() { e.producer.Wake() }

@@ -6,8 +6,8 @@ import "github.com/panelsync/panelsync/models"
 // finishes each run, after its changes are applied; nil removes it.
 func (e *Engine) SetBeforeSettle(f func(models.Run)) {
 	if f == nil {
-		e.beforeSettle.Store(nil)
+		e.completer.beforeSettle.Store(nil)
 		return
 	}
-	e.beforeSettle.Store(&f)
+	e.completer.beforeSettle.Store(&f)
 }
