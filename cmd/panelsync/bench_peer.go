@@ -242,7 +242,7 @@ func panelsyncFanout(ctx context.Context, env cmdEnv, o fanoutOptions, dir strin
 	}
 
 	epoch := time.Now()
-	readers, err := startFanoutReaders(ctx, realtimeWire{base: base, token: token}, o.clients, epoch)
+	readers, err := startFanoutReaders(ctx, realtimeWire{base: base, token: token}, o.clients, o.ticks, epoch)
 	if err != nil {
 		return fanoutResult{}, err
 	}
@@ -280,7 +280,7 @@ func peerFanout(ctx context.Context, env cmdEnv, o fanoutOptions, bin string) (f
 			return fanoutResult{}, fmt.Errorf("warm-up publish: %w", err)
 		}
 	}
-	readers, err := startFanoutReaders(ctx, newCentrifugeWire(addr, peerChannel), o.clients, time.Now())
+	readers, err := startFanoutReaders(ctx, newCentrifugeWire(addr, peerChannel), o.clients, o.ticks, time.Now())
 	if err != nil {
 		return fanoutResult{}, err
 	}
