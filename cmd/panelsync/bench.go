@@ -146,9 +146,9 @@ func benchTap(ctx context.Context, env cmdEnv, args []string) error {
 	// get them.
 	succeeded := make(chan string, 16)
 	unsubscribe, err := realtime.SubscribeAll(a.Bus(), func(e realtime.Event) {
-		if e.Type == "sync.succeeded" && e.RunID != nil {
+		if e.Type == models.EventSyncSucceeded && e.RunID != nil {
 			succeeded <- *e.RunID
-		} else if e.Type == "sync.failed" && e.RunID != nil {
+		} else if e.Type == models.EventSyncFailed && e.RunID != nil {
 			succeeded <- "failed:" + *e.RunID
 		}
 	})

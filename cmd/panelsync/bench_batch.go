@@ -69,7 +69,7 @@ func benchAllLocations(ctx context.Context, env cmdEnv, args []string) error {
 	}
 	finished := make(chan string, 4)
 	unsubscribe, err := realtime.SubscribeAll(a.Bus(), func(e realtime.Event) {
-		if e.Type == "batch.finished" {
+		if e.Type == models.EventBatchFinished {
 			finished <- e.Message
 		}
 	})
