@@ -204,3 +204,33 @@ func TestRunLinksPanels(t *testing.T) {
 		t.Fatal("a secret was printed")
 	}
 }
+
+// A fleet pointed where no server listens says so on its status line: how
+// many dials were refused and the last error, not only "connected 0/N".
+func TestStatusReportsDialFailures(t *testing.T) {
+	path, _ := writeCredentials(t, fmt.Sprintf("http://127.0.0.1:%d", apptest.FreePort(t)), 2)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errOut apptest.Buffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"--credentials", path, "--status-every", "20ms"}, &out, &errOut, noEnv)
+	}()
+	deadline := time.After(10 * time.Second)
+	for !strings.Contains(out.String(), "dial failures: refused ") || !strings.Contains(out.String(), "last error: ") {
+		select {
+		case <-deadline:
+			t.Fatalf("no status line with refused dials and the last error; output:\n%s\nstderr:\n%s", out.String(), errOut.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	if !strings.Contains(out.String(), "connection refused") {
+		t.Fatalf("last error does not say the connection was refused:\n%s", out.String())
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("panelsim did not stop within 5s of the signal")
+	}
+}

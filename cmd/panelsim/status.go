@@ -3,6 +3,9 @@ package main
 import (
 	"fmt"
 	"io"
+	"maps"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/panelsync/panelsync/panel/sim"
@@ -37,5 +40,18 @@ func (r *reporter) report(prefix string) {
 	}
 	line += fmt.Sprintf(" | commands %d (%.1f/s), errors %d, unanswered %d, users refused %d | connects %d, disconnects %d | check-ins %d, events %d",
 		answered, rate, st.CommandErrors, st.Ignored, st.UsersRefused, st.Connects, st.Disconnects, st.Checkins, st.Events)
+	if len(st.DialFailures) > 0 {
+		kinds := slices.Sorted(maps.Keys(st.DialFailures))
+		parts := make([]string, len(kinds))
+		for i, k := range kinds {
+			parts[i] = fmt.Sprintf("%s %d", k, st.DialFailures[k])
+		}
+		line += " | dial failures: " + strings.Join(parts, ", ")
+	}
+	if r.fleet.ConnectedCount() < r.fleet.Len() {
+		if err := r.fleet.LastDialError(); err != nil {
+			line += " | last error: " + err.Error()
+		}
+	}
 	fmt.Fprintln(r.out, line)
 }

@@ -3,9 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/panelsync/panelsync/panel/sim"
 )
 
 func runCmd(t *testing.T, env map[string]string, args ...string) (int, string, string) {
@@ -114,5 +117,36 @@ func TestVersion_Prints(t *testing.T) {
 	code, out, _ := runCmd(t, nil, "version")
 	if code != 0 || !strings.HasPrefix(out, "panelsync ") {
 		t.Fatalf("version: %d %q", code, out)
+	}
+}
+
+// The credentials file seed writes points the panels at the node it was
+// seeded for: --addr (a wildcard host read as this host) unless --server
+// names another URL.
+func TestSeed_ServerFollowsAddr(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"port only", []string{"--addr", ":18555"}, "http://127.0.0.1:18555"},
+		{"wildcard host", []string{"--addr", "0.0.0.0:18556"}, "http://127.0.0.1:18556"},
+		{"server named", []string{"--addr", ":18555", "--server", "https://panels.example.com"}, "https://panels.example.com"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			out := filepath.Join(dir, "panels.json")
+			args := append([]string{"seed", "--locations", "1", "--out", out, "--data-dir", filepath.Join(dir, "data"), "--bcrypt-cost", "4"}, tc.args...)
+			if code, _, errOut := runCmd(t, nil, args...); code != 0 {
+				t.Fatalf("seed exited %d: %s", code, errOut)
+			}
+			f, err := sim.LoadCredentialsFile(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f.Server != tc.want {
+				t.Fatalf("server in the credentials file is %q, want %q", f.Server, tc.want)
+			}
+		})
 	}
 }

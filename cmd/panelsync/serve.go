@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net"
 	"path/filepath"
 	"strings"
 
@@ -227,7 +228,7 @@ func runSeed(ctx context.Context, env cmdEnv, args []string) error {
 		fs.IntVar(&locations, "locations", 10, "how many locations (each with a panel) to create")
 		fs.IntVar(&usersPerPanel, "users-per-panel", 20, "users each simulated panel should hold, written to the file for panelsim")
 		fs.StringVar(&out, "out", "", "credentials file to write for panelsim (required; it holds device secrets and is written mode 0600)")
-		fs.StringVar(&server, "server", "http://127.0.0.1:8080", "server URL panelsim should dial, written to the file")
+		fs.StringVar(&server, "server", "", "server URL the panels should dial, written to the file for panelsim (default: this host at --addr)")
 		fs.StringVar(&account, "account", "Load Test Co.", "name of the account to create")
 	})
 	if err != nil {
@@ -242,6 +243,11 @@ func runSeed(ctx context.Context, env cmdEnv, args []string) error {
 		return fmt.Errorf("--locations must be between 1 and 100000")
 	case usersPerPanel < 1 || usersPerPanel > sim.MaxUsers:
 		return fmt.Errorf("--users-per-panel must be between 1 and %d", sim.MaxUsers)
+	}
+	if server == "" {
+		// The node this seed is for listens at --addr (or PANELSYNC_ADDR),
+		// so that is where its panels dial unless told otherwise.
+		server = "http://" + dialAddr(cfg.Addr)
 	}
 	if _, err := sim.LinkURL(server); err != nil {
 		return fmt.Errorf("--server: %w", err)
@@ -265,6 +271,19 @@ func runSeed(ctx context.Context, env cmdEnv, args []string) error {
 	fmt.Fprintf(env.stdout, "seeded account %q (%s) with %d locations\n  owner:    %s\n  password: %s\n  panels:   %s (run: go run ./cmd/panelsim --credentials %s)\n",
 		account, res.AccountID, locations, res.Email, res.Password, out, out)
 	return nil
+}
+
+// dialAddr turns a listen address into one a client on this host can
+// dial: a wildcard or missing host becomes the loopback address.
+func dialAddr(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
 }
 
 // displayAddr turns a wildcard listen address into one a browser can open.

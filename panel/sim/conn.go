@@ -2,14 +2,18 @@ package sim
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/fasthttp/websocket"
@@ -117,6 +121,13 @@ func (p *Panel) Run(ctx context.Context, baseURL string) error {
 				failures++
 				delay = backoff(failures, reconnectMin, reconnectMax)
 				p.setState(StateConnecting, err)
+				kind := DialFailureKind(err)
+				p.count(func(st *Stats) {
+					if st.DialFailures == nil {
+						st.DialFailures = make(map[string]int64)
+					}
+					st.DialFailures[kind]++
+				})
 				p.log.Debug("dial failed", "err", err, "retry_in", delay.Round(time.Millisecond))
 			}
 			sleep(ctx, delay)
@@ -162,12 +173,49 @@ func (p *Panel) dial(ctx context.Context, link string) (*websocket.Conn, error) 
 			if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
 				return nil, fmt.Errorf("%w: HTTP %d from %s", ErrAuthRejected, resp.StatusCode, link)
 			}
-			return nil, fmt.Errorf("dial %s: HTTP %d: %w", link, resp.StatusCode, err)
+			return nil, fmt.Errorf("dial %s: %w", link, &httpStatusError{status: resp.StatusCode, err: err})
 		}
 		return nil, fmt.Errorf("dial %s: %w", link, err)
 	}
 	return conn, nil
 }
+
+// DialFailureKind names why a dial failed, for counting: "refused" (no
+// server at the address), "timeout", "tls" (a handshake or certificate
+// failure, or TLS spoken to a plain server), "dns", "http 503" and the like
+// for a server that answered without upgrading, or "other".
+func DialFailureKind(err error) string {
+	var (
+		httpErr *httpStatusError
+		dnsErr  *net.DNSError
+		netErr  net.Error
+		certErr *tls.CertificateVerificationError
+		recErr  tls.RecordHeaderError
+	)
+	switch {
+	case errors.As(err, &httpErr):
+		return "http " + strconv.Itoa(httpErr.status)
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "refused"
+	case errors.As(err, &certErr), errors.As(err, &recErr), strings.Contains(err.Error(), "tls: "):
+		return "tls"
+	case errors.As(err, &dnsErr):
+		return "dns"
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
+		return "timeout"
+	}
+	return "other"
+}
+
+// httpStatusError is a dial the server answered with a status other than
+// the upgrade.
+type httpStatusError struct {
+	status int
+	err    error
+}
+
+func (e *httpStatusError) Error() string { return fmt.Sprintf("HTTP %d: %v", e.status, e.err) }
+func (e *httpStatusError) Unwrap() error { return e.err }
 
 // backoff returns the wait before retry number attempt (from 1): doubling
 // from lo up to hi, then randomised over its upper half so that many

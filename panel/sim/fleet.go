@@ -122,6 +122,20 @@ func (f *Fleet) AuthRejectedCount() int {
 	return n
 }
 
+// LastDialError returns why a panel that is not connected last failed to
+// link, or nil when every panel is connected or none has failed yet.
+func (f *Fleet) LastDialError() error {
+	for _, p := range f.panels {
+		if p.Connected() {
+			continue
+		}
+		if err := p.LastError(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // WaitConnected blocks until every panel is connected or ctx ends.
 func (f *Fleet) WaitConnected(ctx context.Context) error {
 	for _, p := range f.panels {

@@ -18,6 +18,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -79,6 +80,10 @@ type Stats struct {
 	Connects, Disconnects int64
 	// AuthRejections counts dials refused with HTTP 401 or 403.
 	AuthRejections int64
+	// DialFailures counts the other dials that failed, by kind (see
+	// DialFailureKind): a fleet pointed at the wrong address or scheme
+	// says so rather than waiting in silence.
+	DialFailures map[string]int64
 	// Commands counts answered commands by name, failures included, as
 	// the answer is sent.
 	// Names the panel does not know are counted under "unknown".
@@ -111,6 +116,12 @@ func (s *Stats) add(o Stats) {
 	s.Connects += o.Connects
 	s.Disconnects += o.Disconnects
 	s.AuthRejections += o.AuthRejections
+	if len(o.DialFailures) > 0 && s.DialFailures == nil {
+		s.DialFailures = make(map[string]int64)
+	}
+	for kind, n := range o.DialFailures {
+		s.DialFailures[kind] += n
+	}
 	s.CommandErrors += o.CommandErrors
 	s.Ignored += o.Ignored
 	s.UsersRefused += o.UsersRefused
@@ -316,6 +327,7 @@ func (p *Panel) Stats() Stats {
 	for name, n := range p.stats.Commands {
 		st.Commands[name] = n
 	}
+	st.DialFailures = maps.Clone(p.stats.DialFailures)
 	return st
 }
 
