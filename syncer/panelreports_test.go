@@ -407,3 +407,30 @@ func TestKeypadChanges_DueOnTwoNodes_StartOneRunEach(t *testing.T) {
 		})
 	}
 }
+
+func TestKeypadChange_DatabaseAwayWhenDue_SyncStartsSoonAfterItReturns(t *testing.T) {
+	// The schedule tick outlasts the test: only a prompt second look can
+	// start the sync.
+	tweak := func(c *app.Config) {
+		c.UserChangeDelay = time.Second
+		c.ScheduleTick = 10 * time.Minute
+	}
+	forEachBackend(t, tweak, sim.Options{Users: 10}, func(t *testing.T, tb *testBundle) {
+		outage := dbtest.InjectOutage(t, tb.node.Store.DB())
+		u := tb.panel.Users()[1]
+		u.Name = "Renamed While The Database Blinks"
+		if err := tb.panel.PutUser(u); err != nil {
+			t.Fatal(err)
+		}
+		due := waitDue(t, tb)
+		// The database is away from before the change falls due until
+		// after, so the schedule loop's look at the due time fails.
+		outage.Begin()
+		time.Sleep(time.Until(due.Add(500 * time.Millisecond)))
+		outage.End()
+		run := waitKeypadRun(t, tb, 1)
+		if run.State != "succeeded" || run.Changes.Updated != 1 {
+			t.Fatalf("keypad sync %+v, want it to read the renamed user", run)
+		}
+	})
+}

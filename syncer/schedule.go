@@ -30,13 +30,24 @@ func (e *Engine) scheduleLoop(ctx context.Context) {
 			continue
 		case <-timer.C:
 		}
-		e.runDue(ctx, "scheduled syncs", e.RunDueSchedules)
-		e.runDue(ctx, "keypad change syncs", e.RunDueUsersChanges)
+		okSchedules := e.runDue(ctx, "scheduled syncs", e.RunDueSchedules)
+		okChanges := e.runDue(ctx, "keypad change syncs", e.RunDueUsersChanges)
 		wait := e.nextScheduleWake(ctx)
+		if !okSchedules || !okChanges {
+			// A pass that failed (the database busy or away for a moment)
+			// is tried again soon: the due times it missed are already in
+			// the past, so the next look would otherwise be a whole tick
+			// away.
+			wait = min(wait, scheduleRetry)
+		}
 		wakeAt = e.now().Add(wait)
 		timer.Reset(wait)
 	}
 }
+
+// scheduleRetry is how soon the schedule loop looks again after a pass
+// failed.
+const scheduleRetry = time.Second
 
 // noteDue tells the schedule loop of a keypad change due at due, so that
 // it wakes then rather than at its next tick.
@@ -62,15 +73,19 @@ func (e *Engine) takeNotedDue() time.Time {
 	return due
 }
 
-// runDue runs pass until it finds less than a chunk to do.
-func (e *Engine) runDue(ctx context.Context, what string, pass func(context.Context) (int, error)) {
+// runDue runs pass until it finds less than a chunk to do, and reports
+// whether every pass succeeded.
+func (e *Engine) runDue(ctx context.Context, what string, pass func(context.Context) (int, error)) bool {
 	for {
 		n, err := pass(ctx)
 		if err != nil && ctx.Err() == nil {
 			e.log.Error(what, "error", err.Error())
 		}
-		if n < scheduleChunk || err != nil {
-			return
+		if err != nil {
+			return false
+		}
+		if n < scheduleChunk {
+			return true
 		}
 	}
 }
@@ -188,14 +203,28 @@ func (e *Engine) PanelLinked(ctx context.Context, p models.Panel) {
 // takes the changes over.
 func (e *Engine) PanelUsersChanged(ctx context.Context, p models.Panel) {
 	due := e.now().Add(e.cfg.UserChangeDelay)
-	if err := e.store.SetUsersChangeDue(ctx, p.LocationID, due); err != nil {
-		if ctx.Err() == nil {
-			e.log.Warn("keypad change", "location_id", p.LocationID, "error", err.Error())
+	// The change is already in the Event Log; a due time that is not
+	// written would leave the location out of step with its panel until
+	// its next schedule, so a write the database could not take at once
+	// is tried again for a few seconds.
+	var err error
+	for attempt := range keypadDueAttempts {
+		if attempt > 0 && !sleepCtx(ctx, time.Duration(attempt)*250*time.Millisecond) {
+			return
 		}
-		return
+		if err = e.store.SetUsersChangeDue(ctx, p.LocationID, due); err == nil {
+			e.noteDue(due)
+			return
+		}
 	}
-	e.noteDue(due)
+	if ctx.Err() == nil {
+		e.log.Error("keypad change: its sync was not scheduled", "location_id", p.LocationID, "error", err.Error())
+	}
 }
+
+// keypadDueAttempts bounds the tries at recording a keypad change's due
+// time: about four seconds in all.
+const keypadDueAttempts = 6
 
 // RunDueUsersChanges starts an incremental users sync at up to one chunk
 // of locations whose keypad changes are due, with trigger checkin (the
@@ -291,5 +320,18 @@ func (e *Engine) ForceSync(ctx context.Context, actor models.Actor, scope, group
 		if done {
 			return flagged, nil
 		}
+	}
+}
+
+// sleepCtx waits for d or until ctx ends, and reports whether ctx is still
+// live.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }
