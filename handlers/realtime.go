@@ -3,10 +3,7 @@ package handlers
 import (
 	"context"
 	"errors"
-	"net"
-	"os"
 	"sync"
-	"time"
 
 	fastws "github.com/fasthttp/websocket"
 	"github.com/gofiber/contrib/websocket"
@@ -16,6 +13,7 @@ import (
 	"github.com/panelsync/panelsync/auth"
 	"github.com/panelsync/panelsync/models"
 	"github.com/panelsync/panelsync/realtime"
+	"github.com/panelsync/panelsync/wsframe"
 )
 
 type realtimeHandlers struct {
@@ -98,7 +96,7 @@ func (h realtimeHandlers) upgrade(c *fiber.Ctx) error {
 	rej, rejected := c.Locals(rejectionLocal).(rejection)
 	v, _ := c.Locals(viewerLocal).(realtime.Viewer)
 	err := h.upgrader.Upgrade(c.Context(), func(ws *fastws.Conn) {
-		conn, err := takeOver(ws.NetConn())
+		conn, err := wsframe.TakeOver(ws.NetConn(), realtime.MaxClientFrameBytes)
 		if err != nil {
 			_ = ws.NetConn().Close()
 			return
@@ -119,38 +117,6 @@ func (h realtimeHandlers) upgrade(c *fiber.Ctx) error {
 		return models.Errorf(models.CodeInvalidRequest, "%s", refused.Error())
 	}
 	return err
-}
-
-// takeOver returns the socket under a hijacked connection, with whatever
-// the HTTP server had read past the handshake request, so that nothing of
-// the HTTP server is needed to read it.
-func takeOver(hijacked net.Conn) (*realtime.Conn, error) {
-	u, ok := hijacked.(interface{ UnsafeConn() net.Conn })
-	if !ok {
-		return nil, errors.New("realtime: the HTTP server did not expose the hijacked socket")
-	}
-	raw := u.UnsafeConn()
-	// A read with a deadline already past returns what the server's buffer
-	// holds and never waits for, or takes from, the network.
-	if err := raw.SetReadDeadline(time.Unix(1, 0)); err != nil {
-		return nil, err
-	}
-	var ahead []byte
-	buf := make([]byte, 512)
-	for {
-		n, err := hijacked.Read(buf)
-		ahead = append(ahead, buf[:n]...)
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
-	}
-	if err := raw.SetReadDeadline(time.Time{}); err != nil {
-		return nil, err
-	}
-	return realtime.NewConn(raw, ahead), nil
 }
 
 func realtimeRoutes(app *fiber.App, authed authedRoutes, overBus fiber.Handler, h realtimeHandlers) {

@@ -17,6 +17,8 @@ import (
 	"github.com/panelsync/panelsync/bus"
 	"github.com/panelsync/panelsync/models"
 	"github.com/panelsync/panelsync/models/dbtest"
+	"github.com/panelsync/panelsync/wsframe"
+	"github.com/panelsync/panelsync/wsframe/wsframetest"
 )
 
 // fakeBus is the bus between nodes held in memory. Like the real bus with
@@ -112,8 +114,8 @@ type testFrame struct {
 func (fh *fakeBusHub) connectClient(t *testing.T) *frameReader {
 	t.Helper()
 	server, client := tcpPair(t)
-	go fh.hub.Serve(context.Background(), NewConn(server, nil), Viewer{LoginID: "login", AccountID: fh.account, Role: models.RoleOwner})
-	if _, err := client.Write(maskedFrame(0x81, []byte(`{"op":"subscribe"}`))); err != nil {
+	go fh.hub.Serve(context.Background(), wsframe.NewConn(server, nil, MaxClientFrameBytes), Viewer{LoginID: "login", AccountID: fh.account, Role: models.RoleOwner})
+	if _, err := client.Write(wsframetest.MaskedFrame(0x81, []byte(`{"op":"subscribe"}`))); err != nil {
 		t.Fatal(err)
 	}
 	fr := &frameReader{r: bufio.NewReader(client)}

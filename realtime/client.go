@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/panelsync/panelsync/models"
+	"github.com/panelsync/panelsync/wsframe"
 )
 
 // Viewer is who a realtime connection speaks for.
@@ -30,7 +31,7 @@ type Viewer struct {
 // Client is one realtime connection.
 type Client struct {
 	hub    *Hub
-	conn   *Conn
+	conn   *wsframe.Conn
 	viewer Viewer
 
 	// closing is closed once, when the connection starts to shut down;
@@ -202,7 +203,7 @@ func (c *Client) serve(ctx context.Context) {
 		defer expiry.Stop()
 	}
 	c.readLoop(ctx)
-	c.shutdown(CloseNormal, "")
+	c.shutdown(wsframe.CloseNormal, "")
 	// The writers send the close frame and close the socket; a socket they
 	// cannot reach in time is closed here.
 	select {
@@ -227,26 +228,26 @@ func (c *Client) serve(ctx context.Context) {
 }
 
 func (c *Client) readLoop(ctx context.Context) {
-	c.conn.onPong = func() {
+	c.conn.OnPong(func() {
 		_ = c.conn.SetReadDeadline(time.Now().Add(c.hub.cfg.PongWait))
-	}
+	})
 	// Replies go through the hub's writers, the socket's only writers.
-	c.conn.onPing = func(data []byte) {
+	c.conn.OnPing(func(data []byte) {
 		c.sendPong(data)
-	}
-	c.conn.onClose = func(code int) {
-		if code == CloseNoStatus {
-			code = CloseNormal
+	})
+	c.conn.OnClose(func(code int) {
+		if code == wsframe.CloseNoStatus {
+			code = wsframe.CloseNormal
 		}
 		c.shutdown(code, "")
-	}
+	})
 	for {
 		// A replay runs on this goroutine; the deadline starts again once
 		// it is done.
 		_ = c.conn.SetReadDeadline(time.Now().Add(c.hub.cfg.PongWait))
 		text, data, err := c.conn.ReadMessage()
 		if err != nil {
-			var pe *ProtocolError
+			var pe *wsframe.ProtocolError
 			if errors.As(err, &pe) {
 				c.shutdown(pe.Code, pe.Text)
 			}
@@ -298,7 +299,7 @@ func (c *Client) refuse(code, message string) {
 	c.mu.Unlock()
 	c.queue(errorFrame(code, message))
 	if bad >= c.hub.cfg.MaxBadFrames {
-		c.shutdown(ClosePolicyViolation, "too many invalid frames")
+		c.shutdown(wsframe.ClosePolicyViolation, "too many invalid frames")
 	}
 }
 
@@ -458,7 +459,7 @@ func (c *Client) replay(ctx context.Context, st *stream, cursor int64) {
 			rows, err := c.hub.store.ListEvents(ctx, models.EventQuery{AccountID: st.accountID, After: &after, Limit: c.hub.cfg.ReplayPage})
 			if err != nil {
 				c.hub.log.Warn("replay events", "account_id", st.accountID, "login_id", c.viewer.LoginID, "api_key_id", c.viewer.APIKeyID, "error", err.Error())
-				c.shutdown(CloseTryAgainLater, "replay failed: resume with after")
+				c.shutdown(wsframe.CloseTryAgainLater, "replay failed: resume with after")
 				return
 			}
 			if len(rows) == 0 {

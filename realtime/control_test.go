@@ -7,6 +7,9 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"github.com/panelsync/panelsync/wsframe"
+	"github.com/panelsync/panelsync/wsframe/wsframetest"
 )
 
 // tcpPair returns the two ends of a loopback TCP connection with small
@@ -50,7 +53,7 @@ func TestPings_FromAClientThatDoesNotRead_KeepItsPendingRepliesBounded(t *testin
 	}
 	t.Cleanup(h.ready.stop)
 	newClient := func(sock net.Conn) *Client {
-		return &Client{hub: h, conn: NewConn(sock, nil), closing: make(chan struct{}), writeDone: make(chan struct{})}
+		return &Client{hub: h, conn: wsframe.NewConn(sock, nil, MaxClientFrameBytes), closing: make(chan struct{}), writeDone: make(chan struct{})}
 	}
 
 	server, peer := tcpPair(t)
@@ -62,7 +65,7 @@ func TestPings_FromAClientThatDoesNotRead_KeepItsPendingRepliesBounded(t *testin
 	}()
 
 	const pings, perWrite = 100_000, 500
-	ping := maskedFrame(0x89, bytes.Repeat([]byte("p"), 125))
+	ping := wsframetest.MaskedFrame(0x89, bytes.Repeat([]byte("p"), 125))
 	chunk := bytes.Repeat(ping, perWrite)
 	deadline := time.Now().Add(30 * time.Second)
 	most := 0

@@ -5,6 +5,8 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"github.com/panelsync/panelsync/wsframe"
 )
 
 // pipeClient is a client whose socket is one end of a pipe; the test
@@ -15,7 +17,7 @@ func pipeClient(t *testing.T) (*Client, net.Conn) {
 	h.cfg.setDefaults()
 	server, peer := net.Pipe()
 	t.Cleanup(func() { _ = server.Close(); _ = peer.Close() })
-	return &Client{hub: h, conn: NewConn(server, nil), closing: make(chan struct{}), writeDone: make(chan struct{})}, peer
+	return &Client{hub: h, conn: wsframe.NewConn(server, nil, MaxClientFrameBytes), closing: make(chan struct{}), writeDone: make(chan struct{})}, peer
 }
 
 func testPass(locations ...string) *pass {
@@ -117,7 +119,7 @@ func TestDeliverLive_AccessEndedBeforeThePass_SendsNothingAndCloses4003(t *testi
 	c.wmu.Lock()
 	closeWith, queued := c.ws.closeWith, len(c.ws.queue)
 	c.wmu.Unlock()
-	if want := closeFrame(CloseForbidden, closeAccessExpired); string(closeWith) != string(want) || queued != 0 {
+	if want := wsframe.CloseFrame(CloseForbidden, closeAccessExpired); string(closeWith) != string(want) || queued != 0 {
 		t.Fatalf("close frame %q with %d frames queued, want %q and none", closeWith, queued, want)
 	}
 	_ = peer.SetReadDeadline(time.Now().Add(50 * time.Millisecond))

@@ -9,6 +9,7 @@ import (
 
 	"github.com/panelsync/panelsync/bus"
 	"github.com/panelsync/panelsync/models"
+	"github.com/panelsync/panelsync/wsframe"
 )
 
 // Bus is what the hub needs of the bus between nodes; *bus.Bus is one.
@@ -173,7 +174,7 @@ func (h *Hub) pingLoop() {
 }
 
 // Serve runs one authenticated connection until it closes.
-func (h *Hub) Serve(ctx context.Context, conn *Conn, v Viewer) {
+func (h *Hub) Serve(ctx context.Context, conn *wsframe.Conn, v Viewer) {
 	c := &Client{
 		hub:       h,
 		conn:      conn,
@@ -184,7 +185,7 @@ func (h *Hub) Serve(ctx context.Context, conn *Conn, v Viewer) {
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
-		Reject(conn, CloseGoingAway, "server shutting down")
+		Reject(conn, wsframe.CloseGoingAway, "server shutting down")
 		return
 	}
 	h.clients[c] = struct{}{}
@@ -202,9 +203,8 @@ func (h *Hub) Serve(ctx context.Context, conn *Conn, v Viewer) {
 // Reject closes a connection at once with a close code, for an upgrade
 // whose credentials failed: a browser cannot read an HTTP status from a
 // failed WebSocket, but it can read the close code.
-func Reject(conn *Conn, code int, text string) {
-	_ = conn.raw.SetWriteDeadline(time.Now().Add(time.Second))
-	_, _ = conn.raw.Write(closeFrame(code, text))
+func Reject(conn *wsframe.Conn, code int, text string) {
+	_ = conn.Write(wsframe.CloseFrame(code, text), time.Now().Add(time.Second))
 	_ = conn.Close()
 }
 
@@ -297,7 +297,7 @@ func (h *Hub) Close(ctx context.Context) {
 	h.mu.Lock()
 	h.closed = true
 	for c := range h.clients {
-		c.shutdown(CloseGoingAway, "server shutting down")
+		c.shutdown(wsframe.CloseGoingAway, "server shutting down")
 	}
 	h.mu.Unlock()
 	// Connections close first, so their goodbye frames go out; then the

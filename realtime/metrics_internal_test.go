@@ -7,6 +7,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/panelsync/panelsync/wsframe"
 )
 
 // meteredClient is a pipe client whose hub measures into fresh metrics.
@@ -24,7 +26,7 @@ func TestMetrics_SlowClientClose_CountsOncePerConnectionAndOnlyFor4008(t *testin
 	slow.shutdown(CloseTooSlow, "too slow: resume with after")
 	other, _ := pipeClient(t)
 	other.hub.cfg.Metrics = m
-	other.shutdown(CloseNormal, "")
+	other.shutdown(wsframe.CloseNormal, "")
 	if got := testutil.ToFloat64(m.slowCloses); got != 1 {
 		t.Fatalf("slow-client closes %v, want 1", got)
 	}

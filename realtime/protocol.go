@@ -1,10 +1,9 @@
 package realtime
 
 import (
-	"bytes"
 	"encoding/json"
 
-	"github.com/gobwas/ws"
+	"github.com/panelsync/panelsync/wsframe"
 )
 
 // Client operations.
@@ -56,24 +55,7 @@ type serverFrame struct {
 // socket.
 func encodeFrame(f serverFrame) []byte {
 	b, _ := json.Marshal(f)
-	return textFrame(b)
-}
-
-// textFrame wraps payload in an unfragmented, unmasked WebSocket text
-// frame. Frames are built once and written as bytes, so one event's frame
-// is shared by every client and several queued frames go out in one write.
-func textFrame(payload []byte) []byte { return compileFrame(ws.NewTextFrame(payload)) }
-
-// compileFrame encodes f into a slice of exactly its size. It does what
-// ws.CompileFrame does, but that starts from a 16-byte buffer and grows
-// it, copying the payload again and leaving spare capacity in a frame that
-// may wait in thousands of queues.
-func compileFrame(f ws.Frame) []byte {
-	buf := bytes.NewBuffer(make([]byte, 0, ws.HeaderSize(f.Header)+len(f.Payload)))
-	// Writing to a bytes.Buffer does not fail, and a header built by
-	// ws.NewFrame is always valid.
-	_ = ws.WriteFrame(buf, f)
-	return buf.Bytes()
+	return wsframe.TextFrame(b)
 }
 
 func errorFrame(code, message string) []byte {

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+
+	"github.com/panelsync/panelsync/wsframe"
 )
 
 // The write side of every connection is served by a few hub workers
@@ -139,7 +141,7 @@ func (c *Client) sendPing() {
 func (c *Client) sendPong(appData []byte) {
 	c.wmu.Lock()
 	if !c.ws.done && c.ws.closeWith == nil {
-		c.ws.pong = pongFrame(appData)
+		c.ws.pong = wsframe.PongFrame(appData)
 		c.scheduleLocked()
 	}
 	c.wmu.Unlock()
@@ -179,7 +181,7 @@ func (c *Client) scheduleLocked() {
 func (c *Client) startClose(code int, text string) {
 	c.wmu.Lock()
 	if c.ws.closeWith == nil && !c.ws.done {
-		c.ws.closeWith = closeFrame(code, text)
+		c.ws.closeWith = wsframe.CloseFrame(code, text)
 		c.scheduleLocked()
 	}
 	c.wmu.Unlock()
@@ -277,7 +279,7 @@ func (c *Client) sendLive(frame []byte) {
 // comes next: done, more to write, a retry once the socket drains, or the
 // end of the connection.
 func (c *Client) write(batch []byte, closing bool) {
-	n, err := c.conn.tryWrite(batch)
+	n, err := c.conn.TryWrite(batch)
 
 	c.wmu.Lock()
 	switch {
@@ -290,7 +292,7 @@ func (c *Client) write(batch []byte, closing bool) {
 			c.scheduleLocked()
 		}
 		c.wmu.Unlock()
-	case errors.Is(err, errWouldBlock):
+	case errors.Is(err, wsframe.ErrWouldBlock):
 		c.ws.tail = batch[n:]
 		now := time.Now()
 		if c.ws.blockedSince.IsZero() {
@@ -325,15 +327,3 @@ func (c *Client) finishLocked() {
 	_ = c.conn.Close()
 	close(c.writeDone)
 }
-
-// Control frames, encoded by gobwas/ws as the data frames are.
-
-// closeFrame is the close frame with code and text; a text too long for a
-// control frame is cut short.
-func closeFrame(code int, text string) []byte {
-	return compileFrame(ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusCode(code), text)))
-}
-
-// pongFrame answers a ping with its application data, which the reader
-// has already bounded to what a control frame may carry.
-func pongFrame(appData []byte) []byte { return compileFrame(ws.NewPongFrame(appData)) }

@@ -1,4 +1,4 @@
-package realtime
+package wsframe
 
 import (
 	"bytes"
@@ -10,38 +10,26 @@ import (
 	"testing"
 
 	"github.com/gobwas/ws"
+
+	"github.com/panelsync/panelsync/wsframe/wsframetest"
 )
 
-// clientFrame builds a masked frame as a client sends it.
-func maskedFrame(first byte, payload []byte) []byte {
-	out := []byte{first}
-	switch n := len(payload); {
-	case n <= 125:
-		out = append(out, 0x80|byte(n))
-	case n <= 0xFFFF:
-		out = append(out, 0x80|126, byte(n>>8), byte(n))
-	default:
-		out = append(out, 0x80|127)
-		out = binary.BigEndian.AppendUint64(out, uint64(n))
-	}
-	mask := [4]byte{0x12, 0x34, 0x56, 0x78}
-	out = append(out, mask[:]...)
-	for i, b := range payload {
-		out = append(out, b^mask[i&3])
-	}
-	return out
-}
+// testLimit bounds a message in these tests, as the realtime hub does.
+const testLimit = 32 << 10
+
+// closeTooSlow is a close code of the application's range.
+const closeTooSlow = 4008
 
 func readerConn(stream []byte) *Conn {
-	return &Conn{r: bytes.NewReader(stream), limit: MaxClientFrameBytes}
+	return &Conn{r: bytes.NewReader(stream), limit: testLimit}
 }
 
 func TestConn_AssemblesFragmentsAndAnswersControlFramesBetween(t *testing.T) {
 	var stream []byte
-	stream = append(stream, maskedFrame(0x01, []byte(`{"op":`))...) // text, not final
-	stream = append(stream, maskedFrame(0x89, []byte("are you there"))...)
-	stream = append(stream, maskedFrame(0x8A, nil)...)
-	stream = append(stream, maskedFrame(0x80, []byte(`"ping"}`))...) // final continuation
+	stream = append(stream, wsframetest.MaskedFrame(0x01, []byte(`{"op":`))...) // text, not final
+	stream = append(stream, wsframetest.MaskedFrame(0x89, []byte("are you there"))...)
+	stream = append(stream, wsframetest.MaskedFrame(0x8A, nil)...)
+	stream = append(stream, wsframetest.MaskedFrame(0x80, []byte(`"ping"}`))...) // final continuation
 	c := readerConn(stream)
 	var pinged []string
 	pongs := 0
@@ -61,11 +49,11 @@ func TestConn_AssemblesFragmentsAndAnswersControlFramesBetween(t *testing.T) {
 }
 
 func TestConn_ReadsWhatTheHTTPServerReadAheadFirst(t *testing.T) {
-	frame := maskedFrame(0x81, []byte(`{"op":"subscribe"}`))
+	frame := wsframetest.MaskedFrame(0x81, []byte(`{"op":"subscribe"}`))
 	server, client := net.Pipe()
 	defer server.Close()
 	defer client.Close()
-	c := NewConn(server, frame[:5])
+	c := NewConn(server, frame[:5], testLimit)
 	go func() { _, _ = client.Write(frame[5:]) }()
 	text, msg, err := c.ReadMessage()
 	if err != nil || !text || string(msg) != `{"op":"subscribe"}` {
@@ -89,7 +77,7 @@ func TestConn_CloseFrames(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c := readerConn(maskedFrame(0x88, tc.payload))
+			c := readerConn(wsframetest.MaskedFrame(0x88, tc.payload))
 			got := 0
 			c.onClose = func(code int) { got = code }
 			_, _, err := c.ReadMessage()
@@ -97,8 +85,8 @@ func TestConn_CloseFrames(t *testing.T) {
 				assertProtocolError(t, err, tc.wantErr)
 				return
 			}
-			if !errors.Is(err, errPeerClosed) || got != tc.wantCode {
-				t.Fatalf("err %v, close code %d; want errPeerClosed and %d", err, got, tc.wantCode)
+			if !errors.Is(err, ErrPeerClosed) || got != tc.wantCode {
+				t.Fatalf("err %v, close code %d; want ErrPeerClosed and %d", err, got, tc.wantCode)
 			}
 		})
 	}
@@ -106,22 +94,22 @@ func TestConn_CloseFrames(t *testing.T) {
 
 func TestConn_RefusesFramesThatBreakTheProtocol(t *testing.T) {
 	unmasked := []byte{0x81, 0x02, 'h', 'i'}
-	big := strings.Repeat("x", MaxClientFrameBytes/2+1)
+	big := strings.Repeat("x", testLimit/2+1)
 	cases := []struct {
 		name   string
 		stream []byte
 		code   int
 	}{
 		{"unmasked", unmasked, CloseProtocolError},
-		{"reserved bit", maskedFrame(0xC1, []byte("hi")), CloseProtocolError},
-		{"unknown opcode", maskedFrame(0x83, []byte("hi")), CloseProtocolError},
-		{"fragmented ping", maskedFrame(0x09, nil), CloseProtocolError},
-		{"long ping", maskedFrame(0x89, bytes.Repeat([]byte("p"), 126)), CloseProtocolError},
-		{"continuation first", maskedFrame(0x80, []byte("hi")), CloseProtocolError},
-		{"new message inside another", append(maskedFrame(0x01, []byte("a")), maskedFrame(0x81, []byte("b"))...), CloseProtocolError},
-		{"text that is not UTF-8", maskedFrame(0x81, []byte{0xff, 0xfe}), CloseInvalidPayload},
-		{"one frame over the limit", maskedFrame(0x81, bytes.Repeat([]byte("x"), MaxClientFrameBytes+1)), CloseMessageTooBig},
-		{"fragments over the limit", append(maskedFrame(0x01, []byte(big)), maskedFrame(0x80, []byte(big))...), CloseMessageTooBig},
+		{"reserved bit", wsframetest.MaskedFrame(0xC1, []byte("hi")), CloseProtocolError},
+		{"unknown opcode", wsframetest.MaskedFrame(0x83, []byte("hi")), CloseProtocolError},
+		{"fragmented ping", wsframetest.MaskedFrame(0x09, nil), CloseProtocolError},
+		{"long ping", wsframetest.MaskedFrame(0x89, bytes.Repeat([]byte("p"), 126)), CloseProtocolError},
+		{"continuation first", wsframetest.MaskedFrame(0x80, []byte("hi")), CloseProtocolError},
+		{"new message inside another", append(wsframetest.MaskedFrame(0x01, []byte("a")), wsframetest.MaskedFrame(0x81, []byte("b"))...), CloseProtocolError},
+		{"text that is not UTF-8", wsframetest.MaskedFrame(0x81, []byte{0xff, 0xfe}), CloseInvalidPayload},
+		{"one frame over the limit", wsframetest.MaskedFrame(0x81, bytes.Repeat([]byte("x"), testLimit+1)), CloseMessageTooBig},
+		{"fragments over the limit", append(wsframetest.MaskedFrame(0x01, []byte(big)), wsframetest.MaskedFrame(0x80, []byte(big))...), CloseMessageTooBig},
 		{"a length past any limit", []byte{0x81, 0x80 | 127, 0x80, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4}, CloseMessageTooBig},
 		{"a length just past the limit", []byte{0x81, 0x80 | 127, 0, 0, 0, 0, 0, 0, 0x80, 1, 1, 2, 3, 4}, CloseMessageTooBig},
 	}
@@ -134,7 +122,7 @@ func TestConn_RefusesFramesThatBreakTheProtocol(t *testing.T) {
 }
 
 func TestConn_BinaryMessagesAreReturnedAsNotText(t *testing.T) {
-	text, msg, err := readerConn(maskedFrame(0x82, []byte{0xff, 0x00})).ReadMessage()
+	text, msg, err := readerConn(wsframetest.MaskedFrame(0x82, []byte{0xff, 0x00})).ReadMessage()
 	if err != nil || text || !bytes.Equal(msg, []byte{0xff, 0x00}) {
 		t.Fatalf("got %v %v %v", text, msg, err)
 	}
@@ -155,9 +143,9 @@ func assertProtocolError(t *testing.T, err error, code int) {
 // return a message or an error, never panic, never return more than the
 // limit, and answer a fault with a close code a client may be sent.
 func FuzzConn_ReadMessage(f *testing.F) {
-	f.Add(maskedFrame(0x81, []byte(`{"op":"ping"}`)))
-	f.Add(append(maskedFrame(0x01, []byte("ab")), maskedFrame(0x80, []byte("cd"))...))
-	f.Add(maskedFrame(0x88, binary.BigEndian.AppendUint16(nil, 1000)))
+	f.Add(wsframetest.MaskedFrame(0x81, []byte(`{"op":"ping"}`)))
+	f.Add(append(wsframetest.MaskedFrame(0x01, []byte("ab")), wsframetest.MaskedFrame(0x80, []byte("cd"))...))
+	f.Add(wsframetest.MaskedFrame(0x88, binary.BigEndian.AppendUint16(nil, 1000)))
 	f.Add([]byte{0x81, 0xFF, 0, 0, 0, 0, 0, 0, 0, 9})
 	f.Fuzz(func(t *testing.T, stream []byte) {
 		c := readerConn(stream)
@@ -173,8 +161,8 @@ func FuzzConn_ReadMessage(f *testing.F) {
 				return
 			case err != nil:
 				return
-			case len(msg) > MaxClientFrameBytes:
-				t.Fatalf("message of %d bytes passed a %d limit", len(msg), MaxClientFrameBytes)
+			case len(msg) > testLimit:
+				t.Fatalf("message of %d bytes passed a %d limit", len(msg), testLimit)
 			}
 		}
 	})
@@ -185,7 +173,7 @@ func FuzzConn_ReadMessage(f *testing.F) {
 func TestConn_TextSplitAcrossFragments_IsCheckedAsOneMessage(t *testing.T) {
 	euro := []byte("€") // three bytes: E2 82 AC
 	t.Run("a character split between fragments", func(t *testing.T) {
-		stream := append(maskedFrame(0x01, append([]byte(`"`), euro[:2]...)), maskedFrame(0x80, append(euro[2:], '"'))...)
+		stream := append(wsframetest.MaskedFrame(0x01, append([]byte(`"`), euro[:2]...)), wsframetest.MaskedFrame(0x80, append(euro[2:], '"'))...)
 		text, msg, err := readerConn(stream).ReadMessage()
 		if err != nil || !text || string(msg) != `"€"` {
 			t.Fatalf("got %v %q %v, want the message whole", text, msg, err)
@@ -194,7 +182,7 @@ func TestConn_TextSplitAcrossFragments_IsCheckedAsOneMessage(t *testing.T) {
 	t.Run("a bad sequence split between fragments", func(t *testing.T) {
 		// The first fragment ends in the start of a character, and the
 		// second does not go on with it.
-		stream := append(maskedFrame(0x01, append([]byte(`"`), euro[:2]...)), maskedFrame(0x80, []byte(`("`))...)
+		stream := append(wsframetest.MaskedFrame(0x01, append([]byte(`"`), euro[:2]...)), wsframetest.MaskedFrame(0x80, []byte(`("`))...)
 		_, _, err := readerConn(stream).ReadMessage()
 		assertProtocolError(t, err, CloseInvalidPayload)
 	})
@@ -222,11 +210,11 @@ func TestConn_CloseCodesAPeerMaySend(t *testing.T) {
 		{65535, false},
 	}
 	for _, tc := range cases {
-		c := readerConn(maskedFrame(0x88, binary.BigEndian.AppendUint16(nil, uint16(tc.code))))
+		c := readerConn(wsframetest.MaskedFrame(0x88, binary.BigEndian.AppendUint16(nil, uint16(tc.code))))
 		got := 0
 		c.onClose = func(code int) { got = code }
 		_, _, err := c.ReadMessage()
-		if tc.valid && (!errors.Is(err, errPeerClosed) || got != tc.code) {
+		if tc.valid && (!errors.Is(err, ErrPeerClosed) || got != tc.code) {
 			t.Errorf("close code %d: err %v, code passed on %d; want it accepted", tc.code, err, got)
 		}
 		var pe *ProtocolError
@@ -251,7 +239,7 @@ func (r *repeatReader) Read(p []byte) (int, error) {
 // Reading a frame header takes no memory of its own: an idle connection's
 // reader waits with nothing allocated.
 func TestConn_ReadingAnEmptyControlFrameAllocatesNothing(t *testing.T) {
-	c := &Conn{r: &repeatReader{b: maskedFrame(0x8A, nil)}, limit: MaxClientFrameBytes}
+	c := &Conn{r: &repeatReader{b: wsframetest.MaskedFrame(0x8A, nil)}, limit: testLimit}
 	allocs := testing.AllocsPerRun(100, func() {
 		if _, _, err := c.readFrame(ws.StateServerSide, c.limit); err != nil {
 			t.Fatal(err)
@@ -272,14 +260,14 @@ func TestFrames_TheServerBuildsAreFinalUnmaskedAndShortest(t *testing.T) {
 		length int
 		header int
 	}{
-		{"empty text", textFrame(nil), ws.OpText, 0, 2},
-		{"125 bytes of text", textFrame(bytes.Repeat([]byte("x"), 125)), ws.OpText, 125, 2},
-		{"126 bytes of text", textFrame(bytes.Repeat([]byte("x"), 126)), ws.OpText, 126, 4},
-		{"65535 bytes of text", textFrame(bytes.Repeat([]byte("x"), 65535)), ws.OpText, 65535, 4},
-		{"65536 bytes of text", textFrame(bytes.Repeat([]byte("x"), 65536)), ws.OpText, 65536, 10},
-		{"pong", pongFrame([]byte("hi")), ws.OpPong, 2, 2},
-		{"close", closeFrame(CloseTooSlow, "slow"), ws.OpClose, 6, 2},
-		{"close with a reason too long", closeFrame(CloseNormal, strings.Repeat("r", 200)), ws.OpClose, 125, 2},
+		{"empty text", TextFrame(nil), ws.OpText, 0, 2},
+		{"125 bytes of text", TextFrame(bytes.Repeat([]byte("x"), 125)), ws.OpText, 125, 2},
+		{"126 bytes of text", TextFrame(bytes.Repeat([]byte("x"), 126)), ws.OpText, 126, 4},
+		{"65535 bytes of text", TextFrame(bytes.Repeat([]byte("x"), 65535)), ws.OpText, 65535, 4},
+		{"65536 bytes of text", TextFrame(bytes.Repeat([]byte("x"), 65536)), ws.OpText, 65536, 10},
+		{"pong", PongFrame([]byte("hi")), ws.OpPong, 2, 2},
+		{"close", CloseFrame(closeTooSlow, "slow"), ws.OpClose, 6, 2},
+		{"close with a reason too long", CloseFrame(CloseNormal, strings.Repeat("r", 200)), ws.OpClose, 125, 2},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -295,8 +283,8 @@ func TestFrames_TheServerBuildsAreFinalUnmaskedAndShortest(t *testing.T) {
 			}
 		})
 	}
-	body := closeFrame(CloseTooSlow, "slow")[2:]
-	if code, reason := ws.ParseCloseFrameData(body); code != CloseTooSlow || reason != "slow" {
+	body := CloseFrame(closeTooSlow, "slow")[2:]
+	if code, reason := ws.ParseCloseFrameData(body); code != closeTooSlow || reason != "slow" {
 		t.Fatalf("close frame says %d %q", code, reason)
 	}
 }

@@ -1,4 +1,10 @@
-package realtime
+// Package wsframe is the server side of a WebSocket once its handshake is
+// answered: frames read straight from the socket and checked, and frames
+// written whole. The realtime hub and the device link both use it, because
+// both hold connections by the ten thousand and neither may keep a read
+// buffer, a write buffer or a goroutine per connection that it does not
+// need.
+package wsframe
 
 import (
 	"bytes"
@@ -14,9 +20,10 @@ import (
 	"github.com/gobwas/ws"
 )
 
-// Conn is the server side of one realtime WebSocket once the handshake is
-// done: its reader runs on the connection's goroutine, and the hub's write
-// workers send prepared frames on the same socket.
+// Conn is the server side of one WebSocket once the handshake is done: one
+// goroutine reads it, and frames prepared whole are written on it, either
+// without waiting (TryWrite, for writers that serve many connections) or
+// with a deadline (Write).
 //
 // The frames are parsed, checked and encoded by gobwas/ws, whose functions
 // work on a reader or a writer rather than on a connection object of their
@@ -57,9 +64,10 @@ const (
 
 // NewConn wraps a socket whose WebSocket handshake has been answered.
 // readAhead is whatever the HTTP server had already read past the
-// handshake request; it is read first.
-func NewConn(raw net.Conn, readAhead []byte) *Conn {
-	c := &Conn{raw: raw, r: raw, limit: MaxClientFrameBytes}
+// handshake request; it is read first. A message longer than limit bytes
+// ends the connection with 1009.
+func NewConn(raw net.Conn, readAhead []byte, limit int) *Conn {
+	c := &Conn{raw: raw, r: raw, limit: limit}
 	if sc, ok := raw.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {
 			c.sys = rc
@@ -80,8 +88,8 @@ type ProtocolError struct {
 
 func (e *ProtocolError) Error() string { return fmt.Sprintf("websocket %d: %s", e.Code, e.Text) }
 
-// errPeerClosed reports that the client sent a close frame.
-var errPeerClosed = errors.New("websocket: closed by the client")
+// ErrPeerClosed reports that the client sent a close frame.
+var ErrPeerClosed = errors.New("websocket: closed by the client")
 
 func protocolError(code int, format string, args ...any) error {
 	return &ProtocolError{Code: code, Text: fmt.Sprintf(format, args...)}
@@ -90,24 +98,24 @@ func protocolError(code int, format string, args ...any) error {
 // SetReadDeadline bounds the wait for the client's next frame.
 func (c *Conn) SetReadDeadline(t time.Time) error { return c.raw.SetReadDeadline(t) }
 
-// errWouldBlock reports that the socket took only part of a write, or
+// ErrWouldBlock reports that the socket took only part of a write, or
 // nothing: its buffer is full.
-var errWouldBlock = errors.New("websocket: socket buffer full")
+var ErrWouldBlock = errors.New("websocket: socket buffer full")
 
 // writeSlice bounds a write on a socket that cannot be written without
 // blocking.
 const writeSlice = 20 * time.Millisecond
 
-// tryWrite writes as much of b as the socket takes at once, without
+// TryWrite writes as much of b as the socket takes at once, without
 // waiting: a writer serving thousands of connections must never sit on
-// one. It returns errWouldBlock, with the count written, when the socket's
+// one. It returns ErrWouldBlock, with the count written, when the socket's
 // buffer is full.
-func (c *Conn) tryWrite(b []byte) (int, error) {
+func (c *Conn) TryWrite(b []byte) (int, error) {
 	if c.sys == nil {
 		_ = c.raw.SetWriteDeadline(time.Now().Add(writeSlice))
 		n, err := c.raw.Write(b)
 		if errors.Is(err, os.ErrDeadlineExceeded) {
-			err = errWouldBlock
+			err = ErrWouldBlock
 		}
 		return n, err
 	}
@@ -123,7 +131,7 @@ func (c *Conn) tryWrite(b []byte) (int, error) {
 			case err == syscall.EINTR:
 				continue
 			case err == syscall.EAGAIN:
-				writeErr = errWouldBlock
+				writeErr = ErrWouldBlock
 			case err != nil:
 				writeErr = err
 			case n == 0:
@@ -142,12 +150,34 @@ func (c *Conn) tryWrite(b []byte) (int, error) {
 	return written, writeErr
 }
 
+// Write writes b, one or more whole frames, waiting for the socket until
+// deadline at the latest. It is for connections that write rarely and from
+// one writer at a time; a writer serving many connections uses TryWrite.
+func (c *Conn) Write(b []byte, deadline time.Time) error {
+	if err := c.raw.SetWriteDeadline(deadline); err != nil {
+		return err
+	}
+	_, err := c.raw.Write(b)
+	return err
+}
+
+// OnPing sets what is called with each ping's application data, on the
+// reader's goroutine.
+func (c *Conn) OnPing(f func(payload []byte)) { c.onPing = f }
+
+// OnPong sets what is called at each pong, on the reader's goroutine.
+func (c *Conn) OnPong(f func()) { c.onPong = f }
+
+// OnClose sets what is called with the code of the peer's close frame
+// (1005 when it gave none), on the reader's goroutine.
+func (c *Conn) OnClose(f func(code int)) { c.onClose = f }
+
 // Close closes the socket.
 func (c *Conn) Close() error { return c.raw.Close() }
 
 // ReadMessage returns the next data message. Control frames in between are
 // handed to the ping, pong and close callbacks; a close frame ends reading
-// with errPeerClosed. A frame that breaks the protocol ends it with a
+// with ErrPeerClosed. A frame that breaks the protocol ends it with a
 // *ProtocolError.
 func (c *Conn) ReadMessage() (text bool, payload []byte, err error) {
 	var (
@@ -181,7 +211,7 @@ func (c *Conn) ReadMessage() (text bool, payload []byte, err error) {
 			if c.onClose != nil {
 				c.onClose(code)
 			}
-			return false, nil, errPeerClosed
+			return false, nil, ErrPeerClosed
 		case ws.OpText, ws.OpBinary:
 			isText, message = h.OpCode == ws.OpText, data
 		case ws.OpContinuation:
