@@ -166,6 +166,8 @@ func (a *App) build(ctx context.Context, signingKey, codeKey []byte) error {
 		NodeID:          a.nodeID,
 		CommandTimeout:  a.cfg.CommandTimeout,
 		CheckinInterval: a.cfg.CheckinInterval,
+		AdmitRate:       a.cfg.PanelLinkRate,
+		RelinkSpread:    a.cfg.PanelRelinkSpread,
 		Heartbeat:       a.cfg.NodeHeartbeat,
 		Ranks:           models.FormatRanks(ranks),
 		Metrics:         panel.NewMetrics(a.registry),
@@ -538,14 +540,18 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	case <-ctx.Done():
 	}
 	a.log.Info("panelsync shutting down")
+	// Panel links are refused from now on (503 with Retry-After), so that
+	// no panel links to a node on its way down only to be dropped.
+	a.link.Drain()
 	// The workers stop first, while the panel links, the bus and the
 	// database are all up: a run they interrupt is handed back to the queue
 	// for another node, rather than failing because this node's own
 	// shutdown cut its panel's connection.
 	a.engine.Stop()
 	// WebSockets are hijacked from the HTTP server, which does not wait for
-	// them: realtime clients and panel links are closed first (with 1001),
-	// while the database can still record the panels' disconnection.
+	// them: realtime clients (with 1001) and panel links (with 4010 and a
+	// delay each, to link again) are closed first, while the database can
+	// still record it.
 	linkCtx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
 	a.hub.Close(linkCtx)
 	a.link.Close(linkCtx)

@@ -45,11 +45,16 @@ type Config struct {
 	Workers         int
 	CommandTimeout  time.Duration
 	CheckinInterval time.Duration
-	RunLease        time.Duration
-	MaxAttempts     int
-	RetryBase       time.Duration
-	CodeDigestKey   string
-	EventRetention  time.Duration
+	// PanelLinkRate bounds the panel links a node takes a second.
+	PanelLinkRate float64
+	// PanelRelinkSpread is the window over which a stopping node's panels
+	// are told to link again.
+	PanelRelinkSpread time.Duration
+	RunLease          time.Duration
+	MaxAttempts       int
+	RetryBase         time.Duration
+	CodeDigestKey     string
+	EventRetention    time.Duration
 	// RealtimeWriterShare is the fewest live clients of one account that
 	// get a fan-out writer of their own.
 	RealtimeWriterShare int
@@ -115,6 +120,8 @@ func (c *Config) Settings() []Setting {
 		integer(&c.Workers, "workers", "8", "sync runs this node executes at once"),
 		duration(&c.CommandTimeout, "command-timeout", "30s", "how long a panel has to answer one command"),
 		duration(&c.CheckinInterval, "checkin-interval", "30m", "how often panels are told to check in"),
+		float(&c.PanelLinkRate, "panel-link-rate", "1000", "panel links this node takes a second; the links past it (a fleet reconnecting at once) are answered 503 with a Retry-After that spreads them over the time the node needs"),
+		duration(&c.PanelRelinkSpread, "panel-relink-spread", "10s", "when this node stops, each of its panels is told to link again (to another node, or to this one restarted) at a random point of this window, so that they do not all come back at once"),
 		duration(&c.RunLease, "run-lease", "30s", "how long a claimed run stays a worker's without renewal; a crashed worker's runs are taken over after it"),
 		integer(&c.MaxAttempts, "max-attempts", "3", "attempts of a run whose panel times out or is away before it is a Sync Failure"),
 		duration(&c.RetryBase, "retry-base", "2s", "wait before the first retry; it doubles each attempt, with jitter"),
@@ -248,6 +255,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("--command-timeout must be at least 100ms")
 	case c.CheckinInterval < time.Second:
 		return fmt.Errorf("--checkin-interval must be at least 1s")
+	case c.PanelLinkRate < 1 || c.PanelLinkRate > 100000:
+		return fmt.Errorf("--panel-link-rate must be between 1 and 100000 links a second")
+	case c.PanelRelinkSpread < time.Second || c.PanelRelinkSpread > 10*time.Minute:
+		return fmt.Errorf("--panel-relink-spread must be between 1s and 10m")
 	case c.RunLease < time.Second:
 		return fmt.Errorf("--run-lease must be at least 1s")
 	case c.MaxAttempts < 1 || c.MaxAttempts > 20:

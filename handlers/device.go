@@ -3,17 +3,26 @@ package handlers
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"strings"
+	"sync"
 
+	fastws "github.com/fasthttp/websocket"
 	"github.com/gofiber/contrib/websocket"
 	"github.com/gofiber/fiber/v2"
+	"github.com/valyala/fasthttp"
 
 	"github.com/panelsync/panelsync/models"
 	"github.com/panelsync/panelsync/panel"
+	"github.com/panelsync/panelsync/wsframe"
 )
 
 // DeviceLink is the device side of the panel link.
 type DeviceLink interface {
+	// Admit says whether the node takes a new link now: an error (503
+	// with Retry-After) while it drains or while links arrive faster than
+	// it takes them.
+	Admit() error
 	Authenticate(ctx context.Context, serial, secret string) (models.Panel, error)
 	Serve(ctx context.Context, p models.Panel, sock panel.Socket)
 	RotateCredential(ctx context.Context, actor models.Actor, locationID string) (models.LocationView, string, error)
@@ -23,6 +32,7 @@ type DeviceLink interface {
 type deviceHandlers struct {
 	link       DeviceLink
 	background context.Context
+	upgrader   *fastws.FastHTTPUpgrader
 }
 
 const panelLocal = "device-panel"
@@ -35,6 +45,11 @@ func (h deviceHandlers) authenticate(c *fiber.Ctx) error {
 	}
 	if !websocket.IsWebSocketUpgrade(c) {
 		return models.Errorf(models.CodeInvalidRequest, "this endpoint only accepts a WebSocket upgrade")
+	}
+	// Admission comes before the credentials are checked: in a reconnect
+	// storm, the authentication is what the node has too little time for.
+	if err := h.link.Admit(); err != nil {
+		return err
 	}
 	serial, secret, ok := basicCredentials(c.Get(fiber.HeaderAuthorization))
 	if !ok {
@@ -53,13 +68,30 @@ func (h deviceHandlers) authenticate(c *fiber.Ctx) error {
 	return c.Next()
 }
 
-func (h deviceHandlers) serve(c *websocket.Conn) {
+// upgrade answers the handshake and hands the socket to the link, taken
+// over from the HTTP server so that the server's request state and
+// buffers are released at once: a node holds its panels' links for days,
+// by the ten thousand.
+func (h deviceHandlers) upgrade(c *fiber.Ctx) error {
 	p, ok := c.Locals(panelLocal).(models.Panel)
 	if !ok {
-		_ = c.Close()
-		return
+		return models.Errorf(models.CodeUnauthorized, "panels authenticate with HTTP Basic: serial and device secret")
 	}
-	h.link.Serve(h.background, p, c.Conn)
+	err := h.upgrader.Upgrade(c.Context(), func(ws *fastws.Conn) {
+		conn, err := wsframe.TakeOver(ws.NetConn(), panel.MaxFrameBytes)
+		if err != nil {
+			_ = ws.NetConn().Close()
+			return
+		}
+		// The link runs on a goroutine of its own so that this one
+		// returns and the HTTP server lets go of the request.
+		go h.link.Serve(h.background, p, conn)
+	})
+	var refused fastws.HandshakeError
+	if errors.As(err, &refused) {
+		return models.Errorf(models.CodeInvalidRequest, "%s", refused.Error())
+	}
+	return err
 }
 
 func basicCredentials(header string) (user, password string, ok bool) {
@@ -76,8 +108,17 @@ func basicCredentials(header string) (user, password string, ok bool) {
 }
 
 func deviceRoute(app *fiber.App, h deviceHandlers) {
-	app.Get("/device/v1/link", h.authenticate, websocket.New(h.serve, websocket.Config{
-		ReadBufferSize:  4096,
-		WriteBufferSize: 4096,
-	}))
+	h.upgrader = &fastws.FastHTTPUpgrader{
+		// The library answers the handshake only; the link reads and
+		// writes the socket itself (wsframe), so its buffers are minimal.
+		ReadBufferSize:  128,
+		WriteBufferSize: 128,
+		WriteBufferPool: &sync.Pool{},
+		// Panels authenticate with their credential, never a cookie.
+		CheckOrigin: func(*fasthttp.RequestCtx) bool { return true },
+		// A refused handshake is answered by the error handler, as a
+		// problem document.
+		Error: func(*fasthttp.RequestCtx, int, error) {},
+	}
+	app.Get("/device/v1/link", h.authenticate, h.upgrade)
 }

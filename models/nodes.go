@@ -85,18 +85,41 @@ func (s *Store) RemoveNode(ctx context.Context, nodeID string, staleBefore time.
 
 // PanelsOfLostNodes returns up to limit panels recorded as connected to a
 // node whose heartbeat is older than lostBefore, or that has none: their
-// links died with the node.
+// links died with the node. A panel a stopping node let go of (relinking,
+// with no node) is among them once it was last seen before lostBefore: it
+// has had that long to link again.
 func (s *Store) PanelsOfLostNodes(ctx context.Context, lostBefore time.Time, limit int) ([]Panel, error) {
 	alive := s.conn(ctx).Model(&Node{}).Select("id").Where("heartbeat_at >= ?", lostBefore)
 	var panels []Panel
 	err := s.conn(ctx).
 		Select("id", "account_id", "location_id", "serial", "link_id", "node_id").
-		Where("connection = ? AND node_id NOT IN (?)", PanelConnected, alive).
+		Where("connection = ?", PanelConnected).
+		Where(s.conn(ctx).Where("node_id <> '' AND node_id NOT IN (?)", alive).
+			Or("node_id = '' AND last_seen_at < ?", lostBefore)).
 		Order("id").Limit(limit).Find(&panels).Error
 	if err != nil {
 		return nil, fmt.Errorf("panels of lost nodes: %w", err)
 	}
 	return panels, nil
+}
+
+// MarkNodePanelsRelinking records that the node is letting go of every
+// panel connected to it, each told to link again within seconds: they stay
+// connected, held by no node, last seen now on the database's clock, so
+// that a panel back in time shows no disconnection, and PanelsOfLostNodes
+// finds one that is not. It returns how many panels it marked.
+func (s *Store) MarkNodePanelsRelinking(ctx context.Context, nodeID string) (int64, error) {
+	now, err := s.Now(ctx)
+	if err != nil {
+		return 0, err
+	}
+	res := s.conn(ctx).Model(&Panel{}).
+		Where("node_id = ? AND connection = ?", nodeID, PanelConnected).
+		Updates(map[string]any{"node_id": "", "last_seen_at": now})
+	if res.Error != nil {
+		return 0, fmt.Errorf("mark a node's panels relinking: %w", res.Error)
+	}
+	return res.RowsAffected, nil
 }
 
 // ReassertPanelConnected marks a panel connected again through link

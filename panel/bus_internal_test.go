@@ -1,8 +1,8 @@
 package panel
 
 import (
+	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fasthttp/websocket"
+	"github.com/gobwas/ws"
 
 	"github.com/panelsync/panelsync/bus"
 	"github.com/panelsync/panelsync/models"
@@ -81,39 +81,47 @@ func newFakeSocket() *fakeSocket {
 	return &fakeSocket{written: make(chan []byte, 64), read: make(chan []byte), closed: make(chan struct{})}
 }
 
-func (s *fakeSocket) ReadMessage() (int, []byte, error) {
+func (s *fakeSocket) ReadMessage() (bool, []byte, error) {
 	select {
 	case b := <-s.read:
-		return websocket.TextMessage, b, nil
+		return true, b, nil
 	case <-s.closed:
-		return 0, nil, errors.New("socket closed")
+		return false, nil, errors.New("socket closed")
 	}
 }
 
-func (s *fakeSocket) WriteMessage(_ int, data []byte) error {
-	select {
-	case s.written <- data:
-		return nil
-	case <-s.closed:
-		return errors.New("socket closed")
-	}
-}
-
-func (s *fakeSocket) WriteControl(mt int, data []byte, _ time.Time) error {
-	if mt == websocket.CloseMessage && len(data) >= 2 {
-		s.mu.Lock()
-		s.closeCode = int(binary.BigEndian.Uint16(data))
-		s.mu.Unlock()
+// Write takes whole frames, as the link writes them: a text frame's
+// payload goes to written, a close frame's code is kept.
+func (s *fakeSocket) Write(frames []byte, _ time.Time) error {
+	r := bytes.NewReader(frames)
+	for r.Len() > 0 {
+		f, err := ws.ReadFrame(r)
+		if err != nil {
+			return err
+		}
+		switch f.Header.OpCode {
+		case ws.OpClose:
+			code, _ := ws.ParseCloseFrameData(f.Payload)
+			s.mu.Lock()
+			s.closeCode = int(code)
+			s.mu.Unlock()
+		case ws.OpText:
+			select {
+			case s.written <- f.Payload:
+			case <-s.closed:
+				return errors.New("socket closed")
+			}
+		}
 	}
 	return nil
 }
 
-func (s *fakeSocket) SetReadDeadline(time.Time) error   { return nil }
-func (s *fakeSocket) SetWriteDeadline(time.Time) error  { return nil }
-func (s *fakeSocket) SetReadLimit(int64)                {}
-func (s *fakeSocket) SetPongHandler(func(string) error) {}
-func (s *fakeSocket) Close() error                      { s.closeOnce.Do(func() { close(s.closed) }); return nil }
-func (s *fakeSocket) code() int                         { s.mu.Lock(); defer s.mu.Unlock(); return s.closeCode }
+func (s *fakeSocket) SetReadDeadline(time.Time) error { return nil }
+func (s *fakeSocket) OnPing(func([]byte))             {}
+func (s *fakeSocket) OnPong(func())                   {}
+func (s *fakeSocket) OnClose(func(int))               {}
+func (s *fakeSocket) Close() error                    { s.closeOnce.Do(func() { close(s.closed) }); return nil }
+func (s *fakeSocket) code() int                       { s.mu.Lock(); defer s.mu.Unlock(); return s.closeCode }
 
 // nextFrame is the next frame the link wrote to the panel.
 func (s *fakeSocket) nextFrame(t *testing.T) Frame {

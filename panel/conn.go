@@ -6,26 +6,34 @@ import (
 	"sync"
 	"time"
 
-	"github.com/fasthttp/websocket"
+	"github.com/panelsync/panelsync/wsframe"
 )
 
-// Socket is the part of a WebSocket connection the link uses.
+// Socket is the part of a WebSocket connection the link uses; a
+// *wsframe.Conn is one. One goroutine reads it; frames are written whole,
+// by one writer at a time.
 type Socket interface {
-	ReadMessage() (messageType int, p []byte, err error)
-	WriteMessage(messageType int, data []byte) error
-	WriteControl(messageType int, data []byte, deadline time.Time) error
+	// ReadMessage returns the next data message, handing control frames
+	// in between to the OnPing, OnPong and OnClose callbacks.
+	ReadMessage() (text bool, payload []byte, err error)
+	// Write writes whole frames, waiting for the socket until deadline at
+	// the latest.
+	Write(frames []byte, deadline time.Time) error
 	SetReadDeadline(t time.Time) error
-	SetWriteDeadline(t time.Time) error
-	SetReadLimit(limit int64)
-	SetPongHandler(h func(appData string) error)
+	OnPing(f func(payload []byte))
+	OnPong(f func())
+	OnClose(f func(code int))
 	Close() error
 }
 
-// Close codes the link sends.
+// Close codes the link sends, besides those of RFC 6455.
 const (
-	closeReplaced  = 4000
-	closeRevoked   = 4003
-	closeBadFrames = websocket.ClosePolicyViolation
+	closeReplaced = 4000
+	closeRevoked  = 4003
+	// closeDraining tells a panel that this node is going away and when
+	// to link again (to whichever node it then reaches).
+	closeDraining  = 4010
+	closeBadFrames = wsframe.ClosePolicyViolation
 )
 
 // pendingCommand is a command waiting for, or holding, the panel.
@@ -40,6 +48,11 @@ type pendingCommand struct {
 // deviceConn is one live panel connection on this node. Commands are sent
 // one at a time: a panel works through them in order, and a second one
 // waits in a short queue instead of racing the first.
+//
+// A linked panel is mostly idle, and a node holds tens of thousands, so a
+// connection keeps no goroutine but its reader: frames to send wait in a
+// short queue, and a writer goroutine runs only while there is something
+// to write. Pings come from a timer of its own.
 type deviceConn struct {
 	linkID string
 	// began is when the connection was accepted; of two connections of
@@ -51,14 +64,22 @@ type deviceConn struct {
 	serial     string
 	sock       Socket
 
-	// out carries frames to the writer goroutine. It is bounded; a panel
-	// that stops reading is closed rather than buffered without end.
-	out chan outbound
 	// closing is closed once, when the connection starts to shut down.
 	closing   chan struct{}
 	closeOnce sync.Once
 	closeCode int
 	closeText string
+
+	// The write side: frames waiting, a pong owed to the panel (one at
+	// most, however often it pings), and whether a writer is running.
+	// writeTimeout bounds each write; a panel that stops reading is
+	// closed rather than buffered without end.
+	wmu          sync.Mutex
+	outbox       [][]byte
+	pong         []byte
+	writing      bool
+	writeTimeout time.Duration
+	pinger       *time.Timer
 
 	mu       sync.Mutex
 	inflight *pendingCommand
@@ -68,10 +89,8 @@ type deviceConn struct {
 	closed   bool
 }
 
-type outbound struct {
-	data    []byte
-	control int
-}
+// maxOutbox bounds the frames waiting for one panel.
+const maxOutbox = 32
 
 // olderThan reports whether the connection that sent a takeover began
 // after c, so that c must give way. Ties go to the larger link id, so two
@@ -86,44 +105,141 @@ func (c *deviceConn) olderThan(takeover busControl) bool {
 	return takeover.ConnectedAt.After(c.began)
 }
 
-func newDeviceConn(linkID string, p panelIdentity, sock Socket, maxQueue int) *deviceConn {
+func newDeviceConn(linkID string, p panelIdentity, sock Socket, maxQueue int, writeTimeout time.Duration) *deviceConn {
 	return &deviceConn{
-		linkID:     linkID,
-		began:      time.Now().UTC(),
-		panelID:    p.PanelID,
-		accountID:  p.AccountID,
-		locationID: p.LocationID,
-		serial:     p.Serial,
-		sock:       sock,
-		out:        make(chan outbound, 32),
-		closing:    make(chan struct{}),
-		maxQueue:   maxQueue,
+		linkID:       linkID,
+		began:        time.Now().UTC(),
+		panelID:      p.PanelID,
+		accountID:    p.AccountID,
+		locationID:   p.LocationID,
+		serial:       p.Serial,
+		sock:         sock,
+		closing:      make(chan struct{}),
+		maxQueue:     maxQueue,
+		writeTimeout: writeTimeout,
 	}
 }
 
-// enqueueFrame hands a frame to the writer. It never blocks: when the
-// queue is full the panel is not keeping up and the connection closes.
-func (c *deviceConn) enqueueFrame(data []byte) bool {
+// enqueueFrame hands a data frame's payload to the writer. It never
+// blocks: when the queue is full the panel is not keeping up and the
+// connection closes.
+func (c *deviceConn) enqueueFrame(payload []byte) bool {
+	frame := wsframe.TextFrame(payload)
+	c.wmu.Lock()
+	if c.isClosing() {
+		c.wmu.Unlock()
+		return false
+	}
+	if len(c.outbox) >= maxOutbox {
+		c.wmu.Unlock()
+		c.shutdown(wsframe.CloseTryAgainLater, "panel is not reading its frames")
+		return false
+	}
+	c.outbox = append(c.outbox, frame)
+	c.startWriterLocked()
+	c.wmu.Unlock()
+	return true
+}
+
+// owePong queues the answer to a panel's ping, replacing one not yet
+// sent: a panel that pings without reading costs one pong, not a queue.
+func (c *deviceConn) owePong(appData []byte) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.isClosing() {
+		return
+	}
+	c.pong = wsframe.PongFrame(appData)
+	c.startWriterLocked()
+}
+
+// ping queues a ping and sets the next one.
+func (c *deviceConn) ping(every time.Duration) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.isClosing() {
+		return
+	}
+	c.outbox = append(c.outbox, wsframe.PingFrame)
+	c.startWriterLocked()
+	c.pinger.Reset(every)
+}
+
+// startPinging pings the panel every interval until the connection
+// closes.
+func (c *deviceConn) startPinging(every time.Duration) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.pinger = time.AfterFunc(every, func() { c.ping(every) })
+}
+
+// startWriterLocked starts a writer unless one is running. c.wmu is held.
+func (c *deviceConn) startWriterLocked() {
+	if !c.writing {
+		c.writing = true
+		go c.write()
+	}
+}
+
+// write sends what waits, in order (a pong first), until nothing does;
+// once the connection is closing it sends the close frame instead and
+// closes the socket, which ends the reader's read.
+func (c *deviceConn) write() {
+	for {
+		c.wmu.Lock()
+		var frame []byte
+		switch {
+		case c.isClosing():
+			c.outbox, c.pong = nil, nil
+			if c.pinger != nil {
+				c.pinger.Stop()
+			}
+			c.wmu.Unlock()
+			_ = c.sock.Write(wsframe.CloseFrame(c.closeCode, c.closeText), time.Now().Add(time.Second))
+			_ = c.sock.Close()
+			// writing stays true: nothing is written after the close.
+			return
+		case c.pong != nil:
+			frame, c.pong = c.pong, nil
+		case len(c.outbox) > 0:
+			frame = c.outbox[0]
+			c.outbox[0] = nil
+			c.outbox = c.outbox[1:]
+			if len(c.outbox) == 0 {
+				// An idle connection keeps no queue's backing array.
+				c.outbox = nil
+			}
+		default:
+			c.writing = false
+			c.wmu.Unlock()
+			return
+		}
+		c.wmu.Unlock()
+		if err := c.sock.Write(frame, time.Now().Add(c.writeTimeout)); err != nil {
+			c.shutdown(wsframe.CloseGoingAway, "write failed")
+			_ = c.sock.Close()
+		}
+	}
+}
+
+func (c *deviceConn) isClosing() bool {
 	select {
 	case <-c.closing:
-		return false
-	default:
-	}
-	select {
-	case c.out <- outbound{data: data}:
 		return true
 	default:
-		c.shutdown(websocket.CloseTryAgainLater, "panel is not reading its frames")
 		return false
 	}
 }
 
 // shutdown starts closing the connection with a close code; the writer
-// sends the close frame and the reader then ends.
+// sends the close frame and closes the socket, and the reader then ends.
 func (c *deviceConn) shutdown(code int, text string) {
 	c.closeOnce.Do(func() {
+		c.wmu.Lock()
+		defer c.wmu.Unlock()
 		c.closeCode, c.closeText = code, text
 		close(c.closing)
+		c.startWriterLocked()
 	})
 }
 

@@ -64,7 +64,7 @@ func TestHeartbeat_ReassertsHeldPanelsAfterALapse(t *testing.T) {
 			l := &Link{cfg: LinkConfig{NodeID: "node-x"}, store: store, events: models.NewEventLog(store, discardPublisher{}), conns: map[string]*deviceConn{}}
 			l.cfg.setDefaults()
 			l.log = l.cfg.Logger
-			held := newDeviceConn("link-1", panelIdentity{PanelID: panelID, AccountID: acct.ID, LocationID: loc.Location.ID, Serial: "HB-0001"}, nil, 1)
+			held := newDeviceConn("link-1", panelIdentity{PanelID: panelID, AccountID: acct.ID, LocationID: loc.Location.ID, Serial: "HB-0001"}, newFakeSocket(), 1, time.Second)
 			l.conns[panelID] = held
 
 			mark("link-1", "node-x")
@@ -160,7 +160,7 @@ func TestHeartbeat_AfterADatabaseOutage_PeersAreNotBlamedButADeadNodeIs(t *testi
 				id := n.link.cfg.NodeID
 				v := panelOf[id]
 				n.link.mu.Lock()
-				n.link.conns[v.Panel.ID] = newDeviceConn("link-of-"+id, panelIdentity{PanelID: v.Panel.ID, AccountID: acct.ID, LocationID: v.Location.ID, Serial: "HB-" + id}, nil, 1)
+				n.link.conns[v.Panel.ID] = newDeviceConn("link-of-"+id, panelIdentity{PanelID: v.Panel.ID, AccountID: acct.ID, LocationID: v.Location.ID, Serial: "HB-" + id}, newFakeSocket(), 1, time.Second)
 				n.link.mu.Unlock()
 				connect(id)
 			}

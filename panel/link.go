@@ -1,6 +1,9 @@
 package panel
 
 import (
+	"math/rand/v2"
+	"strconv"
+	"sync/atomic"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,11 +13,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/fasthttp/websocket"
-
 	"github.com/panelsync/panelsync/auth"
 	"github.com/panelsync/panelsync/bus"
 	"github.com/panelsync/panelsync/models"
+	"github.com/panelsync/panelsync/wsframe"
 )
 
 // LinkConfig tunes the device link.
@@ -47,6 +49,14 @@ type LinkConfig struct {
 	// every node can tell a rank that no running node serves; the link
 	// itself takes any panel whatever its rank.
 	Ranks string
+	// RelinkSpread is the window over which the panels of a node that
+	// stops are told to link again, each at a random point of it.
+	RelinkSpread time.Duration
+	// AdmitRate bounds the panel links this node takes a second, and
+	// AdmitBurst how many it takes at once above that rate; the rest are
+	// answered 503 with a Retry-After that spreads them out.
+	AdmitRate  float64
+	AdmitBurst int
 	// Metrics measures commands and heartbeats; nil measures nothing.
 	Metrics *Metrics
 	Logger  *slog.Logger
@@ -80,10 +90,23 @@ func (c *LinkConfig) setDefaults() {
 	if c.MaxBadFrames <= 0 {
 		c.MaxBadFrames = 10
 	}
+	if c.RelinkSpread <= 0 {
+		c.RelinkSpread = 10 * time.Second
+	}
+	if c.AdmitRate <= 0 {
+		c.AdmitRate = DefaultAdmitRate
+	}
+	if c.AdmitBurst <= 0 {
+		c.AdmitBurst = max(1, int(c.AdmitRate/5))
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 }
+
+// DefaultAdmitRate is how many panel links a node takes a second unless
+// told otherwise.
+const DefaultAdmitRate = 1000
 
 // Handler hears what a panel's link reports, each after it is recorded,
 // so that work waiting on the panel can start. Its methods are called on
@@ -140,6 +163,10 @@ type Link struct {
 
 	// fair tells the heartbeat when this node may judge its peers.
 	fair models.FairWait
+
+	// draining is set once the node stops taking panel links.
+	draining atomic.Bool
+	admit    admission
 }
 
 // panelIdentity is what the link knows of an authenticated panel.
@@ -162,6 +189,7 @@ func NewLink(cfg LinkConfig, store *models.Store, events *models.EventLog, b Bus
 		conns:   map[string]*deviceConn{},
 		served:  map[string]func(){},
 		stopBus: make(chan struct{}),
+		admit:   newAdmission(cfg.AdmitRate, cfg.AdmitBurst),
 	}
 	l.dispatch.Add(1)
 	go l.heartbeatLoop()
@@ -224,12 +252,15 @@ func (l *Link) Authenticate(ctx context.Context, serial, secret string) (models.
 
 // Serve runs one authenticated panel connection until it closes. It is
 // called on the connection's own goroutine and returns when the panel is
-// gone.
+// gone. That goroutine only reads: whatever a frame asks of the database
+// runs on a short-lived goroutine of its own (see detached), so that an
+// idle link keeps the small stack of a blocked read rather than the deep
+// one a transaction grew.
 func (l *Link) Serve(ctx context.Context, p models.Panel, sock Socket) {
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
-		_ = sock.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down"), time.Now().Add(time.Second))
+		_ = sock.Write(wsframe.CloseFrame(wsframe.CloseGoingAway, "server shutting down"), time.Now().Add(time.Second))
 		_ = sock.Close()
 		return
 	}
@@ -238,59 +269,94 @@ func (l *Link) Serve(ctx context.Context, p models.Panel, sock Socket) {
 	defer l.serving.Done()
 
 	id := panelIdentity{PanelID: p.ID, AccountID: p.AccountID, LocationID: p.LocationID, Serial: p.Serial}
-	c := newDeviceConn(models.NewID(), id, sock, l.cfg.MaxQueuedCommands)
-	log := l.log.With("panel_serial", p.Serial, "link_id", c.linkID)
-
-	if err := l.register(c); err != nil {
-		log.Error("register panel connection", "error", err.Error())
+	c := newDeviceConn(models.NewID(), id, sock, l.cfg.MaxQueuedCommands, l.cfg.WriteTimeout)
+	connected := time.Now().UTC()
+	ok := true
+	detached(func() { ok = l.open(ctx, c) })
+	if !ok {
 		_ = sock.Close()
 		return
 	}
-	connected := time.Now().UTC()
-	if err := l.recordConnected(ctx, c, connected); err != nil {
-		log.Error("record panel connected", "error", err.Error())
+	reason := l.readLoop(ctx, c)
+	c.shutdown(wsframe.CloseNormal, "")
+	c.failAll()
+	detached(func() { l.end(ctx, c, reason, connected) })
+}
+
+// open registers a new connection, records it, greets the panel and tells
+// the handler. It reports false when the connection could not be
+// registered.
+func (l *Link) open(ctx context.Context, c *deviceConn) bool {
+	if err := l.register(c); err != nil {
+		l.log.Error("register panel connection", "panel_serial", c.serial, "link_id", c.linkID, "error", err.Error())
+		return false
+	}
+	if err := l.recordConnected(ctx, c, c.began); err != nil {
+		l.log.Error("record panel connected", "panel_serial", c.serial, "link_id", c.linkID, "error", err.Error())
 	}
 	// Tell other nodes a newer connection now holds this panel.
-	_ = l.bus.PublishPanelControl(p.ID, bus.PanelControl{Op: bus.ControlTakeover, LinkID: c.linkID, ConnectedAt: c.began})
+	_ = l.bus.PublishPanelControl(c.panelID, bus.PanelControl{Op: bus.ControlTakeover, LinkID: c.linkID, ConnectedAt: c.began})
 
 	now := time.Now().UTC()
 	hello, _ := json.Marshal(Frame{Type: FrameHello, ServerTime: &now, CheckinIntervalS: int(l.cfg.CheckinInterval / time.Second)})
 	c.enqueueFrame(hello)
-
-	writerDone := make(chan struct{})
-	go func() {
-		defer close(writerDone)
-		l.writeLoop(c)
-	}()
+	c.startPinging(l.cfg.PingInterval)
 	// The handler hears of the connection only now, so that any command it
 	// starts reaches the panel after the hello.
 	if err := l.tellHandler(ctx, c, Handler.PanelLinked); err != nil {
-		log.Error("tell of the panel's connection", "error", err.Error())
+		l.log.Error("tell of the panel's connection", "panel_serial", c.serial, "error", err.Error())
 	}
-	reason := l.readLoop(ctx, c, log)
-	c.shutdown(websocket.CloseNormalClosure, "")
-	<-writerDone
-	_ = sock.Close()
-	c.failAll()
+	return true
+}
+
+// end records a connection that has closed. A link this node closed to
+// drain is not recorded one by one: Drain marked all of them at once, and
+// the panel is expected back within seconds, here or on another node.
+func (l *Link) end(ctx context.Context, c *deviceConn, reason string, connected time.Time) {
 	l.unregister(c)
-	if err := l.recordDisconnected(context.WithoutCancel(ctx), c); err != nil {
-		log.Error("record panel disconnected", "error", err.Error())
+	if c.closeCode != closeDraining {
+		if err := l.recordDisconnected(context.WithoutCancel(ctx), c); err != nil {
+			l.log.Error("record panel disconnected", "panel_serial", c.serial, "error", err.Error())
+		}
 	}
-	log.Info("panel disconnected", "reason", reason, "connected_for", time.Since(connected).Round(time.Millisecond).String())
+	l.log.Info("panel disconnected", "panel_serial", c.serial, "link_id", c.linkID, "reason", reason,
+		"connected_for", time.Since(connected).Round(time.Millisecond).String())
+}
+
+// detached runs f on a goroutine of its own and waits for it.
+func detached(f func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	<-done
 }
 
 // readLoop reads frames until the connection fails or closes, and returns
 // why it ended.
-func (l *Link) readLoop(ctx context.Context, c *deviceConn, log *slog.Logger) string {
-	c.sock.SetReadLimit(MaxFrameBytes)
-	_ = c.sock.SetReadDeadline(time.Now().Add(l.cfg.PongWait))
-	c.sock.SetPongHandler(func(string) error {
-		return c.sock.SetReadDeadline(time.Now().Add(l.cfg.PongWait))
+func (l *Link) readLoop(ctx context.Context, c *deviceConn) string {
+	alive := func() { _ = c.sock.SetReadDeadline(time.Now().Add(l.cfg.PongWait)) }
+	c.sock.OnPong(alive)
+	c.sock.OnPing(func(data []byte) {
+		alive()
+		c.owePong(data)
+	})
+	c.sock.OnClose(func(code int) {
+		if code == wsframe.CloseNoStatus {
+			code = wsframe.CloseNormal
+		}
+		c.shutdown(code, "closed by the panel")
 	})
 	bad := 0
 	for {
-		mt, data, err := c.sock.ReadMessage()
+		alive()
+		text, data, err := c.sock.ReadMessage()
 		if err != nil {
+			var pe *wsframe.ProtocolError
+			if errors.As(err, &pe) {
+				c.shutdown(pe.Code, pe.Text)
+			}
 			select {
 			case <-c.closing:
 				return c.closeText
@@ -298,52 +364,24 @@ func (l *Link) readLoop(ctx context.Context, c *deviceConn, log *slog.Logger) st
 			}
 			return err.Error()
 		}
-		// Any frame shows the panel is alive.
-		_ = c.sock.SetReadDeadline(time.Now().Add(l.cfg.PongWait))
-		if mt != websocket.TextMessage {
+		if !text {
 			bad++
 			l.sendError(c, "bad_frame", "frames must be JSON text")
-		} else if err := l.handleFrame(ctx, c, data); err != nil {
+		} else {
+			var handleErr error
+			detached(func() { handleErr = l.handleFrame(ctx, c, data) })
 			var fe *frameError
-			if !errors.As(err, &fe) {
-				log.Error("handle panel frame", "error", err.Error())
-				continue
+			switch {
+			case errors.As(handleErr, &fe):
+				bad++
+				l.sendError(c, fe.code, fe.message)
+			case handleErr != nil:
+				l.log.Error("handle panel frame", "panel_serial", c.serial, "error", handleErr.Error())
 			}
-			bad++
-			l.sendError(c, fe.code, fe.message)
 		}
 		if bad >= l.cfg.MaxBadFrames {
 			c.shutdown(closeBadFrames, "too many malformed frames")
 			return "too many malformed frames"
-		}
-	}
-}
-
-// writeLoop is the only writer of the socket: frames, pings and the close.
-func (l *Link) writeLoop(c *deviceConn) {
-	ping := time.NewTicker(l.cfg.PingInterval)
-	defer ping.Stop()
-	for {
-		select {
-		case m := <-c.out:
-			_ = c.sock.SetWriteDeadline(time.Now().Add(l.cfg.WriteTimeout))
-			if err := c.sock.WriteMessage(websocket.TextMessage, m.data); err != nil {
-				c.shutdown(websocket.CloseAbnormalClosure, "write failed")
-				_ = c.sock.Close()
-				return
-			}
-		case <-ping.C:
-			if err := c.sock.WriteControl(websocket.PingMessage, nil, time.Now().Add(l.cfg.WriteTimeout)); err != nil {
-				c.shutdown(websocket.CloseAbnormalClosure, "ping failed")
-				_ = c.sock.Close()
-				return
-			}
-		case <-c.closing:
-			msg := websocket.FormatCloseMessage(c.closeCode, c.closeText)
-			_ = c.sock.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
-			// Closing the socket ends the reader's blocked read.
-			_ = c.sock.Close()
-			return
 		}
 	}
 }
@@ -621,12 +659,15 @@ func (l *Link) Close(ctx context.Context) {
 }
 
 func (l *Link) close(ctx context.Context) {
+	l.Drain()
 	l.mu.Lock()
 	l.closed = true
+	held := make([]*deviceConn, 0, len(l.conns))
 	for _, c := range l.conns {
-		c.shutdown(websocket.CloseGoingAway, "server shutting down")
+		held = append(held, c)
 	}
 	l.mu.Unlock()
+	l.releaseAll(ctx, held)
 	done := make(chan struct{})
 	go func() {
 		l.serving.Wait()
@@ -647,6 +688,47 @@ func (l *Link) close(ctx context.Context) {
 		l.log.Warn("leave the nodes table", "error", err.Error())
 	}
 }
+
+// releaseAll lets go of the panels this node holds as it stops. Each is
+// told to link again after a delay of its own, spread over RelinkSpread,
+// so that a fleet does not return all at once, to this node restarted or
+// to another. Their panels are marked relinking in one statement, rather
+// than each disconnected with an Event Log entry and connected again with
+// another seconds later; a panel that has not linked again within
+// NodeLostAfter is then marked disconnected by the heartbeat sweep.
+func (l *Link) releaseAll(ctx context.Context, held []*deviceConn) {
+	if len(held) == 0 {
+		return
+	}
+	mark, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	n, err := l.store.MarkNodePanelsRelinking(mark, l.cfg.NodeID)
+	if err != nil {
+		// Without the mark, each link's end records its panel
+		// disconnected, as when a panel goes.
+		l.log.Warn("mark this node's panels relinking", "error", err.Error())
+		for _, c := range held {
+			c.shutdown(wsframe.CloseGoingAway, "server shutting down")
+		}
+		return
+	}
+	l.log.Info("panels told to link again", "panels", len(held), "marked", n, "spread", l.cfg.RelinkSpread.String())
+	for _, c := range held {
+		c.shutdown(closeDraining, "reconnect_after_ms="+strconv.FormatInt(l.relinkDelay().Milliseconds(), 10))
+	}
+}
+
+// relinkDelay is how long one released panel waits before it links again:
+// at least a tenth of RelinkSpread, at most all of it, uniformly between.
+func (l *Link) relinkDelay() time.Duration {
+	lo := l.cfg.RelinkSpread / 10
+	return lo + rand.N(l.cfg.RelinkSpread-lo+1)
+}
+
+// Drain stops this node taking panel links: Admit refuses every new one
+// from now on, so that a node on its way down does not accept a link only
+// to drop it.
+func (l *Link) Drain() { l.draining.Store(true) }
 
 // ConnectedCount is how many panels are connected to this node.
 func (l *Link) ConnectedCount() int {

@@ -18,6 +18,8 @@ type Metrics struct {
 	other      commandSeries
 	beats      prometheus.Counter
 	beatsError prometheus.Counter
+	// linksRefused counts the panel links refused to bound the rate.
+	linksRefused prometheus.Counter
 }
 
 type commandSeries struct {
@@ -54,8 +56,18 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.commands[name] = series(name)
 	}
 	m.other = series("other")
-	reg.MustRegister(duration, timeouts, m.beats, m.beatsError)
+	m.linksRefused = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "panelsync_panel_links_refused_total",
+		Help: "Panel links this node answered 503 with Retry-After because they arrived faster than it takes them.",
+	})
+	reg.MustRegister(duration, timeouts, m.beats, m.beatsError, m.linksRefused)
 	return m
+}
+
+func (m *Metrics) linkRefused() {
+	if m != nil {
+		m.linksRefused.Inc()
+	}
 }
 
 // commandDone records a command's outcome after d: its latency when the
