@@ -1,16 +1,16 @@
 package panel
 
 import (
-	"math/rand/v2"
-	"strconv"
-	"sync/atomic"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/panelsync/panelsync/auth"
