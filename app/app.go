@@ -162,7 +162,7 @@ func (a *App) build(ctx context.Context, signingKey, codeKey []byte) error {
 	a.events = models.NewEventLog(a.store, realtime.NewPublisher(b, a.log))
 	// Validate has read the list already.
 	ranks, _ := a.cfg.ranks()
-	a.link = panel.NewLink(panel.LinkConfig{
+	a.link, err = panel.NewLink(panel.LinkConfig{
 		NodeID:          a.nodeID,
 		CommandTimeout:  a.cfg.CommandTimeout,
 		CheckinInterval: a.cfg.CheckinInterval,
@@ -173,6 +173,9 @@ func (a *App) build(ctx context.Context, signingKey, codeKey []byte) error {
 		Metrics:         panel.NewMetrics(a.registry),
 		Logger:          a.log,
 	}, a.store, a.events, b)
+	if err != nil {
+		return err
+	}
 	a.engine = syncer.New(syncer.Config{
 		Owner:          a.nodeID,
 		Workers:        a.cfg.Workers,

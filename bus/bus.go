@@ -11,6 +11,13 @@
 // published on this node reaches this node's own subscribers in-process,
 // without the round trip through NATS, and NATS does not echo it back;
 // messages from other nodes arrive over NATS.
+//
+// A panel costs the bus nothing: a node subscribes once to its own command
+// subject, and a command, which names its panel, is sent to the node that
+// the panels table records as holding the panel. A node that does not hold
+// it answers so at once. Takeovers and kicks go to one subject every node
+// subscribes to once, and each node looks the panel up among its own
+// connections.
 package bus
 
 import (
@@ -44,10 +51,10 @@ type Bus struct {
 	// local holds this node's subscribers, for messages published here.
 	local local
 
-	// panelMsgs receives the commands and control messages of every panel
-	// served here, from one subscription per subject; a fixed set of
-	// dispatchers reads it, so there is no goroutine per subscription or
-	// per message.
+	// panelMsgs receives the commands for the panels held here and every
+	// node's panel control messages, from one subscription for each; a
+	// fixed set of dispatchers reads it, so there is no goroutine per
+	// message.
 	panelMsgs  chan *nats.Msg
 	stopPanels chan struct{}
 	dispatch   sync.WaitGroup

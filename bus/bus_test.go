@@ -3,6 +3,8 @@ package bus_test
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -179,41 +181,126 @@ func must(t *testing.T, err error) {
 	}
 }
 
-// A panel served on one node answers commands from another; a node that
-// stops serving it leaves the requester told that nobody serves it.
-// Control messages reach the serving node, at once when it sent them.
-func TestPanels_CommandsAndControlReachTheServingNode(t *testing.T) {
-	a, b := twoNodes(t)
-	controls := newRecorder[bus.PanelControl]()
-	stop, err := a.ServePanel("panel-1", bus.PanelServer{
-		Command: func(cmd bus.Command, reply func(bus.Reply)) {
-			reply(bus.Reply{OK: true, Data: []byte(`{"name":"` + cmd.Name + `"}`)})
+// holding serves the panels in held on a node: their commands are
+// answered with the node's name and the panel's, and every command and
+// control message it is handed is recorded.
+type holding struct {
+	node     string
+	held     map[string]bool
+	commands *recorder[string]
+	controls *recorder[control]
+	// stop ends the serving before the test does.
+	stop func()
+}
+
+// control is a control message as a node's server is handed it.
+type control struct {
+	PanelID string
+	bus.PanelControl
+}
+
+func serve(t *testing.T, n *bus.Bus, node string, held ...string) *holding {
+	t.Helper()
+	h := &holding{node: node, held: map[string]bool{}, commands: newRecorder[string](), controls: newRecorder[control]()}
+	for _, p := range held {
+		h.held[p] = true
+	}
+	stop, err := n.ServePanels(node, bus.PanelServer{
+		Command: func(panelID string, cmd bus.Command, reply func(bus.Reply)) bool {
+			h.commands.add(panelID + " " + cmd.Name)
+			if !h.held[panelID] {
+				return false
+			}
+			reply(bus.Reply{OK: true, Data: []byte(`"` + node + ` ran ` + cmd.Name + ` on ` + panelID + `"`)})
+			return true
 		},
-		Control: controls.add,
+		Control: func(panelID string, ctl bus.PanelControl) { h.controls.add(control{panelID, ctl}) },
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(stop)
+	h.stop = stop
+	return h
+}
+
+// A command goes to the node it is sent to, naming its panel, and only
+// there. A node that does not hold the panel says so at once, as does a
+// node subject nobody listens on, and a node that stopped serving.
+func TestPanels_CommandsGoToTheNamedNode(t *testing.T) {
+	a, b := twoNodes(t)
+	onA, onB := serve(t, a, "node-a", "panel-1"), serve(t, b, "node-b", "panel-1")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	r, err := b.RequestPanel(ctx, "panel-1", bus.Command{Name: "status.get", TimeoutMS: 1000})
-	if err != nil || !r.OK || string(r.Data) != `{"name":"status.get"}` {
-		t.Fatalf("reply %+v %v", r, err)
+
+	r, err := b.RequestPanel(ctx, "node-a", "panel-1", bus.Command{Name: "status.get", TimeoutMS: 1000})
+	if err != nil || !r.OK || string(r.Data) != `"node-a ran status.get on panel-1"` {
+		t.Fatalf("reply %+v %v, want node-a's answer for panel-1", r, err)
+	}
+	for _, to := range []struct{ node, panel string }{
+		{"node-a", "panel-2"},
+		{"node-nobody", "panel-1"},
+	} {
+		began := time.Now()
+		_, err := b.RequestPanel(ctx, to.node, to.panel, bus.Command{Name: "status.get", TimeoutMS: 1000})
+		if !errors.Is(err, bus.ErrNoResponders) || time.Since(began) > 2*time.Second {
+			t.Fatalf("a command for %s on %s: %v after %v, want ErrNoResponders at once", to.panel, to.node, err, time.Since(began))
+		}
+	}
+	if got := onB.commands.all(); len(got) != 0 {
+		t.Fatalf("node-b was handed commands sent to other nodes: %v", got)
 	}
 
-	must(t, a.PublishPanelControl("panel-1", bus.PanelControl{Op: bus.ControlKick}))
-	if got := controls.all(); len(got) != 1 || got[0].Op != bus.ControlKick {
-		t.Fatalf("a local control message was handed %+v, want it at once", got)
+	onA.stop()
+	if _, err := b.RequestPanel(ctx, "node-a", "panel-1", bus.Command{Name: "status.get"}); !errors.Is(err, bus.ErrNoResponders) {
+		t.Fatalf("a command to a node that stopped serving: %v, want ErrNoResponders", err)
 	}
+	for _, node := range []string{"", "node a", "node.*", "node..a", ">"} {
+		if _, err := a.ServePanels(node, bus.PanelServer{}); err == nil {
+			t.Errorf("node ID %q was accepted for a subject", node)
+		}
+		if _, err := b.RequestPanel(ctx, node, "panel-1", bus.Command{Name: "status.get"}); err == nil || errors.Is(err, bus.ErrNoResponders) {
+			t.Errorf("a command to node ID %q: %v, want it refused", node, err)
+		}
+	}
+}
+
+// A panel's control message reaches every node's server once, with the
+// panel it is for: this node's at once, the others over NATS.
+func TestPanels_ControlReachesEveryNodeOnce(t *testing.T) {
+	a, b := twoNodes(t)
+	onA, onB := serve(t, a, "node-a"), serve(t, b, "node-b")
 	at := time.Now().UTC().Truncate(time.Millisecond)
-	must(t, b.PublishPanelControl("panel-1", bus.PanelControl{Op: bus.ControlTakeover, LinkID: "link-2", ConnectedAt: at}))
-	if got := controls.waitFor(t, 2); got[1].LinkID != "link-2" || !got[1].ConnectedAt.Equal(at) {
-		t.Fatalf("the other node's control message arrived as %+v", got[1])
+	sent := []struct {
+		from *bus.Bus
+		to   *holding
+		ctl  control
+	}{
+		{a, onA, control{"panel-1", bus.PanelControl{Op: bus.ControlKick}}},
+		{b, onB, control{"panel-2", bus.PanelControl{Op: bus.ControlTakeover, LinkID: "link-2", ConnectedAt: at}}},
+		{a, onA, control{"panel-3", bus.PanelControl{Op: bus.ControlKick}}},
+		{b, onB, control{"panel-4", bus.PanelControl{Op: bus.ControlKick}}},
 	}
-
-	stop()
-	if _, err := b.RequestPanel(ctx, "panel-1", bus.Command{Name: "status.get"}); !errors.Is(err, bus.ErrNoResponders) {
-		t.Fatalf("a command to a panel nobody serves: %v, want ErrNoResponders", err)
+	same := func(x, y control) bool {
+		return x.PanelID == y.PanelID && x.Op == y.Op && x.LinkID == y.LinkID && x.ConnectedAt.Equal(y.ConnectedAt)
+	}
+	var want []control
+	for _, m := range sent {
+		must(t, m.from.PublishPanelControl(m.ctl.PanelID, m.ctl.PanelControl))
+		if !slices.ContainsFunc(m.to.controls.all(), func(c control) bool { return same(c, m.ctl) }) {
+			t.Fatalf("%s was not handed its own %s for %s before the publish returned", m.to.node, m.ctl.Op, m.ctl.PanelID)
+		}
+		// Once the server has the message, the other node's next one
+		// reaches this node after any echo of it would have.
+		must(t, m.from.Ping(context.Background()))
+		want = append(want, m.ctl)
+	}
+	for _, h := range []*holding{onA, onB} {
+		got := h.controls.waitFor(t, len(want))
+		slices.SortFunc(got, func(x, y control) int { return strings.Compare(x.PanelID, y.PanelID) })
+		if !slices.EqualFunc(got, want, same) {
+			t.Errorf("%s was handed %+v, want each message once: %+v", h.node, got, want)
+		}
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -18,51 +19,53 @@ import (
 	"github.com/panelsync/panelsync/models/dbtest"
 )
 
-// fakeBus is a bus between nodes held in memory: a control message
-// reaches the panel served here at once, as the real bus delivers this
-// node's own messages, and a request to another node answers as the test
-// says.
+// fakeBus is a bus between nodes held in memory, for one node: a control
+// message reaches the node's server at once, as the real bus delivers
+// this node's own messages, and a request to another node answers as the
+// test says.
 type fakeBus struct {
 	mu        sync.Mutex
-	served    map[string]bus.PanelServer
+	serving   *bus.PanelServer
 	available error
-	request   func(panelID string, cmd bus.Command) (bus.Reply, error)
+	request   func(nodeID, panelID string, cmd bus.Command) (bus.Reply, error)
 }
 
-func newFakeBus() *fakeBus { return &fakeBus{served: map[string]bus.PanelServer{}} }
+func newFakeBus() *fakeBus { return &fakeBus{} }
 
 func (f *fakeBus) Available(context.Context) error { return f.available }
 
-func (f *fakeBus) RequestPanel(_ context.Context, panelID string, cmd bus.Command) (bus.Reply, error) {
+func (f *fakeBus) RequestPanel(_ context.Context, nodeID, panelID string, cmd bus.Command) (bus.Reply, error) {
 	if f.request == nil {
 		return bus.Reply{}, bus.ErrNoResponders
 	}
-	return f.request(panelID, cmd)
+	return f.request(nodeID, panelID, cmd)
 }
 
 func (f *fakeBus) PublishPanelControl(panelID string, ctl bus.PanelControl) error {
-	if s, ok := f.server(panelID); ok {
-		s.Control(ctl)
+	if s, ok := f.server(); ok {
+		s.Control(panelID, ctl)
 	}
 	return nil
 }
 
-func (f *fakeBus) ServePanel(panelID string, s bus.PanelServer) (func(), error) {
+func (f *fakeBus) ServePanels(_ string, s bus.PanelServer) (func(), error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.served[panelID] = s
+	f.serving = &s
 	return func() {
 		f.mu.Lock()
 		defer f.mu.Unlock()
-		delete(f.served, panelID)
+		f.serving = nil
 	}, nil
 }
 
-func (f *fakeBus) server(panelID string) (bus.PanelServer, bool) {
+func (f *fakeBus) server() (bus.PanelServer, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	s, ok := f.served[panelID]
-	return s, ok
+	if f.serving == nil {
+		return bus.PanelServer{}, false
+	}
+	return *f.serving, true
 }
 
 // fakeSocket is a panel's socket: the test reads what the link writes
@@ -161,7 +164,10 @@ func fakeBusLink(t *testing.T) (*Link, *fakeBus, models.Panel) {
 		t.Fatal(err)
 	}
 	b := newFakeBus()
-	l := NewLink(LinkConfig{NodeID: "node-x", CommandTimeout: 5 * time.Second}, store, models.NewEventLog(store, discardPublisher{}), b)
+	l, err := NewLink(LinkConfig{NodeID: "node-x", CommandTimeout: 5 * time.Second}, store, models.NewEventLog(store, discardPublisher{}), b)
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
 		stop, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -190,12 +196,22 @@ func linkPanel(t *testing.T, l *Link, p models.Panel) (*fakeSocket, <-chan struc
 	return sock, done
 }
 
+// serveOverTheBus hands the link a command for the panel as the bus does
+// when another node sends one, and returns whether the link took it and
+// its reply, if it sends one.
+func serveOverTheBus(t *testing.T, b *fakeBus, panelID string, cmd bus.Command) (held bool, replied <-chan bus.Reply) {
+	t.Helper()
+	s, ok := b.server()
+	if !ok {
+		t.Fatal("the link does not serve its node's commands on the bus")
+	}
+	out := make(chan bus.Reply, 1)
+	return s.Command(panelID, cmd, func(r bus.Reply) { out <- r }), out
+}
+
 func TestLink_KickOverTheBus_ClosesThePanelsConnectionWith4003(t *testing.T) {
 	l, b, p := fakeBusLink(t)
 	sock, done := linkPanel(t, l, p)
-	if _, ok := b.server(p.ID); !ok {
-		t.Fatal("the linked panel is not served on the bus")
-	}
 
 	if err := l.Kick(p.ID); err != nil {
 		t.Fatal(err)
@@ -208,18 +224,19 @@ func TestLink_KickOverTheBus_ClosesThePanelsConnectionWith4003(t *testing.T) {
 	if got := sock.code(); got != closeRevoked {
 		t.Fatalf("closed with %d, want %d", got, closeRevoked)
 	}
-	if _, ok := b.server(p.ID); ok {
-		t.Fatal("the bus still serves a panel whose connection closed")
+	if held, _ := serveOverTheBus(t, b, p.ID, bus.Command{Name: CmdStatusGet, TimeoutMS: 1000}); held {
+		t.Fatal("the node still takes commands for a panel whose connection closed")
 	}
 }
 
 func TestLink_CommandFromAnotherNode_IsAnsweredWithThePanelsResult(t *testing.T) {
 	l, b, p := fakeBusLink(t)
 	sock, _ := linkPanel(t, l, p)
-	s, _ := b.server(p.ID)
 
-	replied := make(chan bus.Reply, 1)
-	s.Command(bus.Command{Name: CmdStatusGet, TimeoutMS: 5000}, func(r bus.Reply) { replied <- r })
+	held, replied := serveOverTheBus(t, b, p.ID, bus.Command{Name: CmdStatusGet, TimeoutMS: 5000})
+	if !held {
+		t.Fatal("the node refused a command for the panel it holds")
+	}
 	cmd := sock.nextFrame(t)
 	if cmd.Type != FrameCommand || cmd.Name != CmdStatusGet {
 		t.Fatalf("the panel was sent %+v, want the status.get command", cmd)
@@ -234,9 +251,22 @@ func TestLink_CommandFromAnotherNode_IsAnsweredWithThePanelsResult(t *testing.T)
 		t.Fatal("the other node got no reply")
 	}
 
-	s.Command(bus.Command{}, func(r bus.Reply) { replied <- r })
+	_, replied = serveOverTheBus(t, b, p.ID, bus.Command{})
 	if r := <-replied; r.OK || r.Error == nil || r.Error.Code != FailPanelError {
 		t.Fatalf("a malformed request was answered %+v, want a panel_error", r)
+	}
+	held, replied = serveOverTheBus(t, b, "a-panel-held-elsewhere", bus.Command{Name: CmdStatusGet, TimeoutMS: 5000})
+	if held || len(replied) != 0 {
+		t.Fatal("the node took a command for a panel it does not hold, instead of saying so")
+	}
+}
+
+// linkedElsewhere records the panel as linked to nodeID, as that node
+// does when the panel links to it.
+func linkedElsewhere(t *testing.T, l *Link, panelID, nodeID string) {
+	t.Helper()
+	if _, err := l.store.MarkPanelConnected(context.Background(), panelID, models.NewID(), nodeID, time.Now().UTC()); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -250,17 +280,18 @@ func TestLink_SendToAPanelOnAnotherNode_ReportsWhatTheBusSays(t *testing.T) {
 	}{
 		{"bus down", bus.ErrUnavailable, nil, bus.Reply{}, FailBusUnavailable},
 		{"bus dropped on the way", nil, fmt.Errorf("%w: connection lost", bus.ErrUnavailable), bus.Reply{}, FailBusUnavailable},
-		{"no node serves it", nil, bus.ErrNoResponders, bus.Reply{}, FailDisconnected},
+		{"the node does not serve it", nil, bus.ErrNoResponders, bus.Reply{}, FailDisconnected},
 		{"no answer in time", nil, context.DeadlineExceeded, bus.Reply{}, FailTimeout},
 		{"the panel refused", nil, nil, bus.Reply{Error: &bus.ReplyError{Code: FailBusy, Message: "busy"}}, FailBusy},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			l, b, p := fakeBusLink(t)
+			linkedElsewhere(t, l, p.ID, "node-y")
 			b.available = tc.available
-			b.request = func(panelID string, cmd bus.Command) (bus.Reply, error) {
-				if panelID != p.ID || cmd.Name != CmdStatusGet || cmd.TimeoutMS <= 0 {
-					t.Errorf("requested %s %+v", panelID, cmd)
+			b.request = func(nodeID, panelID string, cmd bus.Command) (bus.Reply, error) {
+				if nodeID != "node-y" || panelID != p.ID || cmd.Name != CmdStatusGet || cmd.TimeoutMS <= 0 {
+					t.Errorf("requested %s %s %+v, want status.get for the panel on node-y", nodeID, panelID, cmd)
 				}
 				return tc.reply, tc.requested
 			}
@@ -272,10 +303,79 @@ func TestLink_SendToAPanelOnAnotherNode_ReportsWhatTheBusSays(t *testing.T) {
 	}
 }
 
+// A panel the directory shows as not connected, or as connected to this
+// node which does not hold it (its link is closing), is reported
+// disconnected at once, without a trip over the bus.
+func TestLink_SendToAPanelNoNodeHolds_IsDisconnectedWithoutTheBus(t *testing.T) {
+	for name, recordedOn := range map[string]string{"not connected": "", "recorded on this node": "node-x"} {
+		t.Run(name, func(t *testing.T) {
+			l, b, p := fakeBusLink(t)
+			if recordedOn != "" {
+				linkedElsewhere(t, l, p.ID, recordedOn)
+			}
+			b.request = func(nodeID, _ string, _ bus.Command) (bus.Reply, error) {
+				t.Errorf("a command to a panel no node holds went over the bus to %s", nodeID)
+				return bus.Reply{}, bus.ErrNoResponders
+			}
+			_, err := l.Send(context.Background(), p.ID, CmdStatusGet, nil)
+			if f, ok := AsCommandFailure(err); !ok || f.Code != FailDisconnected {
+				t.Fatalf("Send failed with %v, want %s", err, FailDisconnected)
+			}
+		})
+	}
+}
+
+// A panel that left the node the directory named while the command was on
+// its way is followed, once, to the node it linked to since; a panel
+// still recorded where the command found nobody is not asked again.
+func TestLink_SendToAPanelThatMoved_FollowsItOnce(t *testing.T) {
+	cases := []struct {
+		name string
+		// movesTo is where the panel links while the first request is on
+		// its way; empty when it stays recorded on node-a.
+		movesTo   string
+		lastReply error
+		wantNodes []string
+		wantCode  string
+	}{
+		{"moved to node B", "node-b", nil, []string{"node-a", "node-b"}, ""},
+		{"moved to node B, gone from there too", "node-b", bus.ErrNoResponders, []string{"node-a", "node-b"}, FailDisconnected},
+		{"still recorded on node A", "", nil, []string{"node-a"}, FailDisconnected},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			l, b, p := fakeBusLink(t)
+			linkedElsewhere(t, l, p.ID, "node-a")
+			var asked []string
+			b.request = func(nodeID, _ string, _ bus.Command) (bus.Reply, error) {
+				asked = append(asked, nodeID)
+				if nodeID == "node-a" {
+					if tc.movesTo != "" {
+						linkedElsewhere(t, l, p.ID, tc.movesTo)
+					}
+					return bus.Reply{}, bus.ErrNoResponders
+				}
+				return bus.Reply{OK: true, Data: []byte(`{}`)}, tc.lastReply
+			}
+			_, err := l.Send(context.Background(), p.ID, CmdStatusGet, nil)
+			if !slices.Equal(asked, tc.wantNodes) {
+				t.Errorf("asked %v, want %v", asked, tc.wantNodes)
+			}
+			f, failed := AsCommandFailure(err)
+			switch {
+			case tc.wantCode == "" && err != nil:
+				t.Fatalf("Send to the panel where it moved: %v", err)
+			case tc.wantCode != "" && (!failed || f.Code != tc.wantCode):
+				t.Fatalf("Send failed with %v, want %s", err, tc.wantCode)
+			}
+		})
+	}
+}
+
 func TestLink_SendToAPanelHeldHere_NeverUsesTheBus(t *testing.T) {
 	l, b, p := fakeBusLink(t)
 	b.available = bus.ErrUnavailable
-	b.request = func(string, bus.Command) (bus.Reply, error) {
+	b.request = func(string, string, bus.Command) (bus.Reply, error) {
 		t.Error("a command to a panel held here went over the bus")
 		return bus.Reply{}, bus.ErrUnavailable
 	}

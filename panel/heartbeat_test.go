@@ -138,8 +138,11 @@ func TestHeartbeat_AfterADatabaseOutage_PeersAreNotBlamedButADeadNodeIs(t *testi
 				db := dbtest.Open(t, b)
 				outage := dbtest.InjectOutage(t, db)
 				nodeStore := models.NewStore(db)
-				l := NewLink(LinkConfig{NodeID: id, Heartbeat: 50 * time.Millisecond, NodeLostAfter: lostAfter},
-					nodeStore, models.NewEventLog(nodeStore, discardPublisher{}), nil)
+				l, err := NewLink(LinkConfig{NodeID: id, Heartbeat: 50 * time.Millisecond, NodeLostAfter: lostAfter},
+					nodeStore, models.NewEventLog(nodeStore, discardPublisher{}), newFakeBus())
+				if err != nil {
+					t.Fatal(err)
+				}
 				t.Cleanup(func() {
 					stop, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 					defer cancel()

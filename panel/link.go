@@ -128,16 +128,17 @@ type Bus interface {
 	// Available returns nil when the bus can be used now or after a short
 	// reconnection, and bus.ErrUnavailable when it cannot.
 	Available(ctx context.Context) error
-	// RequestPanel sends a command to the node serving the panel and
-	// waits for its reply until ctx ends: bus.ErrNoResponders when no node
-	// serves it, bus.ErrUnavailable when the bus dropped.
-	RequestPanel(ctx context.Context, panelID string, cmd bus.Command) (bus.Reply, error)
-	// PublishPanelControl tells the node serving the panel, this one
-	// included, to let go of it.
+	// RequestPanel sends a command for the panel to the node nodeID and
+	// waits for its reply until ctx ends: bus.ErrNoResponders when that
+	// node does not hold the panel or is gone, bus.ErrUnavailable when the
+	// bus dropped.
+	RequestPanel(ctx context.Context, nodeID, panelID string, cmd bus.Command) (bus.Reply, error)
+	// PublishPanelControl tells every node, this one included, to let go
+	// of the panel; the one holding it does.
 	PublishPanelControl(panelID string, ctl bus.PanelControl) error
-	// ServePanel makes this node the one that serves the panel, until
-	// stop is called.
-	ServePanel(panelID string, s bus.PanelServer) (stop func(), err error)
+	// ServePanels hands s the commands sent to node nodeID and every
+	// node's panel control messages, until stop is called.
+	ServePanels(nodeID string, s bus.PanelServer) (stop func(), err error)
 }
 
 // Link holds this node's panel connections and routes commands to
@@ -149,13 +150,14 @@ type Link struct {
 	bus    Bus
 	log    *slog.Logger
 
-	mu    sync.Mutex
-	conns map[string]*deviceConn
-	// served holds, by panel, what stops this node serving it on the bus.
-	served  map[string]func()
+	mu      sync.Mutex
+	conns   map[string]*deviceConn
 	handler Handler
 	closed  bool
 	serving sync.WaitGroup
+	// stopServing ends this node's one subscription to the commands for
+	// the panels it holds and to the panels' control messages.
+	stopServing func()
 	// dispatch waits for the heartbeat, which stopBus ends.
 	dispatch  sync.WaitGroup
 	stopBus   chan struct{}
@@ -177,8 +179,9 @@ type panelIdentity struct {
 	Serial     string
 }
 
-// NewLink builds the link and starts its heartbeat.
-func NewLink(cfg LinkConfig, store *models.Store, events *models.EventLog, b Bus) *Link {
+// NewLink builds the link, serves this node's panels on the bus and starts
+// its heartbeat.
+func NewLink(cfg LinkConfig, store *models.Store, events *models.EventLog, b Bus) (*Link, error) {
 	cfg.setDefaults()
 	l := &Link{
 		cfg:     cfg,
@@ -187,13 +190,17 @@ func NewLink(cfg LinkConfig, store *models.Store, events *models.EventLog, b Bus
 		bus:     b,
 		log:     cfg.Logger,
 		conns:   map[string]*deviceConn{},
-		served:  map[string]func(){},
 		stopBus: make(chan struct{}),
 		admit:   newAdmission(cfg.AdmitRate, cfg.AdmitBurst),
 	}
+	stop, err := b.ServePanels(cfg.NodeID, bus.PanelServer{Command: l.serveCommand, Control: l.control})
+	if err != nil {
+		return nil, fmt.Errorf("serve this node's panels on the bus: %w", err)
+	}
+	l.stopServing = stop
 	l.dispatch.Add(1)
 	go l.heartbeatLoop()
-	return l
+	return l, nil
 }
 
 // SetHandler registers who hears of connections, check-ins and keypad
@@ -454,7 +461,10 @@ func truncate(s string, n int) string {
 }
 
 // register makes c the panel's connection on this node, replacing and
-// closing an older one, and serves the panel on the bus.
+// closing an older one. The panel needs nothing of its own on the bus:
+// commands for it reach this node's one subscription once the panels
+// table names this node, and its control messages reach every node. It
+// cannot fail now; the error is kept for Serve, which handles one.
 func (l *Link) register(c *deviceConn) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -462,34 +472,17 @@ func (l *Link) register(c *deviceConn) error {
 		old.shutdown(closeReplaced, "replaced by a newer connection")
 	}
 	l.conns[c.panelID] = c
-	if _, ok := l.served[c.panelID]; ok {
-		return nil
-	}
-	panelID := c.panelID
-	stop, err := l.bus.ServePanel(panelID, bus.PanelServer{
-		Command: func(cmd bus.Command, reply func(bus.Reply)) { l.serveCommand(panelID, cmd, reply) },
-		Control: func(ctl bus.PanelControl) { l.control(panelID, ctl) },
-	})
-	if err != nil {
-		delete(l.conns, panelID)
-		return err
-	}
-	l.served[panelID] = stop
 	return nil
 }
 
-// unregister drops c if it is still the panel's connection here, and
-// stops serving the panel on the bus.
+// unregister drops c if it is still the panel's connection here: a
+// command for the panel that reaches this node from then on is answered
+// as not served.
 func (l *Link) unregister(c *deviceConn) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.conns[c.panelID] != c {
-		return
-	}
-	delete(l.conns, c.panelID)
-	if stop, ok := l.served[c.panelID]; ok {
-		stop()
-		delete(l.served, c.panelID)
+	if l.conns[c.panelID] == c {
+		delete(l.conns, c.panelID)
 	}
 }
 
@@ -503,27 +496,30 @@ func (l *Link) conn(panelID string) *deviceConn {
 func (l *Link) ConnectedHere(panelID string) bool { return l.conn(panelID) != nil }
 
 // serveCommand runs a command that came over the bus on the panel's
-// connection here.
-func (l *Link) serveCommand(panelID string, cmd bus.Command, reply func(bus.Reply)) {
+// connection here. It reports false when this node does not hold the
+// panel, which the sender then looks for again.
+func (l *Link) serveCommand(panelID string, cmd bus.Command, reply func(bus.Reply)) (held bool) {
 	respond := func(r busReply) { reply(toBusReply(r)) }
 	c := l.conn(panelID)
 	if c == nil {
-		respond(failReply(FailDisconnected, "the panel is not connected"))
-		return
+		return false
 	}
 	if cmd.Name == "" {
 		respond(failReply(FailPanelError, "malformed command request"))
-		return
+		return true
 	}
 	timeout := time.Duration(cmd.TimeoutMS) * time.Millisecond
 	if timeout <= 0 || timeout > 10*time.Minute {
 		timeout = l.cfg.CommandTimeout
 	}
 	c.submit(cmd.Name, cmd.Args, timeout, respond)
+	return true
 }
 
 // control lets go of the panel's connection here when another node's
-// newer connection took it over or its credential was revoked.
+// newer connection took it over or its credential was revoked. Every
+// node hears every panel's control messages; one for a panel not held
+// here is nothing to do.
 func (l *Link) control(panelID string, ctl bus.PanelControl) {
 	c := l.conn(panelID)
 	if c == nil {
@@ -555,6 +551,14 @@ func (l *Link) send(ctx context.Context, panelID, name string, args any) (json.R
 	if c := l.conn(panelID); c != nil {
 		return l.sendHere(ctx, c, name, rawArgs, timeout)
 	}
+	nodeID, err := l.route(ctx, panelID)
+	if err != nil {
+		// The panel may have linked here since it was looked for.
+		if c := l.conn(panelID); c != nil {
+			return l.sendHere(ctx, c, name, rawArgs, timeout)
+		}
+		return nil, err
+	}
 	// A request made while the bus is down would wait in the client's
 	// reconnect buffer until the command's deadline, and could reach the
 	// panel long after its caller gave up.
@@ -576,7 +580,15 @@ func (l *Link) send(ctx context.Context, panelID, name string, args any) (json.R
 		}
 	})
 	defer stop()
-	r, err := l.bus.RequestPanel(rctx, panelID, bus.Command{Name: name, Args: rawArgs, TimeoutMS: timeout.Milliseconds()})
+	cmd := bus.Command{Name: name, Args: rawArgs, TimeoutMS: timeout.Milliseconds()}
+	r, err := l.bus.RequestPanel(rctx, nodeID, panelID, cmd)
+	if errors.Is(err, bus.ErrNoResponders) && l.conn(panelID) == nil {
+		// The node died or the panel left it; a panel that linked to
+		// another node since is followed there, once.
+		if next, routeErr := l.route(ctx, panelID); routeErr == nil && next != nodeID {
+			r, err = l.bus.RequestPanel(rctx, next, panelID, cmd)
+		}
+	}
 	switch {
 	case err != nil && errors.Is(ctx.Err(), context.Canceled):
 		return nil, ctx.Err()
@@ -595,6 +607,21 @@ func (l *Link) send(ctx context.Context, panelID, name string, args any) (json.R
 		return nil, fmt.Errorf("send %s over the bus: %w", name, err)
 	}
 	return answer(fromBusReply(r))
+}
+
+// route returns the node that the panels table names as holding the
+// panel's connection, or a panel_disconnected failure when none does. A
+// panel recorded on this node that this node does not hold has just gone:
+// its link is closing.
+func (l *Link) route(ctx context.Context, panelID string) (nodeID string, err error) {
+	nodeID, connected, err := l.store.PanelRoute(ctx, panelID)
+	switch {
+	case err != nil && models.ErrorCode(err) != models.CodeNotFound:
+		return "", fmt.Errorf("find the server the panel is connected to: %w", err)
+	case err != nil, !connected, nodeID == l.cfg.NodeID:
+		return "", failure(FailDisconnected, "the panel is not connected")
+	}
+	return nodeID, nil
 }
 
 // sendHere runs a command on a panel connected to this node without the
@@ -626,11 +653,12 @@ func answer(r busReply) (json.RawMessage, error) {
 	return r.Data, nil
 }
 
-// unanswered explains a command nobody on the bus took. Usually no node
-// holds the panel. But a node whose connection to the bus is coming back
-// has not yet subscribed again: when the panel is recorded as connected to
-// a node that is alive, the bus is at fault, not the panel, and the
-// caller should try again rather than report the panel offline.
+// unanswered explains a command that the node named as holding the panel
+// did not take. Usually that node let go of the panel, or died with it.
+// But a node whose connection to the bus is coming back has not yet
+// subscribed again: when the panel is recorded as connected to a node
+// that is alive, the bus is at fault, not the panel, and the caller should
+// try again rather than report the panel offline.
 func (l *Link) unanswered(ctx context.Context, panelID string) error {
 	// This node knows what it holds: a panel recorded here that it does
 	// not hold has just gone.
@@ -646,7 +674,8 @@ func busUnavailable() *CommandFailure {
 }
 
 // Kick tells whichever node holds the panel to drop its connection, as
-// when its credential is revoked.
+// when its credential is revoked. It goes to every node, with no look-up
+// of the node that holds the panel: kicks are rare.
 func (l *Link) Kick(panelID string) error {
 	return l.bus.PublishPanelControl(panelID, bus.PanelControl{Op: bus.ControlKick})
 }
@@ -678,6 +707,7 @@ func (l *Link) close(ctx context.Context) {
 	case <-ctx.Done():
 		l.log.Warn("panel connections still closing at shutdown deadline")
 	}
+	l.stopServing()
 	close(l.stopBus)
 	l.dispatch.Wait()
 	// A node that stops cleanly has closed its links and marked its panels;
