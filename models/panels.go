@@ -15,16 +15,23 @@ func (s *Store) PanelByID(ctx context.Context, id string) (Panel, error) {
 	return p, nil
 }
 
+// PanelHolder is how a panel's link stood: its connection state and, while
+// connected, the node holding it ("" while it links again).
+type PanelHolder struct {
+	Connection PanelConnection
+	NodeID     string
+}
+
 // MarkPanelConnected records that connection linkID on node nodeID now
-// holds the panel, and returns the connection state it had before.
-func (s *Store) MarkPanelConnected(ctx context.Context, panelID, linkID, nodeID string, now time.Time) (PanelConnection, error) {
-	var before PanelConnection
+// holds the panel, and returns how its link stood before.
+func (s *Store) MarkPanelConnected(ctx context.Context, panelID, linkID, nodeID string, now time.Time) (PanelHolder, error) {
+	var before PanelHolder
 	err := s.Tx(ctx, func(ctx context.Context) error {
 		var p Panel
-		if err := lockForUpdate(s.conn(ctx)).Select("id", "connection").Where("id = ?", panelID).Take(&p).Error; err != nil {
+		if err := lockForUpdate(s.conn(ctx)).Select("id", "connection", "node_id").Where("id = ?", panelID).Take(&p).Error; err != nil {
 			return notFound(err, "panel")
 		}
-		before = p.Connection
+		before = PanelHolder{Connection: p.Connection, NodeID: p.NodeID}
 		return s.conn(ctx).Model(&Panel{}).Where("id = ?", panelID).Updates(map[string]any{
 			"connection":   PanelConnected,
 			"link_id":      linkID,

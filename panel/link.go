@@ -298,11 +298,18 @@ func (l *Link) open(ctx context.Context, c *deviceConn) bool {
 		l.log.Error("register panel connection", "panel_serial", c.serial, "link_id", c.linkID, "error", err.Error())
 		return false
 	}
-	if err := l.recordConnected(ctx, c, c.began); err != nil {
+	before, err := l.recordConnected(ctx, c, c.began)
+	if err != nil {
 		l.log.Error("record panel connected", "panel_serial", c.serial, "link_id", c.linkID, "error", err.Error())
 	}
-	// Tell other nodes a newer connection now holds this panel.
-	_ = l.bus.PublishPanelControl(c.panelID, bus.PanelControl{Op: bus.ControlTakeover, LinkID: c.linkID, ConnectedAt: c.began})
+	// Another node recorded as holding the panel (a link it has not yet
+	// seen die) is told that a newer connection holds it now. A panel that
+	// was disconnected, or is linking again after its node stopped, was
+	// held by nobody, so a fleet relinking sends nothing over the bus; and
+	// when the record could not be read, every node is told to be safe.
+	if err != nil || (before.Connection == models.PanelConnected && before.NodeID != "" && before.NodeID != l.cfg.NodeID) {
+		_ = l.bus.PublishPanelControl(c.panelID, bus.PanelControl{Op: bus.ControlTakeover, LinkID: c.linkID, ConnectedAt: c.began})
+	}
 
 	now := time.Now().UTC()
 	hello, _ := json.Marshal(Frame{Type: FrameHello, ServerTime: &now, CheckinIntervalS: int(l.cfg.CheckinInterval / time.Second)})
