@@ -50,6 +50,10 @@ type deviceConn struct {
 	locationID string
 	serial     string
 	sock       Socket
+	// statusDigest is statusDigest of the status stored for the panel, or
+	// 0 while not known. Only the read loop, which handles check-ins and
+	// panel events, uses it.
+	statusDigest uint64
 
 	// out carries frames to the writer goroutine. It is bounded; a panel
 	// that stops reading is closed rather than buffered without end.

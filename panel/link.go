@@ -140,6 +140,8 @@ type Link struct {
 
 	// fair tells the heartbeat when this node may judge its peers.
 	fair models.FairWait
+	// seen writes when panels were last heard from, in batches.
+	seen *lastSeen
 }
 
 // panelIdentity is what the link knows of an authenticated panel.
@@ -162,6 +164,7 @@ func NewLink(cfg LinkConfig, store *models.Store, events *models.EventLog, b Bus
 		conns:   map[string]*deviceConn{},
 		served:  map[string]func(){},
 		stopBus: make(chan struct{}),
+		seen:    startLastSeen(store, cfg.Logger, lastSeenEvery, lastSeenBatch),
 	}
 	l.dispatch.Add(1)
 	go l.heartbeatLoop()
@@ -639,6 +642,7 @@ func (l *Link) close(ctx context.Context) {
 	}
 	close(l.stopBus)
 	l.dispatch.Wait()
+	l.seen.close(ctx)
 	// A node that stops cleanly has closed its links and marked its panels;
 	// it leaves the nodes table so that nobody waits for its heartbeat.
 	forget, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
