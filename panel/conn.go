@@ -63,6 +63,10 @@ type deviceConn struct {
 	locationID string
 	serial     string
 	sock       Socket
+	// statusDigest is statusDigest of the status stored for the panel, or
+	// 0 while not known. Only the read loop, which handles check-ins and
+	// panel events, uses it.
+	statusDigest uint64
 
 	// closing is closed once, when the connection starts to shut down.
 	closing   chan struct{}

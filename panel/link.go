@@ -169,6 +169,8 @@ type Link struct {
 	// draining is set once the node stops taking panel links.
 	draining atomic.Bool
 	admit    admission
+	// seen writes when panels were last heard from, in batches.
+	seen *lastSeen
 }
 
 // panelIdentity is what the link knows of an authenticated panel.
@@ -192,6 +194,7 @@ func NewLink(cfg LinkConfig, store *models.Store, events *models.EventLog, b Bus
 		conns:   map[string]*deviceConn{},
 		stopBus: make(chan struct{}),
 		admit:   newAdmission(cfg.AdmitRate, cfg.AdmitBurst),
+		seen:    startLastSeen(store, cfg.Logger, lastSeenEvery, lastSeenBatch),
 	}
 	stop, err := b.ServePanels(cfg.NodeID, bus.PanelServer{Command: l.serveCommand, Control: l.control})
 	if err != nil {
@@ -717,6 +720,7 @@ func (l *Link) close(ctx context.Context) {
 	l.stopServing()
 	close(l.stopBus)
 	l.dispatch.Wait()
+	l.seen.close(ctx)
 	// A node that stops cleanly has closed its links and marked its panels;
 	// it leaves the nodes table so that nobody waits for its heartbeat.
 	forget, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)

@@ -8,7 +8,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Metrics measures the panel commands this node sends and its heartbeat.
+// Metrics measures the panel commands this node sends, the check-ins it
+// takes and its heartbeat.
 // A nil *Metrics measures nothing, so a link built without one (in tests)
 // works the same.
 type Metrics struct {
@@ -20,6 +21,10 @@ type Metrics struct {
 	beatsError prometheus.Counter
 	// linksRefused counts the panel links refused to bound the rate.
 	linksRefused prometheus.Counter
+	// checkinsChanged and checkinsUnchanged count check-ins by whether
+	// they reported a status other than the one stored.
+	checkinsChanged   prometheus.Counter
+	checkinsUnchanged prometheus.Counter
 }
 
 type commandSeries struct {
@@ -38,6 +43,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Name: "panelsync_panel_command_timeouts_total",
 		Help: "Commands sent to a panel that it did not answer in time, by command.",
 	}, []string{"command"})
+	checkins := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "panelsync_panel_checkins_total",
+		Help: "Check-ins this node recorded, by result: changed (a new status, written with an Event Log entry) or unchanged (only the time last seen, written in a batch).",
+	}, []string{"result"})
 	m := &Metrics{
 		commands: map[string]commandSeries{},
 		beats: prometheus.NewCounter(prometheus.CounterOpts{
@@ -48,6 +57,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "panelsync_node_heartbeat_failures_total",
 			Help: "Heartbeats this node could not record (the database did not take the write).",
 		}),
+		checkinsChanged:   checkins.WithLabelValues("changed"),
+		checkinsUnchanged: checkins.WithLabelValues("unchanged"),
 	}
 	series := func(name string) commandSeries {
 		return commandSeries{duration: duration.WithLabelValues(name), timeouts: timeouts.WithLabelValues(name)}
@@ -60,7 +71,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Name: "panelsync_panel_links_refused_total",
 		Help: "Panel links this node answered 503 with Retry-After because they arrived faster than it takes them.",
 	})
-	reg.MustRegister(duration, timeouts, m.beats, m.beatsError, m.linksRefused)
+	reg.MustRegister(duration, timeouts, checkins, m.beats, m.beatsError, m.linksRefused)
 	return m
 }
 
@@ -104,6 +115,17 @@ func (m *Metrics) heartbeat(err error) {
 		m.beatsError.Inc()
 	default:
 		m.beats.Inc()
+	}
+}
+
+// checkin counts one check-in recorded, by whether its status changed.
+func (m *Metrics) checkin(changed bool) {
+	switch {
+	case m == nil:
+	case changed:
+		m.checkinsChanged.Inc()
+	default:
+		m.checkinsUnchanged.Inc()
 	}
 }
 

@@ -1,9 +1,12 @@
 package panel
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
+	"slices"
 	"strings"
 	"time"
 
@@ -50,14 +53,50 @@ func (l *Link) recordDisconnected(ctx context.Context, c *deviceConn) error {
 	})
 }
 
+// recordCheckin records a check-in. Most report the status already stored
+// and say only that the panel is alive: those write no status and no Event
+// Log entry, and their time waits in the link's last-seen batch.
+// The connection keeps a digest of the status stored, so that telling
+// them apart costs no read.
 func (l *Link) recordCheckin(ctx context.Context, c *deviceConn, st Status) error {
 	now := time.Now().UTC()
+	if c.statusDigest == 0 {
+		stored, err := l.storedStatusDigest(ctx, c.panelID)
+		if err != nil {
+			return err
+		}
+		c.statusDigest = stored
+	}
+	digest := statusDigest(st)
+	changed := digest != c.statusDigest
+	if changed {
+		if err := l.recordNewStatus(ctx, c, st, now); err != nil {
+			return err
+		}
+		c.statusDigest = digest
+	} else {
+		l.seen.mark(c.panelID, now)
+	}
+	l.cfg.Metrics.checkin(changed)
+	return l.tellHandler(ctx, c, func(h Handler, ctx context.Context, p models.Panel) {
+		// The handler hears of the panel as stored once this check-in is:
+		// the time of a quiet one may still be waiting in the batch.
+		if p.LastSeenAt == nil || p.LastSeenAt.Before(now) {
+			p.LastSeenAt = &now
+		}
+		h.PanelCheckedIn(ctx, p)
+	})
+}
+
+// recordNewStatus stores a check-in's status, which differs from the one
+// stored, with its Event Log entry.
+func (l *Link) recordNewStatus(ctx context.Context, c *deviceConn, st Status, now time.Time) error {
 	raw, err := json.Marshal(st)
 	if err != nil {
 		return err
 	}
 	armed := st.ArmedState()
-	err = l.store.Tx(ctx, func(ctx context.Context) error {
+	return l.store.Tx(ctx, func(ctx context.Context) error {
 		if err := l.store.RecordPanelStatus(ctx, c.panelID, string(raw), armed, now); err != nil {
 			return err
 		}
@@ -68,10 +107,43 @@ func (l *Link) recordCheckin(ctx context.Context, c *deviceConn, st Status) erro
 		})
 		return err
 	})
-	if err != nil {
-		return err
+}
+
+// storedStatusDigest returns the digest of the panel's stored status, or 0
+// when none is stored or it cannot be read, so that the next check-in is
+// written.
+func (l *Link) storedStatusDigest(ctx context.Context, panelID string) (uint64, error) {
+	p, err := l.store.PanelByID(ctx, panelID)
+	if err != nil || p.StatusJSON == "" {
+		return 0, err
 	}
-	return l.tellHandler(ctx, c, Handler.PanelCheckedIn)
+	var st Status
+	if json.Unmarshal([]byte(p.StatusJSON), &st) != nil {
+		return 0, nil
+	}
+	return statusDigest(st), nil
+}
+
+// statusDigest returns a digest that two statuses share when they report
+// the same state: the partitions' arm states, zone faults, troubles, AC
+// power and battery. The order in which a panel lists them does not count.
+// It is never 0, which stands for a status not known.
+func statusDigest(st Status) uint64 {
+	canonical := Status{
+		Partitions: slices.Clone(st.Partitions),
+		ZoneFaults: slices.Clone(st.ZoneFaults),
+		Troubles:   slices.Clone(st.Troubles),
+		ACPower:    st.ACPower,
+		Battery:    st.Battery,
+	}
+	canonical.Normalize()
+	slices.SortStableFunc(canonical.Partitions, func(a, b PartitionStatus) int { return cmp.Compare(a.Number, b.Number) })
+	slices.Sort(canonical.ZoneFaults)
+	slices.Sort(canonical.Troubles)
+	raw, _ := json.Marshal(canonical)
+	h := fnv.New64a()
+	_, _ = h.Write(raw)
+	return max(h.Sum64(), 1)
 }
 
 // tellHandler passes the panel, as stored now, to one of the handler's
@@ -111,9 +183,12 @@ func (l *Link) recordPanelEvent(ctx context.Context, c *deviceConn, e PanelEvent
 	case EventTrouble:
 		ev.Severity = models.SeverityWarning
 	}
+	var stored Status
+	armChange := e.Kind == EventArmed || e.Kind == EventDisarmed
 	err := l.store.Tx(ctx, func(ctx context.Context) error {
-		if e.Kind == EventArmed || e.Kind == EventDisarmed {
-			if err := l.applyArmChange(ctx, c.panelID, e, now); err != nil {
+		if armChange {
+			var err error
+			if stored, err = l.applyArmChange(ctx, c.panelID, e, now); err != nil {
 				return err
 			}
 		} else if err := l.store.TouchPanel(ctx, c.panelID, now); err != nil {
@@ -122,18 +197,25 @@ func (l *Link) recordPanelEvent(ctx context.Context, c *deviceConn, e PanelEvent
 		_, err := l.events.Append(ctx, ev)
 		return err
 	})
-	if err != nil || e.Kind != EventUserChanged {
+	if err != nil {
 		return err
+	}
+	if armChange {
+		// The next check-in that reports this arm state has nothing new.
+		c.statusDigest = statusDigest(stored)
+	}
+	if e.Kind != EventUserChanged {
+		return nil
 	}
 	return l.tellHandler(ctx, c, Handler.PanelUsersChanged)
 }
 
 // applyArmChange updates the stored status's partitions and the location's
-// summary arm state.
-func (l *Link) applyArmChange(ctx context.Context, panelID string, e PanelEvent, now time.Time) error {
+// summary arm state, and returns the status it stored.
+func (l *Link) applyArmChange(ctx context.Context, panelID string, e PanelEvent, now time.Time) (Status, error) {
 	p, err := l.store.PanelByID(ctx, panelID)
 	if err != nil {
-		return err
+		return Status{}, err
 	}
 	var st Status
 	if p.StatusJSON != "" {
@@ -156,7 +238,7 @@ func (l *Link) applyArmChange(ctx context.Context, panelID string, e PanelEvent,
 		st.Partitions = append(st.Partitions, PartitionStatus{Number: number, ArmedState: state})
 	}
 	raw, _ := json.Marshal(st)
-	return l.store.RecordPanelStatus(ctx, panelID, string(raw), st.ArmedState(), now)
+	return st, l.store.RecordPanelStatus(ctx, panelID, string(raw), st.ArmedState(), now)
 }
 
 // describePanelEvent words a panel event for the Event Log with what the
