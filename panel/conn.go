@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/panelsync/panelsync/wsframe"
@@ -64,9 +65,10 @@ type deviceConn struct {
 	serial     string
 	sock       Socket
 	// statusDigest is statusDigest of the status stored for the panel, or
-	// 0 while not known. Only the read loop, which handles check-ins and
-	// panel events, uses it.
-	statusDigest uint64
+	// 0 while not known. The read loop, which handles check-ins and panel
+	// events, keeps it; a status.get sent to the panel clears it, since
+	// whoever asked stores the answer.
+	statusDigest atomic.Uint64
 
 	// closing is closed once, when the connection starts to shut down.
 	closing   chan struct{}
@@ -260,6 +262,9 @@ func (c *deviceConn) submit(name string, args json.RawMessage, timeout time.Dura
 		c.mu.Unlock()
 		reply(failReply(FailBusy, "the panel has too many commands waiting"))
 		return
+	}
+	if name == CmdStatusGet {
+		c.statusDigest.Store(0)
 	}
 	c.seq++
 	id := c.linkID[:8] + "-" + strconv.FormatUint(c.seq, 10)

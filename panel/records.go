@@ -60,20 +60,22 @@ func (l *Link) recordDisconnected(ctx context.Context, c *deviceConn) error {
 // them apart costs no read.
 func (l *Link) recordCheckin(ctx context.Context, c *deviceConn, st Status) error {
 	now := time.Now().UTC()
-	if c.statusDigest == 0 {
+	known := c.statusDigest.Load()
+	if known == 0 {
 		stored, err := l.storedStatusDigest(ctx, c.panelID)
 		if err != nil {
 			return err
 		}
-		c.statusDigest = stored
+		known = stored
+		c.statusDigest.Store(stored)
 	}
 	digest := statusDigest(st)
-	changed := digest != c.statusDigest
+	changed := digest != known
 	if changed {
 		if err := l.recordNewStatus(ctx, c, st, now); err != nil {
 			return err
 		}
-		c.statusDigest = digest
+		c.statusDigest.Store(digest)
 	} else {
 		l.seen.mark(c.panelID, now)
 	}
@@ -202,7 +204,7 @@ func (l *Link) recordPanelEvent(ctx context.Context, c *deviceConn, e PanelEvent
 	}
 	if armChange {
 		// The next check-in that reports this arm state has nothing new.
-		c.statusDigest = statusDigest(stored)
+		c.statusDigest.Store(statusDigest(stored))
 	}
 	if e.Kind != EventUserChanged {
 		return nil

@@ -1,0 +1,81 @@
+package panel
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/panelsync/panelsync/models"
+)
+
+// checkinEvents counts the panel.checkin events of the panel's location.
+func checkinEvents(t *testing.T, l *Link, p models.Panel) int64 {
+	t.Helper()
+	var n int64
+	err := l.store.DB().Model(&models.Event{}).Where("location_id = ? AND type = ?", p.LocationID, models.EventPanelCheckin).Count(&n).Error
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// waitCheckinEvents waits until the location has want panel.checkin
+// events, and fails if it gets more.
+func waitCheckinEvents(t *testing.T, l *Link, p models.Panel, want int64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got := checkinEvents(t, l, p)
+		if got > want {
+			t.Fatalf("%d panel.checkin events, want %d", got, want)
+		}
+		if got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d panel.checkin events after 10s, want %d", got, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A status that a REFRESH read from the panel and stored is what the next
+// check-in is compared with, not the last status the panel checked in
+// with: a panel that was armed at the refresh and disarmed again by the
+// time it checks in has its disarmed status recorded.
+func TestCheckin_AfterARefreshStoredAnotherStatus_IsComparedWithWhatIsStored(t *testing.T) {
+	l, _, p := fakeBusLink(t)
+	sock, _ := linkPanel(t, l, p)
+	disarmed := `{"type":"checkin","status":{"partitions":[{"number":1,"armed_state":"disarmed","ready":true}],"ac_power":true,"battery":"ok"}}`
+	sock.read <- []byte(disarmed)
+	waitCheckinEvents(t, l, p, 1)
+
+	// A REFRESH asks the panel for its status and stores the answer.
+	answered := make(chan error, 1)
+	go func() {
+		_, err := l.Send(context.Background(), p.ID, CmdStatusGet, nil)
+		answered <- err
+	}()
+	cmd := sock.nextFrame(t)
+	sock.read <- fmt.Appendf(nil, `{"type":"result","id":%q,"ok":true,"data":{}}`, cmd.ID)
+	if err := <-answered; err != nil {
+		t.Fatal(err)
+	}
+	armed := `{"partitions":[{"number":1,"armed_state":"armed_away","ready":true}],"ac_power":true,"battery":"ok"}`
+	if err := l.store.RecordPanelStatus(context.Background(), p.ID, armed, ArmAway, time.Now().UTC()); err != nil {
+		t.Fatal(err)
+	}
+
+	// The panel checks in disarmed again: that differs from what is
+	// stored, so it is recorded.
+	sock.read <- []byte(disarmed)
+	waitCheckinEvents(t, l, p, 2)
+	stored, err := l.store.PanelByID(context.Background(), p.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stored.ArmedState != ArmDisarmed {
+		t.Fatalf("stored arm state %q after the check-in, want disarmed", stored.ArmedState)
+	}
+}
