@@ -50,11 +50,12 @@ const (
 	// retryAfterMinJitter is the least spread added to a Retry-After, so
 	// that panels told the same whole second do not return in one burst.
 	retryAfterMinJitter = 500 * time.Millisecond
-	// droppedLinkWindow is how soon after hello a close by the server
-	// (other than a drain, a replacement or a revocation) counts as a
-	// dropped link rather than a link that lived and ended.
-	droppedLinkWindow = 5 * time.Second
 )
+
+// DroppedLinkWindow is how soon after hello a close by the server (other
+// than a drain, a replacement or a revocation) counts as a dropped link
+// rather than a link that lived and ended.
+const DroppedLinkWindow = 5 * time.Second
 
 // Close codes the server ends a link with that the panel treats apart.
 const (
@@ -233,7 +234,7 @@ func (e linkEnd) dropped() bool {
 			return false
 		}
 	}
-	return e.endedAt.Sub(e.helloAt) < droppedLinkWindow
+	return e.endedAt.Sub(e.helloAt) < DroppedLinkWindow
 }
 
 // drainDelay reports whether err is the server's CloseDraining close and,

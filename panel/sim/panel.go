@@ -130,8 +130,9 @@ func (s Stats) Answered() int64 {
 	return n
 }
 
-// add sums o into s, for fleet totals.
-func (s *Stats) add(o Stats) {
+// Add sums o into s, for the totals of a fleet, or of fleets run by
+// several processes.
+func (s *Stats) Add(o Stats) {
 	s.Connects += o.Connects
 	s.Disconnects += o.Disconnects
 	s.DrainCloses += o.DrainCloses
