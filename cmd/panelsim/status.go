@@ -40,6 +40,9 @@ func (r *reporter) report(prefix string) {
 	}
 	line += fmt.Sprintf(" | commands %d (%.1f/s), errors %d, unanswered %d, users refused %d | connects %d, disconnects %d | check-ins %d, events %d",
 		answered, rate, st.CommandErrors, st.Ignored, st.UsersRefused, st.Connects, st.Disconnects, st.Checkins, st.Events)
+	if st.DrainCloses > 0 || st.DroppedLinks > 0 {
+		line += fmt.Sprintf(" | drain closes %d, dropped links %d", st.DrainCloses, st.DroppedLinks)
+	}
 	if len(st.DialFailures) > 0 {
 		kinds := slices.Sorted(maps.Keys(st.DialFailures))
 		parts := make([]string, len(kinds))

@@ -29,17 +29,18 @@ func benchmarks() map[string]func(ctx context.Context, env cmdEnv, args []string
 		"idle":          benchIdle,
 		"all-locations": benchAllLocations,
 		"import":        benchImport,
-		// idle-clients, fanout-clients and panels are helper processes of
-		// the above.
+		"panels":        benchPanels,
+		// idle-clients, fanout-clients and panel-fleet are helper processes
+		// of the above.
 		"idle-clients":   benchIdleClients,
 		"fanout-clients": benchFanoutClients,
-		"panels":         benchPanels,
+		"panel-fleet":    benchPanelFleet,
 	}
 }
 
 func runBench(ctx context.Context, env cmdEnv, args []string) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprintln(env.stderr, "Usage: panelsync bench <name> [flags]\n\nBenchmarks:\n  tap     sequential SYNC USERS taps on one simulated panel: POST to committed sync.succeeded\n  fanout  events to thousands of realtime subscribers: delivered and latency\n  idle    memory per idle realtime connection, on a separate server process\n  all-locations  an All-Locations users sync of N simulated panels, beside the ideal time\n  import  a user import applied across N locations, beside the bound; and parsing a large data file")
+		fmt.Fprintln(env.stderr, "Usage: panelsync bench <name> [flags]\n\nBenchmarks:\n  tap     sequential SYNC USERS taps on one simulated panel: POST to committed sync.succeeded\n  fanout  events to thousands of realtime subscribers: delivered and latency\n  idle    memory per idle realtime connection, on a separate server process\n  all-locations  an All-Locations users sync of N simulated panels, beside the ideal time\n  import  a user import applied across N locations, beside the bound; and parsing a large data file\n  panels  linked panels on a separate server process: memory per idle link, relink after a restart, check-ins absorbed per second")
 		if len(args) == 0 {
 			return errUsage
 		}

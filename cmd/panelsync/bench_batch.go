@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -130,31 +129,18 @@ func startBenchPanels(ctx context.Context, env cmdEnv, a *app.App, seed app.Seed
 		return nil, err
 	}
 	credsPath := filepath.Join(dir, "panels.json")
-	self, err := os.Executable()
-	if err == nil {
-		err = sim.WriteCredentialsFile(credsPath, seed.Panels)
+	if err := sim.WriteCredentialsFile(credsPath, seed.Panels); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
 	}
+	helper, err := startFleetHelper(ctx, env, credsPath, "--latency", latency.String())
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	helper := exec.CommandContext(ctx, self, "bench", "panels", "--credentials", credsPath, "--latency", latency.String())
-	helper.Stderr = env.stderr
-	stdin, _ := helper.StdinPipe()
-	stdout, _ := helper.StdoutPipe()
-	if err := helper.Start(); err != nil {
-		os.RemoveAll(dir)
-		return nil, err
-	}
 	stop := func() {
-		_ = stdin.Close()
-		_ = helper.Wait()
+		helper.stop()
 		os.RemoveAll(dir)
-	}
-	line := make([]byte, 6)
-	if _, err := io.ReadFull(stdout, line); err != nil || string(line) != "ready\n" {
-		stop()
-		return nil, fmt.Errorf("panel helper did not start: %q %v", line, err)
 	}
 	n := len(seed.Panels.Panels)
 	for deadline := time.Now().Add(2 * time.Minute); ; {
@@ -174,34 +160,4 @@ func startBenchPanels(ctx context.Context, env cmdEnv, a *app.App, seed app.Seed
 			return nil, ctx.Err()
 		}
 	}
-}
-
-// benchPanels is all-locations' helper: it links the panels of a
-// credentials file, says "ready", and stops when its stdin closes.
-func benchPanels(ctx context.Context, env cmdEnv, args []string) error {
-	fs := flag.NewFlagSet("bench panels", flag.ContinueOnError)
-	fs.SetOutput(env.stderr)
-	path := fs.String("credentials", "", "credentials file")
-	latency := fs.Duration("latency", 0, "answer latency")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	file, err := sim.LoadCredentialsFile(*path)
-	if err != nil {
-		return err
-	}
-	if err := raiseFileLimit(uint64(len(file.Panels)) + 512); err != nil {
-		return err
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	fleet, err := sim.RunFleet(ctx, file.Server, file.Panels, sim.Options{Users: file.UsersPerPanel, Latency: *latency})
-	if err != nil {
-		return err
-	}
-	fmt.Fprintln(env.stdout, "ready")
-	_, _ = io.Copy(io.Discard, os.Stdin)
-	cancel()
-	fleet.Wait()
-	return nil
 }

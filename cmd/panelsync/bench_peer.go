@@ -450,14 +450,11 @@ func waitQuiet(ctx context.Context, client *http.Client, base, token string, lim
 				quiet = false
 			}
 		}
-		for _, state := range []models.RunState{models.RunQueued, models.RunRunning} {
-			var runs handlers.RunPage
-			if _, err := callJSON(ctx, client, http.MethodGet, base+"/v1/runs?limit=1&state="+string(state), token, "", &runs); err != nil {
-				return err
-			}
-			quiet = quiet && len(runs.Items) == 0
+		open, err := runsOpen(ctx, client, base, token)
+		if err != nil {
+			return err
 		}
-		if quiet {
+		if quiet && !open {
 			return nil
 		}
 		if time.Now().After(deadline) {
@@ -469,6 +466,21 @@ func waitQuiet(ctx context.Context, client *http.Client, base, token string, lim
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// runsOpen reports whether any run of the token's account is queued or
+// running.
+func runsOpen(ctx context.Context, client *http.Client, base, token string) (bool, error) {
+	for _, state := range []models.RunState{models.RunQueued, models.RunRunning} {
+		var runs handlers.RunPage
+		if _, err := callJSON(ctx, client, http.MethodGet, base+"/v1/runs?limit=1&state="+string(state), token, "", &runs); err != nil {
+			return false, err
+		}
+		if len(runs.Items) > 0 {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // benchHTTPClient keeps enough connections open for ticks in flight at

@@ -38,7 +38,39 @@ const (
 	// revoked or mistyped secret does not hammer the server.
 	authRetryMin = 15 * time.Second
 	authRetryMax = 5 * time.Minute
+
+	// maxServerDelay bounds a wait the server asks for, by a drain close's
+	// reason or a Retry-After header, so that a mistaken or hostile value
+	// cannot park a panel for hours.
+	maxServerDelay = 5 * time.Minute
+	// drainDefaultMin and drainDefaultSpread make the wait after a drain
+	// close whose reason names no usable delay: 1 to 5 seconds.
+	drainDefaultMin    = time.Second
+	drainDefaultSpread = 4 * time.Second
+	// retryAfterMinJitter is the least spread added to a Retry-After, so
+	// that panels told the same whole second do not return in one burst.
+	retryAfterMinJitter = 500 * time.Millisecond
 )
+
+// DroppedLinkWindow is how soon after hello a close by the server (other
+// than a drain, a replacement or a revocation) counts as a dropped link
+// rather than a link that lived and ended.
+const DroppedLinkWindow = 5 * time.Second
+
+// Close codes the server ends a link with that the panel treats apart.
+const (
+	// CloseReplaced: a newer link of the same panel took this one's place.
+	CloseReplaced = 4000
+	// CloseRevoked: the panel's credential was revoked.
+	CloseRevoked = 4003
+	// CloseDraining: the node is draining. Its reason is
+	// "reconnect_after_ms=N", the already jittered wait before dialling
+	// again.
+	CloseDraining = 4010
+)
+
+// drainReasonPrefix starts the reason of a CloseDraining close.
+const drainReasonPrefix = "reconnect_after_ms="
 
 // LinkURL turns a server base URL (http, https, ws or wss, with an
 // optional path prefix) into the WebSocket URL of the panel link.
@@ -73,7 +105,10 @@ func newDialer() *websocket.Dialer {
 
 // Run links the panel to the server at baseURL and keeps it linked,
 // reconnecting with exponential backoff and jitter, until ctx ends; then it
-// closes the link and returns nil. It returns an error at once if the
+// closes the link and returns nil. A node that drains closes the link with
+// CloseDraining and says in the reason how long to wait, and the panel
+// waits that long; a node that answers the dial 503 or 429 with a
+// Retry-After is left alone that long, plus jitter. It returns an error at once if the
 // options, the credentials or the URL are unusable, or if the panel is
 // already running.
 func (p *Panel) Run(ctx context.Context, baseURL string) error {
@@ -105,6 +140,7 @@ func (p *Panel) Run(ctx context.Context, baseURL string) error {
 				return nil
 			}
 			var delay time.Duration
+			var httpErr *httpStatusError
 			if errors.Is(err, ErrAuthRejected) {
 				authFailures++
 				delay = backoff(authFailures, authRetryMin, authRetryMax)
@@ -120,6 +156,11 @@ func (p *Panel) Run(ctx context.Context, baseURL string) error {
 			} else {
 				failures++
 				delay = backoff(failures, reconnectMin, reconnectMax)
+				// A server that is busy or restarting and says when to come
+				// back is obeyed, with jitter, rather than retried soon.
+				if errors.As(err, &httpErr) && httpErr.retryAfter > 0 {
+					delay = retryAfterDelay(httpErr.retryAfter)
+				}
 				p.setState(StateConnecting, err)
 				kind := DialFailureKind(err)
 				p.count(func(st *Stats) {
@@ -134,20 +175,123 @@ func (p *Panel) Run(ctx context.Context, baseURL string) error {
 			continue
 		}
 		authFailures = 0
-		greeted, err := p.serve(ctx, conn)
+		end := p.serve(ctx, conn)
 		if ctx.Err() != nil {
 			return nil
 		}
+		p.setState(StateConnecting, end.err)
+		if end.dropped() {
+			p.count(func(st *Stats) { st.DroppedLinks++ })
+		}
+		if delay, ok := drainDelay(end.err); ok {
+			// A drain is a calm end of a healthy link: come back when the
+			// server said, and start the backoff again from the bottom.
+			failures = 0
+			p.count(func(st *Stats) { st.DrainCloses++ })
+			p.log.Debug("server draining", "retry_in", delay.Round(time.Millisecond))
+			sleep(ctx, delay)
+			continue
+		}
 		// A link that got as far as hello was healthy: start the backoff
 		// again from the bottom.
-		if greeted {
+		if end.greeted {
 			failures = 0
 		}
 		failures++
-		p.setState(StateConnecting, err)
 		sleep(ctx, backoff(failures, reconnectMin, reconnectMax))
 	}
 	return nil
+}
+
+// linkEnd is how one link ended.
+type linkEnd struct {
+	// greeted: the server said hello, or the panel stopped waiting for it.
+	greeted bool
+	// helloAt is when the server's hello arrived; zero if it never did.
+	helloAt time.Time
+	// endedAt is when the link ended.
+	endedAt time.Time
+	// byServer: the link ended on the reading side, because the server
+	// closed it or the connection failed, not by the panel's own choice.
+	byServer bool
+	err      error
+}
+
+// dropped reports whether the server accepted the link and then dropped
+// it: before its hello, or soon after it with a close that is neither a
+// drain, a replacement nor a revocation.
+func (e linkEnd) dropped() bool {
+	if !e.byServer {
+		return false
+	}
+	if e.helloAt.IsZero() {
+		return true
+	}
+	var ce *websocket.CloseError
+	if errors.As(e.err, &ce) {
+		switch ce.Code {
+		case CloseDraining, CloseReplaced, CloseRevoked:
+			return false
+		}
+	}
+	return e.endedAt.Sub(e.helloAt) < DroppedLinkWindow
+}
+
+// drainDelay reports whether err is the server's CloseDraining close and,
+// if so, how long to wait before dialling again: the reason's
+// reconnect_after_ms, bounded by maxServerDelay, or 1 to 5 seconds when
+// the reason is missing or malformed.
+func drainDelay(err error) (time.Duration, bool) {
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != CloseDraining {
+		return 0, false
+	}
+	if d, ok := parseDrainReason(ce.Text); ok {
+		return d, true
+	}
+	return drainDefaultMin + rand.N(drainDefaultSpread+1), true
+}
+
+// parseDrainReason reads "reconnect_after_ms=N", N a decimal count of
+// milliseconds.
+func parseDrainReason(reason string) (time.Duration, bool) {
+	digits, ok := strings.CutPrefix(reason, drainReasonPrefix)
+	if !ok || digits == "" || strings.TrimLeft(digits, "0123456789") != "" {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(digits, 10, 64)
+	if err != nil || n > uint64(maxServerDelay/time.Millisecond) {
+		// Too many digits to parse is a wait far past the bound too.
+		return maxServerDelay, true
+	}
+	return time.Duration(n) * time.Millisecond, true
+}
+
+// parseRetryAfter reads a Retry-After header: a whole number of seconds or
+// an HTTP date. It returns 0 for a missing, malformed or past value, and
+// bounds the rest by maxServerDelay.
+func parseRetryAfter(value string, now time.Time) time.Duration {
+	value = strings.TrimSpace(value)
+	if value == "" {
+		return 0
+	}
+	var d time.Duration
+	if strings.TrimLeft(value, "0123456789") == "" {
+		n, err := strconv.ParseUint(value, 10, 64)
+		if err != nil || n > uint64(maxServerDelay/time.Second) {
+			return maxServerDelay
+		}
+		d = time.Duration(n) * time.Second
+	} else if at, err := http.ParseTime(value); err == nil {
+		d = at.Sub(now)
+	}
+	return min(max(d, 0), maxServerDelay)
+}
+
+// retryAfterDelay is the wait for a Retry-After of d: d plus up to half
+// of it again, and at least retryAfterMinJitter's spread.
+func retryAfterDelay(d time.Duration) time.Duration {
+	return d + rand.N(max(d/2, retryAfterMinJitter)+1)
 }
 
 // dial opens the link, authenticating with the panel's serial and secret.
@@ -173,7 +317,11 @@ func (p *Panel) dial(ctx context.Context, link string) (*websocket.Conn, error) 
 			if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
 				return nil, fmt.Errorf("%w: HTTP %d from %s", ErrAuthRejected, resp.StatusCode, link)
 			}
-			return nil, fmt.Errorf("dial %s: %w", link, &httpStatusError{status: resp.StatusCode, err: err})
+			statusErr := &httpStatusError{status: resp.StatusCode, err: err}
+			if resp.StatusCode == http.StatusServiceUnavailable || resp.StatusCode == http.StatusTooManyRequests {
+				statusErr.retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+			}
+			return nil, fmt.Errorf("dial %s: %w", link, statusErr)
 		}
 		return nil, fmt.Errorf("dial %s: %w", link, err)
 	}
@@ -211,7 +359,10 @@ func DialFailureKind(err error) string {
 // the upgrade.
 type httpStatusError struct {
 	status int
-	err    error
+	// retryAfter is the wait a 503 or 429 asked for with Retry-After; 0
+	// when it named none.
+	retryAfter time.Duration
+	err        error
 }
 
 func (e *httpStatusError) Error() string { return fmt.Sprintf("HTTP %d: %v", e.status, e.err) }

@@ -150,7 +150,7 @@ func (f *Fleet) WaitConnected(ctx context.Context) error {
 func (f *Fleet) Stats() Stats {
 	total := Stats{Commands: make(map[string]int64)}
 	for _, p := range f.panels {
-		total.add(p.Stats())
+		total.Add(p.Stats())
 	}
 	return total
 }

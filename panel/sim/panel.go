@@ -12,6 +12,15 @@
 // goroutine. Like real panels, a simulated one applies the users of a
 // users.put it accepts and refuses the others one by one, protected user
 // numbers among them.
+//
+// A panel reconnects after a lost link with exponential backoff and
+// jitter, and honours a server that restarts calmly: a link closed with
+// CloseDraining (4010) and the reason "reconnect_after_ms=N" is dialled
+// again after N milliseconds (at most five minutes; 1 to 5 seconds when
+// the reason is missing or malformed), and a dial answered 503 or 429
+// with a Retry-After (seconds or an HTTP date) waits that long plus up to
+// half of it again. Stats counts the drain closes, and the links the
+// server accepted and then dropped.
 package sim
 
 import (
@@ -78,11 +87,21 @@ type Stats struct {
 	// Connects counts links established; Disconnects counts links lost
 	// or dropped.
 	Connects, Disconnects int64
+	// DrainCloses counts links the server closed with CloseDraining, a
+	// calm end after which the panel waits as the server asked.
+	DrainCloses int64
+	// DroppedLinks counts links the server accepted and then dropped:
+	// they ended, by the server's close or a failed read, before its
+	// hello, or the server closed them within a few seconds of hello
+	// with a code other than CloseDraining, CloseReplaced or
+	// CloseRevoked. A node that upgrades links it cannot keep shows here.
+	DroppedLinks int64
 	// AuthRejections counts dials refused with HTTP 401 or 403.
 	AuthRejections int64
 	// DialFailures counts the other dials that failed, by kind (see
 	// DialFailureKind): a fleet pointed at the wrong address or scheme
-	// says so rather than waiting in silence.
+	// says so rather than waiting in silence. A 503 or 429 counts here
+	// whether or not it carried a Retry-After.
 	DialFailures map[string]int64
 	// Commands counts answered commands by name, failures included, as
 	// the answer is sent.
@@ -111,10 +130,13 @@ func (s Stats) Answered() int64 {
 	return n
 }
 
-// add sums o into s, for fleet totals.
-func (s *Stats) add(o Stats) {
+// Add sums o into s, for the totals of a fleet, or of fleets run by
+// several processes.
+func (s *Stats) Add(o Stats) {
 	s.Connects += o.Connects
 	s.Disconnects += o.Disconnects
+	s.DrainCloses += o.DrainCloses
+	s.DroppedLinks += o.DroppedLinks
 	s.AuthRejections += o.AuthRejections
 	if len(o.DialFailures) > 0 && s.DialFailures == nil {
 		s.DialFailures = make(map[string]int64)

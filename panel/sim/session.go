@@ -75,9 +75,10 @@ func (s *session) sendCheckin() error {
 	return s.write(panel.Frame{Type: panel.FrameCheckin, Status: &st})
 }
 
-// serve runs one link until it fails, is dropped or ctx ends. It reports
-// whether the server said hello, which tells Run the link was healthy.
-func (p *Panel) serve(ctx context.Context, conn *websocket.Conn) (greeted bool, err error) {
+// serve runs one link until it fails, is dropped or ctx ends, and tells
+// Run how it ended: whether the server said hello, which shows the link
+// was healthy, and whether the server ended it.
+func (p *Panel) serve(ctx context.Context, conn *websocket.Conn) (end linkEnd) {
 	s := &session{p: p, conn: conn, dropped: make(chan struct{}), done: make(chan struct{}), readDone: make(chan struct{})}
 	p.mu.Lock()
 	p.session = s
@@ -109,44 +110,47 @@ func (p *Panel) serve(ctx context.Context, conn *websocket.Conn) (greeted bool, 
 		p.stats.Disconnects++
 		p.setStateLocked(StateConnecting, nil)
 		p.mu.Unlock()
-		p.log.Debug("link closed", "err", err)
+		p.log.Debug("link closed", "err", end.err)
 	}()
 
 	loop := newSessionLoop(s)
 	defer loop.stop()
+	ended := func(byServer bool, err error) linkEnd {
+		return linkEnd{greeted: loop.greeted, helloAt: loop.helloAt, endedAt: time.Now(), byServer: byServer, err: err}
+	}
 	for {
 		select {
 		case <-ctx.Done():
-			return loop.greeted, nil
+			return ended(false, nil)
 		case <-s.dropped:
-			return loop.greeted, errors.New("link dropped")
+			return ended(false, errors.New("link dropped"))
 		case <-s.readDone:
-			return loop.greeted, s.readErr
+			return ended(true, s.readErr)
 		case f := <-frames:
 			if err := loop.handleFrame(f); err != nil {
-				return loop.greeted, err
+				return ended(false, err)
 			}
 		case <-loop.helloTimer.C:
 			p.log.Warn("server sent no hello; checking in at the default interval")
 			if err := loop.greet(0); err != nil {
-				return loop.greeted, err
+				return ended(false, err)
 			}
 		case <-loop.answerC:
 			loop.answerC = nil
 			if err := loop.answerHead(); err != nil {
-				return loop.greeted, err
+				return ended(false, err)
 			}
 		case <-loop.checkinC:
 			if err := s.sendCheckin(); err != nil {
-				return loop.greeted, err
+				return ended(false, err)
 			}
 		case <-loop.pingTicker.C:
 			if err := conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeTimeout)); err != nil {
-				return loop.greeted, fmt.Errorf("ping: %w", err)
+				return ended(false, fmt.Errorf("ping: %w", err))
 			}
 		case <-loop.flapC:
 			p.log.Debug("dropping the link (flap)")
-			return loop.greeted, errors.New("link dropped (flap)")
+			return ended(false, errors.New("link dropped (flap)"))
 		case <-loop.keypadC:
 			loop.keypadTimer.Reset(jittered(p.opts.KeypadChangeEvery))
 			if number, ok := p.state.keypadChange(); ok {
@@ -159,7 +163,7 @@ func (p *Panel) serve(ctx context.Context, conn *websocket.Conn) (greeted bool, 
 			}
 		}
 		if err := loop.startNext(); err != nil {
-			return loop.greeted, err
+			return ended(false, err)
 		}
 	}
 }
@@ -193,6 +197,8 @@ func (s *session) readLoop(frames chan<- panel.Frame, extend func()) {
 type sessionLoop struct {
 	s       *session
 	greeted bool
+	// helloAt is when the server's hello arrived; zero until it does.
+	helloAt time.Time
 	queue   []panel.Frame // the head is being answered when answerC is set
 
 	helloTimer    *time.Timer
@@ -245,6 +251,7 @@ func (l *sessionLoop) handleFrame(f panel.Frame) error {
 		if l.greeted {
 			return nil
 		}
+		l.helloAt = time.Now()
 		l.helloTimer.Stop()
 		return l.greet(time.Duration(f.CheckinIntervalS) * time.Second)
 	case panel.FrameCommand:
