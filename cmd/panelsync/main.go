@@ -47,7 +47,7 @@ func commands() []command {
 		{"support", "operators: create a support login and print its invitation link (support create)", runSupport},
 		{"ready", "exit 0 when this host's server answers /readyz with 200: a container health check", runReady},
 		{"watch", "follow an account's Event Log live, resuming by offset after a drop", runWatch},
-		{"bench", "run a benchmark: tap, fanout, idle, all-locations or import", runBench},
+		{"bench", "run a benchmark: tap, fanout, idle, panels, all-locations or import", runBench},
 		{"version", "print the version", runVersion},
 	}
 }
