@@ -24,7 +24,9 @@ type DeviceLink interface {
 	// it takes them.
 	Admit() error
 	Authenticate(ctx context.Context, serial, secret string) (models.Panel, error)
-	Serve(ctx context.Context, p models.Panel, sock panel.Socket)
+	// Start opens the link and reads it on a goroutine of its own,
+	// returning once the panel is greeted.
+	Start(ctx context.Context, p models.Panel, sock panel.Socket) <-chan struct{}
 	RotateCredential(ctx context.Context, actor models.Actor, locationID string) (models.LocationView, string, error)
 	RevokeCredential(ctx context.Context, actor models.Actor, locationID string) (models.LocationView, error)
 }
@@ -36,6 +38,17 @@ type deviceHandlers struct {
 }
 
 const panelLocal = "device-panel"
+
+// loadShedLocal marks a request refused on purpose, 503 with Retry-After,
+// because the node is taking links at its bounded rate or draining: its
+// answer is logged at DEBUG rather than as a server error.
+const loadShedLocal = "load-shed"
+
+// loadShed reports whether the request was refused to shed load.
+func loadShed(c *fiber.Ctx) bool {
+	shed, _ := c.Locals(loadShedLocal).(bool)
+	return shed
+}
 
 // authenticate checks the panel's Basic credentials before the upgrade, so
 // a wrong secret never gets a socket and changes nothing.
@@ -49,6 +62,9 @@ func (h deviceHandlers) authenticate(c *fiber.Ctx) error {
 	// Admission comes before the credentials are checked: in a reconnect
 	// storm, the authentication is what the node has too little time for.
 	if err := h.link.Admit(); err != nil {
+		// A link turned away to pace a reconnecting fleet is the node
+		// working as meant: counted, not logged as a failure.
+		c.Locals(loadShedLocal, true)
 		return err
 	}
 	serial, secret, ok := basicCredentials(c.Get(fiber.HeaderAuthorization))
@@ -83,9 +99,9 @@ func (h deviceHandlers) upgrade(c *fiber.Ctx) error {
 			_ = ws.NetConn().Close()
 			return
 		}
-		// The link runs on a goroutine of its own so that this one
+		// The link is read on a goroutine of its own, so that this one
 		// returns and the HTTP server lets go of the request.
-		go h.link.Serve(h.background, p, conn)
+		h.link.Start(h.background, p, conn)
 	})
 	var refused fastws.HandshakeError
 	if errors.As(err, &refused) {

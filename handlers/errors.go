@@ -221,7 +221,7 @@ func NewErrorHandler(log *slog.Logger) fiber.ErrorHandler {
 	return func(c *fiber.Ctx, err error) error {
 		p, de := problemFor(err)
 		p.RequestID = requestID(c)
-		if p.Status >= 500 {
+		if p.Status >= 500 && !loadShed(c) {
 			log.ErrorContext(c.UserContext(), "request failed",
 				"request_id", p.RequestID, "method", c.Method(), "path", c.Path(), "error", err.Error())
 		}

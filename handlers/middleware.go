@@ -97,7 +97,10 @@ func (o observer) observe(c *fiber.Ctx, next func() error) {
 	o.metrics.requests.WithLabelValues(c.Method(), route, strconv.Itoa(status)).Inc()
 	o.metrics.duration.WithLabelValues(c.Method(), route).Observe(elapsed.Seconds())
 	level := slog.LevelInfo
-	if status >= 500 {
+	switch {
+	case loadShed(c):
+		level = slog.LevelDebug
+	case status >= 500:
 		level = slog.LevelError
 	}
 	o.log.LogAttrs(c.UserContext(), level, "http request",

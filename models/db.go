@@ -280,7 +280,7 @@ func boundStatements(db *gorm.DB, bound time.Duration) error {
 // for and turns into results (not_found, a deduplicated tap, a conflict),
 // so logging them as errors would cry wolf on every duplicate tap. Nor
 // deadlocks and lock wait timeouts: Tx runs the transaction again and
-// logs that itself. Queries
+// logs that itself; nor statements whose caller gave up. Queries
 // are logged with placeholders, never with their values, so no secret or
 // digest reaches a log line.
 func newGormLogger(log *slog.Logger, slow time.Duration) logger.Interface {
@@ -304,7 +304,10 @@ func (l expectedErrorsQuiet) LogMode(level logger.LogLevel) logger.Interface {
 }
 
 func (l expectedErrorsQuiet) Trace(ctx context.Context, begin time.Time, fc func() (string, int64), err error) {
-	if isDuplicate(err) || isRetryableLock(err) {
+	// A statement whose caller gave up (a node stopping, a client gone)
+	// did not fail: nobody waits for its answer any more.
+	givenUp := errors.Is(err, context.Canceled) && ctx.Err() != nil
+	if isDuplicate(err) || isRetryableLock(err) || givenUp {
 		err = nil
 	}
 	l.Interface.Trace(ctx, begin, fc, err)

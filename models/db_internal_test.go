@@ -24,6 +24,11 @@ func TestGormLogger_DuplicateKeyIsNoError_OtherFailuresAre(t *testing.T) {
 	log.Trace(context.Background(), time.Now(), statement, gorm.ErrRecordNotFound)
 	// A deadlock's victim is run again by Tx, which logs that itself.
 	log.Trace(context.Background(), time.Now(), statement, &gomysql.MySQLError{Number: mysqlDeadlock, Message: "Deadlock found"})
+	// A statement cut short because its caller gave up, as when the node
+	// stops.
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	log.Trace(gone, time.Now(), statement, context.Canceled)
 	if out.Len() != 0 {
 		t.Fatalf("expected answers were logged: %s", out.String())
 	}

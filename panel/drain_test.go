@@ -143,7 +143,9 @@ func TestDeviceLink_LinksFasterThanTheRate_AnsweredRetryAfter(t *testing.T) {
 		t.Run(b.Name, func(t *testing.T) {
 			cfg := apptest.Config(t, b)
 			cfg.PanelLinkRate = 1
-			n := apptest.Start(t, cfg)
+			cfg.LogLevel = "debug"
+			var logs apptest.Buffer
+			n := apptest.StartLogged(t, cfg, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 			acct, _ := n.Account(t, "Acme")
 			var creds []struct{ serial, secret, loc string }
 			for _, name := range []string{"Depot", "Annex"} {
@@ -170,6 +172,13 @@ func TestDeviceLink_LinksFasterThanTheRate_AnsweredRetryAfter(t *testing.T) {
 				t.Fatalf("link after Retry-After: %v", err)
 			}
 			n.WaitPanel(t, creds[1].loc, models.PanelConnected)
+			// Turning a link away to pace a fleet is the node working as
+			// meant, not a server error.
+			for _, line := range strings.Split(logs.String(), "\n") {
+				if strings.Contains(line, "level=ERROR") {
+					t.Errorf("logged as an error: %s", line)
+				}
+			}
 		})
 	}
 }

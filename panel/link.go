@@ -260,37 +260,51 @@ func (l *Link) Authenticate(ctx context.Context, serial, secret string) (models.
 	return p, nil
 }
 
-// Serve runs one authenticated panel connection until it closes. It is
-// called on the connection's own goroutine and returns when the panel is
-// gone. That goroutine only reads: whatever a frame asks of the database
-// runs on a short-lived goroutine of its own (see detached), so that an
-// idle link keeps the small stack of a blocked read rather than the deep
-// one a transaction grew.
-func (l *Link) Serve(ctx context.Context, p models.Panel, sock Socket) {
+// Serve runs one authenticated panel connection until it closes, and
+// returns when the panel is gone.
+func (l *Link) Serve(ctx context.Context, p models.Panel, sock Socket) { <-l.Start(ctx, p, sock) }
+
+// Start opens one authenticated panel connection on the calling goroutine
+// (records it, greets the panel, tells the handler), then reads it on a
+// goroutine of its own, and returns at once with a channel that is closed
+// once the link has ended. The reading goroutine is all a linked panel
+// keeps, so it starts with nothing on its stack but the connection, and
+// whatever a frame asks of the database runs on a short-lived goroutine
+// (see detached): an idle link holds the few KB of a blocked read, not the
+// deep stack a transaction grew.
+func (l *Link) Start(ctx context.Context, p models.Panel, sock Socket) <-chan struct{} {
+	done := make(chan struct{})
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
 		_ = sock.Write(wsframe.CloseFrame(wsframe.CloseGoingAway, "server shutting down"), time.Now().Add(time.Second))
 		_ = sock.Close()
-		return
+		close(done)
+		return done
 	}
 	l.serving.Add(1)
 	l.mu.Unlock()
-	defer l.serving.Done()
 
 	id := panelIdentity{PanelID: p.ID, AccountID: p.AccountID, LocationID: p.LocationID, Serial: p.Serial}
 	c := newDeviceConn(models.NewID(), id, sock, l.cfg.MaxQueuedCommands, l.cfg.WriteTimeout)
-	connected := time.Now().UTC()
-	ok := true
-	detached(func() { ok = l.open(ctx, c) })
-	if !ok {
+	if !l.open(ctx, c) {
 		_ = sock.Close()
-		return
+		l.serving.Done()
+		close(done)
+		return done
 	}
+	go l.run(ctx, c, done)
+	return done
+}
+
+// run reads the link until it ends, then records its end.
+func (l *Link) run(ctx context.Context, c *deviceConn, done chan<- struct{}) {
+	defer close(done)
+	defer l.serving.Done()
 	reason := l.readLoop(ctx, c)
 	c.shutdown(wsframe.CloseNormal, "")
 	c.failAll()
-	detached(func() { l.end(ctx, c, reason, connected) })
+	detached(func() { l.end(ctx, c, reason) })
 }
 
 // open registers a new connection, records it, greets the panel and tells
@@ -329,7 +343,7 @@ func (l *Link) open(ctx context.Context, c *deviceConn) bool {
 // end records a connection that has closed. A link this node closed to
 // drain is not recorded one by one: Drain marked all of them at once, and
 // the panel is expected back within seconds, here or on another node.
-func (l *Link) end(ctx context.Context, c *deviceConn, reason string, connected time.Time) {
+func (l *Link) end(ctx context.Context, c *deviceConn, reason string) {
 	l.unregister(c)
 	if c.closeCode != closeDraining {
 		if err := l.recordDisconnected(context.WithoutCancel(ctx), c); err != nil {
@@ -337,7 +351,7 @@ func (l *Link) end(ctx context.Context, c *deviceConn, reason string, connected 
 		}
 	}
 	l.log.Info("panel disconnected", "panel_serial", c.serial, "link_id", c.linkID, "reason", reason,
-		"connected_for", time.Since(connected).Round(time.Millisecond).String())
+		"connected_for", time.Since(c.began).Round(time.Millisecond).String())
 }
 
 // detached runs f on a goroutine of its own and waits for it.

@@ -96,10 +96,12 @@ func benchPanels(ctx context.Context, env cmdEnv, args []string) error {
 		return err
 	}
 	total := o.panels + warmPanels
+	const serverFileMargin = 600
 	// The server holds one descriptor per link, and inherits this
-	// process's limit.
-	if err := raiseFileLimit(uint64(total) + 1024); err != nil {
-		return fmt.Errorf("the server needs %d open files for %d panels: %w (raise ulimit -n)", total+1024, total, err)
+	// process's limit; the margin covers its database, listeners and the
+	// handshakes it refuses while a fleet relinks.
+	if err := raiseFileLimit(uint64(total) + serverFileMargin); err != nil {
+		return fmt.Errorf("the server needs %d open files for %d panels: %w (raise ulimit -n)", total+serverFileMargin, total, err)
 	}
 	tmp, err := os.MkdirTemp("", "panelsync-panels-")
 	if err != nil {
