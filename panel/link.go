@@ -307,14 +307,22 @@ func (l *Link) run(ctx context.Context, c *deviceConn, done chan<- struct{}) {
 	detached(func() { l.end(ctx, c, reason) })
 }
 
-// open registers a new connection, records it, greets the panel and tells
-// the handler. It reports false when the connection could not be
+// open registers a new connection, greets the panel, records the link and
+// tells the handler. It reports false when the connection could not be
 // registered.
 func (l *Link) open(ctx context.Context, c *deviceConn) bool {
 	if err := l.register(c); err != nil {
 		l.log.Error("register panel connection", "panel_serial", c.serial, "link_id", c.linkID, "error", err.Error())
 		return false
 	}
+	// The panel is greeted at once, whatever the database is doing: a
+	// fleet linking together would otherwise wait for their writes in
+	// turn and give up on a hello that comes too late. The frames it
+	// sends meanwhile are read once the link is recorded.
+	now := time.Now().UTC()
+	hello, _ := json.Marshal(Frame{Type: FrameHello, ServerTime: &now, CheckinIntervalS: int(l.cfg.CheckinInterval / time.Second)})
+	c.enqueueFrame(hello)
+	c.startPinging(l.cfg.PingInterval)
 	before, err := l.recordConnected(ctx, c, c.began)
 	if err != nil {
 		l.log.Error("record panel connected", "panel_serial", c.serial, "link_id", c.linkID, "error", err.Error())
@@ -328,10 +336,6 @@ func (l *Link) open(ctx context.Context, c *deviceConn) bool {
 		_ = l.bus.PublishPanelControl(c.panelID, bus.PanelControl{Op: bus.ControlTakeover, LinkID: c.linkID, ConnectedAt: c.began})
 	}
 
-	now := time.Now().UTC()
-	hello, _ := json.Marshal(Frame{Type: FrameHello, ServerTime: &now, CheckinIntervalS: int(l.cfg.CheckinInterval / time.Second)})
-	c.enqueueFrame(hello)
-	c.startPinging(l.cfg.PingInterval)
 	// The handler hears of the connection only now, so that any command it
 	// starts reaches the panel after the hello.
 	if err := l.tellHandler(ctx, c, Handler.PanelLinked); err != nil {

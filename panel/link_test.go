@@ -350,6 +350,9 @@ func TestDeviceLink_PanelEvents_NameTheUserPartitionAndZone(t *testing.T) {
 		if f, err := readFrame(t, conn); err != nil || f.Type != panel.FrameHello {
 			t.Fatalf("hello: %+v %v", f, err)
 		}
+		// The hello comes as soon as the link is taken; its panel.connected
+		// entry once it is recorded.
+		n.WaitPanel(t, locID, models.PanelConnected)
 		before := len(n.Events(t, tb.token, locID))
 		frames := []struct{ frame, want string }{
 			{`{"kind":"armed","partition":2,"user_number":6,"armed_state":"armed_away"}`, "Partition 2 (Garage) armed away by Anna Berg (user 6)"},

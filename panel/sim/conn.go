@@ -224,15 +224,17 @@ func (e linkEnd) dropped() bool {
 	if !e.byServer {
 		return false
 	}
-	if e.helloAt.IsZero() {
-		return true
-	}
+	// A drain, a replacement or a revocation is the server ending a link
+	// on purpose, whenever it comes.
 	var ce *websocket.CloseError
 	if errors.As(e.err, &ce) {
 		switch ce.Code {
 		case CloseDraining, CloseReplaced, CloseRevoked:
 			return false
 		}
+	}
+	if e.helloAt.IsZero() {
+		return true
 	}
 	return e.endedAt.Sub(e.helloAt) < DroppedLinkWindow
 }

@@ -190,6 +190,12 @@ func TestRun_LinkEnds_CountDroppedLinks(t *testing.T) {
 			if conn := accept(w, r, true); conn != nil {
 				closeWith(conn, CloseDraining, "reconnect_after_ms=0")
 			}
+		}, 0}, // A link whose hello never came (a server too busy to greet it in
+		// time) that the server later drains was ended on purpose.
+		{"drained before any hello", func(w http.ResponseWriter, r *http.Request) {
+			if conn := accept(w, r, false); conn != nil {
+				closeWith(conn, CloseDraining, "reconnect_after_ms=0")
+			}
 		}, 0},
 	}
 	for _, tc := range cases {
