@@ -202,7 +202,7 @@ func benchPanels(ctx context.Context, env cmdEnv, args []string) error {
 	}
 	fmt.Fprintf(w, "bench panels: %d simulated panels (in %s) and %d warm-up panels linked to a separate serve process on %s, %d CPUs\n",
 		o.panels, helpers, warmPanels, backend, runtime.NumCPU())
-	fmt.Fprintf(w, "  memory: server RSS %d KB before, %d KB after: %.1f KB per idle linked panel\n",
+	fmt.Fprintf(w, "  memory: server RSS %d KB before, %d KB after the first links (and their first syncs): %.1f KB per idle linked panel\n",
 		before, after, float64(after-before)/float64(o.panels))
 
 	// 2. Relink after a restart. Links closed by the server younger than
@@ -239,6 +239,16 @@ func benchPanels(ctx context.Context, env cmdEnv, args []string) error {
 	fmt.Fprintf(w, "    failed authentications %d, links accepted and dropped %d, drain closes %d, dial failures: %s\n",
 		statsAfter.AuthRejections-statsBefore.AuthRejections, statsAfter.DroppedLinks-statsBefore.DroppedLinks,
 		statsAfter.DrainCloses-statsBefore.DrainCloses, dialFailuresSince(statsBefore.DialFailures, statsAfter.DialFailures))
+	// The restarted node holds the same links without what the first
+	// links' syncs left behind in the first: its memory is what a node
+	// holding the fleet costs day to day.
+	settle()
+	steady, err := rssKB(server.pid())
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "  memory on the restarted node: server RSS %d KB with every panel linked again: %.1f KB per idle linked panel\n",
+		steady, float64(steady-before)/float64(o.panels))
 
 	// 3. Check-ins absorbed per second. Without the counter there is
 	// nothing to measure, so that is found out before the fleet restarts.
