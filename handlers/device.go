@@ -3,14 +3,11 @@ package handlers
 import (
 	"context"
 	"encoding/base64"
-	"errors"
 	"strings"
-	"sync"
 
 	fastws "github.com/fasthttp/websocket"
 	"github.com/gofiber/contrib/websocket"
 	"github.com/gofiber/fiber/v2"
-	"github.com/valyala/fasthttp"
 
 	"github.com/panelsync/panelsync/models"
 	"github.com/panelsync/panelsync/panel"
@@ -93,21 +90,11 @@ func (h deviceHandlers) upgrade(c *fiber.Ctx) error {
 	if !ok {
 		return models.Errorf(models.CodeUnauthorized, "panels authenticate with HTTP Basic: serial and device secret")
 	}
-	err := h.upgrader.Upgrade(c.Context(), func(ws *fastws.Conn) {
-		conn, err := wsframe.TakeOver(ws.NetConn(), panel.MaxFrameBytes)
-		if err != nil {
-			_ = ws.NetConn().Close()
-			return
-		}
+	return upgrade(c, h.upgrader, panel.MaxFrameBytes, func(conn *wsframe.Conn) {
 		// The link is read on a goroutine of its own, so that this one
 		// returns and the HTTP server lets go of the request.
 		h.link.Start(h.background, p, conn)
 	})
-	var refused fastws.HandshakeError
-	if errors.As(err, &refused) {
-		return models.Errorf(models.CodeInvalidRequest, "%s", refused.Error())
-	}
-	return err
 }
 
 func basicCredentials(header string) (user, password string, ok bool) {
@@ -124,17 +111,6 @@ func basicCredentials(header string) (user, password string, ok bool) {
 }
 
 func deviceRoute(app *fiber.App, h deviceHandlers) {
-	h.upgrader = &fastws.FastHTTPUpgrader{
-		// The library answers the handshake only; the link reads and
-		// writes the socket itself (wsframe), so its buffers are minimal.
-		ReadBufferSize:  128,
-		WriteBufferSize: 128,
-		WriteBufferPool: &sync.Pool{},
-		// Panels authenticate with their credential, never a cookie.
-		CheckOrigin: func(*fasthttp.RequestCtx) bool { return true },
-		// A refused handshake is answered by the error handler, as a
-		// problem document.
-		Error: func(*fasthttp.RequestCtx, int, error) {},
-	}
+	h.upgrader = newUpgrader()
 	app.Get("/device/v1/link", h.authenticate, h.upgrade)
 }

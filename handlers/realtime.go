@@ -2,13 +2,10 @@ package handlers
 
 import (
 	"context"
-	"errors"
-	"sync"
 
 	fastws "github.com/fasthttp/websocket"
 	"github.com/gofiber/contrib/websocket"
 	"github.com/gofiber/fiber/v2"
-	"github.com/valyala/fasthttp"
 
 	"github.com/panelsync/panelsync/auth"
 	"github.com/panelsync/panelsync/models"
@@ -95,48 +92,17 @@ func (h realtimeHandlers) authenticate(c *fiber.Ctx) error {
 func (h realtimeHandlers) upgrade(c *fiber.Ctx) error {
 	rej, rejected := c.Locals(rejectionLocal).(rejection)
 	v, _ := c.Locals(viewerLocal).(realtime.Viewer)
-	err := h.upgrader.Upgrade(c.Context(), func(ws *fastws.Conn) {
-		conn, err := wsframe.TakeOver(ws.NetConn(), realtime.MaxClientFrameBytes)
-		if err != nil {
-			_ = ws.NetConn().Close()
-			return
-		}
+	return upgrade(c, h.upgrader, realtime.MaxClientFrameBytes, func(conn *wsframe.Conn) {
 		if rejected {
 			realtime.Reject(conn, rej.code, rej.text)
 			return
 		}
-		// The connection runs on a goroutine of its own so that this one
-		// returns, and the HTTP server releases the request's state and
-		// read buffer (the server keeps hijacked connections open).
 		go h.hub.Serve(h.background, conn, v)
 	})
-	// A handshake the upgrader refuses (a wrong WebSocket version, a
-	// missing key) is the client's mistake, answered as any bad request.
-	var refused fastws.HandshakeError
-	if errors.As(err, &refused) {
-		return models.Errorf(models.CodeInvalidRequest, "%s", refused.Error())
-	}
-	return err
 }
 
 func realtimeRoutes(app *fiber.App, authed authedRoutes, overBus fiber.Handler, h realtimeHandlers) {
 	authed.add(fiber.MethodPost, "/realtime/tickets", overBus, h.ticket)
-	h.upgrader = &fastws.FastHTTPUpgrader{
-		// The library answers the handshake only; the socket is read and
-		// written by the hub, so its buffers are kept minimal. The frames
-		// themselves are gobwas/ws's, but its upgraders cannot answer
-		// here: ws.Upgrader parses the request from the socket, which
-		// fasthttp has already read and parsed, and ws.UpgradeHTTP needs
-		// net/http.
-		ReadBufferSize:  128,
-		WriteBufferSize: 128,
-		WriteBufferPool: &sync.Pool{},
-		// Clients authenticate with a token or a ticket, never a cookie,
-		// so a page on another origin gains nothing by connecting.
-		CheckOrigin: func(*fasthttp.RequestCtx) bool { return true },
-		// A refused handshake is answered by the error handler, as a
-		// problem document, rather than by the library in plain text.
-		Error: func(*fasthttp.RequestCtx, int, error) {},
-	}
+	h.upgrader = newUpgrader()
 	app.Get("/v1/realtime", h.authenticate, overBus, h.upgrade)
 }

@@ -32,6 +32,20 @@ import (
 //	  {"number":1,"status":"refused","code":"protected","message":"…"}]}}
 //	{"type":"checkin","status":{…}}
 //	{"type":"event","event":{"kind":"armed","partition":1,"user_number":3,"at":…}}
+//
+// The server closes a link with one of these codes besides those of RFC
+// 6455:
+//
+//	4000  replaced: a newer link of the same panel holds it now
+//	4003  revoked: the device credential was revoked or rotated
+//	4010  draining: this node is stopping; the reason is exactly
+//	      "reconnect_after_ms=N", and the panel links again (to whichever
+//	      node it reaches) after N milliseconds, which the server has
+//	      already spread over the fleet
+//
+// A node that is taking links faster than it can, or is draining, answers
+// the upgrade 503 with Retry-After (whole seconds) instead: the panel waits
+// that long, plus a little jitter of its own, before it dials again.
 
 // Frame types.
 const (

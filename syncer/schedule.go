@@ -209,8 +209,12 @@ func (e *Engine) PanelUsersChanged(ctx context.Context, p models.Panel) {
 	// is tried again for a few seconds.
 	var err error
 	for attempt := range keypadDueAttempts {
-		if attempt > 0 && !sleepCtx(ctx, time.Duration(attempt)*250*time.Millisecond) {
-			return
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Duration(attempt) * 250 * time.Millisecond):
+			}
 		}
 		if err = e.store.SetUsersChangeDue(ctx, p.LocationID, due); err == nil {
 			e.noteDue(due)
@@ -320,18 +324,5 @@ func (e *Engine) ForceSync(ctx context.Context, actor models.Actor, scope, group
 		if done {
 			return flagged, nil
 		}
-	}
-}
-
-// sleepCtx waits for d or until ctx ends, and reports whether ctx is still
-// live.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
 	}
 }
