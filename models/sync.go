@@ -23,6 +23,29 @@ func (s *Store) LocationByID(ctx context.Context, id string) (LocationView, erro
 	return v, nil
 }
 
+// LocationSyncMarks are the marks a location's record keeps that a panel's
+// link and check-ins act on.
+type LocationSyncMarks struct {
+	// UsersSyncedAt is when a users run last succeeded there; nil when
+	// none has.
+	UsersSyncedAt *time.Time
+	// ForcePending asks for a full users sync at the panel's next
+	// check-in.
+	ForcePending bool
+}
+
+// LocationSyncMarks reads a location's sync marks alone: it is asked on
+// every link and check-in of every panel, so it reads two columns by
+// primary key and nothing else.
+func (s *Store) LocationSyncMarks(ctx context.Context, locationID string) (LocationSyncMarks, error) {
+	var m LocationSyncMarks
+	err := s.conn(ctx).Model(&Location{}).Select("users_synced_at", "force_pending").Where("id = ?", locationID).Take(&m).Error
+	if err != nil {
+		return LocationSyncMarks{}, notFound(err, "location")
+	}
+	return m, nil
+}
+
 // PanelUsers returns the remote copy of a location's panel users, by user
 // number.
 func (s *Store) PanelUsers(ctx context.Context, locationID string) ([]PanelUser, error) {

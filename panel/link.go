@@ -110,17 +110,19 @@ const DefaultAdmitRate = 1000
 
 // Handler hears what a panel's link reports, each after it is recorded,
 // so that work waiting on the panel can start. Its methods are called on
-// the connection's own goroutine, with the panel as stored at that
-// moment, and should return quickly.
+// the connection's own goroutine, with the panel and its location, and
+// should return quickly. They are told no more than that: a fleet linking
+// again, or checking in, would otherwise read every panel's row for each
+// report, and what a handler decides on is in the location's record.
 type Handler interface {
 	// PanelLinked is told of every new connection, once the panel is
 	// recorded connected and has been greeted.
-	PanelLinked(ctx context.Context, p models.Panel)
+	PanelLinked(ctx context.Context, panelID, locationID string)
 	// PanelCheckedIn is told of every check-in.
-	PanelCheckedIn(ctx context.Context, p models.Panel)
+	PanelCheckedIn(ctx context.Context, panelID, locationID string)
 	// PanelUsersChanged is told of every user changed at the panel's
 	// keypad.
-	PanelUsersChanged(ctx context.Context, p models.Panel)
+	PanelUsersChanged(ctx context.Context, panelID, locationID string)
 }
 
 // Bus is what the link needs of the bus between nodes; *bus.Bus is one.
@@ -287,6 +289,10 @@ func (l *Link) Start(ctx context.Context, p models.Panel, sock Socket) <-chan st
 
 	id := panelIdentity{PanelID: p.ID, AccountID: p.AccountID, LocationID: p.LocationID, Serial: p.Serial}
 	c := newDeviceConn(models.NewID(), id, sock, l.cfg.MaxQueuedCommands, l.cfg.WriteTimeout)
+	// The status stored when the panel authenticated is what its first
+	// check-in is compared with, so a fleet linking again does not read
+	// every panel's row a second time.
+	c.statusDigest.Store(storedDigest(p.StatusJSON))
 	if !l.open(ctx, c) {
 		_ = sock.Close()
 		l.serving.Done()
@@ -338,9 +344,7 @@ func (l *Link) open(ctx context.Context, c *deviceConn) bool {
 
 	// The handler hears of the connection only now, so that any command it
 	// starts reaches the panel after the hello.
-	if err := l.tellHandler(ctx, c, Handler.PanelLinked); err != nil {
-		l.log.Error("tell of the panel's connection", "panel_serial", c.serial, "error", err.Error())
-	}
+	l.tellHandler(ctx, c, Handler.PanelLinked)
 	return true
 }
 

@@ -80,14 +80,8 @@ func (l *Link) recordCheckin(ctx context.Context, c *deviceConn, st Status) erro
 		l.seen.mark(c.panelID, now)
 	}
 	l.cfg.Metrics.checkin(changed)
-	return l.tellHandler(ctx, c, func(h Handler, ctx context.Context, p models.Panel) {
-		// The handler hears of the panel as stored once this check-in is:
-		// the time of a quiet one may still be waiting in the batch.
-		if p.LastSeenAt == nil || p.LastSeenAt.Before(now) {
-			p.LastSeenAt = &now
-		}
-		h.PanelCheckedIn(ctx, p)
-	})
+	l.tellHandler(ctx, c, Handler.PanelCheckedIn)
+	return nil
 }
 
 // recordNewStatus stores a check-in's status, which differs from the one
@@ -116,14 +110,23 @@ func (l *Link) recordNewStatus(ctx context.Context, c *deviceConn, st Status, no
 // written.
 func (l *Link) storedStatusDigest(ctx context.Context, panelID string) (uint64, error) {
 	p, err := l.store.PanelByID(ctx, panelID)
-	if err != nil || p.StatusJSON == "" {
+	if err != nil {
 		return 0, err
 	}
-	var st Status
-	if json.Unmarshal([]byte(p.StatusJSON), &st) != nil {
-		return 0, nil
+	return storedDigest(p.StatusJSON), nil
+}
+
+// storedDigest returns the digest of a stored status, or 0 when there is
+// none or it cannot be read.
+func storedDigest(statusJSON string) uint64 {
+	if statusJSON == "" {
+		return 0
 	}
-	return statusDigest(st), nil
+	var st Status
+	if json.Unmarshal([]byte(statusJSON), &st) != nil {
+		return 0
+	}
+	return statusDigest(st)
 }
 
 // statusDigest returns a digest that two statuses share when they report
@@ -148,19 +151,12 @@ func statusDigest(st Status) uint64 {
 	return max(h.Sum64(), 1)
 }
 
-// tellHandler passes the panel, as stored now, to one of the handler's
+// tellHandler passes the connection's panel to one of the handler's
 // methods.
-func (l *Link) tellHandler(ctx context.Context, c *deviceConn, method func(Handler, context.Context, models.Panel)) error {
-	h := l.currentHandler()
-	if h == nil {
-		return nil
+func (l *Link) tellHandler(ctx context.Context, c *deviceConn, method func(Handler, context.Context, string, string)) {
+	if h := l.currentHandler(); h != nil {
+		method(h, ctx, c.panelID, c.locationID)
 	}
-	p, err := l.store.PanelByID(ctx, c.panelID)
-	if err != nil {
-		return err
-	}
-	method(h, ctx, p)
-	return nil
 }
 
 // recordPanelEvent writes an unsolicited panel event to the Event Log and
@@ -206,10 +202,10 @@ func (l *Link) recordPanelEvent(ctx context.Context, c *deviceConn, e PanelEvent
 		// The next check-in that reports this arm state has nothing new.
 		c.statusDigest.Store(statusDigest(stored))
 	}
-	if e.Kind != EventUserChanged {
-		return nil
+	if e.Kind == EventUserChanged {
+		l.tellHandler(ctx, c, Handler.PanelUsersChanged)
 	}
-	return l.tellHandler(ctx, c, Handler.PanelUsersChanged)
+	return nil
 }
 
 // applyArmChange updates the stored status's partitions and the location's

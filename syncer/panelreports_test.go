@@ -206,7 +206,7 @@ func TestFirstLink_ConnectionsRacing_StartOneRun(t *testing.T) {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					n.App.Engine().PanelLinked(ctx, p)
+					n.App.Engine().PanelLinked(ctx, p.ID, p.LocationID)
 				}()
 			}
 			wg.Wait()

@@ -138,14 +138,18 @@ func nextSchedule(now time.Time, intervalMinutes int) time.Time {
 // PanelCheckedIn starts the full users sync a location was flagged for,
 // now that its panel has checked in. The flag clears when that sync
 // succeeds.
-func (e *Engine) PanelCheckedIn(ctx context.Context, p models.Panel) {
-	loc, err := e.store.LocationByID(ctx, p.LocationID)
-	if err != nil || !loc.Location.ForcePending {
+func (e *Engine) PanelCheckedIn(ctx context.Context, panelID, locationID string) {
+	marks, err := e.store.LocationSyncMarks(ctx, locationID)
+	if err != nil || !marks.ForcePending {
+		return
+	}
+	loc, err := e.store.LocationByID(ctx, locationID)
+	if err != nil {
 		return
 	}
 	actor := systemActor(actorCheckin, loc.Location.AccountID)
-	if _, _, err := e.RequestSync(ctx, actor, SyncRequest{LocationID: p.LocationID, Kind: models.RunUsers, Trigger: models.TriggerCheckin}); err != nil {
-		e.log.Warn("forced sync at check-in", "location_id", p.LocationID, "error", err.Error())
+	if _, _, err := e.RequestSync(ctx, actor, SyncRequest{LocationID: locationID, Kind: models.RunUsers, Trigger: models.TriggerCheckin}); err != nil {
+		e.log.Warn("forced sync at check-in", "location_id", locationID, "error", err.Error())
 	}
 }
 
@@ -158,15 +162,15 @@ func (e *Engine) PanelCheckedIn(ctx context.Context, p models.Panel) {
 // running is not started twice, and one held for apply waits for a
 // person. A panel that reconnects after its users have synced starts
 // nothing.
-func (e *Engine) PanelLinked(ctx context.Context, p models.Panel) {
-	// Nearly every link is a known panel reconnecting: a plain read settles
-	// those without a lock.
-	loc, err := e.store.LocationByID(ctx, p.LocationID)
+func (e *Engine) PanelLinked(ctx context.Context, panelID, locationID string) {
+	// Nearly every link is a known panel reconnecting: a read of the
+	// location's marks alone settles those without a lock.
+	marks, err := e.store.LocationSyncMarks(ctx, locationID)
 	if err != nil {
-		e.log.Warn("first users sync", "location_id", p.LocationID, "error", err.Error())
+		e.log.Warn("first users sync", "location_id", locationID, "error", err.Error())
 		return
 	}
-	if loc.Location.UsersSyncedAt != nil {
+	if marks.UsersSyncedAt != nil {
 		return
 	}
 	err = e.store.Tx(ctx, func(ctx context.Context) error {
@@ -174,7 +178,7 @@ func (e *Engine) PanelLinked(ctx context.Context, p models.Panel) {
 		// run also takes before it frees its place in the queue: two
 		// connections racing, or a first sync finishing meanwhile, never
 		// start a second run.
-		loc, err := e.store.LockPanelLocation(ctx, p.ID)
+		loc, err := e.store.LockPanelLocation(ctx, panelID)
 		if err != nil {
 			return err
 		}
@@ -191,7 +195,7 @@ func (e *Engine) PanelLinked(ctx context.Context, p models.Panel) {
 		return err
 	})
 	if err != nil && ctx.Err() == nil {
-		e.log.Warn("first users sync", "location_id", p.LocationID, "error", err.Error())
+		e.log.Warn("first users sync", "location_id", locationID, "error", err.Error())
 	}
 }
 
@@ -201,7 +205,7 @@ func (e *Engine) PanelLinked(ctx context.Context, p models.Panel) {
 // edits gives one sync. The schedule loop of whichever node finds it due
 // first starts it (RunDueUsersChanges); a users run queued before then
 // takes the changes over.
-func (e *Engine) PanelUsersChanged(ctx context.Context, p models.Panel) {
+func (e *Engine) PanelUsersChanged(ctx context.Context, panelID, locationID string) {
 	due := e.now().Add(e.cfg.UserChangeDelay)
 	// The change is already in the Event Log; a due time that is not
 	// written would leave the location out of step with its panel until
@@ -216,13 +220,13 @@ func (e *Engine) PanelUsersChanged(ctx context.Context, p models.Panel) {
 			case <-time.After(time.Duration(attempt) * 250 * time.Millisecond):
 			}
 		}
-		if err = e.store.SetUsersChangeDue(ctx, p.LocationID, due); err == nil {
+		if err = e.store.SetUsersChangeDue(ctx, locationID, due); err == nil {
 			e.noteDue(due)
 			return
 		}
 	}
 	if ctx.Err() == nil {
-		e.log.Error("keypad change: its sync was not scheduled", "location_id", p.LocationID, "error", err.Error())
+		e.log.Error("keypad change: its sync was not scheduled", "location_id", locationID, "error", err.Error())
 	}
 }
 
