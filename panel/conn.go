@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/panelsync/panelsync/wsframe"
@@ -64,11 +63,6 @@ type deviceConn struct {
 	locationID string
 	serial     string
 	sock       Socket
-	// statusDigest is statusDigest of the status stored for the panel, or
-	// 0 while not known. The read loop, which handles check-ins and panel
-	// events, keeps it; a status.get sent to the panel clears it, since
-	// whoever asked stores the answer.
-	statusDigest atomic.Uint64
 
 	// closing is closed once, when the connection starts to shut down.
 	closing   chan struct{}
@@ -93,6 +87,31 @@ type deviceConn struct {
 	maxQueue int
 	seq      uint64
 	closed   bool
+	// storedStatus is statusDigest of the status stored for the panel, or
+	// 0 while not known; check-ins and panel events keep it. A status.get
+	// sent to the panel clears it and starts a new generation, since
+	// whoever asked stores the answer: what a check-in recorded before
+	// that answer must not be taken for it.
+	storedStatus           uint64
+	storedStatusGeneration uint64
+}
+
+// knownStatus returns the digest of the status stored for the panel (0
+// while not known) and the generation it belongs to.
+func (c *deviceConn) knownStatus() (digest, generation uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.storedStatus, c.storedStatusGeneration
+}
+
+// learnStatus records digest as that of the status stored for the panel,
+// unless a status.get was sent since generation was read.
+func (c *deviceConn) learnStatus(generation, digest uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.storedStatusGeneration == generation {
+		c.storedStatus = digest
+	}
 }
 
 // maxOutbox bounds the frames waiting for one panel.
@@ -264,7 +283,8 @@ func (c *deviceConn) submit(name string, args json.RawMessage, timeout time.Dura
 		return
 	}
 	if name == CmdStatusGet {
-		c.statusDigest.Store(0)
+		c.storedStatus = 0
+		c.storedStatusGeneration++
 	}
 	c.seq++
 	id := c.linkID[:8] + "-" + strconv.FormatUint(c.seq, 10)

@@ -292,7 +292,7 @@ func (l *Link) Start(ctx context.Context, p models.Panel, sock Socket) <-chan st
 	// The status stored when the panel authenticated is what its first
 	// check-in is compared with, so a fleet linking again does not read
 	// every panel's row a second time.
-	c.statusDigest.Store(storedDigest(p.StatusJSON))
+	c.storedStatus = storedDigest(p.StatusJSON)
 	if !l.open(ctx, c) {
 		_ = sock.Close()
 		l.serving.Done()

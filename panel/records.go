@@ -60,14 +60,14 @@ func (l *Link) recordDisconnected(ctx context.Context, c *deviceConn) error {
 // them apart costs no read.
 func (l *Link) recordCheckin(ctx context.Context, c *deviceConn, st Status) error {
 	now := time.Now().UTC()
-	known := c.statusDigest.Load()
+	known, generation := c.knownStatus()
 	if known == 0 {
 		stored, err := l.storedStatusDigest(ctx, c.panelID)
 		if err != nil {
 			return err
 		}
 		known = stored
-		c.statusDigest.Store(stored)
+		c.learnStatus(generation, stored)
 	}
 	digest := statusDigest(st)
 	changed := digest != known
@@ -75,7 +75,7 @@ func (l *Link) recordCheckin(ctx context.Context, c *deviceConn, st Status) erro
 		if err := l.recordNewStatus(ctx, c, st, now); err != nil {
 			return err
 		}
-		c.statusDigest.Store(digest)
+		c.learnStatus(generation, digest)
 	} else {
 		l.seen.mark(c.panelID, now)
 	}
@@ -183,6 +183,7 @@ func (l *Link) recordPanelEvent(ctx context.Context, c *deviceConn, e PanelEvent
 	}
 	var stored Status
 	armChange := e.Kind == EventArmed || e.Kind == EventDisarmed
+	_, generation := c.knownStatus()
 	err := l.store.Tx(ctx, func(ctx context.Context) error {
 		if armChange {
 			var err error
@@ -200,7 +201,7 @@ func (l *Link) recordPanelEvent(ctx context.Context, c *deviceConn, e PanelEvent
 	}
 	if armChange {
 		// The next check-in that reports this arm state has nothing new.
-		c.statusDigest.Store(statusDigest(stored))
+		c.learnStatus(generation, statusDigest(stored))
 	}
 	if e.Kind == EventUserChanged {
 		l.tellHandler(ctx, c, Handler.PanelUsersChanged)

@@ -79,3 +79,34 @@ func TestCheckin_AfterARefreshStoredAnotherStatus_IsComparedWithWhatIsStored(t *
 		t.Fatalf("stored arm state %q after the check-in, want disarmed", stored.ArmedState)
 	}
 }
+
+// A check-in recorded while a status.get is on its way to the panel does
+// not leave its status as the one known to be stored: the REFRESH stores
+// the panel's answer after it, and the next check-in must be compared with
+// that.
+func TestKnownStatus_LearnedAcrossAStatusGet_IsForgotten(t *testing.T) {
+	sock := newFakeSocket()
+	c := newDeviceConn("link-1234", panelIdentity{PanelID: "p"}, sock, 4, time.Second)
+	t.Cleanup(func() { c.shutdown(1000, "test over") })
+
+	_, generation := c.knownStatus()
+	c.learnStatus(generation, 42)
+	if known, _ := c.knownStatus(); known != 42 {
+		t.Fatalf("known status %d after a check-in with no status.get between, want 42", known)
+	}
+
+	_, generation = c.knownStatus()
+	c.submit(CmdStatusGet, nil, time.Minute, func(busReply) {})
+	if known, _ := c.knownStatus(); known != 0 {
+		t.Fatalf("known status %d once a status.get is sent, want 0 (not known)", known)
+	}
+	c.learnStatus(generation, 7)
+	if known, _ := c.knownStatus(); known != 0 {
+		t.Fatalf("known status %d after a check-in that began before the status.get, want 0 (not known)", known)
+	}
+	_, generation = c.knownStatus()
+	c.learnStatus(generation, 9)
+	if known, _ := c.knownStatus(); known != 9 {
+		t.Fatalf("known status %d after a check-in that began after the status.get, want 9", known)
+	}
+}
