@@ -212,7 +212,7 @@ func (a *App) build(ctx context.Context, signingKey, codeKey []byte) error {
 	}
 	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		newStrandedCollector(a.engine), newQueueCollector(a.base, a.store, a.log, ranks), newDependencyCollector(a.base, readiness),
-		panel.ConnectedGauge(a.link), realtime.ConnectionsGauge(a.hub))
+		panel.ConnectedGauge(a.link), panel.OpeningGauge(a.link), realtime.ConnectionsGauge(a.hub))
 
 	a.http = handlers.New(handlers.Deps{
 		Logger:       a.log,

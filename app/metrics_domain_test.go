@@ -303,6 +303,7 @@ func TestMetrics_ATap_CountsRunsAndPanelCommands(t *testing.T) {
 			for series, want := range map[string]float64{
 				`panelsync_runs_finished_total{kind="users",outcome="failed",trigger="app"}`: 0,
 				`panelsync_panels_connected`:                                                           1,
+				`panelsync_panel_links_opening`:                                                        0,
 				`panelsync_panel_command_timeouts_total{command="users.get"}`:                          0,
 				`panelsync_dependency_up{dependency="database"}`:                                       1,
 				`panelsync_dependency_up{dependency="bus"}`:                                            1,

@@ -170,7 +170,10 @@ type Link struct {
 
 	// draining is set once the node stops taking panel links.
 	draining atomic.Bool
-	admit    admission
+	// opening counts the links taken but not yet recorded and told to the
+	// handler.
+	opening atomic.Int64
+	admit   admission
 	// seen writes when panels were last heard from, in batches.
 	seen *lastSeen
 }
@@ -317,6 +320,8 @@ func (l *Link) run(ctx context.Context, c *deviceConn, done chan<- struct{}) {
 // tells the handler. It reports false when the connection could not be
 // registered.
 func (l *Link) open(ctx context.Context, c *deviceConn) bool {
+	l.opening.Add(1)
+	defer l.opening.Add(-1)
 	if err := l.register(c); err != nil {
 		l.log.Error("register panel connection", "panel_serial", c.serial, "link_id", c.linkID, "error", err.Error())
 		return false
@@ -799,6 +804,10 @@ func (l *Link) ConnectedCount() int {
 	defer l.mu.Unlock()
 	return len(l.conns)
 }
+
+// OpeningCount returns how many links this node has taken and is still
+// recording: their link written, the handler told.
+func (l *Link) OpeningCount() int { return int(l.opening.Load()) }
 
 // RotateCredential issues the location's panel a new device secret, shown
 // once: the old secret stops working and a panel still linked with it is

@@ -150,3 +150,14 @@ func ConnectedGauge(l *Link) prometheus.Collector {
 		Help: "Panels whose link is held by this node.",
 	}, func() float64 { return float64(l.ConnectedCount()) })
 }
+
+// OpeningGauge reports the links this node has taken and is still
+// recording, read from the link at each scrape. It stays near zero while
+// the database keeps up with the links arriving; a backlog that grows
+// means it does not.
+func OpeningGauge(l *Link) prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "panelsync_panel_links_opening",
+		Help: "Panel links this node has taken and is still recording (the link written, the sync engine told).",
+	}, func() float64 { return float64(l.OpeningCount()) })
+}

@@ -110,3 +110,41 @@ func TestKnownStatus_LearnedAcrossAStatusGet_IsForgotten(t *testing.T) {
 		t.Fatalf("known status %d after a check-in that began after the status.get, want 9", known)
 	}
 }
+
+// A link the database has not yet recorded counts as opening, which the
+// panelsync_panel_links_opening gauge shows: an operator sees a backlog of
+// links waiting for the database, and the count falls back to zero once
+// the link is written.
+func TestLink_WhileTheDatabaseHoldsTheLinksWrite_CountsAsOpening(t *testing.T) {
+	l, _, p := fakeBusLink(t)
+	held, release := make(chan struct{}), make(chan struct{})
+	writeDone := make(chan error, 1)
+	go func() {
+		writeDone <- l.store.Tx(context.Background(), func(ctx context.Context) error {
+			if err := l.store.TouchPanel(ctx, p.ID, time.Now().UTC()); err != nil {
+				return err
+			}
+			close(held)
+			<-release
+			return nil
+		})
+	}()
+	<-held
+
+	linkPanel(t, l, p)
+	if got := l.OpeningCount(); got != 1 {
+		close(release)
+		t.Fatalf("%d links opening while the database holds the panel's row, want 1", got)
+	}
+	close(release)
+	if err := <-writeDone; err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for l.OpeningCount() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d links opening 10s after the database let the link be written, want 0", l.OpeningCount())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -29,6 +29,7 @@ import (
 const (
 	metricPanelsConnected = "panelsync_panels_connected"
 	metricPanelCheckins   = "panelsync_panel_checkins_total"
+	metricLinksOpening    = "panelsync_panel_links_opening"
 )
 
 // Shape and bounds of the panels benchmark.
@@ -241,7 +242,14 @@ func benchPanels(ctx context.Context, env cmdEnv, args []string) error {
 		statsAfter.DrainCloses-statsBefore.DrainCloses, dialFailuresSince(statsBefore.DialFailures, statsAfter.DialFailures))
 	// The restarted node holds the same links without what the first
 	// links' syncs left behind in the first: its memory is what a node
-	// holding the fleet costs day to day.
+	// holding the fleet costs day to day, once it has recorded every link
+	// and taken every panel's first check-in. Read earlier, it would
+	// include the links still queued for the database.
+	if err := waitIdleNode(ctx, metricsURL, total); err != nil {
+		return fmt.Errorf("after the restart: %w", err)
+	}
+	fmt.Fprintf(w, "    every link recorded and every panel's first check-in taken %s after the new serve started\n",
+		time.Since(started).Round(time.Millisecond))
 	settle()
 	steady, err := rssKB(server.pid())
 	if err != nil {
@@ -267,6 +275,12 @@ func benchPanels(ctx context.Context, env cmdEnv, args []string) error {
 	}
 	fleet = busy
 	if err := waitGauge(ctx, metricsURL, metricPanelsConnected, total, linkLimit); err != nil {
+		return fmt.Errorf("with check-ins every %s: %w", o.checkinInterval, err)
+	}
+	// Check-ins are read once a link is recorded, so the window opens
+	// when the node has caught up with the links, not while it records
+	// them.
+	if err := waitGauge(ctx, metricsURL, metricLinksOpening, 0, linkLimit); err != nil {
 		return fmt.Errorf("with check-ins every %s: %w", o.checkinInterval, err)
 	}
 	r, err := measureCheckins(ctx, metricsURL, fleet, time.Duration(o.checkinSeconds)*time.Second)
@@ -377,6 +391,26 @@ func waitCheckedIn(ctx context.Context, fleet *fleetHelpers, n int) error {
 			return "", err
 		}
 		return fmt.Sprintf("%d of %d panels are linked and %d check-ins sent", st.Connected, n, st.Stats.Checkins), nil
+	})
+}
+
+// waitIdleNode waits until a node has recorded every link it took and
+// counted at least checkins check-ins, which every panel sends as it
+// links.
+func waitIdleNode(ctx context.Context, metricsURL string, checkins int) error {
+	return pollUntil(ctx, linkLimit, 100*time.Millisecond, func() (string, error) {
+		opening, err := scrapeMetric(ctx, metricsURL, metricLinksOpening)
+		if err != nil {
+			return err.Error(), nil
+		}
+		counted, err := scrapeMetric(ctx, metricsURL, metricPanelCheckins)
+		if err != nil {
+			return err.Error(), nil
+		}
+		if opening > 0 || counted < float64(checkins) {
+			return fmt.Sprintf("%.0f links are still being recorded and %.0f of %d first check-ins counted", opening, counted, checkins), nil
+		}
+		return "", nil
 	})
 }
 

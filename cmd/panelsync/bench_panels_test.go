@@ -115,6 +115,9 @@ func TestBenchPanels_ShortRun_MeasuresMemoryAndRelink(t *testing.T) {
 			t.Errorf("relink time %q; want a duration between 0 and 2m", s)
 		}
 	}
+	if !regexp.MustCompile(`every link recorded and every panel's first check-in taken \S+ after the new serve started`).MatchString(out) {
+		t.Errorf("no line for when the restarted node had recorded every link:\n%s", out)
+	}
 	if !regexp.MustCompile(`memory on the restarted node: server RSS \d+ KB with every panel linked again: -?[\d.]+ KB per idle linked panel`).MatchString(out) {
 		t.Errorf("no memory line for the restarted node:\n%s", out)
 	}
