@@ -120,7 +120,7 @@ func (c *Config) Settings() []Setting {
 		integer(&c.Workers, "workers", "8", "sync runs this node executes at once"),
 		duration(&c.CommandTimeout, "command-timeout", "30s", "how long a panel has to answer one command"),
 		duration(&c.CheckinInterval, "checkin-interval", "30m", "how often panels are told to check in"),
-		float(&c.PanelLinkRate, "panel-link-rate", "1000", "panel links this node takes a second; the links past it (a fleet reconnecting at once) are answered 503 with a Retry-After that spreads them over the time the node needs"),
+		float(&c.PanelLinkRate, "panel-link-rate", "1000", "panel links this node takes a second; the links past it (a fleet reconnecting at once), and those that arrive while a second's links are still waiting for the database, are answered 503 with a Retry-After that spreads them over the time the node needs"),
 		duration(&c.PanelRelinkSpread, "panel-relink-spread", "10s", "when this node stops, each of its panels is told to link again (to another node, or to this one restarted) at a random point of this window, so that they do not all come back at once"),
 		duration(&c.RunLease, "run-lease", "30s", "how long a claimed run stays a worker's without renewal; a crashed worker's runs are taken over after it"),
 		integer(&c.MaxAttempts, "max-attempts", "3", "attempts of a run whose panel times out or is away before it is a Sync Failure"),

@@ -78,7 +78,8 @@ func Open(ctx context.Context, cfg DBConfig) (*gorm.DB, error) {
 		// a second writer wait instead of failing; BEGIN IMMEDIATE takes the
 		// write lock up front so two read-then-write transactions cannot
 		// deadlock on the upgrade.
-		dsn := "file:" + cfg.SQLitePath + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+		dsn := "file:" + cfg.SQLitePath + fmt.Sprintf("?_pragma=busy_timeout(%d)", sqliteBusyTimeout.Milliseconds()) +
+			"&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
 		dialector = sqlite.Open(dsn)
 	}
 	log := cfg.Logger
@@ -100,6 +101,11 @@ func Open(ctx context.Context, cfg DBConfig) (*gorm.DB, error) {
 	}
 	if err := boundStatements(db, cfg.StatementTimeout); err != nil {
 		return nil, err
+	}
+	if cfg.MySQLDSN == "" {
+		if err := db.Use(&writeGate{lock: make(chan struct{}, 1), wait: sqliteBusyTimeout}); err != nil {
+			return nil, fmt.Errorf("queue the SQLite database's writes: %w", err)
+		}
 	}
 	sqlDB, err := db.DB()
 	if err != nil {

@@ -2,6 +2,8 @@ package models_test
 
 import (
 	"context"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -59,4 +61,79 @@ func TestMarkPanelsSeen_MovesLastSeenForwardNeverBack(t *testing.T) {
 			}
 		}
 	})
+}
+
+// On SQLite, writes outside a transaction queue for the single writer
+// without holding a connection of the pool meanwhile: while a transaction
+// holds the writer, reads are still answered however many such writes
+// wait, and the writes are all made once it commits.
+func TestMarkPanelsSeen_WhileATransactionHoldsSQLitesWriter_LeavesReadsAConnection(t *testing.T) {
+	for _, b := range dbtest.Backends(t) {
+		if b.Name != "sqlite" {
+			// MariaDB locks rows, not the database, and has no queue.
+			continue
+		}
+		t.Run(b.Name, func(t *testing.T) {
+			// A pool of four connections, as the server opens SQLite.
+			b.Config.MaxOpenConns = 4
+			store := dbtest.OpenMigrated(t, b)
+			ctx := context.Background()
+			acct := mustAccount(t, store, "A")
+			panel := createLocation(t, store, acct, "HQ", "SER-0001").Panel
+
+			held, release := make(chan struct{}), make(chan struct{})
+			txDone := make(chan error, 1)
+			go func() {
+				txDone <- store.Tx(ctx, func(ctx context.Context) error {
+					if err := store.TouchPanel(ctx, panel.ID, time.Now().UTC()); err != nil {
+						return err
+					}
+					close(held)
+					<-release
+					return nil
+				})
+			}()
+			<-held
+			defer func() {
+				select {
+				case <-release:
+				default:
+					close(release)
+				}
+			}()
+
+			var writes sync.WaitGroup
+			writeErrs := make(chan error, 8)
+			var started atomic.Int32
+			for range 8 {
+				writes.Add(1)
+				go func() {
+					defer writes.Done()
+					started.Add(1)
+					writeErrs <- store.MarkPanelsSeen(ctx, []string{panel.ID}, time.Now().UTC())
+				}()
+			}
+			for started.Load() < 8 {
+				time.Sleep(time.Millisecond)
+			}
+
+			readCtx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			defer cancel()
+			if _, err := store.PanelByID(readCtx, panel.ID); err != nil {
+				t.Fatalf("read while 8 writes wait for the writer: %v", err)
+			}
+
+			close(release)
+			if err := <-txDone; err != nil {
+				t.Fatal(err)
+			}
+			writes.Wait()
+			close(writeErrs)
+			for err := range writeErrs {
+				if err != nil {
+					t.Errorf("write queued behind the transaction: %v", err)
+				}
+			}
+		})
+	}
 }

@@ -30,7 +30,11 @@ type Store struct {
 // NewStore wraps an open database.
 func NewStore(db *gorm.DB) *Store {
 	s := &Store{db: db, log: slog.New(slog.DiscardHandler)}
-	if !IsMySQL(db) {
+	// Transactions share the queue of the single statements that write
+	// outside one, where OpenDB set it up.
+	if g, ok := db.Config.Plugins[writeGateName].(*writeGate); ok {
+		s.writeLock = g.lock
+	} else if !IsMySQL(db) {
 		s.writeLock = make(chan struct{}, 1)
 	}
 	return s

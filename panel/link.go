@@ -54,7 +54,9 @@ type LinkConfig struct {
 	RelinkSpread time.Duration
 	// AdmitRate bounds the panel links this node takes a second, and
 	// AdmitBurst how many it takes at once above that rate; the rest are
-	// answered 503 with a Retry-After that spreads them out.
+	// answered 503 with a Retry-After that spreads them out. So are the
+	// links that arrive while a second's links at the rate are still
+	// waiting to be recorded.
 	AdmitRate  float64
 	AdmitBurst int
 	// Metrics measures commands and heartbeats; nil measures nothing.
@@ -337,6 +339,8 @@ func (l *Link) open(ctx context.Context, c *deviceConn) bool {
 	before, err := l.recordConnected(ctx, c, c.began)
 	if err != nil {
 		l.log.Error("record panel connected", "panel_serial", c.serial, "link_id", c.linkID, "error", err.Error())
+	} else {
+		l.admit.linkRecorded(time.Now())
 	}
 	// Another node recorded as holding the panel (a link it has not yet
 	// seen die) is told that a newer connection holds it now. A panel that

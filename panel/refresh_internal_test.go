@@ -2,6 +2,7 @@ package panel
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -146,5 +147,56 @@ func TestLink_WhileTheDatabaseHoldsTheLinksWrite_CountsAsOpening(t *testing.T) {
 			t.Fatalf("%d links opening 10s after the database let the link be written, want 0", l.OpeningCount())
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A node whose database is behind with the links it took refuses more,
+// 503 with a Retry-After, however much of its rate is left, and takes
+// them again once the backlog is below the bound.
+func TestAdmit_WhileLinksWaitForTheDatabase_RefusesMoreUntilTheyAreRecorded(t *testing.T) {
+	l, _, _ := fakeBusLink(t)
+	bound := l.admit.backlog()
+	if bound < minBacklog {
+		t.Fatalf("backlog bound %d, want at least %d", bound, minBacklog)
+	}
+	l.opening.Store(bound)
+	err := l.Admit()
+	var refusal *models.Error
+	if !errors.As(err, &refusal) || refusal.Code != models.CodeServiceUnavailable || refusal.RetryAfter < time.Second {
+		t.Fatalf("admit with %d links waiting for the database: %v, want 503 service_unavailable with a Retry-After of a second or more", bound, err)
+	}
+	l.opening.Store(bound - 1)
+	if err := l.Admit(); err != nil {
+		t.Fatalf("admit with %d links waiting, under the bound of %d: %v", bound-1, bound, err)
+	}
+}
+
+// The wait asked of a link refused while the database is behind is sized
+// by how fast the database records links, not by the rate the node would
+// take them at, so that a slow database is not met with the fleet again a
+// second later.
+func TestAdmission_RefusalsWhileTheDatabaseIsBehind_AskForLongerWaits(t *testing.T) {
+	a := newAdmission(100, 20)
+	now := time.Now()
+	a.linkRecorded(now)
+	a.linkRecorded(now)
+	for range 50 {
+		if wait := a.refuse(now, false); wait != time.Second {
+			t.Fatalf("Retry-After %s for 50 refusals at a rate of 100 a second, want 1s", wait)
+		}
+	}
+	// 400 refusals in a second would be 4 s of links at the rate; the
+	// database records 2 a second, and the wait is sized by a quarter of
+	// the rate at the least.
+	var longest time.Duration
+	for range 350 {
+		wait := a.refuse(now, true)
+		if wait < time.Second || wait > 16*time.Second {
+			t.Fatalf("Retry-After %s, want between 1s and 16s", wait)
+		}
+		longest = max(longest, wait)
+	}
+	if longest <= 4*time.Second {
+		t.Fatalf("longest Retry-After %s while the database records 2 links a second, want longer than the 4s the rate alone asks", longest)
 	}
 }
