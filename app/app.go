@@ -80,6 +80,14 @@ func OpenStore(ctx context.Context, cfg Config, log *slog.Logger) (*models.Store
 	if err != nil {
 		return nil, err
 	}
+	if cfg.OnDatabaseOpen != nil {
+		if err := cfg.OnDatabaseOpen(db); err != nil {
+			if sqlDB, dbErr := db.DB(); dbErr == nil {
+				_ = sqlDB.Close()
+			}
+			return nil, fmt.Errorf("prepare the database: %w", err)
+		}
+	}
 	return models.NewStore(db).WithLogger(log), nil
 }
 

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"gorm.io/gorm"
+
 	"github.com/panelsync/panelsync/handlers"
 	"github.com/panelsync/panelsync/models"
 )
@@ -19,6 +21,11 @@ import (
 // Config is everything an operator can set, by flag or by the PANELSYNC_*
 // variable named beside it. A flag wins over its variable.
 type Config struct {
+	// OnDatabaseOpen, when set, is given the database once it is open and
+	// before the node uses it. Tests register their fault injection with
+	// it, which cannot be added safely while statements run.
+	OnDatabaseOpen func(*gorm.DB) error
+
 	Addr              string
 	DataDir           string
 	DatabaseURL       string

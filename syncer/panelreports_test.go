@@ -436,12 +436,13 @@ func TestKeypadChanges_DueOnTwoNodes_StartOneRunEach(t *testing.T) {
 func TestKeypadChange_DatabaseAwayWhenDue_SyncStartsSoonAfterItReturns(t *testing.T) {
 	// The schedule tick outlasts the test: only a prompt second look can
 	// start the sync.
+	outage := &dbtest.Outage{}
 	tweak := func(c *app.Config) {
 		c.UserChangeDelay = time.Second
 		c.ScheduleTick = 10 * time.Minute
+		c.OnDatabaseOpen = outage.Register
 	}
 	forEachBackend(t, tweak, sim.Options{Users: 10}, func(t *testing.T, tb *testBundle) {
-		outage := dbtest.InjectOutage(t, tb.node.Store.DB())
 		u := tb.panel.Users()[1]
 		u.Name = "Renamed While The Database Blinks"
 		if err := tb.panel.PutUser(u); err != nil {
