@@ -11,11 +11,11 @@ import (
 
 // writeGate queues the writes to an SQLite database, which allows one
 // writer at a time, on one channel: transactions (see Store.serialized) and
-// the single statements that write outside one. Without it a statement
-// waits in SQLite's busy handler, which polls with sleeps that grow to
-// 100 ms, while transactions waiting on the channel take the lock the
-// moment it is free; under a steady stream of them such a statement
-// never got its turn and failed with "database is locked".
+// the single statements that write outside one. Without it such a
+// statement waited in SQLite's busy handler holding a connection of the
+// small pool, so that a few of them behind a long queue of transactions
+// left reads with no connection at all; waiting on the channel holds none,
+// and takes the writer the moment it is free.
 type writeGate struct {
 	lock chan struct{}
 	// wait bounds how long a statement waits for its turn when its
@@ -41,21 +41,16 @@ func (g *writeGate) Name() string { return writeGateName }
 // gate for its own length.
 func (g *writeGate) Initialize(db *gorm.DB) error {
 	cb := db.Callback()
-	for _, register := range []func() error{
-		func() error { return cb.Create().Before("gorm:create").Register(writeGateName+":take", g.take) },
-		func() error { return cb.Create().After("gorm:create").Register(writeGateName+":give", g.give) },
-		func() error { return cb.Update().Before("gorm:update").Register(writeGateName+":take", g.take) },
-		func() error { return cb.Update().After("gorm:update").Register(writeGateName+":give", g.give) },
-		func() error { return cb.Delete().Before("gorm:delete").Register(writeGateName+":take", g.take) },
-		func() error { return cb.Delete().After("gorm:delete").Register(writeGateName+":give", g.give) },
-		func() error { return cb.Raw().Before("gorm:raw").Register(writeGateName+":take", g.take) },
-		func() error { return cb.Raw().After("gorm:raw").Register(writeGateName+":give", g.give) },
-	} {
-		if err := register(); err != nil {
-			return err
-		}
-	}
-	return nil
+	return errors.Join(
+		cb.Create().Before("gorm:create").Register(writeGateName+":take", g.take),
+		cb.Create().After("gorm:create").Register(writeGateName+":give", g.give),
+		cb.Update().Before("gorm:update").Register(writeGateName+":take", g.take),
+		cb.Update().After("gorm:update").Register(writeGateName+":give", g.give),
+		cb.Delete().Before("gorm:delete").Register(writeGateName+":take", g.take),
+		cb.Delete().After("gorm:delete").Register(writeGateName+":give", g.give),
+		cb.Raw().Before("gorm:raw").Register(writeGateName+":take", g.take),
+		cb.Raw().After("gorm:raw").Register(writeGateName+":give", g.give),
+	)
 }
 
 // take waits for the gate, unless the statement runs in a transaction,
