@@ -50,6 +50,7 @@ func all() []*gormigrate.Migration {
 		v15ConsoleReads(),
 		v16RunTakeovers(),
 		v17Readiness(),
+		v18ForcedSyncs(),
 	}
 }
 

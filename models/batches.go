@@ -332,6 +332,20 @@ func (s *Store) ClearForcePending(ctx context.Context, locationID string) error 
 	return s.conn(ctx).Model(&Location{}).Where("id = ? AND force_pending = ?", locationID, true).Update("force_pending", false).Error
 }
 
+// ForcePendingLocations returns the ids of up to limit locations flagged
+// for a full users sync at their next check-in, and whether there are more.
+func (s *Store) ForcePendingLocations(ctx context.Context, limit int) ([]string, bool, error) {
+	var ids []string
+	err := s.conn(ctx).Model(&Location{}).Where("force_pending = ?", true).Limit(limit+1).Pluck("id", &ids).Error
+	if err != nil {
+		return nil, false, fmt.Errorf("list forced syncs: %w", err)
+	}
+	if len(ids) > limit {
+		return ids[:limit], true, nil
+	}
+	return ids, false, nil
+}
+
 // BatchRunOutcome is one run of a batch with its location, for the
 // batch's summary report.
 type BatchRunOutcome struct {

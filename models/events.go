@@ -103,6 +103,10 @@ func (l *EventLog) write(ctx context.Context, events []NewEvent) ([]Event, error
 		}
 		byAccount[e.AccountID] = append(byAccount[e.AccountID], i)
 	}
+	// Two transactions that each write events of the same accounts take
+	// their counters in the same order, so that they queue instead of
+	// deadlocking.
+	slices.Sort(order)
 	rows := make([]Event, len(events))
 	for _, accountID := range order {
 		idx := byAccount[accountID]

@@ -58,3 +58,66 @@ func TestPanelRoute_FollowsThePanelsLinks(t *testing.T) {
 		}
 	})
 }
+
+// TestMarkPanelsConnected_ABatch_RecordsEachLinkAndReportsHowEachStood:
+// one batch of new links records each panel's own link and time, and
+// reports for each how its link stood before (never linked, held by
+// another node, relinking), in the order given; a panel deleted since it
+// authenticated comes back empty and the rest are still recorded.
+func TestMarkPanelsConnected_ABatch_RecordsEachLinkAndReportsHowEachStood(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, store *models.Store) {
+		ctx := context.Background()
+		acct := mustAccount(t, store, "Batch Ltd")
+		fresh := createLocation(t, store, acct, "Fresh", "BATCH-0001").Panel.ID
+		elsewhere := createLocation(t, store, acct, "Elsewhere", "BATCH-0002").Panel.ID
+		relinking := createLocation(t, store, acct, "Relinking", "BATCH-0003").Panel.ID
+		earlier := time.Now().UTC().Add(-time.Minute).Truncate(time.Second)
+		if _, err := store.MarkPanelConnected(ctx, elsewhere, "old-link", "node-b", earlier); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := store.MarkPanelConnected(ctx, relinking, "old-link-2", "node-stopped", earlier); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := store.MarkNodePanelsRelinking(ctx, "node-stopped"); err != nil {
+			t.Fatal(err)
+		}
+
+		now := time.Now().UTC().Truncate(time.Second)
+		links := []models.PanelLink{
+			{PanelID: relinking, LinkID: "link-r", At: now.Add(3 * time.Second)},
+			{PanelID: "no-such-panel", LinkID: "link-x", At: now},
+			{PanelID: fresh, LinkID: "link-f", At: now.Add(time.Second)},
+			{PanelID: elsewhere, LinkID: "link-e", At: now.Add(2 * time.Second)},
+		}
+		before, err := store.MarkPanelsConnected(ctx, "node-a", links)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []models.PanelHolder{
+			{Connection: models.PanelConnected, NodeID: ""},
+			{},
+			{Connection: models.PanelDisconnected},
+			{Connection: models.PanelConnected, NodeID: "node-b"},
+		}
+		for i := range want {
+			if before[i] != want[i] {
+				t.Errorf("link %d (%s) stood %+v before, want %+v", i, links[i].LinkID, before[i], want[i])
+			}
+		}
+		for _, l := range []models.PanelLink{links[0], links[2], links[3]} {
+			p, err := store.PanelByID(ctx, l.PanelID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Connection != models.PanelConnected || p.NodeID != "node-a" || p.LinkID != l.LinkID {
+				t.Errorf("panel of %s: %s on %q through %q, want connected on node-a through it", l.LinkID, p.Connection, p.NodeID, p.LinkID)
+			}
+			if p.ConnectedAt == nil || !p.ConnectedAt.Equal(l.At) || p.LastSeenAt == nil || !p.LastSeenAt.Equal(l.At) {
+				t.Errorf("panel of %s: connected at %v, last seen %v, want both %v", l.LinkID, p.ConnectedAt, p.LastSeenAt, l.At)
+			}
+		}
+		if node, connected, err := store.PanelRoute(ctx, elsewhere); err != nil || node != "node-a" || !connected {
+			t.Errorf("the panel taken over from node-b routes to (%q, %v, %v), want node-a", node, connected, err)
+		}
+	})
+}

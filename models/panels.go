@@ -3,7 +3,12 @@ package models
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 )
 
 // PanelByID loads one panel.
@@ -25,22 +30,97 @@ type PanelHolder struct {
 // MarkPanelConnected records that connection linkID on node nodeID now
 // holds the panel, and returns how its link stood before.
 func (s *Store) MarkPanelConnected(ctx context.Context, panelID, linkID, nodeID string, now time.Time) (PanelHolder, error) {
-	var before PanelHolder
+	before, err := s.MarkPanelsConnected(ctx, nodeID, []PanelLink{{PanelID: panelID, LinkID: linkID, At: now}})
+	if err != nil {
+		return PanelHolder{}, err
+	}
+	if before[0].Connection == "" {
+		return PanelHolder{}, Errorf(CodeNotFound, "panel not found")
+	}
+	return before[0], nil
+}
+
+// PanelLink is a new connection to record: the panel it holds, the link's
+// ID and when it opened.
+type PanelLink struct {
+	PanelID string
+	LinkID  string
+	At      time.Time
+}
+
+// MarkPanelsConnected records that each of links, all on node nodeID, now
+// holds its panel, and returns how each panel's link stood before, in the
+// order of links; a panel that no longer exists comes back with an empty
+// Connection and is not changed. A fleet linking again after a restart is
+// recorded a few hundred links to a statement, where one transaction each
+// would bound it by how many commits the database makes a second. A panel
+// must appear at most once in links.
+func (s *Store) MarkPanelsConnected(ctx context.Context, nodeID string, links []PanelLink) ([]PanelHolder, error) {
+	if len(links) == 0 {
+		return nil, nil
+	}
+	ids := make([]string, len(links))
+	for i, l := range links {
+		ids[i] = l.PanelID
+	}
+	// The rows are locked in the order of their keys, so that two nodes'
+	// batches wait for each other instead of deadlocking.
+	sorted := slices.Sorted(slices.Values(ids))
+	before := make([]PanelHolder, len(links))
 	err := s.Tx(ctx, func(ctx context.Context) error {
-		var p Panel
-		if err := lockForUpdate(s.conn(ctx)).Select("id", "connection", "node_id").Where("id = ?", panelID).Take(&p).Error; err != nil {
-			return notFound(err, "panel")
+		var rows []Panel
+		if err := lockForUpdate(s.conn(ctx)).Select("id", "connection", "node_id").
+			Where("id IN ?", sorted).Order("id").Find(&rows).Error; err != nil {
+			return fmt.Errorf("mark panels connected: %w", err)
 		}
-		before = PanelHolder{Connection: p.Connection, NodeID: p.NodeID}
-		return s.conn(ctx).Model(&Panel{}).Where("id = ?", panelID).Updates(map[string]any{
+		found := make(map[string]PanelHolder, len(rows))
+		for _, p := range rows {
+			found[p.ID] = PanelHolder{Connection: p.Connection, NodeID: p.NodeID}
+		}
+		var present []PanelLink
+		for i, l := range links {
+			before[i] = found[l.PanelID]
+			if before[i].Connection != "" {
+				present = append(present, l)
+			}
+		}
+		if len(present) == 0 {
+			return nil
+		}
+		return s.conn(ctx).Model(&Panel{}).Where("id IN ?", panelIDs(present)).Updates(map[string]any{
 			"connection":   PanelConnected,
-			"link_id":      linkID,
 			"node_id":      nodeID,
-			"connected_at": now,
-			"last_seen_at": now,
+			"link_id":      perPanel(present, func(l PanelLink) any { return l.LinkID }),
+			"connected_at": perPanel(present, func(l PanelLink) any { return l.At }),
+			"last_seen_at": perPanel(present, func(l PanelLink) any { return l.At }),
 		}).Error
 	})
-	return before, err
+	if err != nil {
+		return nil, err
+	}
+	return before, nil
+}
+
+func panelIDs(links []PanelLink) []string {
+	ids := make([]string, len(links))
+	for i, l := range links {
+		ids[i] = l.PanelID
+	}
+	return ids
+}
+
+// perPanel is a column value that differs by panel: a CASE on the panel's
+// key, which both databases take in one UPDATE.
+func perPanel(links []PanelLink, value func(PanelLink) any) clause.Expr {
+	var sql strings.Builder
+	args := make([]any, 0, 2*len(links))
+	sql.WriteString("CASE id")
+	for _, l := range links {
+		sql.WriteString(" WHEN ? THEN ?")
+		args = append(args, l.PanelID, value(l))
+	}
+	sql.WriteString(" END")
+	return gorm.Expr(sql.String(), args...)
 }
 
 // MarkPanelDisconnected records that connection linkID closed. It changes

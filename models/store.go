@@ -224,3 +224,8 @@ func notFound(err error, what string) error {
 func isDuplicate(err error) bool {
 	return errors.Is(err, gorm.ErrDuplicatedKey)
 }
+
+// WritesInParallel reports whether the database commits several writing
+// transactions at once (MySQL), rather than one at a time (SQLite), so
+// that a writer can tell whether more connections would go faster.
+func (s *Store) WritesInParallel() bool { return IsMySQL(s.db) }

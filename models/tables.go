@@ -100,7 +100,7 @@ type Location struct {
 	SafetyThresholdPercent int        `gorm:"not null"`
 	SafetyThresholdCount   int        `gorm:"not null;default:0"`
 	ReportEmails           string     `gorm:"type:text;not null"`
-	ForcePending           bool       `gorm:"not null;default:false"`
+	ForcePending           bool       `gorm:"not null;default:false;index:idx_locations_force_pending"`
 	SyncStatus             SyncStatus `gorm:"size:16;not null"`
 	UsersSyncedAt          *time.Time
 	PanelSyncedAt          *time.Time

@@ -178,6 +178,8 @@ type Link struct {
 	admit   admission
 	// seen writes when panels were last heard from, in batches.
 	seen *lastSeen
+	// links records new links, in batches.
+	links *linkRecorder
 }
 
 // panelIdentity is what the link knows of an authenticated panel.
@@ -208,6 +210,7 @@ func NewLink(cfg LinkConfig, store *models.Store, events *models.EventLog, b Bus
 		return nil, fmt.Errorf("serve this node's panels on the bus: %w", err)
 	}
 	l.stopServing = stop
+	l.links = startLinkRecorder(linkWriters(store), l.recordLinks)
 	l.dispatch.Add(1)
 	go l.heartbeatLoop()
 	return l, nil
@@ -336,7 +339,7 @@ func (l *Link) open(ctx context.Context, c *deviceConn) bool {
 	hello, _ := json.Marshal(Frame{Type: FrameHello, ServerTime: &now, CheckinIntervalS: int(l.cfg.CheckinInterval / time.Second)})
 	c.enqueueFrame(hello)
 	c.startPinging(l.cfg.PingInterval)
-	before, err := l.recordConnected(ctx, c, c.began)
+	before, err := l.links.recordLink(c)
 	if err != nil {
 		l.log.Error("record panel connected", "panel_serial", c.serial, "link_id", c.linkID, "error", err.Error())
 	} else {
@@ -751,6 +754,7 @@ func (l *Link) close(ctx context.Context) {
 	l.stopServing()
 	close(l.stopBus)
 	l.dispatch.Wait()
+	l.links.close()
 	l.seen.close(ctx)
 	// A node that stops cleanly has closed its links and marked its panels;
 	// it leaves the nodes table so that nobody waits for its heartbeat.

@@ -17,26 +17,6 @@ import (
 // Event Log entries, each in one transaction so that an event exists
 // exactly when the change it reports does.
 
-// recordConnected records the new link and returns how the panel's link
-// stood before it.
-func (l *Link) recordConnected(ctx context.Context, c *deviceConn, now time.Time) (models.PanelHolder, error) {
-	var before models.PanelHolder
-	err := l.store.Tx(ctx, func(ctx context.Context) error {
-		var err error
-		before, err = l.store.MarkPanelConnected(ctx, c.panelID, c.linkID, l.cfg.NodeID, now)
-		if err != nil || before.Connection == models.PanelConnected {
-			return err
-		}
-		_, err = l.events.Append(ctx, models.NewEvent{
-			AccountID: c.accountID, LocationID: c.locationID, Type: models.EventPanelConnected,
-			Severity: models.SeverityInfo, Message: "Panel connected", OccurredAt: now,
-			Data: map[string]any{"serial": c.serial},
-		})
-		return err
-	})
-	return before, err
-}
-
 func (l *Link) recordDisconnected(ctx context.Context, c *deviceConn) error {
 	now := time.Now().UTC()
 	return l.store.Tx(ctx, func(ctx context.Context) error {

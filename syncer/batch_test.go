@@ -447,6 +447,48 @@ func TestForceSync_RunsFullAtNextCheckinAndClearsOnSuccess(t *testing.T) {
 	})
 }
 
+// TestForceSync_FlaggedOnAnotherNode_RunsAtACheckInOnThePanelsNode: the
+// node holding the panel learns of a flag set through another node, and a
+// check-in there starts the full sync.
+func TestForceSync_FlaggedOnAnotherNode_RunsAtACheckInOnThePanelsNode(t *testing.T) {
+	for _, b := range dbtest.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			nodeA, nodeB := twoNodes(t, b)
+			acct, token := nodeA.Account(t, "Acme Alarms")
+			loc, cred := nodeA.Location(t, acct.ID, "Main Street")
+			locID := loc.Location.ID
+			panel, _ := nodeA.Panel(t, cred, sim.Options{Users: 2})
+			first := nodeA.FirstSync(t, token, locID)
+			checkinRuns := func() []models.Run {
+				var runs []models.Run
+				if err := nodeA.Store.DB().Where("location_id = ? AND trigger_source = ? AND id <> ?", locID, models.TriggerCheckin, first.ID).Find(&runs).Error; err != nil {
+					t.Fatal(err)
+				}
+				return runs
+			}
+			r := nodeB.Do(t, "POST", "/v1/locations/"+locID+"/force-sync", nodeB.Login(t, acct.ID, models.RoleAdmin), nil)
+			if r.Status != http.StatusAccepted {
+				t.Fatalf("force-sync through node B: %d %s", r.Status, r.Body)
+			}
+			var run models.Run
+			apptest.Eventually(t, 15*time.Second, func() (bool, string) {
+				if err := panel.SendCheckin(); err != nil {
+					return false, err.Error()
+				}
+				runs := checkinRuns()
+				if len(runs) == 0 {
+					return false, "no check-in run on node A yet"
+				}
+				run = runs[0]
+				return true, ""
+			})
+			if run.Kind != models.RunUsers || run.Mode != models.ModeFull {
+				t.Fatalf("the check-in run is a %s %s sync, want a full users sync", run.Mode, run.Kind)
+			}
+		})
+	}
+}
+
 func TestForceSync_Scope_FlagsEveryLocation(t *testing.T) {
 	for _, b := range dbtest.Backends(t) {
 		t.Run(b.Name, func(t *testing.T) {

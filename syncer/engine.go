@@ -154,6 +154,9 @@ type Engine struct {
 	notedDue time.Time
 
 	stranded strandedView
+	// forced lists the locations flagged for a full users sync at their
+	// next check-in.
+	forced *forcedLocations
 
 	mu      sync.Mutex
 	cancel  context.CancelFunc
@@ -176,6 +179,7 @@ func New(cfg Config, store *models.Store, events *models.EventLog, link Link, no
 		batchWake:   make(chan struct{}, 1),
 		dueWake:     make(chan struct{}, 1),
 		batchChecks: map[string]bool{},
+		forced:      newForcedLocations(),
 	}
 	e.completer = newCompleter(cfg, store, events, e.now, e)
 	e.executor = newExecutor(cfg, store, notifier, e.now, e.runAttempt, e.completer)
@@ -199,7 +203,7 @@ func (e *Engine) Start(ctx context.Context) error {
 		e.unsub = unsub
 		e.mu.Unlock()
 	}
-	e.running.Add(4)
+	e.running.Add(5)
 	go func() {
 		defer e.running.Done()
 		e.producer.run(ctx)
@@ -215,6 +219,10 @@ func (e *Engine) Start(ctx context.Context) error {
 	go func() {
 		defer e.running.Done()
 		e.rankLoop(ctx)
+	}()
+	go func() {
+		defer e.running.Done()
+		e.forcedLoop(ctx)
 	}()
 	return nil
 }

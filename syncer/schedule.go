@@ -139,8 +139,15 @@ func nextSchedule(now time.Time, intervalMinutes int) time.Time {
 // now that its panel has checked in. The flag clears when that sync
 // succeeds.
 func (e *Engine) PanelCheckedIn(ctx context.Context, panelID, locationID string) {
+	if !e.forced.mayBeFlagged(locationID) {
+		return
+	}
 	marks, err := e.store.LocationSyncMarks(ctx, locationID)
-	if err != nil || !marks.ForcePending {
+	if err != nil {
+		return
+	}
+	if !marks.ForcePending {
+		e.forced.remove(locationID)
 		return
 	}
 	loc, err := e.store.LocationByID(ctx, locationID)
@@ -276,8 +283,9 @@ func (e *Engine) ForceSync(ctx context.Context, actor models.Actor, scope, group
 		// The cursor and the count move on only once the chunk has
 		// committed: a transaction run again starts from the last commit.
 		next, fresh := cursor, 0
+		var freshIDs []string
 		err := e.store.Tx(ctx, func(ctx context.Context) error {
-			next, fresh = cursor, 0
+			next, fresh, freshIDs = cursor, 0, nil
 			chunk, err := e.store.ScopeChunk(ctx, actor.AccountID, scope, group, ids, cursor, 500)
 			if err != nil {
 				return err
@@ -317,12 +325,13 @@ func (e *Engine) ForceSync(ctx context.Context, actor models.Actor, scope, group
 			if err := e.store.AuditAll(ctx, actor, changes); err != nil {
 				return err
 			}
-			fresh = len(flaggedIDs)
+			fresh, freshIDs = len(flaggedIDs), flaggedIDs
 			return nil
 		})
 		if err != nil {
 			return flagged, err
 		}
+		e.forced.add(freshIDs, time.Now())
 		cursor = next
 		flagged += fresh
 		if done {
