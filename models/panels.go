@@ -59,13 +59,10 @@ func (s *Store) MarkPanelsConnected(ctx context.Context, nodeID string, links []
 	if len(links) == 0 {
 		return nil, nil
 	}
-	ids := make([]string, len(links))
-	for i, l := range links {
-		ids[i] = l.PanelID
-	}
 	// The rows are locked in the order of their keys, so that two nodes'
 	// batches wait for each other instead of deadlocking.
-	sorted := slices.Sorted(slices.Values(ids))
+	sorted := panelIDs(links)
+	slices.Sort(sorted)
 	before := make([]PanelHolder, len(links))
 	err := s.Tx(ctx, func(ctx context.Context) error {
 		var rows []Panel
