@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -213,6 +214,11 @@ func panelsyncFanout(ctx context.Context, env cmdEnv, o fanoutOptions, dir strin
 
 	client := benchHTTPClient()
 	defer client.CloseIdleConnections()
+	// A panel is greeted before its link is recorded, and a tap reaches
+	// only a panel recorded connected.
+	if err := waitPanelsRecorded(ctx, client, base, token, len(seed.Panels.Panels)); err != nil {
+		return fanoutResult{}, err
+	}
 	locations := make([]string, len(seed.Panels.Panels))
 	for i, p := range seed.Panels.Panels {
 		locations[i] = p.LocationID
@@ -481,6 +487,34 @@ func runsOpen(ctx context.Context, client *http.Client, base, token string) (boo
 		}
 	}
 	return false, nil
+}
+
+// waitPanelsRecorded waits until the account's locations show want
+// panels connected.
+func waitPanelsRecorded(ctx context.Context, client *http.Client, base, token string, want int) error {
+	return pollUntil(ctx, 30*time.Second, 50*time.Millisecond, func() (string, error) {
+		connected, cursor := 0, ""
+		for {
+			var page handlers.LocationPage
+			pageURL := base + "/v1/locations?limit=" + strconv.Itoa(models.MaxLocationPageSize) + "&cursor=" + url.QueryEscape(cursor)
+			if _, err := callJSON(ctx, client, http.MethodGet, pageURL, token, "", &page); err != nil {
+				return "", err
+			}
+			for _, l := range page.Items {
+				if l.Panel.Connection == string(models.PanelConnected) {
+					connected++
+				}
+			}
+			if page.NextCursor == nil {
+				break
+			}
+			cursor = *page.NextCursor
+		}
+		if connected < want {
+			return fmt.Sprintf("%d of %d panels recorded connected", connected, want), nil
+		}
+		return "", nil
+	})
 }
 
 // benchHTTPClient keeps enough connections open for ticks in flight at
