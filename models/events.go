@@ -48,9 +48,9 @@ func NewEventLog(store *Store, p EventPublisher) *EventLog {
 
 // Append writes the events in the transaction carried by ctx, or in a new
 // one. Offsets are taken from the account's counter row, whose update lock
-// is held until commit: a second writer waits, so offsets become visible in
-// the order they were assigned and a reader resuming "after N" never skips
-// one.
+// is held until commit: a second writer waits, so offsets are committed in
+// the order they were assigned, and ListEvents, reading no further than the
+// counter, never lets a reader resuming "after N" skip one.
 //
 // In a caller's transaction the events are written when that transaction
 // has done all its other work, just before it commits, and Append returns
@@ -250,8 +250,25 @@ type EventQuery struct {
 }
 
 // ListEvents returns a page of events in the order the query asks for.
+//
+// The page ends at the account's counter as a statement before it read
+// it. MariaDB builds a statement's snapshot by walking the transactions
+// still running one at a time, so a snapshot can take in a commit made
+// while it walked and miss one made just before: the Event Log could show
+// offset 73 without 72, and a client resuming after 71 would step past
+// 72 for good. Every offset up to the counter one statement saw was
+// committed before the next statement began, so the next one sees them
+// all. Outside a transaction each statement takes its own snapshot; in a
+// caller's transaction both share one, and the bound is merely harmless.
 func (s *Store) ListEvents(ctx context.Context, q EventQuery) ([]Event, error) {
-	db := s.conn(ctx).Where("account_id = ?", q.AccountID)
+	horizon, err := s.LastEventOffset(ctx, q.AccountID)
+	switch {
+	case ErrorCode(err) == CodeNotFound:
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("list events: %w", err)
+	}
+	db := s.conn(ctx).Where("account_id = ? AND log_offset <= ?", q.AccountID, horizon)
 	if q.LocationID != "" {
 		db = db.Where("location_id = ?", q.LocationID)
 	}
@@ -266,7 +283,7 @@ func (s *Store) ListEvents(ctx context.Context, q EventQuery) ([]Event, error) {
 		db = db.Where("log_offset > ?", *q.After)
 	}
 	var events []Event
-	err := db.Order(clause.OrderByColumn{Column: clause.Column{Name: "log_offset"}, Desc: desc}).
+	err = db.Order(clause.OrderByColumn{Column: clause.Column{Name: "log_offset"}, Desc: desc}).
 		Limit(q.Limit).Find(&events).Error
 	if err != nil {
 		return nil, fmt.Errorf("list events: %w", err)

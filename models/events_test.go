@@ -179,6 +179,48 @@ func TestListEvents_AfterAndBefore_PageInOppositeOrders(t *testing.T) {
 	})
 }
 
+// TestListEvents_EndsAtTheCounter: a page never reaches past the
+// account's counter as read just before it. On MariaDB a page's snapshot
+// can hold a commit made while the snapshot was taken without the one made
+// just before it; the counter read first bounds the page to offsets that
+// every later snapshot holds. An entry past the counter stands for one
+// committed after that read: neither paging direction shows it.
+func TestListEvents_EndsAtTheCounter(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, store *models.Store) {
+		ctx := context.Background()
+		log := models.NewEventLog(store, nil)
+		a := mustAccount(t, store, "A")
+		for i := range 3 {
+			if _, err := log.Append(ctx, models.NewEvent{AccountID: a.ID, Type: "test.event", Message: fmt.Sprint(i)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		beyond := models.Event{ID: models.NewID(), AccountID: a.ID, Offset: 5, Type: "test.event", Severity: models.SeverityInfo, Message: "beyond", OccurredAt: time.Now()}
+		if err := store.DB().Create(&beyond).Error; err != nil {
+			t.Fatal(err)
+		}
+		after := int64(0)
+		asc, err := store.ListEvents(ctx, models.EventQuery{AccountID: a.ID, After: &after, Limit: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := offsets(asc); fmt.Sprint(got) != "[1 2 3]" {
+			t.Fatalf("after=0 gave %v, want the three offsets up to the counter", got)
+		}
+		desc, err := store.ListEvents(ctx, models.EventQuery{AccountID: a.ID, Newest: true, Limit: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := offsets(desc); fmt.Sprint(got) != "[3 2 1]" {
+			t.Fatalf("newest first gave %v, want the three offsets up to the counter", got)
+		}
+		none, err := store.ListEvents(ctx, models.EventQuery{AccountID: models.NewID(), After: &after, Limit: 10})
+		if err != nil || len(none) != 0 {
+			t.Fatalf("an unknown account's log gave %v, %v; want nothing", offsets(none), err)
+		}
+	})
+}
+
 func offsets(events []models.Event) []int64 {
 	out := make([]int64, len(events))
 	for i, e := range events {
