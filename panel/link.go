@@ -340,17 +340,25 @@ func (l *Link) open(ctx context.Context, c *deviceConn) bool {
 	c.enqueueFrame(hello)
 	c.startPinging(l.cfg.PingInterval)
 	before, err := l.links.recordLink(c)
-	if err != nil {
+	switch {
+	case errors.Is(err, errLinkRecorderStopped):
+		// The node is stopping: Drain closes this link with the others,
+		// each with the delay it spreads over the fleet.
+		return true
+	case err != nil:
+		// A link the database does not name cannot be reached by a
+		// command or a tap. Closing it brings the panel back, after its
+		// own backoff, to a node that can record it.
 		l.log.Error("record panel connected", "panel_serial", c.serial, "link_id", c.linkID, "error", err.Error())
-	} else {
-		l.admit.linkRecorded(time.Now())
+		c.shutdown(wsframe.CloseTryAgainLater, "the link could not be recorded: link again")
+		return true
 	}
+	l.admit.linkRecorded(time.Now())
 	// Another node recorded as holding the panel (a link it has not yet
 	// seen die) is told that a newer connection holds it now. A panel that
 	// was disconnected, or is linking again after its node stopped, was
-	// held by nobody, so a fleet relinking sends nothing over the bus; and
-	// when the record could not be read, every node is told to be safe.
-	if err != nil || (before.Connection == models.PanelConnected && before.NodeID != "" && before.NodeID != l.cfg.NodeID) {
+	// held by nobody, so a fleet relinking sends nothing over the bus.
+	if before.Connection == models.PanelConnected && before.NodeID != "" && before.NodeID != l.cfg.NodeID {
 		_ = l.bus.PublishPanelControl(c.panelID, bus.PanelControl{Op: bus.ControlTakeover, LinkID: c.linkID, ConnectedAt: c.began})
 	}
 

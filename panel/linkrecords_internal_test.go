@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/panelsync/panelsync/models"
+	"github.com/panelsync/panelsync/wsframe"
 )
 
 // heldRecorder is a recorder whose batches are written by a function that
@@ -229,5 +230,54 @@ func TestRecordLinks_ABatchWithAPanelDeleted_RecordsTheOthersWithTheirEvents(t *
 	}
 	if len(events) != 1 || events[0].Type != models.EventPanelConnected || events[0].LocationID == nil || *events[0].LocationID != p.LocationID {
 		t.Fatalf("events written %+v, want one panel.connected for %s", events, p.Serial)
+	}
+}
+
+// TestLink_ALinkThatCannotBeRecorded_IsClosedForThePanelToLinkAgain: a
+// link the database does not name could never be reached by a tap, so it
+// is closed with 1013 (try again later) rather than left open; the panel's
+// next link is recorded as usual.
+func TestLink_ALinkThatCannotBeRecorded_IsClosedForThePanelToLinkAgain(t *testing.T) {
+	l, _, p := fakeBusLink(t)
+	ctx := context.Background()
+	// The panel's location was deleted between the panel's authentication
+	// and the record of its link.
+	unrecorded := p
+	unrecorded.ID = models.NewID()
+	sock := newFakeSocket()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		l.Serve(ctx, unrecorded, sock)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the link the database could not record is still open")
+	}
+	if code := sock.code(); code != wsframe.CloseTryAgainLater {
+		t.Fatalf("the link closed with %d, want %d (try again later)", code, wsframe.CloseTryAgainLater)
+	}
+	l.mu.Lock()
+	held := len(l.conns)
+	l.mu.Unlock()
+	if held != 0 {
+		t.Fatalf("the node still holds %d connections", held)
+	}
+
+	linkPanel(t, l, p)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		stored, err := l.store.PanelByID(ctx, p.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if stored.Connection == models.PanelConnected && stored.NodeID == "node-x" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the panel's next link was not recorded: %s on %q", stored.Connection, stored.NodeID)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

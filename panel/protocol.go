@@ -36,6 +36,9 @@ import (
 // The server closes a link with one of these codes besides those of RFC
 // 6455:
 //
+//	1013  try again later (RFC 6455): the node could not record the link,
+//	      or the panel stopped reading its frames; the panel links again
+//	      after its own backoff
 //	4000  replaced: a newer link of the same panel holds it now
 //	4003  revoked: the device credential was revoked or rotated
 //	4010  draining: this node is stopping; the reason is exactly
