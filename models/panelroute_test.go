@@ -2,6 +2,7 @@ package models_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -118,6 +119,52 @@ func TestMarkPanelsConnected_ABatch_RecordsEachLinkAndReportsHowEachStood(t *tes
 		}
 		if node, connected, err := store.PanelRoute(ctx, elsewhere); err != nil || node != "node-a" || !connected {
 			t.Errorf("the panel taken over from node-b routes to (%q, %v, %v), want node-a", node, connected, err)
+		}
+	})
+}
+
+// TestMarkPanelsDisconnected_ChangesOnlyPanelsStillHeldThroughTheirLink:
+// of the links a lost node held, the panels still recorded connected
+// through them are marked disconnected, last seen at the sweep's time; one
+// that linked again elsewhere meanwhile keeps its new link, and one
+// deleted since is skipped without failing the others.
+func TestMarkPanelsDisconnected_ChangesOnlyPanelsStillHeldThroughTheirLink(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, store *models.Store) {
+		ctx := context.Background()
+		acct := mustAccount(t, store, "Sweep Ltd")
+		lost := createLocation(t, store, acct, "Lost", "SWEEP-0001").Panel.ID
+		relinking := createLocation(t, store, acct, "Relinking", "SWEEP-0002").Panel.ID
+		moved := createLocation(t, store, acct, "Moved", "SWEEP-0003").Panel.ID
+		earlier := time.Now().UTC().Add(-time.Minute).Truncate(time.Second)
+		for _, l := range []models.PanelLink{{PanelID: lost, LinkID: "link-l"}, {PanelID: relinking, LinkID: "link-r"}, {PanelID: moved, LinkID: "link-m"}} {
+			if _, err := store.MarkPanelConnected(ctx, l.PanelID, l.LinkID, "node-dead", earlier); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := store.MarkPanelConnected(ctx, moved, "link-m2", "node-alive", earlier); err != nil {
+			t.Fatal(err)
+		}
+
+		now := time.Now().UTC().Truncate(time.Second)
+		links := []models.PanelLink{{PanelID: moved, LinkID: "link-m"}, {PanelID: "no-such-panel", LinkID: "link-x"}, {PanelID: lost, LinkID: "link-l"}, {PanelID: relinking, LinkID: "link-r"}}
+		changed, err := store.MarkPanelsDisconnected(ctx, links, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(changed) != "[false false true true]" {
+			t.Fatalf("changed %v, want [false false true true]", changed)
+		}
+		for _, id := range []string{lost, relinking} {
+			p, err := store.PanelByID(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Connection != models.PanelDisconnected || p.NodeID != "" || p.LastSeenAt == nil || !p.LastSeenAt.Equal(now) {
+				t.Errorf("panel %s: %s on %q, last seen %v; want disconnected on no node, last seen %v", p.Serial, p.Connection, p.NodeID, p.LastSeenAt, now)
+			}
+		}
+		if node, connected, err := store.PanelRoute(ctx, moved); err != nil || node != "node-alive" || !connected {
+			t.Errorf("the panel that linked again routes to (%q, %v, %v), want node-alive", node, connected, err)
 		}
 	})
 }

@@ -59,15 +59,10 @@ func (s *Store) MarkPanelsConnected(ctx context.Context, nodeID string, links []
 	if len(links) == 0 {
 		return nil, nil
 	}
-	// The rows are locked in the order of their keys, so that two nodes'
-	// batches wait for each other instead of deadlocking.
-	sorted := panelIDs(links)
-	slices.Sort(sorted)
 	before := make([]PanelHolder, len(links))
 	err := s.Tx(ctx, func(ctx context.Context) error {
-		var rows []Panel
-		if err := lockForUpdate(s.conn(ctx)).Select("id", "connection", "node_id").
-			Where("id IN ?", sorted).Order("id").Find(&rows).Error; err != nil {
+		rows, err := s.lockPanelRows(ctx, links, "node_id")
+		if err != nil {
 			return fmt.Errorf("mark panels connected: %w", err)
 		}
 		found := make(map[string]PanelHolder, len(rows))
@@ -96,6 +91,19 @@ func (s *Store) MarkPanelsConnected(ctx context.Context, nodeID string, links []
 		return nil, err
 	}
 	return before, nil
+}
+
+// lockPanelRows reads the links' panels for update, with their id,
+// connection and the column named, in the transaction carried by ctx. The
+// rows are locked in the order of their keys, so that two nodes' batches,
+// or a batch and a sweep, wait for each other instead of deadlocking.
+func (s *Store) lockPanelRows(ctx context.Context, links []PanelLink, column string) ([]Panel, error) {
+	sorted := panelIDs(links)
+	slices.Sort(sorted)
+	var rows []Panel
+	err := lockForUpdate(s.conn(ctx)).Select("id", "connection", column).
+		Where("id IN ?", sorted).Order("id").Find(&rows).Error
+	return rows, err
 }
 
 func panelIDs(links []PanelLink) []string {
@@ -130,6 +138,51 @@ func (s *Store) MarkPanelDisconnected(ctx context.Context, panelID, linkID strin
 		return false, fmt.Errorf("mark panel disconnected: %w", res.Error)
 	}
 	return res.RowsAffected == 1, nil
+}
+
+// MarkPanelsDisconnected records that links died together, as they do
+// with a lost node: each panel still recorded connected through its link
+// is marked disconnected, last seen now, in one statement. It reports, in
+// the order of links, which panels it changed; one that another link holds
+// by now, or that is gone, is left as it is. Each link's At is not used. A
+// panel must appear at most once in links.
+func (s *Store) MarkPanelsDisconnected(ctx context.Context, links []PanelLink, now time.Time) ([]bool, error) {
+	changed := make([]bool, len(links))
+	if len(links) == 0 {
+		return changed, nil
+	}
+	err := s.Tx(ctx, func(ctx context.Context) error {
+		rows, err := s.lockPanelRows(ctx, links, "link_id")
+		if err != nil {
+			return fmt.Errorf("mark panels disconnected: %w", err)
+		}
+		holding := make(map[string]string, len(rows))
+		for _, p := range rows {
+			if p.Connection == PanelConnected {
+				holding[p.ID] = p.LinkID
+			}
+		}
+		var ids []string
+		for i, l := range links {
+			if link, ok := holding[l.PanelID]; ok && link == l.LinkID {
+				changed[i] = true
+				ids = append(ids, l.PanelID)
+			}
+		}
+		if len(ids) == 0 {
+			return nil
+		}
+		err = s.conn(ctx).Model(&Panel{}).Where("id IN ?", ids).
+			Updates(map[string]any{"connection": PanelDisconnected, "node_id": "", "last_seen_at": now}).Error
+		if err != nil {
+			return fmt.Errorf("mark panels disconnected: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return changed, nil
 }
 
 // MarkPanelAuthorizationExpired records that the panel presented a

@@ -18,8 +18,14 @@ import (
 // silences every node at once, does not make the first node back blame
 // the others.
 
-// sweepBatch bounds the panels one heartbeat marks disconnected.
-const sweepBatch = 500
+// sweepBatch bounds the panels marked disconnected in one transaction, and
+// sweepBatchesPerBeat the transactions one heartbeat spends on them: a
+// lost node's 19,000 panels that did not link again elsewhere are marked
+// within a few beats.
+const (
+	sweepBatch          = 500
+	sweepBatchesPerBeat = 10
+)
 
 // forgetNodesAfter is how long a silent node stays in the nodes table.
 const forgetNodesAfter = 24 * time.Hour
@@ -82,14 +88,18 @@ func (l *Link) beat(ctx context.Context) (time.Time, error) {
 // sweepLostNodes marks disconnected the panels recorded as connected to a
 // node whose heartbeat is older than NodeLostAfter.
 func (l *Link) sweepLostNodes(ctx context.Context, now time.Time) {
-	panels, err := l.store.PanelsOfLostNodes(ctx, now.Add(-l.cfg.NodeLostAfter), sweepBatch)
-	if err != nil {
-		l.log.Warn("find panels of lost nodes", "error", err.Error())
-		return
-	}
-	for _, p := range panels {
-		if err := l.recordLinkLost(ctx, p, now); err != nil {
-			l.log.Warn("mark a lost node's panel disconnected", "panel_serial", p.Serial, "error", err.Error())
+	for range sweepBatchesPerBeat {
+		panels, err := l.store.PanelsOfLostNodes(ctx, now.Add(-l.cfg.NodeLostAfter), sweepBatch)
+		if err != nil {
+			l.log.Warn("find panels of lost nodes", "error", err.Error())
+			return
+		}
+		if err := l.recordLinksLost(ctx, panels, now); err != nil {
+			l.log.Warn("mark a lost node's panels disconnected", "panels", len(panels), "error", err.Error())
+			return
+		}
+		if len(panels) < sweepBatch {
+			return
 		}
 	}
 }
@@ -103,13 +113,14 @@ func (l *Link) releaseStale(ctx context.Context, now time.Time) {
 		l.log.Warn("find this node's stale panels", "error", err.Error())
 		return
 	}
+	stale := panels[:0]
 	for _, p := range panels {
-		if c := l.conn(p.ID); c != nil && c.linkID == p.LinkID {
-			continue
+		if c := l.conn(p.ID); c == nil || c.linkID != p.LinkID {
+			stale = append(stale, p)
 		}
-		if err := l.recordLinkLost(ctx, p, now); err != nil {
-			l.log.Warn("mark a stale panel disconnected", "panel_serial", p.Serial, "error", err.Error())
-		}
+	}
+	if err := l.recordLinksLost(ctx, stale, now); err != nil {
+		l.log.Warn("mark this node's stale panels disconnected", "panels", len(stale), "error", err.Error())
 	}
 }
 
@@ -129,17 +140,33 @@ func (l *Link) reassertHeld(ctx context.Context, now time.Time) {
 	}
 }
 
-func (l *Link) recordLinkLost(ctx context.Context, p models.Panel, now time.Time) error {
+// recordLinksLost marks disconnected, in one transaction, the panels whose
+// links died with their node, each with its Event Log entry; a panel that
+// linked again meanwhile keeps its new link and gets no entry.
+func (l *Link) recordLinksLost(ctx context.Context, panels []models.Panel, now time.Time) error {
+	if len(panels) == 0 {
+		return nil
+	}
+	links := make([]models.PanelLink, len(panels))
+	for i, p := range panels {
+		links[i] = models.PanelLink{PanelID: p.ID, LinkID: p.LinkID}
+	}
 	return l.store.Tx(ctx, func(ctx context.Context) error {
-		changed, err := l.store.MarkPanelDisconnected(ctx, p.ID, p.LinkID, now)
-		if err != nil || !changed {
+		changed, err := l.store.MarkPanelsDisconnected(ctx, links, now)
+		if err != nil {
 			return err
 		}
-		_, err = l.events.Append(ctx, models.NewEvent{
-			AccountID: p.AccountID, LocationID: p.LocationID, Type: models.EventPanelDisconnected,
-			Severity: models.SeverityWarning, Message: "Panel disconnected: the server it was linked to stopped answering",
-			OccurredAt: now, Data: map[string]any{"serial": p.Serial, "reason": "node_lost"},
-		})
+		var events []models.NewEvent
+		for i, p := range panels {
+			if changed[i] {
+				events = append(events, models.NewEvent{
+					AccountID: p.AccountID, LocationID: p.LocationID, Type: models.EventPanelDisconnected,
+					Severity: models.SeverityWarning, Message: "Panel disconnected: the server it was linked to stopped answering",
+					OccurredAt: now, Data: map[string]any{"serial": p.Serial, "reason": "node_lost"},
+				})
+			}
+		}
+		_, err = l.events.Append(ctx, events...)
 		return err
 	})
 }

@@ -240,3 +240,69 @@ func waitFor(t *testing.T, within time.Duration, cond func() (bool, string)) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestSweepLostNodes_MarksAFleetInBatchesOfOneTransaction: one sweep marks
+// every panel a dead node held, over several transactions of sweepBatch,
+// each panel with its one node_lost entry; the panel it held that linked
+// again to a live node keeps its new link and gets none.
+func TestSweepLostNodes_MarksAFleetInBatchesOfOneTransaction(t *testing.T) {
+	l, _, p := fakeBusLink(t)
+	ctx := context.Background()
+	now, err := l.store.Now(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.store.NodeHeartbeat(ctx, "node-dead", "", now.Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	const fleet = 2*sweepBatch + 3
+	links := []models.PanelLink{{PanelID: p.ID, LinkID: "link-hq", At: now}}
+	for i := range fleet - 1 {
+		name := fmt.Sprintf("Site %04d", i)
+		loc, err := l.store.CreateLocation(ctx, models.SystemActor(p.AccountID, "test"), models.NewLocation{
+			Settings: models.LocationSettings{Name: &name}, PanelSerial: fmt.Sprintf("SW-%04d", i), SecretHash: strings.Repeat("0", 64),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		links = append(links, models.PanelLink{PanelID: loc.Panel.ID, LinkID: fmt.Sprintf("link-%04d", i), At: now})
+	}
+	if _, err := l.store.MarkPanelsConnected(ctx, "node-dead", links); err != nil {
+		t.Fatal(err)
+	}
+	// The first panel linked again to this node before the sweep.
+	if _, err := l.store.MarkPanelConnected(ctx, p.ID, "link-hq-again", "node-x", now); err != nil {
+		t.Fatal(err)
+	}
+	offset, err := l.store.LastEventOffset(ctx, p.AccountID)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	l.sweepLostNodes(ctx, now)
+
+	left, err := l.store.PanelsOfLostNodes(ctx, now.Add(-l.cfg.NodeLostAfter), fleet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != 0 {
+		t.Fatalf("%d of the dead node's panels still connected after one sweep", len(left))
+	}
+	if node, connected, err := l.store.PanelRoute(ctx, p.ID); err != nil || node != "node-x" || !connected {
+		t.Errorf("the panel that linked again routes to (%q, %v, %v), want node-x", node, connected, err)
+	}
+	events, err := l.store.ListEvents(ctx, models.EventQuery{AccountID: p.AccountID, After: &offset, Limit: 2 * fleet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	serials := map[string]int{}
+	for _, e := range events {
+		if e.Type != models.EventPanelDisconnected || !strings.Contains(e.Data, `"reason":"node_lost"`) {
+			t.Fatalf("unexpected entry %s %s", e.Type, e.Data)
+		}
+		serials[e.Data]++
+	}
+	if len(events) != fleet-1 || len(serials) != fleet-1 {
+		t.Fatalf("%d node_lost entries for %d panels, want one for each of the %d panels still on the dead node", len(events), len(serials), fleet-1)
+	}
+}
