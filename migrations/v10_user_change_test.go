@@ -13,11 +13,8 @@ import (
 func TestMigrations_UserChange_AddsTheIndexedDueTimeAndRollsItBack(t *testing.T) {
 	for _, b := range dbtest.Backends(t) {
 		t.Run(b.Name, func(t *testing.T) {
-			ctx := context.Background()
 			db := dbtest.Open(t, b)
-			if err := migrations.Up(ctx, db); err != nil {
-				t.Fatalf("up: %v", err)
-			}
+			migrateUp(t, db)
 			if !db.Migrator().HasColumn("locations", "users_change_due_at") {
 				t.Fatal("locations lacks users_change_due_at after up")
 			}
@@ -25,11 +22,7 @@ func TestMigrations_UserChange_AddsTheIndexedDueTimeAndRollsItBack(t *testing.T)
 				t.Error("locations lacks the index the schedule loop finds due keypad changes through")
 			}
 			// Later migrations roll back first, then this one.
-			for applied(t, db, "202612020010_user_change") {
-				if err := migrations.Down(ctx, db); err != nil {
-					t.Fatalf("down: %v", err)
-				}
-			}
+			rollBackThrough(t, db, "202612020010_user_change")
 			if db.Migrator().HasColumn("locations", "users_change_due_at") {
 				t.Error("users_change_due_at still exists after rolling the migration back")
 			}
@@ -38,9 +31,7 @@ func TestMigrations_UserChange_AddsTheIndexedDueTimeAndRollsItBack(t *testing.T)
 			if !db.Migrator().HasIndex("locations", "idx_locations_account_name") {
 				t.Error("rolling back lost the locations table's other indexes")
 			}
-			if err := migrations.Up(ctx, db); err != nil {
-				t.Fatalf("up again: %v", err)
-			}
+			migrateUp(t, db)
 		})
 	}
 }

@@ -1,10 +1,8 @@
 package migrations_test
 
 import (
-	"context"
 	"testing"
 
-	"github.com/panelsync/panelsync/migrations"
 	"github.com/panelsync/panelsync/models/dbtest"
 )
 
@@ -12,11 +10,8 @@ func TestMigrations_PeopleLookup_AddsReceiptAndExternalIDAndRollsThemBack(t *tes
 	columns := []string{"external_id", "received_at", "received_run_id"}
 	for _, b := range dbtest.Backends(t) {
 		t.Run(b.Name, func(t *testing.T) {
-			ctx := context.Background()
 			db := dbtest.Open(t, b)
-			if err := migrations.Up(ctx, db); err != nil {
-				t.Fatalf("up: %v", err)
-			}
+			migrateUp(t, db)
 			for _, col := range columns {
 				if !db.Migrator().HasColumn("panel_users", col) {
 					t.Errorf("panel_users lacks %s after up", col)
@@ -26,11 +21,7 @@ func TestMigrations_PeopleLookup_AddsReceiptAndExternalIDAndRollsThemBack(t *tes
 				t.Error("panel_users lacks the (location_id, external_id) index the lookup by external id reads")
 			}
 			// Later migrations roll back first, then this one.
-			for applied(t, db, "202612020011_people_lookup") {
-				if err := migrations.Down(ctx, db); err != nil {
-					t.Fatalf("down: %v", err)
-				}
-			}
+			rollBackThrough(t, db, "202612020011_people_lookup")
 			for _, col := range columns {
 				if db.Migrator().HasColumn("panel_users", col) {
 					t.Errorf("%s still exists after rolling the migration back", col)
@@ -43,9 +34,7 @@ func TestMigrations_PeopleLookup_AddsReceiptAndExternalIDAndRollsThemBack(t *tes
 					t.Errorf("rolling back lost panel_users' index %s", idx)
 				}
 			}
-			if err := migrations.Up(ctx, db); err != nil {
-				t.Fatalf("up again: %v", err)
-			}
+			migrateUp(t, db)
 		})
 	}
 }

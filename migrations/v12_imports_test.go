@@ -1,10 +1,8 @@
 package migrations_test
 
 import (
-	"context"
 	"testing"
 
-	"github.com/panelsync/panelsync/migrations"
 	"github.com/panelsync/panelsync/models/dbtest"
 )
 
@@ -12,11 +10,8 @@ func TestMigrations_Imports_AddTheUploadTableAndRunColumnsAndRollThemBack(t *tes
 	runColumns := []string{"import_id", "reapplied_from", "codes", "approved_by"}
 	for _, b := range dbtest.Backends(t) {
 		t.Run(b.Name, func(t *testing.T) {
-			ctx := context.Background()
 			db := dbtest.Open(t, b)
-			if err := migrations.Up(ctx, db); err != nil {
-				t.Fatalf("up: %v", err)
-			}
+			migrateUp(t, db)
 			if !db.Migrator().HasTable("imports") {
 				t.Fatal("no imports table after up")
 			}
@@ -31,11 +26,7 @@ func TestMigrations_Imports_AddTheUploadTableAndRunColumnsAndRollThemBack(t *tes
 			if !db.Migrator().HasIndex("runs", "idx_runs_import_id") {
 				t.Error("runs lacks the index that finds an upload's runs")
 			}
-			for applied(t, db, "202612020012_imports") {
-				if err := migrations.Down(ctx, db); err != nil {
-					t.Fatalf("down: %v", err)
-				}
-			}
+			rollBackThrough(t, db, "202612020012_imports")
 			if db.Migrator().HasTable("imports") {
 				t.Error("the imports table is still there after rolling back")
 			}

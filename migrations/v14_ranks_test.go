@@ -1,10 +1,8 @@
 package migrations_test
 
 import (
-	"context"
 	"testing"
 
-	"github.com/panelsync/panelsync/migrations"
 	"github.com/panelsync/panelsync/models/dbtest"
 )
 
@@ -12,11 +10,8 @@ func TestMigrations_Ranks_AddRankColumnsAndTheStrandedTableAndRollThemBack(t *te
 	columns := [][2]string{{"locations", "worker_rank"}, {"runs", "worker_rank"}, {"nodes", "ranks"}}
 	for _, b := range dbtest.Backends(t) {
 		t.Run(b.Name, func(t *testing.T) {
-			ctx := context.Background()
 			db := dbtest.Open(t, b)
-			if err := migrations.Up(ctx, db); err != nil {
-				t.Fatalf("up: %v", err)
-			}
+			migrateUp(t, db)
 			for _, c := range columns {
 				if !db.Migrator().HasColumn(c[0], c[1]) {
 					t.Errorf("%s lacks %s after up", c[0], c[1])
@@ -28,11 +23,7 @@ func TestMigrations_Ranks_AddRankColumnsAndTheStrandedTableAndRollThemBack(t *te
 			if !db.Migrator().HasTable("stranded_ranks") {
 				t.Error("no stranded_ranks table after up")
 			}
-			for applied(t, db, "202612020014_ranks") {
-				if err := migrations.Down(ctx, db); err != nil {
-					t.Fatalf("down: %v", err)
-				}
-			}
+			rollBackThrough(t, db, "202612020014_ranks")
 			for _, c := range columns {
 				if db.Migrator().HasColumn(c[0], c[1]) {
 					t.Errorf("%s.%s still exists after rolling back", c[0], c[1])
@@ -44,9 +35,7 @@ func TestMigrations_Ranks_AddRankColumnsAndTheStrandedTableAndRollThemBack(t *te
 			if !db.Migrator().HasIndex("runs", "idx_runs_state_available") {
 				t.Error("rolling back lost the runs table's other indexes")
 			}
-			if err := migrations.Up(ctx, db); err != nil {
-				t.Fatalf("up again after rolling back: %v", err)
-			}
+			migrateUp(t, db)
 		})
 	}
 }

@@ -15,14 +15,8 @@ func TestMigrations_ConsoleReads_NameTheLoggedEventsAndRollBack(t *testing.T) {
 		t.Run(b.Name, func(t *testing.T) {
 			ctx := context.Background()
 			db := dbtest.Open(t, b)
-			if err := migrations.Up(ctx, db); err != nil {
-				t.Fatalf("up: %v", err)
-			}
-			for applied(t, db, "202612020015_console_reads") {
-				if err := migrations.Down(ctx, db); err != nil {
-					t.Fatalf("down: %v", err)
-				}
-			}
+			migrateUp(t, db)
+			rollBackThrough(t, db, "202612020015_console_reads")
 			if db.Migrator().HasColumn("events", "location_name") {
 				t.Fatal("events.location_name still exists after rolling back")
 			}
