@@ -282,10 +282,10 @@ func (e *Engine) ForceSync(ctx context.Context, actor models.Actor, scope, group
 		done := false
 		// The cursor and the count move on only once the chunk has
 		// committed: a transaction run again starts from the last commit.
-		next, fresh := cursor, 0
+		next := cursor
 		var freshIDs []string
 		err := e.store.Tx(ctx, func(ctx context.Context) error {
-			next, fresh, freshIDs = cursor, 0, nil
+			next, freshIDs = cursor, nil
 			chunk, err := e.store.ScopeChunk(ctx, actor.AccountID, scope, group, ids, cursor, 500)
 			if err != nil {
 				return err
@@ -325,7 +325,7 @@ func (e *Engine) ForceSync(ctx context.Context, actor models.Actor, scope, group
 			if err := e.store.AuditAll(ctx, actor, changes); err != nil {
 				return err
 			}
-			fresh, freshIDs = len(flaggedIDs), flaggedIDs
+			freshIDs = flaggedIDs
 			return nil
 		})
 		if err != nil {
@@ -333,7 +333,7 @@ func (e *Engine) ForceSync(ctx context.Context, actor models.Actor, scope, group
 		}
 		e.forced.add(freshIDs, time.Now())
 		cursor = next
-		flagged += fresh
+		flagged += len(freshIDs)
 		if done {
 			return flagged, nil
 		}
